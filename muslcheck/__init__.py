@@ -1,0 +1,27 @@
+"""muslcheck: can this application move to Alpine, and if not, what breaks and what fixes it?
+
+The library API: ``scan(path, ...) -> Report``. It never prints; errors derive
+from ``MuslcheckError``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from muslcheck.errors import InputError, MalformedElf, MuslcheckError, UsageError
+from muslcheck.loader import Context
+from muslcheck.report import FileReport, Report, Verdict
+from muslcheck.scan import scan
+
+__all__ = [
+    "Context",
+    "FileReport",
+    "InputError",
+    "MalformedElf",
+    "MuslcheckError",
+    "Report",
+    "UsageError",
+    "Verdict",
+    "__version__",
+    "scan",
+]

@@ -1,0 +1,114 @@
+"""Find the ELF files under a root and read their facts, once per inode."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from muslcheck.elf import ElfFacts, is_elf, read_elf_file
+from muslcheck.errors import MalformedElf
+from muslcheck.rootfs import DirectoryRoot, Resolved, Unresolvable, join
+
+
+@dataclass(frozen=True)
+class ElfFile:
+    path: str
+    identity: tuple[int, int]
+    facts: ElfFacts
+    aliases: tuple[str, ...]  # hard links to the same inode, seen later in the walk
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotLoadable:
+    """A file that exists but that musl's map_library rejects."""
+
+    reason: str  # as musl's %m: "Exec format error", "Is a directory", ...
+
+
+class FactsCache:
+    """ELF facts by inode, read on first use; the loader model asks it for every candidate."""
+
+    def __init__(self, root: DirectoryRoot) -> None:
+        self.root = root
+        self._by_identity: dict[tuple[int, int], ElfFacts | NotLoadable] = {}
+
+    def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
+        if resolved.is_dir:
+            return NotLoadable("Is a directory")
+        cached = self._by_identity.get(resolved.identity)
+        if cached is None:
+            cached = self._read(resolved.path)
+            self._by_identity[resolved.identity] = cached
+        return cached
+
+    def _read(self, path: str) -> ElfFacts | NotLoadable:
+        try:
+            return read_elf_file(self.root.host_path(path))
+        except MalformedElf:
+            return NotLoadable("Exec format error")
+        except OSError as e:
+            return NotLoadable(e.strerror or "I/O error")
+
+    def remember(self, identity: tuple[int, int], facts: ElfFacts) -> None:
+        self._by_identity[identity] = facts
+
+
+def _starts_with_elf_magic(host_path: str) -> bool:
+    with open(host_path, "rb") as f:
+        return is_elf(f.read(4))
+
+
+def discover(root: DirectoryRoot, cache: FactsCache) -> tuple[list[ElfFile], list[Skipped]]:
+    """Walk the root without following links; read each ELF file once per inode."""
+    found: dict[tuple[int, int], ElfFile] = {}
+    skipped: list[Skipped] = []
+
+    def unreadable_dir(error: OSError) -> None:
+        rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
+        skipped.append(Skipped("/" + rel.lstrip("./"), f"unreadable directory: {error.strerror}"))
+
+    for host_dir, dirnames, filenames in os.walk(root.host_root, onerror=unreadable_dir):
+        dirnames.sort()
+        rel = os.path.relpath(host_dir, root.host_root)
+        base = "/" if rel == "." else "/" + rel.replace(os.sep, "/")
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(host_dir, d))]):
+            path = join(base, name)
+            host_path = os.path.join(host_dir, name)
+            try:
+                st = os.lstat(host_path)
+            except OSError as e:
+                skipped.append(Skipped(path, f"unreadable: {e.strerror}"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = root.resolve(path)
+                if isinstance(target, Unresolvable):
+                    skipped.append(Skipped(path, f"broken link: {target.reason}"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            identity = (st.st_dev, st.st_ino)
+            if identity in found:
+                seen = found[identity]
+                found[identity] = ElfFile(seen.path, identity, seen.facts, (*seen.aliases, path))
+                continue
+            try:
+                if not _starts_with_elf_magic(host_path):
+                    continue
+                facts = read_elf_file(host_path)
+            except OSError as e:
+                skipped.append(Skipped(path, f"unreadable: {e.strerror}"))
+                continue
+            except MalformedElf as e:
+                skipped.append(Skipped(path, f"malformed ELF: {e}"))
+                continue
+            cache.remember(identity, facts)
+            found[identity] = ElfFile(path, identity, facts, ())
+    files = sorted(found.values(), key=lambda f: f.path)
+    return files, sorted(skipped, key=lambda s: s.path)

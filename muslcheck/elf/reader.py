@@ -1,0 +1,630 @@
+"""The fast ELF reader: only the structures musl's dynamic linker reads.
+
+Everything is found the way the loader finds it, through the program headers
+and the dynamic section; section headers are never read, so stripped files
+work. Struct layouts live in tables keyed by class and byte order.
+
+Choices, where the format leaves room:
+
+- Symbol count: DT_HASH's nchain, else the DT_GNU_HASH walk (as musl's
+  ``count_syms``), raised to cover every symbol index a relocation names.
+  With neither hash table, only the symbols relocations name are read; musl
+  itself cannot look anything up in such a file.
+- A single-valued dynamic tag that appears twice: the last one wins, as in
+  musl's ``decode_vec``. The first PT_INTERP and PT_DYNAMIC are used.
+- Names decode as UTF-8 with ``errors="surrogateescape"`` (lossless).
+- Any inconsistency raises ``MalformedElf``; nothing is guessed. Every table
+  must lie inside a PT_LOAD segment's file image and inside the file, which
+  bounds all work by the file size.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import compress, count, repeat, starmap
+from operator import itemgetter
+from typing import Final, NamedTuple
+
+from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
+from muslcheck.errors import MalformedElf
+
+ELF_MAGIC: Final = b"\x7fELF"
+
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
+
+def is_elf(head: bytes) -> bool:
+    """True if ``head`` (at least the first four bytes of a file) starts with the ELF magic."""
+    return head[:4] == ELF_MAGIC
+
+
+# --- constants of the ELF format -------------------------------------------------------------
+
+_PT_LOAD, _PT_DYNAMIC, _PT_INTERP, _PT_TLS = 1, 2, 3, 7
+
+_DT_NULL, _DT_NEEDED, _DT_PLTRELSZ, _DT_HASH, _DT_STRTAB, _DT_SYMTAB = 0, 1, 2, 4, 5, 6
+_DT_RELA, _DT_RELASZ, _DT_STRSZ, _DT_SONAME, _DT_RPATH = 7, 8, 10, 14, 15
+_DT_REL, _DT_RELSZ, _DT_PLTREL, _DT_TEXTREL, _DT_JMPREL, _DT_BIND_NOW = 17, 18, 20, 22, 23, 24
+_DT_RUNPATH, _DT_FLAGS, _DT_RELR = 29, 30, 36
+_DT_GNU_HASH, _DT_VERSYM, _DT_FLAGS_1 = 0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFB
+_DT_VERDEF, _DT_VERDEFNUM, _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
+
+_DF_TEXTREL, _DF_BIND_NOW, _DF_STATIC_TLS = 0x4, 0x8, 0x10
+_DF_1_NOW, _DF_1_PIE = 0x1, 0x08000000
+
+_STB_LOCAL, _STB_GLOBAL, _STB_WEAK = 0, 1, 2
+_STT_TLS = 6
+_VERSYM_HIDDEN, _VERSYM_INDEX = 0x8000, 0x7FFF
+
+_EM_386, _EM_MIPS, _EM_PPC, _EM_PPC64, _EM_S390, _EM_ARM = 3, 8, 20, 21, 22, 40
+_EM_SPARCV9, _EM_X86_64, _EM_AARCH64, _EM_RISCV, _EM_LOONGARCH = 43, 62, 183, 243, 258
+
+_ELF_TYPES: Final = {1: ElfType.REL, 2: ElfType.EXEC, 3: ElfType.DYN, 4: ElfType.CORE}
+
+# e_machine -> name, per ELF class (32, 64).
+_MACHINES: Final[dict[int, tuple[str, str]]] = {
+    _EM_386: ("i386", "i386"),
+    _EM_MIPS: ("mips", "mips64"),
+    _EM_PPC: ("ppc", "ppc"),
+    _EM_PPC64: ("ppc64", "ppc64"),
+    _EM_S390: ("s390", "s390x"),
+    _EM_ARM: ("arm", "arm"),
+    _EM_SPARCV9: ("sparc64", "sparc64"),
+    _EM_X86_64: ("x86_64", "x86_64"),
+    _EM_AARCH64: ("aarch64", "aarch64"),
+    _EM_RISCV: ("riscv32", "riscv64"),
+    _EM_LOONGARCH: ("loongarch32", "loongarch64"),
+}
+
+# Relocation types that write a thread-pointer offset (musl's REL_TPOFF and REL_TPOFF_NEG).
+TPOFF_RELOCATIONS: Final[dict[str, frozenset[int]]] = {
+    "x86_64": frozenset({18}),  # R_X86_64_TPOFF64
+    "aarch64": frozenset({1030}),  # R_AARCH64_TLS_TPREL64
+    "i386": frozenset({14, 37}),  # R_386_TLS_TPOFF, R_386_TLS_TPOFF32
+    "arm": frozenset({19}),  # R_ARM_TLS_TPOFF32
+    "riscv64": frozenset({11}),  # R_RISCV_TLS_TPREL64
+    "riscv32": frozenset({10}),  # R_RISCV_TLS_TPREL32
+    "ppc64": frozenset({73}),  # R_PPC64_TPREL64
+    "ppc": frozenset({73}),  # R_PPC_TPREL32
+    "s390x": frozenset({56}),  # R_390_TLS_TPOFF
+    "mips": frozenset({47}),  # R_MIPS_TLS_TPREL32
+    "mips64": frozenset({48}),  # R_MIPS_TLS_TPREL64
+    "loongarch64": frozenset({11}),  # R_LARCH_TLS_TPREL64
+}
+
+BINDING_NAMES: Final = tuple(
+    {1: "GLOBAL", 2: "WEAK", 10: "GNU_UNIQUE"}.get(n, f"BIND_{n}") for n in range(16)
+)
+TYPE_NAMES: Final = tuple(
+    ("NOTYPE", "OBJECT", "FUNC", "SECTION", "FILE", "COMMON", "TLS")[n]
+    if n < 7
+    else {10: "GNU_IFUNC"}.get(n, f"TYPE_{n}")
+    for n in range(16)
+)
+
+
+# --- layouts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Struct layouts of one ELF class and byte order."""
+
+    bits: int
+    swap: bool  # the file's byte order differs from this machine's (for ``array``)
+    ehdr: struct.Struct  # the header after e_ident
+    phdr: struct.Struct
+    phdr_fields: Callable[[tuple[int, ...]], tuple[int, ...]]  # -> (type, offset, vaddr, filesz)
+    sym: struct.Struct
+    sym_fields: Callable[[tuple[int, ...]], tuple[int, ...]]  # -> (name, info, shndx, value, size)
+    sym_info_offset: int
+    word: str  # array typecode of an address-sized word
+    r_sym_shift: int
+    r_type_mask: int
+    u16: struct.Struct
+    u32: struct.Struct
+    verneed: struct.Struct  # vn_version, vn_cnt, vn_file, vn_aux, vn_next
+    vernaux: struct.Struct  # vna_hash, vna_flags, vna_other, vna_name, vna_next
+    verdef: struct.Struct  # vd_version, vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next
+    verdaux: struct.Struct  # vda_name, vda_next
+
+
+# Per class: header, program header (and where its fields sit), symbol (likewise), word, r_info split.
+_CLASS_FORMATS: Final = {
+    1: ("HHIIIIIHHHHHH", "IIIIIIII", (0, 1, 2, 4), "IIIBBH", (0, 3, 5, 1, 2), 12, "I", 8, 0xFF),
+    2: ("HHIQQQIHHHHHH", "IIQQQQQQ", (0, 2, 3, 5), "IBBHQQ", (0, 1, 3, 4, 5), 4, "Q", 32, 0xFFFFFFFF),
+}
+_BYTE_ORDERS: Final = {1: ("<", "little"), 2: (">", "big")}
+
+
+def _make_layout(elf_class: int, data: int) -> _Layout:
+    ehdr, phdr, phdr_fields, sym, sym_fields, info_offset, word, shift, mask = _CLASS_FORMATS[elf_class]
+    prefix, order = _BYTE_ORDERS[data]
+    return _Layout(
+        bits=32 * elf_class,
+        swap=order != sys.byteorder,
+        ehdr=struct.Struct(prefix + ehdr),
+        phdr=struct.Struct(prefix + phdr),
+        phdr_fields=itemgetter(*phdr_fields),
+        sym=struct.Struct(prefix + sym),
+        sym_fields=itemgetter(*sym_fields),
+        sym_info_offset=info_offset,
+        word=word,
+        r_sym_shift=shift,
+        r_type_mask=mask,
+        u16=struct.Struct(prefix + "H"),
+        u32=struct.Struct(prefix + "I"),
+        verneed=struct.Struct(prefix + "HHIII"),
+        vernaux=struct.Struct(prefix + "IHHII"),
+        verdef=struct.Struct(prefix + "HHHHIII"),
+        verdaux=struct.Struct(prefix + "II"),
+    )
+
+
+# DT_HASH words are 32 bits wide except on 64-bit s390 (musl's Elf_Symndx).
+_HASH_WORDS: Final = {(_EM_S390, 64): "Q"}
+
+_LAYOUTS: Final = {(c, d): _make_layout(c, d) for c in _CLASS_FORMATS for d in _BYTE_ORDERS}
+assert array("I").itemsize == 4 and array("Q").itemsize == 8 and array("H").itemsize == 2
+
+
+_Relocations = tuple[tuple[int, int], ...]  # ((relocation type, count), ...), sorted
+
+
+# --- the reader ------------------------------------------------------------------------------
+
+
+class _Image:
+    """The file, its layouts, and the address map its PT_LOAD segments define."""
+
+    def __init__(self, buf: Buffer, layout: _Layout, machine: int) -> None:
+        self.buf = buf
+        self.size = len(buf)
+        self.layout = layout
+        self.machine = machine
+        self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+
+    def check(self, offset: int, size: int, what: str) -> None:
+        if offset < 0 or size < 0 or offset + size > self.size:
+            raise MalformedElf(f"{what} extends past the end of the file")
+
+    def bytes_at(self, offset: int, size: int, what: str) -> bytes:
+        self.check(offset, size, what)
+        return bytes(self.buf[offset : offset + size])
+
+    def offset_of(self, vaddr: int, size: int, what: str) -> int:
+        """File offset of ``size`` bytes at ``vaddr``; they must lie in one segment's file image."""
+        for seg_vaddr, seg_offset, seg_filesz in self.loads:
+            if seg_vaddr <= vaddr and vaddr + size <= seg_vaddr + seg_filesz:
+                offset = seg_offset + vaddr - seg_vaddr
+                self.check(offset, size, what)
+                return offset
+        raise MalformedElf(f"{what} at {vaddr:#x} is outside the file image of every PT_LOAD segment")
+
+    def read_at(self, vaddr: int, size: int, what: str) -> bytes:
+        return self.bytes_at(self.offset_of(vaddr, size, what), size, what)
+
+    def unpack_at(self, fmt: struct.Struct, vaddr: int, what: str) -> tuple[int, ...]:
+        return fmt.unpack_from(self.buf, self.offset_of(vaddr, fmt.size, what))
+
+    def words(self, code: str, offset: int, n: int, what: str) -> array[int]:
+        """``n`` unsigned integers of array typecode ``code``, in file byte order."""
+        result = array(code)
+        result.frombytes(self.bytes_at(offset, n * result.itemsize, what))
+        if self.layout.swap:
+            result.byteswap()
+        return result
+
+
+class _Strings:
+    """The dynamic string table.
+
+    It is decoded once as latin-1, so that string offsets are text offsets; a name with non-ASCII
+    bytes is then re-decoded as UTF-8 (surrogateescape).
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        self.text = raw.decode("latin-1")
+        self.ascii = raw.isascii()
+
+    def get(self, offset: int) -> str:
+        text = self.text
+        end = text.find("\0", offset)
+        if end < 0 or offset >= len(text):
+            raise MalformedElf(f"string offset {offset} is not a string of the string table")
+        name = text[offset:end]
+        return name if self.ascii else _from_latin1(name)
+
+
+def _from_latin1(name: str) -> str:
+    return name if name.isascii() else name.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def read_elf_file(path: str | os.PathLike[str]) -> ElfFacts:
+    """Read the facts of the ELF file at ``path`` through a read-only mmap."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            raise MalformedElf("empty file")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return read_elf(mapped)
+
+
+def read_elf(data: Buffer) -> ElfFacts:
+    """Read the facts musl's loader acts on from an in-memory ELF image."""
+    buf: Buffer = data.cast("B") if isinstance(data, memoryview) and data.format != "B" else data
+    ident = bytes(buf[:16])
+    if len(ident) < 16:
+        raise MalformedElf("truncated ELF identification")
+    if not is_elf(ident):
+        raise MalformedElf("missing ELF magic")
+    layout = _LAYOUTS.get((ident[4], ident[5]))
+    if layout is None:
+        raise MalformedElf(f"bad ELF class {ident[4]} or byte order {ident[5]}")
+    if len(buf) < 16 + layout.ehdr.size:
+        raise MalformedElf("truncated ELF header")
+    e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, *_ = layout.ehdr.unpack_from(buf, 16)
+    image = _Image(buf, layout, e_machine)
+    machine = _MACHINES.get(e_machine, (f"EM_{e_machine}",) * 2)[layout.bits == 64]
+
+    interp: tuple[int, int] | None = None
+    dynamic: tuple[int, int] | None = None
+    has_tls = False
+    if e_phnum:
+        if e_phentsize < layout.phdr.size:
+            raise MalformedElf(f"program header entry size {e_phentsize} is too small")
+        image.check(e_phoff, e_phnum * e_phentsize, "program header table")
+    for n in range(e_phnum):
+        p_type, p_offset, p_vaddr, p_filesz = layout.phdr_fields(
+            layout.phdr.unpack_from(buf, e_phoff + n * e_phentsize)
+        )
+        if p_type == _PT_LOAD:
+            image.loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == _PT_DYNAMIC and dynamic is None:
+            dynamic = (p_offset, p_filesz)
+        elif p_type == _PT_INTERP and interp is None:
+            interp = (p_offset, p_filesz)
+        elif p_type == _PT_TLS:
+            has_tls = True
+
+    interpreter = None
+    if interp is not None:
+        raw = image.bytes_at(*interp, "PT_INTERP")
+        interpreter = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+    elf_type = _ELF_TYPES.get(e_type, ElfType.OTHER)
+    found = _NO_DYNAMIC if dynamic is None else _read_dynamic(image, dynamic, machine)
+    return ElfFacts(
+        elf_class=layout.bits,
+        little_endian=ident[5] == 1,
+        machine=machine,
+        elf_type=elf_type,
+        interpreter=interpreter,
+        has_dynamic=dynamic is not None,
+        has_tls=has_tls,
+        **found._asdict(),
+    )
+
+
+class _Dynamic(NamedTuple):
+    """The facts that come from PT_DYNAMIC."""
+
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: str | None
+    runpath: str | None
+    bind_now: bool
+    static_tls: bool
+    pie: bool
+    has_relr: bool
+    textrel: bool
+    relocations: tuple[tuple[int, int], ...]
+    tls_relocations_local: int
+    uses: tuple[SymbolUse, ...]
+    exports: tuple[Export, ...]
+
+
+_NO_DYNAMIC: Final = _Dynamic(None, (), None, None, False, False, False, False, False, (), 0, (), ())
+
+
+def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str) -> _Dynamic:
+    layout = image.layout
+    word_size = layout.bits // 8
+    dyn_offset, dyn_size = dynamic
+    entries = image.words(layout.word, dyn_offset, dyn_size // word_size & ~1, "dynamic section")
+    tags, values = entries[0::2], entries[1::2]
+    try:
+        end = tags.index(_DT_NULL)
+    except ValueError:
+        raise MalformedElf("dynamic section has no DT_NULL terminator") from None
+    tags, values = tags[:end], values[:end]
+    tag: dict[int, int] = dict(zip(tags, values, strict=True))
+    needed_offsets = [v for t, v in zip(tags, values, strict=True) if t == _DT_NEEDED]
+
+    strings = _Strings(b"")
+    if _DT_STRTAB in tag:
+        if _DT_STRSZ not in tag:
+            raise MalformedElf("DT_STRTAB without DT_STRSZ")
+        strings = _Strings(image.read_at(tag[_DT_STRTAB], tag[_DT_STRSZ], "string table"))
+
+    def string_tag(t: int) -> str | None:
+        return strings.get(tag[t]) if t in tag else None
+
+    flags, flags_1 = tag.get(_DT_FLAGS, 0), tag.get(_DT_FLAGS_1, 0)
+
+    # Relocations: count r_info values first; there are far fewer distinct values than entries.
+    infos: Counter[int] = Counter()
+    for address_tag, size_tag, rela in _relocation_tables(tag):
+        entry_words = 3 if rela else 2
+        size = tag.get(size_tag, 0)
+        if size % (entry_words * word_size):
+            raise MalformedElf("relocation table size is not a multiple of the entry size")
+        offset = image.offset_of(tag[address_tag], size, "relocation table")
+        infos.update(image.words(layout.word, offset, size // word_size, "relocation table")[1::entry_words])
+    relocations, refs = _group_relocations(infos, layout.r_sym_shift, layout.r_type_mask)
+
+    symtab = _read_symbols(image, tag, max(refs) + 1 if refs else 0)
+    nsyms = len(symtab) // layout.sym.size
+    versyms: array[int] | None = None
+    if _DT_VERSYM in tag and nsyms:
+        offset = image.offset_of(tag[_DT_VERSYM], 2 * nsyms, "version symbol table")
+        versyms = image.words("H", offset, nsyms, "version symbol table")
+    versions = _read_versions(image, tag, strings)
+
+    tpoff = TPOFF_RELOCATIONS.get(machine, frozenset())
+    info_offset, sym_size = layout.sym_info_offset, layout.sym.size
+    tls_local = sum(
+        n
+        for info, n in infos.items()
+        if info & layout.r_type_mask in tpoff
+        and (
+            (r_sym := info >> layout.r_sym_shift) == 0
+            or symtab[r_sym * sym_size + info_offset] >> 4 == _STB_LOCAL
+        )
+    )
+    uses, exports = _collect_symbols(layout, symtab, versyms, versions, strings, refs)
+    return _Dynamic(
+        soname=string_tag(_DT_SONAME),
+        needed=tuple(strings.get(v) for v in needed_offsets),
+        rpath=string_tag(_DT_RPATH),
+        runpath=string_tag(_DT_RUNPATH),
+        bind_now=_DT_BIND_NOW in tag or bool(flags & _DF_BIND_NOW) or bool(flags_1 & _DF_1_NOW),
+        static_tls=bool(flags & _DF_STATIC_TLS),
+        pie=bool(flags_1 & _DF_1_PIE),
+        has_relr=_DT_RELR in tag,
+        textrel=_DT_TEXTREL in tag or bool(flags & _DF_TEXTREL),
+        relocations=relocations,
+        tls_relocations_local=tls_local,
+        uses=uses,
+        exports=exports,
+    )
+
+
+def _group_relocations(
+    infos: Counter[int], shift: int, mask: int
+) -> tuple[_Relocations, dict[int, _Relocations]]:
+    """From r_info counts: (type, count) over all relocations, and per symbol index.
+
+    Written with comprehensions and C-level helpers: a large library has 10^5 distinct r_info values.
+    """
+    keys = sorted(infos)  # so sorted by symbol index, then type
+    counts = list(map(infos.__getitem__, keys))
+    types = [key & mask for key in keys]
+    totals = tuple(
+        (r_type, sum(compress(counts, map(r_type.__eq__, types)))) for r_type in sorted(set(types))
+    )
+    first = bisect_right(keys, mask)  # keys from here on name a symbol
+    syms = [key >> shift for key in keys[first:]]
+    pairs = list(zip(types[first:], counts[first:], strict=True))
+    refs: dict[int, _Relocations] = dict(zip(syms, zip(pairs), strict=True))
+    if len(refs) < len(syms):  # some symbols have several relocation types: regroup those
+        for sym in {sym for sym, previous in zip(syms[1:], syms[:-1], strict=True) if sym == previous}:
+            start = bisect_left(syms, sym)
+            refs[sym] = tuple(pairs[start : bisect_right(syms, sym)])
+    return totals, refs
+
+
+def _relocation_tables(tag: dict[int, int]) -> Iterable[tuple[int, int, bool]]:
+    """(address tag, size tag, is RELA) of each relocation table present, as musl's reloc_all."""
+    if _DT_JMPREL in tag:
+        pltrel = tag.get(_DT_PLTREL)
+        if pltrel not in (_DT_REL, _DT_RELA):
+            raise MalformedElf("DT_JMPREL without a DT_PLTREL of DT_REL or DT_RELA")
+        yield _DT_JMPREL, _DT_PLTRELSZ, pltrel == _DT_RELA
+    if _DT_REL in tag:
+        yield _DT_REL, _DT_RELSZ, False
+    if _DT_RELA in tag:
+        yield _DT_RELA, _DT_RELASZ, True
+
+
+def _read_symbols(image: _Image, tag: dict[int, int], referenced: int) -> bytes:
+    """The raw dynamic symbol table: as many entries as the hash table names, or relocations use."""
+    if _DT_SYMTAB not in tag:
+        if referenced:
+            raise MalformedElf("relocations name symbols but there is no DT_SYMTAB")
+        return b""
+    nsyms = max(_symbol_count(image, tag), referenced)
+    return image.read_at(tag[_DT_SYMTAB], nsyms * image.layout.sym.size, "symbol table")
+
+
+def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
+    """Symbols in the table, as musl's count_syms: DT_HASH's nchain, else the DT_GNU_HASH walk."""
+    layout = image.layout
+    if _DT_HASH in tag:
+        code = _HASH_WORDS.get((image.machine, layout.bits), "I")
+        size = 2 * array(code).itemsize
+        return int(image.words(code, image.offset_of(tag[_DT_HASH], size, "DT_HASH"), 2, "DT_HASH")[1])
+    if _DT_GNU_HASH not in tag:
+        return 0
+    address = tag[_DT_GNU_HASH]
+    nbuckets, symoffset, bloom_size, _ = image.words(
+        "I", image.offset_of(address, 16, "DT_GNU_HASH"), 4, "DT_GNU_HASH"
+    )
+    buckets = address + 16 + bloom_size * (layout.bits // 8)
+    offset = image.offset_of(buckets, 4 * nbuckets, "DT_GNU_HASH buckets")
+    last = max(image.words("I", offset, nbuckets, "DT_GNU_HASH buckets"), default=0)
+    if last == 0 or last < symoffset:  # no hashed symbols
+        return int(symoffset)
+    # Walk the chain of the highest bucket to its end (the entry with the low bit set).
+    chain = buckets + 4 * nbuckets + 4 * (last - symoffset)
+    while not image.unpack_at(layout.u32, chain, "DT_GNU_HASH chain")[0] & 1:
+        last += 1
+        chain += 4
+    return int(last) + 1
+
+
+def _read_versions(
+    image: _Image, tag: dict[int, int], strings: _Strings
+) -> dict[int, tuple[str, str | None]]:
+    """versym index -> (version name, vn_file or None for a definition), for the indices from 2 up."""
+    layout = image.layout
+    versions: dict[int, tuple[str, str | None]] = {}
+    for address, (_, _, ndx, cnt, _, aux, _) in _chain(image, tag, _DT_VERDEF, _DT_VERDEFNUM, 6):
+        if cnt and ndx & _VERSYM_INDEX > 1:
+            name = image.unpack_at(layout.verdaux, address + aux, "version definition")[0]
+            versions[ndx & _VERSYM_INDEX] = (strings.get(name), None)
+    for address, (_, cnt, file, aux, _) in _chain(image, tag, _DT_VERNEED, _DT_VERNEEDNUM, 4):
+        library = strings.get(file)
+        aux_address = address + aux
+        seen: set[int] = set()
+        for _ in range(cnt):
+            if aux_address in seen:
+                raise MalformedElf("version need chain loops")
+            seen.add(aux_address)
+            _, _, other, name, next_aux = image.unpack_at(layout.vernaux, aux_address, "version need")
+            if other & _VERSYM_INDEX > 1:
+                versions[other & _VERSYM_INDEX] = (strings.get(name), library)
+            if not next_aux:
+                break
+            aux_address += next_aux
+    return versions
+
+
+def _chain(
+    image: _Image, tag: dict[int, int], address_tag: int, count_tag: int, next_field: int
+) -> Iterable[tuple[int, tuple[int, ...]]]:
+    """(address, fields) of each entry of a verdef or verneed chain."""
+    if address_tag not in tag:
+        return
+    fmt = image.layout.verdef if address_tag == _DT_VERDEF else image.layout.verneed
+    limit = image.size // fmt.size
+    entries = tag.get(count_tag, limit)
+    if entries > limit:
+        raise MalformedElf("version table count is larger than the file allows")
+    address = tag[address_tag]
+    seen: set[int] = set()
+    for _ in range(entries):
+        if address in seen:
+            raise MalformedElf("version table chain loops")
+        seen.add(address)
+        entry = image.unpack_at(fmt, address, "version table")
+        yield address, entry
+        if not entry[next_field]:
+            return
+        address += entry[next_field]
+
+
+# Per distinct versym value: (version name, vn_file, hidden, sort key, unversioned).
+_VersionEntry = tuple[str | None, str | None, bool, str, bool]
+_UNVERSIONED: Final[_VersionEntry] = (None, None, False, "", True)
+
+
+def _version_entries(
+    versyms: array[int] | None, versions: dict[int, tuple[str, str | None]]
+) -> Iterable[_VersionEntry]:
+    """The version entry of each symbol, in table order."""
+    if versyms is None:
+        return repeat(_UNVERSIONED)
+    entries: dict[int, _VersionEntry] = {}
+    for value in set(versyms):
+        index = value & _VERSYM_INDEX
+        hidden = bool(value & _VERSYM_HIDDEN)
+        if index <= 1:
+            entries[value] = (None, None, hidden, "", True)
+        elif index in versions:
+            name, library = versions[index]
+            entries[value] = (name, library, hidden, name, False)
+        else:
+            raise MalformedElf(f"version index {index} has no version definition or need")
+    return map(entries.__getitem__, versyms)
+
+
+# Per st_info byte: (binding name, type name, binding is GLOBAL or WEAK, type is TLS).
+_SYMBOL_KINDS: Final = tuple(
+    (BINDING_NAMES[info >> 4], TYPE_NAMES[info & 0xF], info >> 4 in (_STB_GLOBAL, _STB_WEAK),
+     info & 0xF == _STT_TLS)
+    for info in range(256)
+)
+# (name, version or "", binding, defined, unversioned, symbol index, version, vn_file, type, relocations)
+_UseRow = tuple[str, str, str, bool, bool, int, str | None, str | None, str, _Relocations]
+_USE_FIELDS: Final = itemgetter(0, 6, 7, 2, 8, 3, 9)  # -> SymbolUse(...)
+# (name, version or "", unversioned, type, binding, size, plt_only, version)
+_ExportRow = tuple[str, str, bool, str, str, int, bool, str | None]
+_EXPORT_FIELDS: Final = itemgetter(0, 3, 4, 5, 7, 6)  # -> Export(...)
+
+
+def _collect_symbols(
+    layout: _Layout,
+    symtab: bytes,
+    versyms: array[int] | None,
+    versions: dict[int, tuple[str, str | None]],
+    strings: _Strings,
+    refs: dict[int, _Relocations],
+) -> tuple[tuple[SymbolUse, ...], tuple[Export, ...]]:
+    """Build ``uses`` and ``exports`` in one pass over the symbol table.
+
+    This loop runs once per dynamic symbol of every file scanned, so it collects plain tuples that
+    sort in the contract's order, and builds the frozen dataclasses only at the end.
+    """
+    text, ascii_only = strings.text, strings.ascii
+    find, text_size = text.find, len(text)
+    kinds = _SYMBOL_KINDS
+    uses: list[_UseRow] = []
+    exports: list[_ExportRow] = []
+    rows = map(layout.sym_fields, layout.sym.iter_unpack(symtab))
+    entries = _version_entries(versyms, versions)
+    for index, (name_offset, info, shndx, value, size), version in zip(count(), rows, entries):
+        if info < 0x10:  # STB_LOCAL (and the null symbol)
+            continue
+        end = find("\0", name_offset)
+        if end < 0 or name_offset >= text_size:
+            raise MalformedElf(f"symbol {index} has a name offset outside the string table")
+        name = text[name_offset:end] if ascii_only else _from_latin1(text[name_offset:end])
+        version_name, library, hidden, version_key, unversioned = version
+        binding, sym_type, imports, tls = kinds[info]
+        referenced = refs.get(index)
+        if shndx:  # defined
+            if referenced is not None:
+                uses.append((name, version_key, binding, True, unversioned, index, version_name, None,
+                             sym_type, referenced))
+            if (value or tls) and name and not hidden:
+                exports.append((name, version_key, unversioned, sym_type, binding, size, False, version_name))
+        else:
+            if referenced is not None or imports:
+                uses.append((name, version_key, binding, False, unversioned, index, version_name, library,
+                             sym_type, referenced or ()))
+            if value and name and not hidden:
+                exports.append((name, version_key, unversioned, sym_type, binding, size, True, version_name))
+    exports.sort()
+    return _merge_uses(uses), tuple(starmap(Export, map(_EXPORT_FIELDS, exports)))
+
+
+def _merge_uses(uses: list[_UseRow]) -> tuple[SymbolUse, ...]:
+    """One SymbolUse per (name, version, binding, defined); the first symbol gives type and library."""
+    uses.sort()  # by key, then by symbol index
+    merged: list[_UseRow] = []
+    for use in uses:
+        if merged and merged[-1][:5] == use[:5]:
+            counts = Counter(dict(merged[-1][9]))
+            counts.update(dict(use[9]))
+            merged[-1] = (*merged[-1][:9], tuple(sorted(counts.items())))
+        else:
+            merged.append(use)
+    return tuple(starmap(SymbolUse, map(_USE_FIELDS, merged)))

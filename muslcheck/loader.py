@@ -1,0 +1,536 @@
+"""A model of musl's dynamic linker (ldso/dynlink.c), run over a root filesystem.
+
+It follows the real loader step by step, without executing anything:
+``load_library`` (reserved names, search order, inode dedup, the glibc-libc
+substitution), ``load_deps`` (breadth-first over the load list),
+``find_sym2`` (one global chain, no version matching, hidden/IFUNC/zero
+definitions invisible), ``get_lfs64`` and ``do_relocs`` (per relocation type,
+with lazy deferral of GOT/PLT relocations under RTLD_LAZY and the
+initial-exec TLS check for modules loaded after start-up).
+Line references ("DL:n") are to ldso/dynlink.c of musl 1.2.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from muslcheck.discover import FactsCache, NotLoadable
+from muslcheck.elf import ElfFacts, Export, SymbolUse, relocation_name
+from muslcheck.rootfs import DirectoryRoot, Resolved, join, parent
+from muslcheck.tables import Gcompat, LoaderRules, MuslExports
+
+
+class Context(StrEnum):
+    EXECUTABLE = "executable"
+    STARTUP_LIBRARY = "startup-library"
+    DLOPEN_NOW = "dlopen-now"
+    DLOPEN_LAZY = "dlopen-lazy"
+
+
+class Effect(StrEnum):
+    FATAL = "fatal"  # the load fails ("Error relocating ...: symbol not found")
+    LATENT = "latent"  # deferred under RTLD_LAZY: loads, then crashes on first call
+    NULL = "null"  # weak undefined: resolves to 0 silently
+
+
+# musl's relocation classes (arch/*/reloc.h). A type not listed is "unsupported".
+_RELOC_CLASSES: dict[str, dict[int, str]] = {
+    "x86_64": {
+        0: "NONE", 1: "SYMBOLIC", 2: "OFFSET32", 5: "COPY", 6: "GOT", 7: "PLT", 8: "RELATIVE",
+        16: "DTPMOD", 17: "DTPOFF", 18: "TPOFF", 36: "TLSDESC",
+    },
+    "aarch64": {
+        0: "NONE", 257: "SYMBOLIC", 1024: "COPY", 1025: "GOT", 1026: "PLT", 1027: "RELATIVE",
+        1028: "DTPMOD", 1029: "DTPOFF", 1030: "TPOFF", 1031: "TLSDESC",
+    },
+}
+_OK_TYPES = frozenset({"NOTYPE", "OBJECT", "FUNC", "COMMON", "TLS"})
+_OK_BINDS = frozenset({"GLOBAL", "WEAK", "GNU_UNIQUE"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """The musl system the file is loaded into."""
+
+    arch: str
+    musl: MuslExports
+    rules: LoaderRules
+    gcompat: Gcompat | None = None  # installed on the target: its files exist, its stub serves glibc programs
+    library_path: str | None = None  # LD_LIBRARY_PATH
+    preload: tuple[str, ...] = ()  # LD_PRELOAD
+
+    @property
+    def ldso_path(self) -> str:
+        return "/lib/" + self.rules.ldso_names[self.arch]
+
+
+@dataclass(frozen=True)
+class UnresolvedSymbol:
+    name: str
+    version: str | None
+    version_library: str | None
+    weak: bool
+    relocations: tuple[str, ...]  # relocation type names that failed to bind
+    effect: Effect
+
+
+@dataclass(frozen=True)
+class MissingLibrary:
+    name: str
+    needed_by: str
+    reason: str  # musl's %m: "No such file or directory", "Exec format error", ...
+
+
+@dataclass(frozen=True)
+class TlsError:
+    symbol: str | None  # None for a relocation against the object's own TLS
+    definer: str
+
+
+@dataclass(frozen=True)
+class LoadedObject:
+    path: str  # the name the loader gave it: the searched path, or the ldso name for libc
+    identity: object  # the inode (or a virtual key): what the scan matches files by
+    requested_as: str  # the DT_NEEDED / preload / dlopen name that brought it in
+    found_by: str  # how the search found it ("rpath of /app/bin/x", "default path", "libc", ...)
+    links: tuple[str, ...]  # symbolic links followed to reach the file
+    is_libc: bool
+    facts: ElfFacts | None  # None for musl's libc and gcompat (tables, not files)
+    runtime_loaded: bool
+    unresolved: tuple[UnresolvedSymbol, ...] = ()
+    unsupported_relocations: tuple[tuple[int, int], ...] = ()  # (type, count)
+    tls_errors: tuple[TlsError, ...] = ()
+    lfs64_remapped: tuple[str, ...] = ()  # NAME64 bound to NAME by the loader's remap
+    wrong_arch: str | None = None  # the machine, when it is not the target's
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    context: Context
+    ldso_name: str
+    objects: tuple[LoadedObject, ...]  # load order (also the global symbol order)
+    missing: tuple[MissingLibrary, ...]
+    relr_unsupported: tuple[str, ...]  # objects with DT_RELR on a musl that ignores it
+
+    def object(self, path: str) -> LoadedObject | None:
+        return next((o for o in self.objects if o.path == path), None)
+
+
+@dataclass
+class _Dso:
+    path: str
+    requested_as: str
+    found_by: str
+    links: tuple[str, ...]
+    identity: object
+    needed_by: _Dso | None
+    runtime_loaded: bool
+    facts: ElfFacts | None = None
+    exports: Mapping[str, tuple[str, str, bool]] = field(default_factory=dict)  # name -> (type, binding, plt_only)
+    is_libc: bool = False
+    shortname: str | None = None
+    deps_loaded: bool = False
+
+
+class _Loader:
+    """One simulated process: the load list, the global symbol chain, the errors."""
+
+    def __init__(self, root: DirectoryRoot, cache: FactsCache, target: Target, ldso_name: str) -> None:
+        self.root = root
+        self.cache = cache
+        self.target = target
+        self.ldso_name = ldso_name
+        self.runtime = False
+        self.objects: list[_Dso] = []
+        self.missing: list[MissingLibrary] = []
+        self.libc = _Dso(
+            path=ldso_name, requested_as=ldso_name, found_by="libc", links=(), identity=("musl-libc",),
+            needed_by=None, runtime_loaded=False, is_libc=True,
+            exports={n: (d.type, d.binding, False) for n, d in target.musl.symbols.items()},
+        )
+        self._sys_path: str | None = None
+
+    # -- load_library (DL:1064) -------------------------------------------------
+    def load_library(self, name: str, needed_by: _Dso | None) -> _Dso | str:
+        """The loaded object, or musl's error text for a failure."""
+        if not name:
+            return "Invalid argument"
+        if self._is_reserved(name) or name == self.ldso_name:
+            return self.add_libc()
+        if "/" in name:
+            return self._open(name, name, needed_by, "path given")
+        for p in self.objects[1:]:
+            if p.shortname == name:
+                return p
+        if len(name) > 255:
+            return "No such file or directory"
+        searches: list[tuple[str, str]] = []
+        if self.target.library_path:
+            searches.append((self.target.library_path, "LD_LIBRARY_PATH"))
+        requester = needed_by
+        while requester is not None:
+            rpath = self._rpath(requester)
+            if rpath is not None:
+                kind = "RUNPATH" if requester.facts and requester.facts.runpath is not None else "RPATH"
+                searches.append((rpath, f"{kind} of {requester.path}"))
+            requester = requester.needed_by
+        searches.append((self._system_path(), "system path"))
+        for dirs, how in searches:
+            for directory in _split_path(dirs):
+                candidate = join(directory if directory.startswith("/") else "/" + directory, name)
+                located = self._locate(candidate)
+                if located is not None:
+                    return self._open(candidate, name, needed_by, how, located)
+        return "No such file or directory"
+
+    def _is_reserved(self, name: str) -> bool:
+        return name.startswith("lib") and any(name[3:].startswith(r) for r in self.target.rules.reserved_prefixes)
+
+    def add_libc(self) -> _Dso:
+        if self.libc not in self.objects:
+            self.objects.append(self.libc)
+        return self.libc
+
+    def _rpath(self, p: _Dso) -> str | None:
+        """fixup_rpath (DL:899): RUNPATH replaces RPATH; only $ORIGIN expands, any other $ voids it."""
+        if p.facts is None:
+            return None
+        raw = p.facts.runpath if p.facts.runpath is not None else p.facts.rpath
+        if raw is None or "$" not in raw:
+            return raw
+        origin = parent(p.path) if "/" in p.path else "."
+        out, rest = [], raw
+        while "$" in rest:
+            before, _, after = rest.partition("$")
+            if after.startswith("ORIGIN"):
+                after = after[6:]
+            elif after.startswith("{ORIGIN}"):
+                after = after[8:]
+            else:
+                return None
+            out.append(before + origin)
+            rest = after
+        return "".join(out) + rest
+
+    def _system_path(self) -> str:
+        """<prefix>/etc/ld-musl-ARCH.path, prefix two levels above the loader's name (DL:1128)."""
+        if self._sys_path is None:
+            prefix = ""
+            if self.ldso_name.startswith("/"):
+                prefix = self.ldso_name[: self.ldso_name.rfind("/")]
+                prefix = prefix[: prefix.rfind("/")] if "/" in prefix else ""
+            arch = self.target.rules.ldso_names[self.target.arch].removeprefix("ld-musl-").removesuffix(".so.1")
+            located = self.root.resolve(f"{prefix}/etc/ld-musl-{arch}.path")
+            if isinstance(located, Resolved):
+                try:
+                    self._sys_path = self.root.host_path(located.path).read_bytes()[:65536].decode(
+                        "utf-8", "surrogateescape"
+                    )
+                except OSError:
+                    self._sys_path = ""
+            elif located.reason == "no such file":
+                self._sys_path = self.target.rules.default_path
+            else:
+                self._sys_path = ""
+        return self._sys_path
+
+    def _locate(self, path: str) -> Resolved | _Virtual | None:
+        found = self.root.resolve(path)
+        if isinstance(found, Resolved):
+            return found
+        return self._virtual_files().get(path)
+
+    def _virtual_files(self) -> dict[str, _Virtual]:
+        """What an Alpine base provides at fixed paths, besides the scanned tree."""
+        files = {self.target.ldso_path: _Virtual("libc")}
+        files["/lib/libc.musl-" + self.target.ldso_path.removeprefix("/lib/ld-musl-")] = _Virtual("libc")
+        gc = self.target.gcompat
+        if gc is not None:
+            files[gc.preload] = _Virtual("gcompat")
+            for link in gc.libc_links:
+                files[join(parent(gc.preload), link)] = _Virtual("gcompat")
+            stub = gc.loader_paths.get(self.target.arch)
+            if stub:
+                files["/lib/" + stub.rsplit("/", 1)[-1]] = _Virtual("stub")
+        return files
+
+    def _open(
+        self, path: str, name: str, needed_by: _Dso | None, how: str, located: Resolved | _Virtual | None = None
+    ) -> _Dso | str:
+        if located is None:
+            located = self._locate(path)
+            if located is None:
+                return "No such file or directory"
+        if isinstance(located, _Virtual):
+            return self._open_virtual(path, name, needed_by, how, located)
+        for p in self.objects[1:]:
+            if p.identity == located.identity:
+                if p.shortname is None and path != name:
+                    p.shortname = name
+                return p
+        facts = self.cache.get(located)
+        if isinstance(facts, NotLoadable):
+            return facts.reason
+        if facts.elf_type.value not in ("DYN", "EXEC") or not facts.has_dynamic:
+            return "Exec format error"
+        exports = _visible_exports(facts.exports)
+        if "__libc_start_main" in exports and "stdin" in exports:
+            return self.load_library("libc.so", needed_by)  # another libc: musl substitutes itself (DL:1198)
+        dso = _Dso(
+            path=path, requested_as=name, found_by=how, links=located.links, identity=located.identity,
+            needed_by=needed_by, runtime_loaded=self.runtime, facts=facts, exports=exports,
+            shortname=name if path != name else None,
+        )
+        self.objects.append(dso)
+        return dso
+
+    def _open_virtual(self, path: str, name: str, needed_by: _Dso | None, how: str, v: _Virtual) -> _Dso | str:
+        if v.kind == "libc":
+            return self.add_libc()
+        identity = ("virtual", v.kind)
+        for p in self.objects[1:]:
+            if p.identity == identity:
+                if p.shortname is None and path != name:
+                    p.shortname = name
+                return p
+        gc = self.target.gcompat
+        assert gc is not None
+        exports = {s: ("FUNC", "GLOBAL", False) for s in gc.symbols} if v.kind == "gcompat" else {}
+        dso = _Dso(
+            path=path, requested_as=name, found_by=how, links=(), identity=identity, needed_by=needed_by,
+            runtime_loaded=self.runtime, exports=exports, shortname=name if path != name else None,
+        )
+        self.objects.append(dso)
+        return dso
+
+    # -- load_deps (DL:1298): breadth-first over the load list --------------------
+    def load_deps(self, start: _Dso) -> None:
+        i = self.objects.index(start)
+        while i < len(self.objects):
+            p = self.objects[i]
+            i += 1
+            if p.deps_loaded or p.is_libc:
+                continue
+            p.deps_loaded = True
+            for needed in self._needed(p):
+                result = self.load_library(needed, p)
+                if isinstance(result, str):
+                    self.missing.append(MissingLibrary(needed, p.path, result))
+
+    def _needed(self, p: _Dso) -> tuple[str, ...]:
+        if p.facts is not None:
+            return p.facts.needed
+        if p.identity == ("virtual", "gcompat"):
+            return ("libc.musl-" + self.target.ldso_path.removeprefix("/lib/ld-musl-"),)
+        return ()
+
+
+@dataclass(frozen=True)
+class _Virtual:
+    kind: str  # "libc", "gcompat", "stub"
+
+
+def _split_path(s: str) -> Iterable[str]:
+    for part in s.replace("\n", ":").split(":"):
+        if part:
+            yield part
+
+
+def _visible_exports(exports: tuple[Export, ...]) -> dict[str, tuple[str, str, bool]]:
+    visible: dict[str, tuple[str, str, bool]] = {}
+    for e in exports:
+        visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
+    return visible
+
+
+def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
+    """find_sym2's acceptance test for one object (DL:302-341)."""
+    found = dso.exports.get(name)
+    if found is None:
+        return False
+    type_, binding, plt_only = found
+    if plt_only and (need_def or type_ == "TLS"):
+        return False
+    return type_ in _OK_TYPES and binding in _OK_BINDS
+
+
+def _find(chain: list[_Dso], name: str, need_def: bool) -> _Dso | None:
+    return next((d for d in chain if _defines(d, name, need_def)), None)
+
+
+def _lfs64(name: str, rules: LoaderRules, libc: _Dso) -> bool:
+    """get_lfs64 (DL:348): NAME64 binds to libc's NAME, only after normal lookup failed."""
+    if not rules.lfs64 or len(name) > rules.lfs64_name_max:
+        return False
+    if name == "readdir64_r" and rules.readdir64_r:
+        return _defines(libc, "readdir_r", True)
+    if not name.endswith("64") or len(name) < 2:
+        return False
+    base = name[:-2]
+    return base in rules.lfs64 and _defines(libc, base, True)
+
+
+def _relocate(loader: _Loader, chain: list[_Dso], dso: _Dso, lazy: bool) -> LoadedObject:
+    """do_relocs (DL:378) for one object, collecting every error musl would print."""
+    facts = dso.facts
+    assert facts is not None
+    classes = _RELOC_CLASSES.get(facts.machine, {})
+    rules = loader.target.rules
+    unresolved: list[UnresolvedSymbol] = []
+    unsupported: dict[int, int] = {}
+    tls_errors: list[TlsError] = []
+    remapped: list[str] = []
+    with_symbol: dict[int, int] = {}
+    for use in facts.uses:
+        failed: list[str] = []
+        nulled: list[str] = []
+        fatal = False
+        for rtype, count in use.relocations:
+            with_symbol[rtype] = with_symbol.get(rtype, 0) + count
+            cls = classes.get(rtype)
+            if cls == "NONE":
+                continue
+            ctx = chain[1:] if cls == "COPY" else chain
+            definer = _find(ctx, use.name, need_def=cls == "PLT")
+            if definer is None and _lfs64(use.name, rules, loader.libc):
+                definer = loader.libc
+                remapped.append(use.name)
+            if definer is None and not use.defined and use.binding == "WEAK":
+                nulled.append(relocation_name(facts.machine, rtype))  # binds to 0, then the type is applied
+            elif definer is None:
+                failed.append(relocation_name(facts.machine, rtype))
+                fatal = fatal or not (lazy and cls in ("PLT", "GOT"))
+                continue
+            if cls is None:
+                unsupported[rtype] = unsupported.get(rtype, 0) + count
+            elif cls == "TPOFF" and definer is not None and _dynamic_tls(definer):
+                tls_errors.append(TlsError(use.name, definer.path))
+        if failed:
+            unresolved.append(_unresolved(use, failed, Effect.FATAL if fatal else Effect.LATENT))
+        elif nulled:
+            unresolved.append(_unresolved(use, nulled, Effect.NULL))
+    for rtype, count in facts.relocations:
+        rest = count - with_symbol.get(rtype, 0)
+        if rest > 0 and rtype not in classes:
+            unsupported[rtype] = unsupported.get(rtype, 0) + rest
+    if facts.tls_relocations_local and _dynamic_tls(dso):
+        tls_errors.append(TlsError(None, dso.path))
+    wrong_arch = facts.machine if facts.machine != loader.target.arch else None
+    return LoadedObject(
+        path=dso.path, identity=dso.identity, requested_as=dso.requested_as, found_by=dso.found_by,
+        links=dso.links, is_libc=False,
+        facts=facts, runtime_loaded=dso.runtime_loaded,
+        unresolved=tuple(sorted(unresolved, key=lambda u: (u.name, u.version or ""))),
+        unsupported_relocations=tuple(sorted(unsupported.items())),
+        tls_errors=tuple(tls_errors), lfs64_remapped=tuple(sorted(set(remapped))), wrong_arch=wrong_arch,
+    )
+
+
+def _unresolved(use: SymbolUse, relocations: list[str], effect: Effect) -> UnresolvedSymbol:
+    return UnresolvedSymbol(
+        name=use.name, version=use.version, version_library=use.version_library,
+        weak=use.binding == "WEAK", relocations=tuple(sorted(set(relocations))), effect=effect,
+    )
+
+
+def _dynamic_tls(dso: _Dso) -> bool:
+    """A module whose TLS id is above static_tls_cnt: it has TLS and came in through dlopen (DL:458)."""
+    return dso.runtime_loaded and dso.facts is not None and dso.facts.has_tls
+
+
+def _snapshot(d: _Dso) -> LoadedObject:
+    return LoadedObject(
+        path=d.path, identity=d.identity, requested_as=d.requested_as, found_by=d.found_by, links=d.links,
+        is_libc=d.is_libc,
+        facts=None, runtime_loaded=d.runtime_loaded,
+    )
+
+
+def load(
+    root: DirectoryRoot,
+    cache: FactsCache,
+    target: Target,
+    path: str,
+    context: Context,
+    *,
+    ldso_name: str | None = None,
+) -> LoadResult:
+    """Load ``path`` as musl would in ``context`` and report every error.
+
+    Executable context follows start-up (``__dls3``, as in ``ld-musl --list``):
+    every error is reported, nothing is lazy. ``ldso_name`` is the name the
+    loader runs under (PT_INTERP by default; gcompat's stub passes its own).
+    Library contexts follow ``dlopen`` from a musl host process whose chain
+    already holds libc (and the preloads), with RTLD_NOW or RTLD_LAZY.
+    """
+    resolved = _must_resolve(root, path)
+    facts = cache.get(resolved)
+    assert isinstance(facts, ElfFacts), path
+    preloads = target.preload
+    if context is Context.EXECUTABLE:
+        name = ldso_name or facts.interpreter or target.ldso_path
+        stub = gcompat_stub_name(target, facts.interpreter)
+        if stub is not None and ldso_name is None:
+            # gcompat's stub runs musl's loader as "--argv0 ... --preload /lib/libgcompat.so.0" under its own name.
+            name = stub
+            preloads = (target.gcompat.preload, *target.preload) if target.gcompat else preloads
+        loader = _Loader(root, cache, target, name)
+        app = _Dso(path=path, requested_as=path, found_by="main program", links=(), identity=resolved.identity,
+                   needed_by=None, runtime_loaded=False, facts=facts, exports=_visible_exports(facts.exports))
+        loader.objects.append(app)
+        for preload in preloads:
+            loader.load_library(preload, None)  # a preload that fails is ignored (DL:1356)
+        loader.load_deps(app)
+        chain = list(loader.objects)
+        lazy_ok = False
+        entries = [loader.objects[1:], [app]]  # libraries first, the program last (DL:2010)
+    else:
+        loader = _Loader(root, cache, target, ldso_name or target.ldso_path)
+        host = _Dso(path="<host program>", requested_as="", found_by="host", links=(), identity=("host",),
+                    needed_by=None, runtime_loaded=False, deps_loaded=True)
+        loader.objects.append(host)
+        for preload in preloads:
+            loader.load_library(preload, None)
+        loader.add_libc()  # every musl host process names libc
+        loader.load_deps(host)
+        loaded_before = len(loader.objects)
+        loader.runtime = True
+        lib = loader.load_library(path, host)
+        if isinstance(lib, str):
+            loader.missing.append(MissingLibrary(path, "dlopen", lib))
+            return LoadResult(context, loader.ldso_name, tuple(_snapshot(d) for d in loader.objects),
+                              tuple(loader.missing), ())
+        loader.load_deps(lib)
+        chain = list(loader.objects)
+        lazy_ok = context is Context.DLOPEN_LAZY
+        entries = [loader.objects[loaded_before:]]
+    results: dict[int, LoadedObject] = {}
+    for group in entries:
+        for d in group:
+            if d.facts is None:
+                continue
+            lazy = lazy_ok and d.runtime_loaded and not d.facts.bind_now
+            results[id(d)] = _relocate(loader, chain, d, lazy)
+    objects = tuple(results.get(id(d)) or _snapshot(d) for d in loader.objects)
+    relr = () if target.rules.relr else tuple(o.path for o in objects if o.facts is not None and o.facts.has_relr)
+    return LoadResult(context, loader.ldso_name, objects, tuple(loader.missing), relr)
+
+
+def gcompat_stub_name(target: Target, interpreter: str | None) -> str | None:
+    """The name musl runs under when gcompat's stub is the program's interpreter."""
+    if target.gcompat is None or interpreter is None:
+        return None
+    stub = target.gcompat.loader_paths.get(target.arch)
+    if stub is None:
+        return None
+    name = stub.rsplit("/", 1)[-1]
+    return name if interpreter in (stub, "/lib/" + name, "/lib64/" + name) else None
+
+
+def _must_resolve(root: DirectoryRoot, path: str) -> Resolved:
+    found = root.resolve(path)
+    if not isinstance(found, Resolved):
+        raise FileNotFoundError(path)
+    return found

@@ -1,0 +1,158 @@
+"""The result of a scan: frozen dataclasses, and their JSON form (schema in schema/report.schema.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+class Verdict(StrEnum):
+    NATIVE = "native"
+    NEEDS_PACKAGES = "needs-packages"
+    NEEDS_GCOMPAT = "needs-gcompat"
+    BLOCKED = "blocked"
+    NOT_APPLICABLE = "not-applicable"  # another OS/architecture, or not loaded by the dynamic linker
+    NOTHING_TO_CHECK = "nothing-to-check"  # overall only: no ELF file was found
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    Verdict.NOTHING_TO_CHECK: 0,
+    Verdict.NOT_APPLICABLE: 0,
+    Verdict.NATIVE: 0,
+    Verdict.NEEDS_PACKAGES: 1,
+    Verdict.NEEDS_GCOMPAT: 2,
+    Verdict.BLOCKED: 3,
+}
+
+
+@dataclass(frozen=True)
+class SymbolFinding:
+    name: str
+    version: str | None  # the version requested (never checked by musl)
+    weak: bool
+    relocations: tuple[str, ...]
+    fatal: bool  # False: latent (deferred by RTLD_LAZY) or a weak reference bound to 0
+    effect: str  # "fatal" | "latent" | "null"
+    file: str  # the object whose relocation fails
+    from_library: str | None  # the library the version requirement names (e.g. "libc.so.6")
+    gcompat: bool  # gcompat provides it
+    pending_on: str | None  # a missing library that probably provides it (then it is not a blocker yet)
+
+
+@dataclass(frozen=True)
+class LibraryFinding:
+    name: str
+    needed_by: str
+    reason: str
+    package: str | None  # the Alpine package that provides the soname, when known
+
+
+@dataclass(frozen=True)
+class RelocationFinding:
+    type: int
+    name: str
+    count: int
+    file: str
+
+
+@dataclass(frozen=True)
+class TlsFinding:
+    symbol: str | None
+    file: str
+    definer: str
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    name: str  # as requested (DT_NEEDED, preload)
+    path: str  # where the model found it
+    found_by: str
+    links: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: str
+    arch: str
+    kind: str  # "executable" | "static" | "shared-library" | "other"
+    context: str | None
+    verdict: Verdict
+    interpreter: str | None
+    soname: str | None
+    needed: tuple[str, ...]
+    missing_libraries: tuple[LibraryFinding, ...]
+    unresolved_symbols: tuple[SymbolFinding, ...]
+    unsupported_relocations: tuple[RelocationFinding, ...]
+    tls_errors: tuple[TlsFinding, ...]
+    notes: tuple[str, ...]
+    fixes: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    load_order: tuple[LoadStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skip:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    musl: str
+    alpine: str | None
+    gcompat: bool
+    arch: str | None  # None: each file is judged for its own architecture
+
+
+@dataclass(frozen=True)
+class Report:
+    schema_version: str
+    tool_version: str
+    source: str
+    target: TargetInfo
+    verdict: Verdict
+    files: tuple[FileReport, ...]
+    skipped: tuple[Skip, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {v.value: 0 for v in Verdict if v is not Verdict.NOTHING_TO_CHECK}
+        for f in self.files:
+            counts[f.verdict.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["summary"] = self.summary
+        return _plain(data)  # type: ignore[no-any-return]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def overall_verdict(files: tuple[FileReport, ...]) -> Verdict:
+    judged = [f.verdict for f in files if f.verdict is not Verdict.NOT_APPLICABLE]
+    if not files:
+        return Verdict.NOTHING_TO_CHECK
+    if not judged:
+        return Verdict.NOT_APPLICABLE
+    return max(judged, key=lambda v: v.severity)

@@ -1,0 +1,255 @@
+"""Scan a directory (as a target root) or a single file: the library's entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from muslcheck import __version__
+from muslcheck.discover import ElfFile, FactsCache, discover
+from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
+from muslcheck.errors import InputError, MalformedElf, UsageError
+from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
+from muslcheck.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, Verdict, overall_verdict
+from muslcheck.rootfs import DirectoryRoot
+from muslcheck.tables import SUPPORTED_ARCHES, Catalog
+from muslcheck.verdict import Problems, decide, file_report, problems
+
+
+@dataclass(frozen=True)
+class Options:
+    musl: str
+    alpine: str | None
+    arch: str | None  # judge only files of this architecture; None: each for its own
+    gcompat: bool  # gcompat is installed on the target
+    context: Context | None  # override the load context of every dynamic file
+    library_path: str | None
+    preload: tuple[str, ...]
+
+
+def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
+    """(musl version, Alpine release or None) from the user's choice; the newest Alpine by default."""
+    if alpine is not None and musl is not None:
+        raise UsageError("give --alpine or --musl, not both")
+    if musl is not None:
+        catalog.loader_rules(musl)
+        return musl, None
+    release = catalog.alpine_release(alpine) if alpine is not None else catalog.newest_alpine()
+    return release.musl, release.alpine
+
+
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    alpine: str | None = None,
+    musl: str | None = None,
+    arch: str | None = None,
+    gcompat: bool = False,
+    context: Context | str | None = None,
+    library_path: str | None = None,
+    preload: Sequence[str] = (),
+    catalog: Catalog | None = None,
+) -> Report:
+    """Judge every ELF file under ``path`` (a directory seen as the target's root, or one file)."""
+    catalog = catalog or Catalog()
+    musl_version, alpine_release = resolve_version(catalog, alpine, musl)
+    if arch is not None and arch not in SUPPORTED_ARCHES:
+        raise UsageError(f"unknown architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
+    try:
+        chosen_context = Context(context) if context is not None else None
+    except ValueError:
+        known = ", ".join(c.value for c in Context)
+        raise UsageError(f"unknown context {context!r}; known: {known}") from None
+    options = Options(musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload))
+
+    source = Path(path)
+    if not source.exists() and not source.is_symlink():
+        raise InputError(f"{source}: no such file or directory")
+    if source.is_dir():
+        root = DirectoryRoot(source)
+        cache = FactsCache(root)
+        files, skipped = discover(root, cache)
+    else:
+        root, cache, files = _single_file(source)
+        skipped = []
+        if options.library_path is None:
+            options = replace(options, library_path="/")  # a lone file finds its siblings
+    reports = judge(root, cache, files, options, catalog)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        tool_version=__version__,
+        source=str(source),
+        target=TargetInfo(musl_version, alpine_release, gcompat, arch),
+        verdict=overall_verdict(reports),
+        files=reports,
+        skipped=tuple(Skip(s.path, s.reason) for s in skipped),
+    )
+
+
+def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]]:
+    try:
+        with open(source, "rb") as f:
+            if not is_elf(f.read(4)):
+                raise InputError(f"{source}: not an ELF file")
+        facts = read_elf_file(source)
+    except OSError as e:
+        raise InputError(f"{source}: {e.strerror}") from e
+    except MalformedElf as e:
+        raise InputError(f"{source}: malformed ELF: {e}") from e
+    root = DirectoryRoot(source.resolve().parent)
+    cache = FactsCache(root)
+    st = source.stat()
+    cache.remember((st.st_dev, st.st_ino), facts)
+    return root, cache, [ElfFile("/" + source.resolve().name, (st.st_dev, st.st_ino), facts, ())]
+
+
+def kind_of(facts: ElfFacts) -> str:
+    if facts.elf_type not in (ElfType.EXEC, ElfType.DYN):
+        return "other"
+    if not facts.has_dynamic or (facts.interpreter is None and facts.pie):
+        return "static"
+    if facts.interpreter is not None or facts.elf_type is ElfType.EXEC:
+        return "executable"
+    return "shared-library"
+
+
+def judge(
+    root: DirectoryRoot, cache: FactsCache, files: list[ElfFile], options: Options, catalog: Catalog
+) -> tuple[FileReport, ...]:
+    targets: dict[str, tuple[Target, Target]] = {}
+
+    def targets_for(arch: str) -> tuple[Target, Target]:
+        """(as configured, with gcompat installed) for one architecture."""
+        if arch not in targets:
+            plain = Target(
+                arch=arch,
+                musl=catalog.musl_exports(options.musl, arch),
+                rules=catalog.loader_rules(options.musl),
+                gcompat=catalog.gcompat if options.gcompat else None,
+                library_path=options.library_path,
+                preload=options.preload,
+            )
+            targets[arch] = (plain, replace(plain, gcompat=catalog.gcompat))
+        return targets[arch]
+
+    reports: dict[str, FileReport] = {}
+    judged: list[tuple[ElfFile, str]] = []
+    for f in files:
+        kind = kind_of(f.facts)
+        reason = _not_applicable(f.facts, kind, options)
+        if reason is not None:
+            reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
+        elif kind == "static":
+            reports[f.path] = _plain_report(f, kind, Verdict.NATIVE, "statically linked: no dynamic loader involved")
+        else:
+            judged.append((f, kind))
+
+    # Executables first: the libraries they load are judged in the start-up context.
+    startup_runs: dict[object, list[tuple[LoadResult, LoadResult, frozenset[str]]]] = {}
+    for f, kind in judged:
+        ctx = options.context or (Context.EXECUTABLE if kind == "executable" else None)
+        if ctx is not Context.EXECUTABLE:
+            continue
+        plain_t, gc_t = targets_for(f.facts.machine)
+        plain = load(root, cache, plain_t, f.path, ctx)
+        with_gc = load(root, cache, gc_t, f.path, ctx)
+        shown_run = with_gc if options.gcompat else plain
+        interp_problem = _glibc_interpreter(f.facts, plain_t)
+        p_plain = problems(plain, None, gc_t.gcompat, interp_problem)
+        p_gc = problems(with_gc, None, gc_t.gcompat, _glibc_interpreter(f.facts, gc_t))
+        verdict = decide(p_plain, p_gc)
+        shown = p_gc if options.gcompat else p_plain
+        reports[f.path] = file_report(
+            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=shown_run,
+            scope=None, preload_fixes=False, aliases=f.aliases,
+        )
+        for obj in plain.objects[1:]:
+            if obj.facts is not None:
+                scope = frozenset(o.path for o in plain.objects if o.identity == obj.identity) | frozenset(
+                    o.path for o in with_gc.objects if o.identity == obj.identity
+                )
+                startup_runs.setdefault(obj.identity, []).append((plain, with_gc, scope))
+
+    for f, kind in judged:
+        if f.path in reports:
+            continue
+        runs = startup_runs.get(f.identity)
+        plain_t, gc_t = targets_for(f.facts.machine)
+        if runs and options.context in (None, Context.STARTUP_LIBRARY):
+            reports[f.path] = _startup_report(f, kind, runs, options, gc_t)
+            continue
+        ctx = options.context or Context.DLOPEN_NOW
+        if ctx is Context.STARTUP_LIBRARY:
+            # Not needed by any executable here: load it as the first object of a program.
+            plain = load(root, cache, plain_t, f.path, Context.EXECUTABLE, ldso_name=plain_t.ldso_path)
+            stub = gcompat_stub_name(gc_t, gc_t.gcompat.loader_paths.get(f.facts.machine) if gc_t.gcompat else None)
+            with_gc = load(root, cache, replace(gc_t, preload=(gc_t.gcompat.preload, *gc_t.preload))
+                           if gc_t.gcompat else gc_t, f.path, Context.EXECUTABLE, ldso_name=stub)
+            reports[f.path] = _startup_report(f, kind, [(plain, with_gc, frozenset({f.path}))], options, gc_t)
+            continue
+        plain = load(root, cache, plain_t, f.path, ctx)
+        p_plain = problems(plain, None, gc_t.gcompat, None)
+        preloaded = replace(gc_t, preload=(gc_t.gcompat.preload, *gc_t.preload)) if gc_t.gcompat else gc_t
+        p_preload = problems(load(root, cache, preloaded, f.path, ctx), None, gc_t.gcompat, None)
+        verdict = decide(p_plain, None)
+        reports[f.path] = file_report(
+            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=p_plain, result=plain,
+            scope=None, preload_fixes=p_plain.blockers > 0 and p_preload.blockers == 0, aliases=f.aliases,
+        )
+    return tuple(reports[f.path] for f in files)
+
+
+def _startup_report(
+    f: ElfFile,
+    kind: str,
+    runs: list[tuple[LoadResult, LoadResult, frozenset[str]]],
+    options: Options,
+    gc_t: Target,
+) -> FileReport:
+    """A library loaded at start-up by executables in the tree: its own problems in their loads."""
+    worst: tuple[Verdict, Problems, LoadResult, frozenset[str]] | None = None
+    for plain, with_gc, scope in runs:
+        p_plain = problems(plain, scope, gc_t.gcompat, None)
+        p_gc = problems(with_gc, scope, gc_t.gcompat, None)
+        verdict = decide(p_plain, p_gc)
+        shown, result = (p_gc, with_gc) if options.gcompat else (p_plain, plain)
+        if worst is None or verdict.severity > worst[0].severity:
+            worst = (verdict, shown, result, scope)
+    assert worst is not None
+    verdict, shown, result, scope = worst
+    return file_report(
+        path=f.path, facts=f.facts, kind=kind, context=Context.STARTUP_LIBRARY, verdict=verdict, shown=shown,
+        result=result, scope=scope, preload_fixes=False, aliases=f.aliases,
+    )
+
+
+def _glibc_interpreter(facts: ElfFacts, target: Target) -> str | None:
+    """The interpreter, when the target has no file of that name that is musl (or gcompat's stub)."""
+    interp = facts.interpreter
+    if interp is None or interp == target.ldso_path:
+        return None
+    if gcompat_stub_name(target, interp) is not None:
+        return None
+    return interp
+
+
+def _not_applicable(facts: ElfFacts, kind: str, options: Options) -> str | None:
+    if kind == "other":
+        return f"{facts.elf_type.value} file: not loaded by the dynamic linker"
+    if options.arch is not None and facts.machine != options.arch:
+        return f"built for {facts.machine}; the target is {options.arch}"
+    if facts.machine not in SUPPORTED_ARCHES and kind != "static":
+        return f"built for {facts.machine}: no musl table for that architecture"
+    return None
+
+
+def _plain_report(f: ElfFile, kind: str, verdict: Verdict, note: str) -> FileReport:
+    return FileReport(
+        path=f.path, arch=f.facts.machine, kind=kind, context=None, verdict=verdict,
+        interpreter=f.facts.interpreter, soname=f.facts.soname, needed=f.facts.needed,
+        missing_libraries=(), unresolved_symbols=(), unsupported_relocations=(), tls_errors=(),
+        notes=(note,), fixes=(), aliases=f.aliases,
+    )
+

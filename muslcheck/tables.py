@@ -1,0 +1,151 @@
+"""The generated tables in ``symbols/``: musl exports, loader facts, gcompat, Alpine releases.
+
+The tables ship inside the wheel as ``muslcheck/_symbols``; in a source checkout
+they are read from the top-level ``symbols/`` directory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from muslcheck.errors import InputError, UsageError
+
+SUPPORTED_ARCHES = ("x86_64", "aarch64")
+
+
+def tables_dir() -> Path:
+    packaged = Path(str(resources.files("muslcheck"))) / "_symbols"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "symbols"
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = tables_dir() / name
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read table {path}: {e}") from e
+    return data
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One symbol as a library defines it: what musl's lookup checks."""
+
+    type: str
+    binding: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MuslExports:
+    version: str
+    arch: str
+    symbols: dict[str, Definition]
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoaderRules:
+    """Version-dependent behaviour of musl's ldso (symbols/loader.json)."""
+
+    version: str
+    reserved_prefixes: tuple[str, ...]
+    lfs64: frozenset[str]  # base names remapped from NAME64; empty before 1.2.4
+    lfs64_name_max: int  # the longest NAME64 the remap accepts (a fixed buffer in get_lfs64)
+    readdir64_r: bool
+    relr: bool
+    ldso_names: dict[str, str]  # arch -> "ld-musl-x86_64.so.1"
+    default_path: str
+
+
+@dataclass(frozen=True)
+class Gcompat:
+    version: str
+    symbols: frozenset[str]
+    libc_links: tuple[str, ...]  # sonames gcompat links to libgcompat.so.0
+    loader_paths: dict[str, str]  # arch -> glibc PT_INTERP path the stub sits at
+    preload: str
+
+
+@dataclass(frozen=True)
+class AlpineRelease:
+    alpine: str
+    musl: str
+    source: str
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+class Catalog:
+    """Every table, loaded lazily and once per Catalog."""
+
+    @cached_property
+    def alpine_releases(self) -> tuple[AlpineRelease, ...]:
+        rows = _load("alpine.json")["releases"]
+        releases = [AlpineRelease(r["alpine"], r["musl"], r["source"]) for r in rows]
+        return tuple(sorted(releases, key=lambda r: _version_key(r.alpine)))
+
+    @cached_property
+    def _loader(self) -> dict[str, Any]:
+        return _load("loader.json")
+
+    @property
+    def musl_versions(self) -> tuple[str, ...]:
+        return tuple(sorted(self._loader["versions"], key=_version_key))
+
+    def loader_rules(self, version: str) -> LoaderRules:
+        raw = self._loader
+        v = raw["versions"].get(version)
+        if v is None:
+            raise UsageError(f"unknown musl version {version!r}; known: {', '.join(self.musl_versions)}")
+        return LoaderRules(
+            version=version,
+            reserved_prefixes=tuple(v["reserved_prefixes"]),
+            lfs64=frozenset(v["lfs64"] or ()),
+            lfs64_name_max=int(v["lfs64_name_max"] or 0),
+            readdir64_r=bool(v["readdir64_r"]),
+            relr=bool(v["relr"]),
+            ldso_names=dict(raw["ldso_names"]),
+            default_path=str(raw["default_path"]),
+        )
+
+    def musl_exports(self, version: str, arch: str) -> MuslExports:
+        if arch not in SUPPORTED_ARCHES:
+            raise UsageError(f"no musl table for architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
+        self.loader_rules(version)  # validates the version
+        raw = _load(f"musl-{version}-{arch}.json")
+        symbols = {name: Definition(type_, binding, int(size or 0)) for name, type_, binding, size in raw["symbols"]}
+        return MuslExports(version, arch, symbols, dict(raw["provenance"]))
+
+    @cached_property
+    def gcompat(self) -> Gcompat:
+        candidates = sorted(tables_dir().glob("gcompat-*.json"))
+        if not candidates:
+            raise InputError(f"no gcompat table in {tables_dir()}")
+        raw = _load(candidates[-1].name)
+        return Gcompat(
+            version=str(raw["gcompat"]),
+            symbols=frozenset(raw["symbols"]),
+            libc_links=tuple(raw["libc_links"]),
+            loader_paths=dict(raw["loader_paths"]),
+            preload=str(raw["preload"]),
+        )
+
+    def newest_alpine(self) -> AlpineRelease:
+        return self.alpine_releases[-1]
+
+    def alpine_release(self, alpine: str) -> AlpineRelease:
+        for release in self.alpine_releases:
+            if release.alpine == alpine:
+                return release
+        known = ", ".join(r.alpine for r in self.alpine_releases)
+        raise UsageError(f"unknown Alpine release {alpine!r}; known: {known}")

@@ -1,0 +1,206 @@
+"""From simulated loads to a verdict, with the reasons and the fix for each file."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from muslcheck.elf import ElfFacts, relocation_name
+from muslcheck.loader import Context, Effect, LoadResult
+from muslcheck.packages import GLIBC_LIBRARIES, apk_for
+from muslcheck.report import (
+    FileReport,
+    LibraryFinding,
+    LoadStep,
+    RelocationFinding,
+    SymbolFinding,
+    TlsFinding,
+    Verdict,
+)
+from muslcheck.tables import Gcompat
+
+# Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
+TOOLCHAIN_WEAK = frozenset({
+    "_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__gmon_start__", "_Jv_RegisterClasses",
+})
+
+
+@dataclass(frozen=True)
+class Problems:
+    """What stands in the way in one simulated load, seen from one file."""
+
+    symbols: tuple[SymbolFinding, ...]
+    libraries: tuple[LibraryFinding, ...]
+    relocations: tuple[RelocationFinding, ...]
+    tls: tuple[TlsFinding, ...]
+    relr: tuple[str, ...]
+    wrong_arch: tuple[str, ...]
+    glibc_interpreter: str | None
+
+    @property
+    def blockers(self) -> int:
+        return (
+            sum(1 for s in self.symbols if s.effect != Effect.NULL.value and s.pending_on is None)
+            + sum(1 for lib in self.libraries if lib.package is None or lib.package == "gcompat")
+            + len(self.relocations) + len(self.tls) + len(self.relr) + len(self.wrong_arch)
+            + (self.glibc_interpreter is not None)
+        )
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(sorted({lib.package for lib in self.libraries if lib.package and lib.package != "gcompat"}))
+
+
+def problems(
+    result: LoadResult, scope: Collection[str] | None, gcompat: Gcompat | None, glibc_interpreter: str | None
+) -> Problems:
+    """Problems of the objects in ``scope`` (every object of the load when None)."""
+
+    def in_scope(path: str) -> bool:
+        return scope is None or path in scope
+
+    libraries = tuple(
+        LibraryFinding(m.name, m.needed_by, m.reason, apk_for(m.name) if m.reason.startswith("No such") else None)
+        for m in result.missing
+        if in_scope(m.needed_by) or m.needed_by == "dlopen"
+    )
+    packaged = [lib.name for lib in libraries if lib.package and lib.name not in GLIBC_LIBRARIES]
+    symbols: list[SymbolFinding] = []
+    relocations: list[RelocationFinding] = []
+    tls: list[TlsFinding] = []
+    wrong_arch: list[str] = []
+    for obj in result.objects:
+        if obj.facts is None or not in_scope(obj.path):
+            continue
+        for u in obj.unresolved:
+            if u.effect is Effect.NULL and u.name in TOOLCHAIN_WEAK:
+                continue
+            symbols.append(SymbolFinding(
+                name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
+                fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,
+                from_library=u.version_library,
+                gcompat=gcompat is not None and u.name in gcompat.symbols,
+                pending_on=_pending_on(u.version_library, packaged),
+            ))
+        machine = obj.facts.machine
+        relocations.extend(
+            RelocationFinding(t, relocation_name(machine, t), n, obj.path) for t, n in obj.unsupported_relocations
+        )
+        tls.extend(TlsFinding(e.symbol, obj.path, e.definer) for e in obj.tls_errors)
+        if obj.wrong_arch:
+            wrong_arch.append(f"{obj.path} ({obj.wrong_arch})")
+    return Problems(
+        symbols=tuple(symbols), libraries=libraries, relocations=tuple(relocations), tls=tuple(tls),
+        relr=tuple(p for p in result.relr_unsupported if in_scope(p)), wrong_arch=tuple(wrong_arch),
+        glibc_interpreter=glibc_interpreter,
+    )
+
+
+def _pending_on(version_library: str | None, packaged: Sequence[str]) -> str | None:
+    """A missing library from an Alpine package that will probably provide this symbol."""
+    if version_library is not None:
+        return version_library if version_library in packaged else None
+    return packaged[0] if packaged else None
+
+
+def decide(plain: Problems, with_gcompat: Problems | None) -> Verdict:
+    if plain.blockers == 0:
+        return Verdict.NEEDS_PACKAGES if plain.packages else Verdict.NATIVE
+    if with_gcompat is not None and with_gcompat.blockers == 0:
+        return Verdict.NEEDS_GCOMPAT
+    return Verdict.BLOCKED
+
+
+def fixes(shown: Problems, verdict: Verdict, context: Context, preload_fixes: bool) -> tuple[str, ...]:
+    """One actionable line per kind of problem, most specific first."""
+    out: list[str] = []
+    for pkg in shown.packages:
+        sonames = sorted({lib.name for lib in shown.libraries if lib.package == pkg})
+        out.append(f"apk add {pkg}  (provides {', '.join(sonames)})")
+    if verdict is Verdict.NEEDS_GCOMPAT:
+        out.append("apk add gcompat  (glibc compatibility layer; it applies to this file's load context)")
+    unknown = sorted({lib.name for lib in shown.libraries if lib.package is None})
+    if unknown:
+        out.append(f"ship a musl build of {', '.join(unknown)} (not in the tree, no Alpine package known)")
+    blocking = [s for s in shown.symbols if s.effect != Effect.NULL.value and s.pending_on is None]
+    if verdict is Verdict.BLOCKED and blocking:
+        if preload_fixes:
+            out.append("LD_PRELOAD=/lib/libgcompat.so.0 with gcompat installed resolves the missing symbols "
+                       "(gcompat does not apply to a dlopen-ed library otherwise)")
+        names = sorted({s.name for s in blocking})
+        if any(n.startswith("__") and n.endswith("_chk") for n in names):
+            out.append("rebuild without -D_FORTIFY_SOURCE, or against musl (the __*_chk functions are glibc's)")
+        if any(n.startswith("__isoc23_") for n in names):
+            out.append("rebuild against musl (glibc >= 2.38 with _GNU_SOURCE emits __isoc23_* names)")
+        shown_names = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        out.append(f"rebuild against musl: musl does not export {shown_names}")
+    if any(r.name.endswith("IRELATIVE") for r in shown.relocations):
+        out.append("rebuild without IFUNC: musl does not support IRELATIVE relocations")
+    elif shown.relocations:
+        out.append("rebuild against musl: it uses relocation types musl does not support")
+    if shown.tls:
+        out.append("rebuild with -ftls-model=global-dynamic: initial-exec TLS fails in a library loaded by dlopen")
+    if shown.relr:
+        out.append("target musl >= 1.2.4 (Alpine >= 3.18), or relink without -z pack-relative-relocs (DT_RELR)")
+    if shown.wrong_arch:
+        out.append("replace the libraries built for another architecture: " + ", ".join(shown.wrong_arch))
+    if shown.glibc_interpreter and verdict is Verdict.BLOCKED and not out:
+        out.append(f"rebuild against musl (interpreter {shown.glibc_interpreter} is glibc's)")
+    return tuple(dict.fromkeys(out))
+
+
+def notes(shown: Problems, result: LoadResult, context: Context, scope: Collection[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    if shown.glibc_interpreter:
+        out.append(f"glibc interpreter {shown.glibc_interpreter}: Alpine has it only with gcompat installed")
+    latent = sorted({s.name for s in shown.symbols if s.effect == Effect.LATENT.value})
+    if latent:
+        out.append("loads, then crashes on the first call of: " + ", ".join(latent))
+    nulled = sorted({s.name for s in shown.symbols if s.effect == Effect.NULL.value})
+    if nulled:
+        out.append("weak references bound to NULL: " + ", ".join(nulled))
+    pending = sorted({s.name for s in shown.symbols if s.pending_on and s.effect != Effect.NULL.value})
+    if pending:
+        out.append(f"{len(pending)} symbol(s) wait on missing libraries and were not checked against them")
+    if context in (Context.DLOPEN_NOW, Context.DLOPEN_LAZY) and any(s.fatal for s in shown.symbols):
+        out.append("dlopen stops at the first fatal error; every one is listed here")
+    for obj in result.objects:
+        if obj.facts is None or (scope is not None and obj.path not in scope):
+            continue
+        if obj.lfs64_remapped:
+            out.append(f"{obj.path}: {', '.join(obj.lfs64_remapped)} bound by musl's LFS64 remap")
+        ifuncs = sorted(e.name for e in obj.facts.exports if e.type == "GNU_IFUNC")
+        if ifuncs:
+            out.append(f"{obj.path}: exports IFUNC symbols invisible to musl: {', '.join(ifuncs[:5])}")
+    if shown.relr:
+        out.append("DT_RELR is ignored by this musl: the relative relocations are never applied (crash at run time)")
+    return tuple(out)
+
+
+def load_steps(result: LoadResult) -> tuple[LoadStep, ...]:
+    return tuple(LoadStep(o.requested_as, o.path, o.found_by, o.links) for o in result.objects)
+
+
+def file_report(
+    *,
+    path: str,
+    facts: ElfFacts,
+    kind: str,
+    context: Context,
+    verdict: Verdict,
+    shown: Problems,
+    result: LoadResult,
+    scope: Collection[str] | None,
+    preload_fixes: bool,
+    aliases: tuple[str, ...],
+) -> FileReport:
+    return FileReport(
+        path=path, arch=facts.machine, kind=kind, context=context.value, verdict=verdict,
+        interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
+        missing_libraries=shown.libraries,
+        unresolved_symbols=tuple(sorted(shown.symbols, key=lambda s: (s.file, s.name, s.version or ""))),
+        unsupported_relocations=shown.relocations, tls_errors=shown.tls,
+        notes=notes(shown, result, context, scope),
+        fixes=fixes(shown, verdict, context, preload_fixes),
+        aliases=aliases, load_order=load_steps(result),
+    )

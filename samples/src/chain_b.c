@@ -1,0 +1,4 @@
+int chain_b(void)
+{
+	return 41;
+}

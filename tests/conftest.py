@@ -1,0 +1,55 @@
+"""Session fixtures: the built samples and Debian's real musl loaders (see tests/oracle/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from oracle.loaders import LoadersUnavailable, available_loaders
+from oracle.sandbox import sandbox_problem
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip locally; under CI a missing prerequisite is a failure."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OUTDIR of ``samples/build.py``, built once per session."""
+    if missing := [t for t in ("gcc", "g++", "musl-gcc", "readelf") if shutil.which(t) is None]:
+        unavailable(f"cannot build samples: {', '.join(missing)} not installed")
+    out = tmp_path_factory.mktemp("samples")
+    proc = subprocess.run([sys.executable, str(REPO / "samples" / "build.py"), str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        pytest.fail(f"samples/build.py failed:\n{proc.stdout}{proc.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def samples_manifest(samples_dir: Path) -> dict[str, Any]:
+    """``manifest.json``: {"harness", "samples": [{"name", "description", "files", "entry", "dlopen"}]}."""
+    manifest: dict[str, Any] = json.loads((samples_dir / "manifest.json").read_text())
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def musl_loaders() -> dict[str, Path]:
+    """Upstream musl version -> Debian's extracted loader, downloaded on first use."""
+    if problem := sandbox_problem():
+        unavailable(problem)
+    try:
+        return available_loaders()
+    except LoadersUnavailable as e:
+        unavailable(f"no musl loader: {e}")

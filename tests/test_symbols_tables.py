@@ -1,0 +1,124 @@
+"""Invariants of the generated tables in symbols/ (no network needed)."""
+import json
+from pathlib import Path
+
+import pytest
+
+SYM = Path(__file__).resolve().parent.parent / "symbols"
+VERSIONS = ["1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6"]
+ARCHES = ["x86_64", "aarch64"]
+TYPES = {"NOTYPE", "OBJECT", "FUNC", "COMMON", "TLS", "GNU_IFUNC"}
+BINDS = {"GLOBAL", "WEAK", "GNU_UNIQUE"}
+
+
+def load(name):
+    return json.loads((SYM / name).read_text())
+
+
+def names(v, a):
+    return {s[0] for s in load(f"musl-{v}-{a}.json")["symbols"]}
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+@pytest.mark.parametrize("a", ARCHES)
+def test_table_shape_and_provenance(v, a):
+    t = load(f"musl-{v}-{a}.json")
+    assert t["kind"] == "musl-exports" and t["musl"] == v and t["arch"] == a
+    p = t["provenance"]
+    for k in ("source", "package", "package_version", "sha256", "file",
+              "file_sha256", "generator"):
+        assert p.get(k), k
+    assert p["source"] == ("ziglang" if v == "1.2.4" else "debian")
+    assert len(p["sha256"]) == 64 and len(p["file_sha256"]) == 64
+    syms = t["symbols"]
+    assert [s[0] for s in syms] == sorted(s[0] for s in syms)
+    assert len({s[0] for s in syms}) == len(syms)
+    for n, typ, bind, size in syms:
+        assert n and typ in TYPES and bind in BINDS
+        assert size is None or isinstance(size, int)
+    for d in t["deviations"]:
+        assert d["action"] in ("removed", "flagged", "added") and d["reason"]
+    assert 1600 < len(syms) < 1750
+
+
+@pytest.mark.parametrize("a", ARCHES)
+def test_symbol_invariants(a):
+    for v in VERSIONS:
+        n = names(v, a)
+        assert "memcpy" in n
+        assert "__xstat" in n and "__lxstat" in n and "__fxstat" in n
+        assert "fts_open" not in n, "Debian-only fts_* must be stripped"
+        assert "__memcpy_chk" not in n
+        assert "fcntl64" not in n
+        assert "crypt" in n, "upstream musl exports crypt in every version"
+        assert ("fopen64" in n) == (v <= "1.2.3")
+        assert ("__xstat64" in n) == (v <= "1.2.3")
+        assert ("statx" in n) == (v >= "1.2.5")
+        assert ("qsort_r" in n) == (v >= "1.2.3")
+        assert ("renameat2" in n) == (v >= "1.2.6")
+        assert ("posix_getdents" in n) == (v >= "1.2.6")
+        assert ("__getauxval" in n) == (v >= "1.2.6")
+
+
+def test_arch_differences():
+    for v in VERSIONS:
+        assert names(v, "x86_64") - names(v, "aarch64") == {"arch_prctl", "ioperm", "iopl"}
+        assert names(v, "aarch64") <= names(v, "x86_64")
+
+
+def test_loader():
+    t = load("loader.json")
+    assert t["kind"] == "musl-loader"
+    assert t["default_path"] == "/lib:/usr/local/lib:/usr/lib"
+    assert t["ldso_names"] == {"x86_64": "ld-musl-x86_64.so.1",
+                              "aarch64": "ld-musl-aarch64.so.1"}
+    for v in VERSIONS:
+        f = t["versions"][v]
+        assert f["reserved_prefixes"] == ["c.", "pthread.", "rt.", "m.", "dl.",
+                                          "util.", "xnet."]
+        assert f["source"]
+        assert f["relr"] == (v >= "1.2.4")
+        if v <= "1.2.3":
+            assert f["lfs64"] is None and f["readdir64_r"] is False
+        else:
+            assert len(f["lfs64"]) == 59 and "posix_fallocate" in f["lfs64"]
+            assert f["readdir64_r"] is True
+            assert f["lfs64_name_max"] == (17 if v >= "1.2.6" else 16)
+            # every base name must be exported in that version, the *64 not
+            n = names(v, "x86_64")
+            assert all(b in n and b + "64" not in n for b in f["lfs64"])
+
+
+def test_gcompat():
+    files = sorted(SYM.glob("gcompat-*.json"))
+    assert files
+    g = json.loads(files[0].read_text())
+    assert g["kind"] == "gcompat-exports"
+    p = g["provenance"]
+    assert p["repository"] and p["tag"] and len(p["commit"]) == 40 and p["files"]
+    s = set(g["symbols"])
+    assert 200 < len(s) < 320
+    for n in ("__memcpy_chk", "backtrace", "backtrace_symbols", "error",
+              "gnu_get_libc_version", "__res_ninit", "__res_nclose",
+              "__res_search", "dlvsym", "dlmopen", "mallinfo",
+              "__register_atfork", "__cxa_thread_atexit_impl",
+              "__libc_single_threaded", "__getauxval", "__sysconf",
+              "__rawmemchr", "__strdup", "pthread_yield"):
+        assert n in s, n
+    for n in ("fcntl64", "posix_fallocate64", "mallinfo2", "arc4random",
+              "__xstat64", "__isoc23_strtol", "__isoc23_sscanf"):
+        assert n not in s, n
+    assert not any(n.startswith("__isoc23_") for n in s)
+    assert g["preload"] == "/lib/libgcompat.so.0"
+    assert g["loader_paths"]["x86_64"] == "/lib64/ld-linux-x86-64.so.2"
+    assert "libresolv.so.2" in g["libc_links"]
+
+
+def test_alpine():
+    t = load("alpine.json")
+    assert t["kind"] == "alpine-musl"
+    seen = [r["alpine"] for r in t["releases"]]
+    assert seen[0] == "3.13" and len(seen) == len(set(seen))
+    for r in t["releases"]:
+        assert r["musl"] in VERSIONS and r["source"]
+        assert (SYM / f"musl-{r['musl']}-x86_64.json").exists()
