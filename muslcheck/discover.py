@@ -38,6 +38,17 @@ class FactsCache:
     def __init__(self, root: DirectoryRoot) -> None:
         self.root = root
         self._by_identity: dict[tuple[int, int], ElfFacts | NotLoadable] = {}
+        self._exports: dict[int, tuple[ElfFacts, dict[str, tuple[str, str, bool]]]] = {}
+
+    def visible_exports(self, facts: ElfFacts) -> dict[str, tuple[str, str, bool]]:
+        """name -> (type, binding, plt_only), the first definition of each name; built once per file."""
+        entry = self._exports.get(id(facts))  # the entry keeps facts alive, so the id is not reused
+        if entry is None:
+            visible: dict[str, tuple[str, str, bool]] = {}
+            for e in facts.exports:
+                visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
+            entry = self._exports[id(facts)] = (facts, visible)
+        return entry[1]
 
     def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         if resolved.is_dir:

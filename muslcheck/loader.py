@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from muslcheck.discover import FactsCache, NotLoadable
-from muslcheck.elf import ElfFacts, Export, SymbolUse, relocation_name
+from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
 from muslcheck.rootfs import DirectoryRoot, Resolved, join, parent
 from muslcheck.tables import Gcompat, LoaderRules, MuslExports
 
@@ -64,6 +65,10 @@ class Target:
     @property
     def ldso_path(self) -> str:
         return "/lib/" + self.rules.ldso_names[self.arch]
+
+    @cached_property
+    def libc_exports(self) -> dict[str, tuple[str, str, bool]]:
+        return {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,7 @@ class _Loader:
         self.missing: list[MissingLibrary] = []
         self.libc = _Dso(
             path=ldso_name, requested_as=ldso_name, found_by="libc", links=(), identity=("musl-libc",),
-            needed_by=None, runtime_loaded=False, is_libc=True,
-            exports={n: (d.type, d.binding, False) for n, d in target.musl.symbols.items()},
+            needed_by=None, runtime_loaded=False, is_libc=True, exports=target.libc_exports,
         )
         self._sys_path: str | None = None
 
@@ -275,7 +279,7 @@ class _Loader:
             return facts.reason
         if facts.elf_type.value not in ("DYN", "EXEC") or not facts.has_dynamic:
             return "Exec format error"
-        exports = _visible_exports(facts.exports)
+        exports = self.cache.visible_exports(facts)
         if "__libc_start_main" in exports and "stdin" in exports:
             return self.load_library("libc.so", needed_by)  # another libc: musl substitutes itself (DL:1198)
         dso = _Dso(
@@ -338,13 +342,6 @@ def _split_path(s: str) -> Iterable[str]:
             yield part
 
 
-def _visible_exports(exports: tuple[Export, ...]) -> dict[str, tuple[str, str, bool]]:
-    visible: dict[str, tuple[str, str, bool]] = {}
-    for e in exports:
-        visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
-    return visible
-
-
 def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
     """find_sym2's acceptance test for one object (DL:302-341)."""
     found = dso.exports.get(name)
@@ -356,8 +353,19 @@ def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
     return type_ in _OK_TYPES and binding in _OK_BINDS
 
 
-def _find(chain: list[_Dso], name: str, need_def: bool) -> _Dso | None:
-    return next((d for d in chain if _defines(d, name, need_def)), None)
+class _Chain:
+    """The global symbol chain of one load, with each lookup done once."""
+
+    def __init__(self, objects: list[_Dso]) -> None:
+        self.objects = objects
+        self._memo: dict[tuple[str, bool, bool], _Dso | None] = {}
+
+    def find(self, name: str, need_def: bool, skip_main: bool = False) -> _Dso | None:
+        key = (name, need_def, skip_main)
+        if key not in self._memo:
+            ctx = self.objects[1:] if skip_main else self.objects
+            self._memo[key] = next((d for d in ctx if _defines(d, name, need_def)), None)
+        return self._memo[key]
 
 
 def _lfs64(name: str, rules: LoaderRules, libc: _Dso) -> bool:
@@ -372,7 +380,7 @@ def _lfs64(name: str, rules: LoaderRules, libc: _Dso) -> bool:
     return base in rules.lfs64 and _defines(libc, base, True)
 
 
-def _relocate(loader: _Loader, chain: list[_Dso], dso: _Dso, lazy: bool) -> LoadedObject:
+def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> LoadedObject:
     """do_relocs (DL:378) for one object, collecting every error musl would print."""
     facts = dso.facts
     assert facts is not None
@@ -392,8 +400,7 @@ def _relocate(loader: _Loader, chain: list[_Dso], dso: _Dso, lazy: bool) -> Load
             cls = classes.get(rtype)
             if cls == "NONE":
                 continue
-            ctx = chain[1:] if cls == "COPY" else chain
-            definer = _find(ctx, use.name, need_def=cls == "PLT")
+            definer = chain.find(use.name, need_def=cls == "PLT", skip_main=cls == "COPY")
             if definer is None and _lfs64(use.name, rules, loader.libc):
                 definer = loader.libc
                 remapped.append(use.name)
@@ -478,12 +485,12 @@ def load(
             preloads = (target.gcompat.preload, *target.preload) if target.gcompat else preloads
         loader = _Loader(root, cache, target, name)
         app = _Dso(path=path, requested_as=path, found_by="main program", links=(), identity=resolved.identity,
-                   needed_by=None, runtime_loaded=False, facts=facts, exports=_visible_exports(facts.exports))
+                   needed_by=None, runtime_loaded=False, facts=facts, exports=cache.visible_exports(facts))
         loader.objects.append(app)
         for preload in preloads:
             loader.load_library(preload, None)  # a preload that fails is ignored (DL:1356)
         loader.load_deps(app)
-        chain = list(loader.objects)
+        chain = _Chain(list(loader.objects))
         lazy_ok = False
         entries = [loader.objects[1:], [app]]  # libraries first, the program last (DL:2010)
     else:
@@ -503,7 +510,7 @@ def load(
             return LoadResult(context, loader.ldso_name, tuple(_snapshot(d) for d in loader.objects),
                               tuple(loader.missing), ())
         loader.load_deps(lib)
-        chain = list(loader.objects)
+        chain = _Chain(list(loader.objects))
         lazy_ok = context is Context.DLOPEN_LAZY
         entries = [loader.objects[loaded_before:]]
     results: dict[int, LoadedObject] = {}

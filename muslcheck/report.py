@@ -131,19 +131,20 @@ class Report:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data: dict[str, Any] = _plain(self)
         data["summary"] = self.summary
-        return _plain(data)  # type: ignore[no-any-return]
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
 
 
 def _plain(value: Any) -> Any:
+    """Dataclasses to dicts, tuples to lists, enums to their values (no deep copies)."""
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value

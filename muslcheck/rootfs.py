@@ -44,13 +44,20 @@ def parent(path: str) -> str:
 class DirectoryRoot:
     def __init__(self, host_root: Path) -> None:
         self.host_root = host_root.resolve()
+        self._resolved: dict[str, Resolved | Unresolvable] = {}
 
     def host_path(self, path: str) -> Path:
         """Where a resolved in-root path lives on the host."""
         return self.host_root / path.lstrip("/")
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
-        """Follow every link in ``path`` inside the root."""
+        """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
+        found = self._resolved.get(path)
+        if found is None:
+            found = self._resolved[path] = self._resolve(path)
+        return found
+
+    def _resolve(self, path: str) -> Resolved | Unresolvable:
         pending = [c for c in path.split("/") if c]
         done: list[str] = []
         links: list[str] = []

@@ -21,7 +21,6 @@ SRC = HERE / "src"
 HARNESS_SRC = HERE / "harness" / "dlopen_probe.c"
 HARNESS = "_harness/dlopen_probe"
 CFLAGS = ("-O2", "-Wall", "-Wno-deprecated-declarations")
-TOOLS = ("gcc", "g++", "musl-gcc", "readelf")
 
 
 @dataclass(frozen=True)
@@ -148,6 +147,10 @@ SAMPLES: tuple[Sample, ...] = (
 )
 
 
+# One of each verdict, built with gcc/g++ alone: what a fresh machine can show.
+DEMO = ("hello", "fortify", "cxx", "ifunc", "reloc-plt")
+
+
 def compiler(unit: Unit) -> str:
     if unit.libc == "musl":
         return "musl-gcc"
@@ -208,23 +211,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir", nargs="?", type=Path)
     parser.add_argument("--only", action="append", metavar="NAME", help="build only this sample (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the samples and exit")
+    parser.add_argument("--demo", action="store_true", help=f"build the README demo: {', '.join(DEMO)} (gcc only)")
     args = parser.parse_args(argv)
+    if args.demo:
+        args.only = [*(args.only or ()), *DEMO]
     if args.list:
         for s in SAMPLES:
             print(f"{s.name:16} {s.description}")
         return 0
     if args.outdir is None:
         parser.error("OUTDIR is required")
-    if missing := [t for t in TOOLS if shutil.which(t) is None]:
-        sys.exit(f"build.py: missing tools: {', '.join(missing)}")
     chosen = [s for s in SAMPLES if not args.only or s.name in args.only]
     if unknown := set(args.only or ()) - {s.name for s in SAMPLES}:
         parser.error(f"unknown sample(s): {', '.join(sorted(unknown))}")
+    # The dlopen harness needs musl-gcc; a build of glibc samples alone (the README demo) needs only gcc.
+    with_harness = not args.demo and (not args.only or shutil.which("musl-gcc") is not None)
+    needed = {"readelf", *(compiler(u) for s in chosen for u in s.units)} | ({"musl-gcc"} if with_harness else set())
+    if missing := sorted(t for t in needed if shutil.which(t) is None):
+        sys.exit(f"build.py: missing tools: {', '.join(missing)}")
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / HARNESS).parent.mkdir(exist_ok=True)
-    run(["musl-gcc", *CFLAGS, "-o", str(outdir / HARNESS), str(HARNESS_SRC)])
-    manifest = {"harness": HARNESS, "samples": [build_sample(s, outdir) for s in chosen]}
+    if with_harness:
+        (outdir / HARNESS).parent.mkdir(exist_ok=True)
+        run(["musl-gcc", *CFLAGS, "-o", str(outdir / HARNESS), str(HARNESS_SRC)])
+    manifest = {"harness": HARNESS if with_harness else None,
+                "samples": [build_sample(s, outdir) for s in chosen]}
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return 0
 

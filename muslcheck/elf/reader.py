@@ -367,7 +367,7 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str) -> _Dyn
         if size % (entry_words * word_size):
             raise MalformedElf("relocation table size is not a multiple of the entry size")
         offset = image.offset_of(tag[address_tag], size, "relocation table")
-        infos.update(image.words(layout.word, offset, size // word_size, "relocation table")[1::entry_words])
+        _count_into(infos, image.words(layout.word, offset, size // word_size, "relocation table")[1::entry_words])
     relocations, refs = _group_relocations(infos, layout.r_sym_shift, layout.r_type_mask)
 
     symtab = _read_symbols(image, tag, max(refs) + 1 if refs else 0)
@@ -405,6 +405,22 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str) -> _Dyn
         uses=uses,
         exports=exports,
     )
+
+
+def _count_into(counter: Counter[int], column: array[int]) -> None:
+    """Add the values of ``column`` to ``counter``.
+
+    Linkers put the RELATIVE relocations, often most of them, in one leading run of equal r_info
+    values; that run is measured with array comparisons, which run at C speed.
+    """
+    if not column:
+        return
+    first = column[0]
+    run = column.count(first)
+    if column[:run] == array(column.typecode, (first,)) * run:
+        counter[first] += run
+        column = column[run:]
+    counter.update(column)
 
 
 def _group_relocations(
