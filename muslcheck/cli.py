@@ -85,6 +85,10 @@ def scan_command(
             click.echo(text, nl=False)
         else:
             _write_atomically(out_file, text)
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and no traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
     except UsageError as e:
         _fail(str(e), EXIT_USAGE)
     except (InputError, MuslcheckError, OSError) as e:
@@ -113,12 +117,20 @@ def versions() -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written report."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

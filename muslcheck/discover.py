@@ -53,6 +53,8 @@ class FactsCache:
     def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         if resolved.is_dir:
             return NotLoadable("Is a directory")
+        if not resolved.is_file:
+            return NotLoadable("not a regular file")  # a FIFO or device: never opened
         cached = self._by_identity.get(resolved.identity)
         if cached is None:
             cached = self._read(resolved.path)

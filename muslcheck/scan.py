@@ -89,6 +89,8 @@ def scan(
 
 
 def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]]:
+    if not source.is_file():
+        raise InputError(f"{source}: not a regular file")
     try:
         with open(source, "rb") as f:
             if not is_elf(f.read(4)):
@@ -115,23 +117,33 @@ def kind_of(facts: ElfFacts) -> str:
     return "shared-library"
 
 
+@dataclass(frozen=True)
+class _Targets:
+    bare: Target  # musl alone: the verdict starts from here
+    gcompat: Target  # with gcompat installed: does it fix what musl alone cannot?
+    show_gcompat: bool  # the target has gcompat, so reports show that load
+
+    def preloaded(self) -> Target:
+        """gcompat installed and preloaded, as its stub or LD_PRELOAD does."""
+        t = self.gcompat
+        return replace(t, preload=(t.gcompat.preload, *t.preload)) if t.gcompat else t
+
+
 def judge(
     root: DirectoryRoot, cache: FactsCache, files: list[ElfFile], options: Options, catalog: Catalog
 ) -> tuple[FileReport, ...]:
-    targets: dict[str, tuple[Target, Target]] = {}
+    targets: dict[str, _Targets] = {}
 
-    def targets_for(arch: str) -> tuple[Target, Target]:
-        """(as configured, with gcompat installed) for one architecture."""
+    def targets_for(arch: str) -> _Targets:
         if arch not in targets:
-            plain = Target(
+            bare = Target(
                 arch=arch,
                 musl=catalog.musl_exports(options.musl, arch),
                 rules=catalog.loader_rules(options.musl),
-                gcompat=catalog.gcompat if options.gcompat else None,
                 library_path=options.library_path,
                 preload=options.preload,
             )
-            targets[arch] = (plain, replace(plain, gcompat=catalog.gcompat))
+            targets[arch] = _Targets(bare, replace(bare, gcompat=catalog.gcompat), options.gcompat)
         return targets[arch]
 
     reports: dict[str, FileReport] = {}
@@ -152,69 +164,63 @@ def judge(
         ctx = options.context or (Context.EXECUTABLE if kind == "executable" else None)
         if ctx is not Context.EXECUTABLE:
             continue
-        plain_t, gc_t = targets_for(f.facts.machine)
-        plain = load(root, cache, plain_t, f.path, ctx)
-        with_gc = load(root, cache, gc_t, f.path, ctx)
-        shown_run = with_gc if options.gcompat else plain
-        interp_problem = _glibc_interpreter(f.facts, plain_t)
-        p_plain = problems(plain, None, gc_t.gcompat, interp_problem)
-        p_gc = problems(with_gc, None, gc_t.gcompat, _glibc_interpreter(f.facts, gc_t))
-        verdict = decide(p_plain, p_gc)
-        shown = p_gc if options.gcompat else p_plain
+        t = targets_for(f.facts.machine)
+        bare = load(root, cache, t.bare, f.path, ctx)
+        with_gc = load(root, cache, t.gcompat, f.path, ctx)
+        p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare))
+        p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat))
+        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         reports[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=shown_run,
-            scope=None, preload_fixes=False, aliases=f.aliases,
+            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=decide(p_bare, p_gc), shown=shown,
+            result=result, scope=None, preload_fixes=False, aliases=f.aliases,
         )
-        for obj in plain.objects[1:]:
+        for obj in bare.objects[1:]:
             if obj.facts is not None:
-                scope = frozenset(o.path for o in plain.objects if o.identity == obj.identity) | frozenset(
-                    o.path for o in with_gc.objects if o.identity == obj.identity
-                )
-                startup_runs.setdefault(obj.identity, []).append((plain, with_gc, scope))
+                scope = frozenset(o.path for o in (*bare.objects, *with_gc.objects) if o.identity == obj.identity)
+                startup_runs.setdefault(obj.identity, []).append((bare, with_gc, scope))
 
     for f, kind in judged:
         if f.path in reports:
             continue
         runs = startup_runs.get(f.identity)
-        plain_t, gc_t = targets_for(f.facts.machine)
+        t = targets_for(f.facts.machine)
         if runs and options.context in (None, Context.STARTUP_LIBRARY):
-            reports[f.path] = _startup_report(f, kind, runs, options, gc_t)
+            reports[f.path] = _startup_report(f, kind, runs, t)
             continue
         ctx = options.context or Context.DLOPEN_NOW
         if ctx is Context.STARTUP_LIBRARY:
             # Not needed by any executable here: load it as the first object of a program.
-            plain = load(root, cache, plain_t, f.path, Context.EXECUTABLE, ldso_name=plain_t.ldso_path)
-            stub = gcompat_stub_name(gc_t, gc_t.gcompat.loader_paths.get(f.facts.machine) if gc_t.gcompat else None)
-            with_gc = load(root, cache, replace(gc_t, preload=(gc_t.gcompat.preload, *gc_t.preload))
-                           if gc_t.gcompat else gc_t, f.path, Context.EXECUTABLE, ldso_name=stub)
-            reports[f.path] = _startup_report(f, kind, [(plain, with_gc, frozenset({f.path}))], options, gc_t)
+            stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
+            bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path)
+            with_gc = load(root, cache, t.preloaded(), f.path, Context.EXECUTABLE,
+                           ldso_name=gcompat_stub_name(t.gcompat, stub))
+            reports[f.path] = _startup_report(f, kind, [(bare, with_gc, frozenset({f.path}))], t)
             continue
-        plain = load(root, cache, plain_t, f.path, ctx)
-        p_plain = problems(plain, None, gc_t.gcompat, None)
-        preloaded = replace(gc_t, preload=(gc_t.gcompat.preload, *gc_t.preload)) if gc_t.gcompat else gc_t
-        p_preload = problems(load(root, cache, preloaded, f.path, ctx), None, gc_t.gcompat, None)
-        verdict = decide(p_plain, None)
+        # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
+        bare = load(root, cache, t.bare, f.path, ctx)
+        with_gc = load(root, cache, t.gcompat, f.path, ctx)
+        p_bare = problems(bare, None, t.gcompat.gcompat, None)
+        p_gc = problems(with_gc, None, t.gcompat.gcompat, None)
+        p_preload = problems(load(root, cache, t.preloaded(), f.path, ctx), None, t.gcompat.gcompat, None)
+        verdict = decide(p_bare, p_gc)
+        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         reports[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=p_plain, result=plain,
-            scope=None, preload_fixes=p_plain.blockers > 0 and p_preload.blockers == 0, aliases=f.aliases,
+            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=result,
+            scope=None, preload_fixes=verdict is Verdict.BLOCKED and p_preload.blockers == 0, aliases=f.aliases,
         )
     return tuple(reports[f.path] for f in files)
 
 
 def _startup_report(
-    f: ElfFile,
-    kind: str,
-    runs: list[tuple[LoadResult, LoadResult, frozenset[str]]],
-    options: Options,
-    gc_t: Target,
+    f: ElfFile, kind: str, runs: list[tuple[LoadResult, LoadResult, frozenset[str]]], t: _Targets
 ) -> FileReport:
     """A library loaded at start-up by executables in the tree: its own problems in their loads."""
     worst: tuple[Verdict, Problems, LoadResult, frozenset[str]] | None = None
-    for plain, with_gc, scope in runs:
-        p_plain = problems(plain, scope, gc_t.gcompat, None)
-        p_gc = problems(with_gc, scope, gc_t.gcompat, None)
-        verdict = decide(p_plain, p_gc)
-        shown, result = (p_gc, with_gc) if options.gcompat else (p_plain, plain)
+    for bare, with_gc, scope in runs:
+        p_bare = problems(bare, scope, t.gcompat.gcompat, None)
+        p_gc = problems(with_gc, scope, t.gcompat.gcompat, None)
+        verdict = decide(p_bare, p_gc)
+        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         if worst is None or verdict.severity > worst[0].severity:
             worst = (verdict, shown, result, scope)
     assert worst is not None

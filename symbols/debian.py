@@ -41,8 +41,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 SUITES = ("bullseye", "bookworm", "trixie", "sid")
 ARCHES = ("amd64", "arm64")
@@ -277,7 +277,7 @@ def _find_libc_and_loader(root: Path, arch: str) -> tuple[str, str]:
 
 
 def fetch_one(dest: Path, suite: str, arch: str, mirror: str | None = None,
-              apt: "PrivateApt | None" = None) -> dict:
+              apt: PrivateApt | None = None) -> dict:
     out = dest / f"{suite}-{arch}"
     info_path = out / "info.json"
     if info_path.is_file():

@@ -32,7 +32,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import platform
 import re
 import shutil
@@ -148,10 +147,7 @@ def dump_json(obj: dict, path: Path) -> None:
     parts = []
     for k in sorted(obj):
         v = obj[k]
-        if k == "symbols" and isinstance(v, list):
-            body = ",\n".join(" " + json.dumps(s, sort_keys=True) for s in v)
-            parts.append(f"{json.dumps(k)}: [\n{body}\n]")
-        elif k == "deviations" and isinstance(v, list) and v:
+        if (k == "symbols" and isinstance(v, list)) or (k == "deviations" and isinstance(v, list) and v):
             body = ",\n".join(" " + json.dumps(s, sort_keys=True) for s in v)
             parts.append(f"{json.dumps(k)}: [\n{body}\n]")
         else:
@@ -541,7 +537,7 @@ def whatsnew_126(work: Path, info: dict) -> list[str]:
     if not m:
         raise SystemExit("1.2.6 release notes not found in sid's changelog.gz")
     sec = re.search(r"new features:\n(.*?)\n\n", m.group(1), re.S)
-    return [l.strip("- ").strip() for l in sec.group(1).splitlines() if l.strip()]
+    return [line.strip("- ").strip() for line in sec.group(1).splitlines() if line.strip()]
 
 
 # ---------------------------------------------------------------------------
@@ -588,7 +584,7 @@ def run_probes(work: Path, raw: dict) -> dict | None:
             log(f"probe build failed: {' '.join(c)}; skipping probes")
             return None
     res = {}
-    for (ver, arch), (info, libc, _) in sorted(raw.items()):
+    for (ver, arch), (_info, libc, _) in sorted(raw.items()):
         if arch != "x86_64":
             continue
         env = {"PATH": "/usr/bin:/bin"}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
 from muslcheck.errors import MalformedElf
@@ -201,12 +201,19 @@ def read_elf_pyelftools(path: str | os.PathLike[str]) -> ElfFacts:
 
 def _raw_pyelftools(elf: Any) -> _Raw:
     from elftools.elf.dynamic import DynamicSegment
-    from elftools.elf.enums import ENUM_D_TAG, ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_ST_INFO_BIND
-    from elftools.elf.enums import ENUM_ST_INFO_TYPE, ENUM_ST_SHNDX, ENUM_VERSYM
+    from elftools.elf.enums import (
+        ENUM_D_TAG,
+        ENUM_E_MACHINE,
+        ENUM_E_TYPE,
+        ENUM_ST_INFO_BIND,
+        ENUM_ST_INFO_TYPE,
+        ENUM_ST_SHNDX,
+        ENUM_VERSYM,
+    )
     from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
     from elftools.elf.segments import InterpSegment
 
-    def number(enum: dict[str, int], value: str | int) -> int:
+    def number(enum: Mapping[str, int], value: str | int) -> int:
         return value if isinstance(value, int) else enum[value]
 
     header = elf.header
@@ -223,7 +230,7 @@ def _raw_pyelftools(elf: Any) -> _Raw:
     dynamic = None
     for segment in elf.iter_segments():
         if isinstance(segment, InterpSegment) and raw.interpreter is None:
-            raw.interpreter = _from_latin1(segment.get_interp_name())
+            raw.interpreter = _from_latin1(segment.get_interp_name() or "")
         elif isinstance(segment, DynamicSegment) and dynamic is None:
             dynamic = segment
         elif segment["p_type"] == "PT_TLS":
@@ -233,7 +240,8 @@ def _raw_pyelftools(elf: Any) -> _Raw:
     raw.has_dynamic = True
 
     tags = {}
-    for tag in dynamic.iter_tags():
+    # DynamicTag sets .needed, .soname, .rpath and .runpath dynamically, hence Any.
+    for tag in cast(Iterable[Any], dynamic.iter_tags()):
         name = tag.entry.d_tag if isinstance(tag.entry.d_tag, str) else None
         if name == "DT_NEEDED":
             raw.needed.append(_from_latin1(tag.needed))
@@ -251,7 +259,8 @@ def _raw_pyelftools(elf: Any) -> _Raw:
     assert ENUM_D_TAG["DT_RELR"] == 36
 
     relocations: list[tuple[int, int]] = []
-    for kind, table in dynamic.get_relocation_tables().items():
+    tables = cast(dict[str, Any], dynamic.get_relocation_tables())
+    for kind, table in tables.items():
         if kind != "RELR":  # RELR entries carry no type or symbol
             relocations.extend((r["r_info_type"], r["r_info_sym"]) for r in table.iter_relocations())
     raw.relocations = relocations
@@ -283,7 +292,7 @@ def _raw_pyelftools(elf: Any) -> _Raw:
         for need, auxiliaries in verneed.iter_versions():
             for aux in auxiliaries:
                 if aux["vna_other"] & 0x7FFF >= 2:
-                    versions[aux["vna_other"] & 0x7FFF] = (_from_latin1(aux.name), _from_latin1(need.name))
+                    versions[aux["vna_other"] & 0x7FFF] = (_from_latin1(aux.name), _from_latin1(need.name or ""))
     raw.versions = versions
 
     def versym(index: int) -> int:

@@ -9,10 +9,10 @@ same input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class ElfType(str, Enum):
+class ElfType(StrEnum):
     EXEC = "EXEC"
     DYN = "DYN"
     REL = "REL"
@@ -33,7 +33,7 @@ class SymbolUse:
 
     name: str
     version: str | None  # requested (vernaux) or defining (verdaux) version name; None if unversioned
-    version_library: str | None  # for a requested version, the library its verneed entry names (vn_file), e.g. "libc.so.6"
+    version_library: str | None  # the library a requested version's verneed entry names (vn_file), e.g. "libc.so.6"
     binding: str  # "GLOBAL" | "WEAK" | "GNU_UNIQUE" | "BIND_<n>"
     type: str  # "NOTYPE" | "OBJECT" | "FUNC" | "SECTION" | "FILE" | "COMMON" | "TLS" | "GNU_IFUNC" | "TYPE_<n>"
     defined: bool  # st_shndx != SHN_UNDEF
@@ -77,7 +77,7 @@ class ElfFacts:
     pie: bool  # DF_1_PIE
     has_relr: bool  # DT_RELR present
     textrel: bool  # DT_TEXTREL or DF_TEXTREL
-    relocations: tuple[tuple[int, int], ...]  # every dynamic relocation (REL, RELA, JMPREL): (type number, count), sorted
-    tls_relocations_local: int  # TPOFF-class relocations whose symbol is index 0 or LOCAL (they bind to the file itself)
+    relocations: tuple[tuple[int, int], ...]  # every REL/RELA/JMPREL relocation: (type number, count), sorted
+    tls_relocations_local: int  # TPOFF-class relocations against symbol 0 or a LOCAL one: they bind to the file itself
     uses: tuple[SymbolUse, ...]  # sorted by (name, version or "", binding, defined)
     exports: tuple[Export, ...]  # sorted by name, then version

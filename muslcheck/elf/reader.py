@@ -129,7 +129,6 @@ class _Layout:
     word: str  # array typecode of an address-sized word
     r_sym_shift: int
     r_type_mask: int
-    u16: struct.Struct
     u32: struct.Struct
     verneed: struct.Struct  # vn_version, vn_cnt, vn_file, vn_aux, vn_next
     vernaux: struct.Struct  # vna_hash, vna_flags, vna_other, vna_name, vna_next
@@ -160,7 +159,6 @@ def _make_layout(elf_class: int, data: int) -> _Layout:
         word=word,
         r_sym_shift=shift,
         r_type_mask=mask,
-        u16=struct.Struct(prefix + "H"),
         u32=struct.Struct(prefix + "I"),
         verneed=struct.Struct(prefix + "HHIII"),
         vernaux=struct.Struct(prefix + "IHHII"),
@@ -509,11 +507,7 @@ def _read_versions(
     for address, (_, cnt, file, aux, _) in _chain(image, tag, _DT_VERNEED, _DT_VERNEEDNUM, 4):
         library = strings.get(file)
         aux_address = address + aux
-        seen: set[int] = set()
-        for _ in range(cnt):
-            if aux_address in seen:
-                raise MalformedElf("version need chain loops")
-            seen.add(aux_address)
+        for _ in range(cnt):  # vn_cnt is 16 bits; the links only move forward
             _, _, other, name, next_aux = image.unpack_at(layout.vernaux, aux_address, "version need")
             if other & _VERSYM_INDEX > 1:
                 versions[other & _VERSYM_INDEX] = (strings.get(name), library)
@@ -526,7 +520,11 @@ def _read_versions(
 def _chain(
     image: _Image, tag: dict[int, int], address_tag: int, count_tag: int, next_field: int
 ) -> Iterable[tuple[int, tuple[int, ...]]]:
-    """(address, fields) of each entry of a verdef or verneed chain."""
+    """(address, fields) of each entry of a verdef or verneed chain.
+
+    The links are unsigned offsets, so the chain only moves forward and cannot loop; its length
+    is bounded by the count tag (checked against the file size) or by the file's end.
+    """
     if address_tag not in tag:
         return
     fmt = image.layout.verdef if address_tag == _DT_VERDEF else image.layout.verneed
@@ -535,11 +533,7 @@ def _chain(
     if entries > limit:
         raise MalformedElf("version table count is larger than the file allows")
     address = tag[address_tag]
-    seen: set[int] = set()
     for _ in range(entries):
-        if address in seen:
-            raise MalformedElf("version table chain loops")
-        seen.add(address)
         entry = image.unpack_at(fmt, address, "version table")
         yield address, entry
         if not entry[next_field]:
