@@ -243,7 +243,7 @@ class PrivateApt:
 # Extraction and info
 # --------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -320,7 +320,7 @@ def fetch_one(dest: Path, suite: str, arch: str, mirror: str | None = None,
         "version": version,
         "upstream_version": upstream_of(version),
         "deb": deb.name,
-        "sha256": _sha256(deb),
+        "sha256": sha256_file(deb),
         "libc_so": libc_so,
         "loader": loader,
     }

@@ -134,12 +134,7 @@ def sha256_bytes(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_file = debian.sha256_file
 
 
 def dump_json(obj: dict, path: Path) -> None:
@@ -241,11 +236,29 @@ def _pp_cond(expr: str, defs: set[str]) -> bool:
     return bool(eval("".join(py), {"__builtins__": {}}, {}))
 
 
+class IfStack:
+    """#if/#else/#endif nesting: is the current line compiled in?"""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[bool, bool]] = []
+        self.active = True
+
+    def push(self, cond: bool) -> None:
+        self.stack.append((self.active, cond))
+        self.active = self.active and cond
+
+    def flip(self) -> None:
+        parent, cond = self.stack[-1]
+        self.active = parent and not cond
+
+    def pop(self) -> None:
+        self.active = self.stack.pop()[0]
+
+
 def parse_libc_S(text: str, arch: str) -> dict[str, tuple]:
     defs = set(ZIG_DEFS[arch])
     macros: dict[str, str] = {}
-    stack: list[tuple[bool, bool]] = []
-    active = True
+    ifs = IfStack()
     types: dict[str, str] = {}
     sizes: dict[str, int] = {}
     binds: dict[str, str] = {}
@@ -257,23 +270,20 @@ def parse_libc_S(text: str, arch: str) -> dict[str, tuple]:
             kw, _, rest = line[1:].strip().partition(" ")
             rest = rest.strip()
             if kw in ("ifdef", "ifndef", "if"):
-                c = (rest in defs if kw == "ifdef" else
-                     rest not in defs if kw == "ifndef" else _pp_cond(rest, defs))
-                stack.append((active, c))
-                active = active and c
+                ifs.push(rest in defs if kw == "ifdef" else
+                         rest not in defs if kw == "ifndef" else _pp_cond(rest, defs))
             elif kw == "else":
-                parent, c = stack[-1]
-                active = parent and not c
+                ifs.flip()
             elif kw == "endif":
-                active = stack.pop()[0]
+                ifs.pop()
             elif kw == "define":
-                if active:
+                if ifs.active:
                     n, _, v = rest.partition(" ")
                     macros[n] = v.strip()
             else:
                 raise SystemExit(f"libc.S:{ln}: unsupported {line!r}")
             continue
-        if not active:
+        if not ifs.active:
             continue
         op, _, arg = line.partition(" ")
         op = macros.get(op, op)
@@ -291,7 +301,7 @@ def parse_libc_S(text: str, arch: str) -> dict[str, tuple]:
             pass
         else:
             raise SystemExit(f"libc.S:{ln}: unsupported {line!r}")
-    if stack:
+    if ifs.stack:
         raise SystemExit("libc.S: unbalanced #if")
     out = {}
     for n, t in types.items():
@@ -750,7 +760,8 @@ def _strip_c(text: str) -> str:
 def gcompat_exports(src: str, arch: str, fname: str) -> set[str]:
     lines = _strip_c(src).split("\n")
     # join continuation lines
-    out_lines, stack, active = [], [], True
+    out_lines: list[str] = []
+    ifs = IfStack()
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -770,17 +781,15 @@ def gcompat_exports(src: str, arch: str, fname: str) -> set[str]:
                     if key not in GCOMPAT_CONDS:
                         raise SystemExit(f"gcompat {fname}: unknown condition {s!r}")
                     c = GCOMPAT_CONDS[key][arch]
-                stack.append((active, c))
-                active = active and c
+                ifs.push(c)
             elif kw == "else":
-                p, c = stack[-1]
-                active = p and not c
+                ifs.flip()
             elif kw == "endif":
-                active = stack.pop()[0]
+                ifs.pop()
             elif kw == "elif":
                 raise SystemExit(f"gcompat {fname}: #elif unsupported")
             continue
-        if active:
+        if ifs.active:
             out_lines.append(line)
     text = "\n".join(out_lines)
     names: set[str] = set()
