@@ -70,6 +70,10 @@ class Target:
     def libc_exports(self) -> dict[str, tuple[str, str, bool]]:
         return {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
 
+    @cached_property
+    def gcompat_exports(self) -> dict[str, tuple[str, str, bool]]:
+        return {n: ("FUNC", "GLOBAL", False) for n in self.gcompat.symbols} if self.gcompat else {}
+
 
 @dataclass(frozen=True)
 class UnresolvedSymbol:
@@ -123,7 +127,7 @@ class LoadResult:
         return next((o for o in self.objects if o.path == path), None)
 
 
-@dataclass
+@dataclass(eq=False)  # an object in the load list is itself, whatever its fields
 class _Dso:
     path: str
     requested_as: str
@@ -269,11 +273,8 @@ class _Loader:
                 return "No such file or directory"
         if isinstance(located, _Virtual):
             return self._open_virtual(path, name, needed_by, how, located)
-        for p in self.objects[1:]:
-            if p.identity == located.identity:
-                if p.shortname is None and path != name:
-                    p.shortname = name
-                return p
+        if (seen := self._already_loaded(located.identity, path, name)) is not None:
+            return seen
         facts = self.cache.get(located)
         if isinstance(facts, NotLoadable):
             return facts.reason
@@ -294,20 +295,24 @@ class _Loader:
         if v.kind == "libc":
             return self.add_libc()
         identity = ("virtual", v.kind)
-        for p in self.objects[1:]:
-            if p.identity == identity:
-                if p.shortname is None and path != name:
-                    p.shortname = name
-                return p
-        gc = self.target.gcompat
-        assert gc is not None
-        exports = {s: ("FUNC", "GLOBAL", False) for s in gc.symbols} if v.kind == "gcompat" else {}
+        if (seen := self._already_loaded(identity, path, name)) is not None:
+            return seen
+        exports = self.target.gcompat_exports if v.kind == "gcompat" else {}
         dso = _Dso(
             path=path, requested_as=name, found_by=how, links=(), identity=identity, needed_by=needed_by,
             runtime_loaded=self.runtime, exports=exports, shortname=name if path != name else None,
         )
         self.objects.append(dso)
         return dso
+
+    def _already_loaded(self, identity: object, path: str, name: str) -> _Dso | None:
+        """The same inode under another name is the same object; it gains a short name (DL:1180-1190)."""
+        for p in self.objects[1:]:
+            if p.identity == identity:
+                if p.shortname is None and path != name:
+                    p.shortname = p.path.rsplit("/", 1)[-1]
+                return p
+        return None
 
     # -- load_deps (DL:1298): breadth-first over the load list --------------------
     def load_deps(self, start: _Dso) -> None:

@@ -40,8 +40,8 @@ class SymbolFinding:
     version: str | None  # the version requested (never checked by musl)
     weak: bool
     relocations: tuple[str, ...]
-    fatal: bool  # False: latent (deferred by RTLD_LAZY) or a weak reference bound to 0
-    effect: str  # "fatal" | "latent" | "null"
+    fatal: bool  # False: latent (deferred by RTLD_LAZY: loads, then crashes on the first call)
+    effect: str  # "fatal" | "latent"
     file: str  # the object whose relocation fails
     from_library: str | None  # the library the version requirement names (e.g. "libc.so.6")
     gcompat: bool  # gcompat provides it
@@ -91,6 +91,7 @@ class FileReport:
     needed: tuple[str, ...]
     missing_libraries: tuple[LibraryFinding, ...]
     unresolved_symbols: tuple[SymbolFinding, ...]
+    weak_unresolved: tuple[str, ...]  # weak undefined references bound to NULL: not errors, the code must cope
     unsupported_relocations: tuple[RelocationFinding, ...]
     tls_errors: tuple[TlsFinding, ...]
     notes: tuple[str, ...]

@@ -255,7 +255,7 @@ def _plain_report(f: ElfFile, kind: str, verdict: Verdict, note: str) -> FileRep
     return FileReport(
         path=f.path, arch=f.facts.machine, kind=kind, context=None, verdict=verdict,
         interpreter=f.facts.interpreter, soname=f.facts.soname, needed=f.facts.needed,
-        missing_libraries=(), unresolved_symbols=(), unsupported_relocations=(), tls_errors=(),
+        missing_libraries=(), unresolved_symbols=(), weak_unresolved=(), unsupported_relocations=(), tls_errors=(),
         notes=(note,), fixes=(), aliases=f.aliases,
     )
 

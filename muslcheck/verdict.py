@@ -29,7 +29,8 @@ TOOLCHAIN_WEAK = frozenset({
 class Problems:
     """What stands in the way in one simulated load, seen from one file."""
 
-    symbols: tuple[SymbolFinding, ...]
+    symbols: tuple[SymbolFinding, ...]  # fatal or latent
+    weak_null: tuple[str, ...]  # weak undefined references musl binds to 0 (not errors)
     libraries: tuple[LibraryFinding, ...]
     relocations: tuple[RelocationFinding, ...]
     tls: tuple[TlsFinding, ...]
@@ -40,7 +41,7 @@ class Problems:
     @property
     def blockers(self) -> int:
         return (
-            sum(1 for s in self.symbols if s.effect != Effect.NULL.value and s.pending_on is None)
+            sum(1 for s in self.symbols if s.pending_on is None)
             + sum(1 for lib in self.libraries if lib.package is None or lib.package == "gcompat")
             + len(self.relocations) + len(self.tls) + len(self.relr) + len(self.wrong_arch)
             + (self.glibc_interpreter is not None)
@@ -66,6 +67,7 @@ def problems(
     )
     packaged = [lib.name for lib in libraries if lib.package and lib.name not in GLIBC_LIBRARIES]
     symbols: list[SymbolFinding] = []
+    weak_null: set[str] = set()
     relocations: list[RelocationFinding] = []
     tls: list[TlsFinding] = []
     wrong_arch: list[str] = []
@@ -73,7 +75,9 @@ def problems(
         if obj.facts is None or not in_scope(obj.path):
             continue
         for u in obj.unresolved:
-            if u.effect is Effect.NULL and u.name in TOOLCHAIN_WEAK:
+            if u.effect is Effect.NULL:
+                if u.name not in TOOLCHAIN_WEAK:
+                    weak_null.add(u.name)
                 continue
             symbols.append(SymbolFinding(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
@@ -90,7 +94,8 @@ def problems(
         if obj.wrong_arch:
             wrong_arch.append(f"{obj.path} ({obj.wrong_arch})")
     return Problems(
-        symbols=tuple(symbols), libraries=libraries, relocations=tuple(relocations), tls=tuple(tls),
+        symbols=tuple(symbols), weak_null=tuple(sorted(weak_null)), libraries=libraries,
+        relocations=tuple(relocations), tls=tuple(tls),
         relr=tuple(p for p in result.relr_unsupported if in_scope(p)), wrong_arch=tuple(wrong_arch),
         glibc_interpreter=glibc_interpreter,
     )
@@ -122,7 +127,7 @@ def fixes(shown: Problems, verdict: Verdict, context: Context, preload_fixes: bo
     unknown = sorted({lib.name for lib in shown.libraries if lib.package is None})
     if unknown:
         out.append(f"ship a musl build of {', '.join(unknown)} (not in the tree, no Alpine package known)")
-    blocking = [s for s in shown.symbols if s.effect != Effect.NULL.value and s.pending_on is None]
+    blocking = [s for s in shown.symbols if s.pending_on is None]
     if verdict is Verdict.BLOCKED and blocking:
         if preload_fixes:
             out.append("LD_PRELOAD=/lib/libgcompat.so.0 with gcompat installed resolves the missing symbols "
@@ -156,10 +161,9 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
     latent = sorted({s.name for s in shown.symbols if s.effect == Effect.LATENT.value})
     if latent:
         out.append("loads, then crashes on the first call of: " + ", ".join(latent))
-    nulled = sorted({s.name for s in shown.symbols if s.effect == Effect.NULL.value})
-    if nulled:
-        out.append("weak references bound to NULL: " + ", ".join(nulled))
-    pending = sorted({s.name for s in shown.symbols if s.pending_on and s.effect != Effect.NULL.value})
+    if shown.weak_null:
+        out.append("weak references bound to NULL: " + ", ".join(shown.weak_null))
+    pending = sorted({s.name for s in shown.symbols if s.pending_on})
     if pending:
         out.append(f"{len(pending)} symbol(s) wait on missing libraries and were not checked against them")
     if context in (Context.DLOPEN_NOW, Context.DLOPEN_LAZY) and any(s.fatal for s in shown.symbols):
@@ -199,7 +203,7 @@ def file_report(
         interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
         missing_libraries=shown.libraries,
         unresolved_symbols=tuple(sorted(shown.symbols, key=lambda s: (s.file, s.name, s.version or ""))),
-        unsupported_relocations=shown.relocations, tls_errors=shown.tls,
+        weak_unresolved=shown.weak_null, unsupported_relocations=shown.relocations, tls_errors=shown.tls,
         notes=notes(shown, result, context, scope),
         fixes=fixes(shown, verdict, context, preload_fixes),
         aliases=aliases, load_order=load_steps(result),

@@ -263,3 +263,12 @@ def test_errors_share_one_root(tmp_path: Path) -> None:
     assert issubclass(muslcheck.InputError, muslcheck.MuslcheckError)
     assert issubclass(muslcheck.UsageError, muslcheck.MuslcheckError)
     assert issubclass(muslcheck.MalformedElf, muslcheck.MuslcheckError)
+
+
+def test_weak_references_bound_to_null_are_not_unresolved(samples_dir: Path) -> None:
+    """weak-undef checks `if (muslcheck_absent)` before calling it: musl binds it to 0, no error, no crash."""
+    report = scan(samples_dir / "weak-undef")
+    [f] = [f for f in report.files if f.kind == "executable"]
+    assert f.weak_unresolved == ("muslcheck_absent",)  # crtstuff's _ITM_* and __gmon_start__ are not listed
+    assert "muslcheck_absent" not in unresolved(f)
+    assert f.verdict is Verdict.NEEDS_GCOMPAT  # only the glibc interpreter stands in the way

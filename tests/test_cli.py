@@ -105,7 +105,7 @@ def test_fail_on_needs_packages(samples_dir: Path) -> None:
 def _file(verdict: Verdict, path: str = "/x") -> FileReport:
     return FileReport(
         path=path, arch="x86_64", kind="executable", context="executable", verdict=verdict,
-        interpreter=None, soname=None, needed=(), missing_libraries=(), unresolved_symbols=(),
+        interpreter=None, soname=None, needed=(), missing_libraries=(), unresolved_symbols=(), weak_unresolved=(),
         unsupported_relocations=(), tls_errors=(), notes=(), fixes=(),
     )
 

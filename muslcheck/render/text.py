@@ -42,7 +42,7 @@ def _details(f: FileReport) -> list[str]:
     for lib in f.missing_libraries:
         hint = f"; apk add {lib.package}" if lib.package else ""
         out.append(f"  missing library {lib.name} (needed by {lib.needed_by}: {lib.reason}{hint})")
-    symbols = [s for s in f.unresolved_symbols if s.effect != "null"]
+    symbols = list(f.unresolved_symbols)
     for s in symbols[:_MAX_SYMBOLS]:
         where = "" if s.file == f.path else f" in {s.file}"
         tags = [s.effect]
