@@ -72,6 +72,21 @@ class TlsFinding:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One problem, flat: what SARIF, JUnit, Markdown and ignore files work with."""
+
+    rule: str  # a rule name from muslcheck.rules ("unresolved-symbol", ...)
+    rule_id: str  # its stable id ("MC003")
+    level: Verdict  # the verdict this finding drives the file to
+    path: str  # the scanned file it is reported on
+    object: str  # the loaded object where it happens (a library in the file's closure, or the file)
+    subject: str  # the symbol, soname, relocation or interpreter concerned
+    message: str
+    fix: str | None
+    ignored: str | None = None  # the ignore entry's reason, when one matched
+
+
+@dataclass(frozen=True)
 class LoadStep:
     name: str  # as requested (DT_NEEDED, preload)
     path: str  # where the model found it
@@ -96,6 +111,7 @@ class FileReport:
     tls_errors: tuple[TlsFinding, ...]
     notes: tuple[str, ...]
     fixes: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
     aliases: tuple[str, ...] = ()
     load_order: tuple[LoadStep, ...] = ()
 
@@ -123,6 +139,7 @@ class Report:
     verdict: Verdict
     files: tuple[FileReport, ...]
     skipped: tuple[Skip, ...]
+    notes: tuple[str, ...] = ()  # about the scan as a whole (expired ignore entries, ...)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ from muslcheck import __version__
 from muslcheck.discover import ElfFile, FactsCache, discover
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
+from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
 from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
 from muslcheck.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, Verdict, overall_verdict
 from muslcheck.rootfs import DirectoryRoot
@@ -27,6 +28,7 @@ class Options:
     context: Context | None  # override the load context of every dynamic file
     library_path: str | None
     preload: tuple[str, ...]
+    ignores: Ignores = NO_IGNORES
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -50,11 +52,23 @@ def scan(
     context: Context | str | None = None,
     library_path: str | None = None,
     preload: Sequence[str] = (),
+    platform: str | None = None,
+    ignore: str | os.PathLike[str] | Ignores | None = None,
     catalog: Catalog | None = None,
 ) -> Report:
-    """Judge every ELF file under ``path`` (a directory seen as the target's root, or one file)."""
+    """Judge every ELF file under ``path`` (a directory seen as the target's root, or one file).
+
+    ``alpine`` or ``musl`` picks the target (default: the newest known Alpine); ``platform``
+    ("linux/amd64", "linux/arm64") or ``arch`` judges only files of that architecture;
+    ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
+    every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings.
+    Raises ``UsageError`` for a bad option and ``InputError`` for input that cannot be read.
+    """
     catalog = catalog or Catalog()
     musl_version, alpine_release = resolve_version(catalog, alpine, musl)
+    if platform is not None:
+        arch = _arch_of_platform(platform, arch)
+    ignores = ignore if isinstance(ignore, Ignores) else load_ignores(ignore) if ignore is not None else NO_IGNORES
     if arch is not None and arch not in SUPPORTED_ARCHES:
         raise UsageError(f"unknown architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
     try:
@@ -62,7 +76,9 @@ def scan(
     except ValueError:
         known = ", ".join(c.value for c in Context)
         raise UsageError(f"unknown context {context!r}; known: {known}") from None
-    options = Options(musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload))
+    options = Options(
+        musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload), ignores
+    )
 
     source = Path(path)
     if not source.exists() and not source.is_symlink():
@@ -85,7 +101,20 @@ def scan(
         verdict=overall_verdict(reports),
         files=reports,
         skipped=tuple(Skip(s.path, s.reason) for s in skipped),
+        notes=ignores.expiry_notes(),
     )
+
+
+_PLATFORM_ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
+
+
+def _arch_of_platform(platform: str, arch: str | None) -> str:
+    found = _PLATFORM_ARCHES.get(platform)
+    if found is None:
+        raise UsageError(f"unknown platform {platform!r}; known: {', '.join(_PLATFORM_ARCHES)}")
+    if arch is not None and arch != found:
+        raise UsageError(f"platform {platform} is {found}, not {arch}")
+    return found
 
 
 def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]]:
@@ -167,8 +196,10 @@ def judge(
         t = targets_for(f.facts.machine)
         bare = load(root, cache, t.bare, f.path, ctx)
         with_gc = load(root, cache, t.gcompat, f.path, ctx)
-        p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare))
-        p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat))
+        p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare),
+                          path=f.path, ignores=options.ignores)
+        p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat),
+                        path=f.path, ignores=options.ignores)
         shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         reports[f.path] = file_report(
             path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=decide(p_bare, p_gc), shown=shown,
@@ -185,7 +216,7 @@ def judge(
         runs = startup_runs.get(f.identity)
         t = targets_for(f.facts.machine)
         if runs and options.context in (None, Context.STARTUP_LIBRARY):
-            reports[f.path] = _startup_report(f, kind, runs, t)
+            reports[f.path] = _startup_report(f, kind, runs, t, options.ignores)
             continue
         ctx = options.context or Context.DLOPEN_NOW
         if ctx is Context.STARTUP_LIBRARY:
@@ -194,14 +225,15 @@ def judge(
             bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path)
             with_gc = load(root, cache, t.preloaded(), f.path, Context.EXECUTABLE,
                            ldso_name=gcompat_stub_name(t.gcompat, stub))
-            reports[f.path] = _startup_report(f, kind, [(bare, with_gc, frozenset({f.path}))], t)
+            reports[f.path] = _startup_report(f, kind, [(bare, with_gc, frozenset({f.path}))], t, options.ignores)
             continue
         # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
         bare = load(root, cache, t.bare, f.path, ctx)
         with_gc = load(root, cache, t.gcompat, f.path, ctx)
-        p_bare = problems(bare, None, t.gcompat.gcompat, None)
-        p_gc = problems(with_gc, None, t.gcompat.gcompat, None)
-        p_preload = problems(load(root, cache, t.preloaded(), f.path, ctx), None, t.gcompat.gcompat, None)
+        p_bare = problems(bare, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
+        p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
+        preloaded = load(root, cache, t.preloaded(), f.path, ctx)
+        p_preload = problems(preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
         verdict = decide(p_bare, p_gc)
         shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         reports[f.path] = file_report(
@@ -212,13 +244,13 @@ def judge(
 
 
 def _startup_report(
-    f: ElfFile, kind: str, runs: list[tuple[LoadResult, LoadResult, frozenset[str]]], t: _Targets
+    f: ElfFile, kind: str, runs: list[tuple[LoadResult, LoadResult, frozenset[str]]], t: _Targets, ignores: Ignores
 ) -> FileReport:
     """A library loaded at start-up by executables in the tree: its own problems in their loads."""
     worst: tuple[Verdict, Problems, LoadResult, frozenset[str]] | None = None
     for bare, with_gc, scope in runs:
-        p_bare = problems(bare, scope, t.gcompat.gcompat, None)
-        p_gc = problems(with_gc, scope, t.gcompat.gcompat, None)
+        p_bare = problems(bare, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
+        p_gc = problems(with_gc, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
         verdict = decide(p_bare, p_gc)
         shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
         if worst is None or verdict.severity > worst[0].severity:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from muslcheck.elf import ElfFacts, relocation_name
+from muslcheck.ignore import NO_IGNORES, Ignores
 from muslcheck.loader import Context, Effect, LoadResult
 from muslcheck.packages import GLIBC_LIBRARIES, apk_for
 from muslcheck.report import (
     FileReport,
+    Finding,
     LibraryFinding,
     LoadStep,
     RelocationFinding,
@@ -17,6 +19,7 @@ from muslcheck.report import (
     TlsFinding,
     Verdict,
 )
+from muslcheck.rules import RULES
 from muslcheck.tables import Gcompat
 
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
@@ -37,25 +40,28 @@ class Problems:
     relr: tuple[str, ...]
     wrong_arch: tuple[str, ...]
     glibc_interpreter: str | None
+    findings: tuple[Finding, ...]  # every problem above, flat, with the ignore file applied
 
     @property
     def blockers(self) -> int:
-        return (
-            sum(1 for s in self.symbols if s.pending_on is None)
-            + sum(1 for lib in self.libraries if lib.package is None or lib.package == "gcompat")
-            + len(self.relocations) + len(self.tls) + len(self.relr) + len(self.wrong_arch)
-            + (self.glibc_interpreter is not None)
-        )
+        return sum(1 for f in self.findings if f.ignored is None and f.level is Verdict.BLOCKED)
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return tuple(sorted({lib.package for lib in self.libraries if lib.package and lib.package != "gcompat"}))
+        wanted = {f.subject for f in self.findings if f.ignored is None and f.rule == "needs-package"}
+        return tuple(sorted({lib.package for lib in self.libraries if lib.package and lib.name in wanted}))
 
 
 def problems(
-    result: LoadResult, scope: Collection[str] | None, gcompat: Gcompat | None, glibc_interpreter: str | None
+    result: LoadResult,
+    scope: Collection[str] | None,
+    gcompat: Gcompat | None,
+    glibc_interpreter: str | None,
+    *,
+    path: str,
+    ignores: Ignores = NO_IGNORES,
 ) -> Problems:
-    """Problems of the objects in ``scope`` (every object of the load when None)."""
+    """Problems of the objects in ``scope`` (every object of the load when None), for the file ``path``."""
 
     def in_scope(path: str) -> bool:
         return scope is None or path in scope
@@ -93,12 +99,66 @@ def problems(
         tls.extend(TlsFinding(e.symbol, obj.path, e.definer) for e in obj.tls_errors)
         if obj.wrong_arch:
             wrong_arch.append(f"{obj.path} ({obj.wrong_arch})")
+    relr = tuple(p for p in result.relr_unsupported if in_scope(p))
+    found = _findings(path, glibc_interpreter, libraries, symbols, relocations, tls, relr, wrong_arch)
     return Problems(
         symbols=tuple(symbols), weak_null=tuple(sorted(weak_null)), libraries=libraries,
-        relocations=tuple(relocations), tls=tuple(tls),
-        relr=tuple(p for p in result.relr_unsupported if in_scope(p)), wrong_arch=tuple(wrong_arch),
+        relocations=tuple(relocations), tls=tuple(tls), relr=relr, wrong_arch=tuple(wrong_arch),
         glibc_interpreter=glibc_interpreter,
+        findings=tuple(replace(f, ignored=ignores.match(f.rule, f.subject, path)) for f in found),
     )
+
+
+def _finding(rule_name: str, level: Verdict, path: str, obj: str, subject: str, message: str) -> Finding:
+    return Finding(rule_name, RULES[rule_name].id, level, path, obj, subject, message, None)
+
+
+def _findings(
+    path: str,
+    glibc_interpreter: str | None,
+    libraries: Sequence[LibraryFinding],
+    symbols: Sequence[SymbolFinding],
+    relocations: Sequence[RelocationFinding],
+    tls: Sequence[TlsFinding],
+    relr: Sequence[str],
+    wrong_arch: Sequence[str],
+) -> list[Finding]:
+    blocked = Verdict.BLOCKED
+    out: list[Finding] = []
+    if glibc_interpreter:
+        out.append(_finding("glibc-interpreter", blocked, path, path, glibc_interpreter,
+                            f"interpreter {glibc_interpreter} is glibc's loader"))
+    for lib in libraries:
+        if lib.package and lib.package != "gcompat":
+            out.append(_finding("needs-package", Verdict.NEEDS_PACKAGES, path, lib.needed_by, lib.name,
+                                f"{lib.name} (needed by {lib.needed_by}) comes from the Alpine package {lib.package}"))
+        else:
+            out.append(_finding("missing-library", blocked, path, lib.needed_by, lib.name,
+                                f"{lib.name} (needed by {lib.needed_by}): {lib.reason}"))
+    for sym in symbols:
+        if sym.pending_on is not None:
+            continue  # waits on a package's library: not checkable yet, and not a blocker
+        version = f"@{sym.version}" if sym.version else ""
+        if sym.fatal:
+            message = f"{sym.name}{version} is not defined: {sym.file} fails to load ({', '.join(sym.relocations)})"
+        else:
+            message = f"{sym.name}{version} is not defined: {sym.file} loads, then crashes on the first call"
+        out.append(_finding("unresolved-symbol" if sym.fatal else "latent-symbol", blocked, path, sym.file,
+                            sym.name, message))
+    for r in relocations:
+        out.append(_finding("unsupported-relocation", blocked, path, r.file, r.name,
+                            f"{r.count} relocation(s) of type {r.name} ({r.type}) in {r.file}"))
+    for t in tls:
+        subject = t.symbol or "(own TLS)"
+        out.append(_finding("initial-exec-tls", blocked, path, t.file, subject,
+                            f"initial-exec TLS {subject} in {t.file} resolves to dynamic TLS of {t.definer}"))
+    for obj in relr:
+        out.append(_finding("relr-unsupported", blocked, path, obj, "DT_RELR",
+                            f"{obj} uses DT_RELR, which this musl ignores"))
+    for desc in wrong_arch:
+        out.append(_finding("wrong-architecture", blocked, path, desc.split(" ", 1)[0], desc,
+                            f"{desc} is built for another architecture"))
+    return out
 
 
 def _pending_on(version_library: str | None, packaged: Sequence[str]) -> str | None:
@@ -116,42 +176,69 @@ def decide(plain: Problems, with_gcompat: Problems | None) -> Verdict:
     return Verdict.BLOCKED
 
 
-def fixes(shown: Problems, verdict: Verdict, context: Context, preload_fixes: bool) -> tuple[str, ...]:
-    """One actionable line per kind of problem, most specific first."""
+def fixes(shown: Problems, verdict: Verdict, preload_fixes: bool) -> tuple[str, ...]:
+    """One actionable line per kind of problem that is not ignored, most specific first."""
+    live = [f for f in shown.findings if f.ignored is None]
+
+    def subjects(*rules: str) -> list[str]:
+        return sorted({f.subject for f in live if f.rule in rules})
+
     out: list[str] = []
     for pkg in shown.packages:
         sonames = sorted({lib.name for lib in shown.libraries if lib.package == pkg})
         out.append(f"apk add {pkg}  (provides {', '.join(sonames)})")
     if verdict is Verdict.NEEDS_GCOMPAT:
         out.append("apk add gcompat  (glibc compatibility layer; it applies to this file's load context)")
-    unknown = sorted({lib.name for lib in shown.libraries if lib.package is None})
+    unknown = [name for name in subjects("missing-library") if apk_for(name) is None]
     if unknown:
         out.append(f"ship a musl build of {', '.join(unknown)} (not in the tree, no Alpine package known)")
-    blocking = [s for s in shown.symbols if s.pending_on is None]
-    if verdict is Verdict.BLOCKED and blocking:
+    names = subjects("unresolved-symbol", "latent-symbol")
+    if verdict is Verdict.BLOCKED and names:
         if preload_fixes:
             out.append("LD_PRELOAD=/lib/libgcompat.so.0 with gcompat installed resolves the missing symbols "
                        "(gcompat does not apply to a dlopen-ed library otherwise)")
-        names = sorted({s.name for s in blocking})
         if any(n.startswith("__") and n.endswith("_chk") for n in names):
             out.append("rebuild without -D_FORTIFY_SOURCE, or against musl (the __*_chk functions are glibc's)")
         if any(n.startswith("__isoc23_") for n in names):
             out.append("rebuild against musl (glibc >= 2.38 with _GNU_SOURCE emits __isoc23_* names)")
         shown_names = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         out.append(f"rebuild against musl: musl does not export {shown_names}")
-    if any(r.name.endswith("IRELATIVE") for r in shown.relocations):
+    relocations = subjects("unsupported-relocation")
+    if any(r.endswith("IRELATIVE") for r in relocations):
         out.append("rebuild without IFUNC: musl does not support IRELATIVE relocations")
-    elif shown.relocations:
+    elif relocations:
         out.append("rebuild against musl: it uses relocation types musl does not support")
-    if shown.tls:
+    if subjects("initial-exec-tls"):
         out.append("rebuild with -ftls-model=global-dynamic: initial-exec TLS fails in a library loaded by dlopen")
-    if shown.relr:
+    if subjects("relr-unsupported"):
         out.append("target musl >= 1.2.4 (Alpine >= 3.18), or relink without -z pack-relative-relocs (DT_RELR)")
-    if shown.wrong_arch:
-        out.append("replace the libraries built for another architecture: " + ", ".join(shown.wrong_arch))
-    if shown.glibc_interpreter and verdict is Verdict.BLOCKED and not out:
+    if wrong := subjects("wrong-architecture"):
+        out.append("replace the libraries built for another architecture: " + ", ".join(wrong))
+    if subjects("glibc-interpreter") and verdict is Verdict.BLOCKED and not out:
         out.append(f"rebuild against musl (interpreter {shown.glibc_interpreter} is glibc's)")
     return tuple(dict.fromkeys(out))
+
+
+_FIX_BY_RULE = {
+    "missing-library": "ship a musl build of the library",
+    "unresolved-symbol": "rebuild against musl",
+    "latent-symbol": "rebuild against musl",
+    "unsupported-relocation": "rebuild without IFUNC / against musl",
+    "initial-exec-tls": "rebuild with -ftls-model=global-dynamic",
+    "relr-unsupported": "target musl >= 1.2.4 (Alpine >= 3.18) or relink without -z pack-relative-relocs",
+    "wrong-architecture": "use the build for the target architecture",
+    "glibc-interpreter": "rebuild against musl",
+}
+
+
+def _settled(f: Finding, verdict: Verdict, shown: Problems) -> Finding:
+    """A finding's level and fix once the file's verdict is known."""
+    if f.rule == "needs-package":
+        package = next((lib.package for lib in shown.libraries if lib.name == f.subject), None)
+        return replace(f, fix=f"apk add {package}")
+    if verdict is Verdict.NEEDS_GCOMPAT:
+        return replace(f, level=Verdict.NEEDS_GCOMPAT, fix="apk add gcompat")
+    return replace(f, fix=_FIX_BY_RULE.get(f.rule))
 
 
 def notes(shown: Problems, result: LoadResult, context: Context, scope: Collection[str] | None) -> tuple[str, ...]:
@@ -205,6 +292,7 @@ def file_report(
         unresolved_symbols=tuple(sorted(shown.symbols, key=lambda s: (s.file, s.name, s.version or ""))),
         weak_unresolved=shown.weak_null, unsupported_relocations=shown.relocations, tls_errors=shown.tls,
         notes=notes(shown, result, context, scope),
-        fixes=fixes(shown, verdict, context, preload_fixes),
+        fixes=fixes(shown, verdict, preload_fixes),
+        findings=tuple(_settled(f, verdict, shown) for f in shown.findings),
         aliases=aliases, load_order=load_steps(result),
     )
