@@ -33,9 +33,9 @@ Exit codes:
 
 
 def exit_code(report: Report, fail_on: Verdict) -> int:
-    """1 when any judged file is at least as severe as ``fail_on``, else 0."""
-    worst = max((f.verdict.severity for f in report.files), default=0)
-    return EXIT_INCOMPATIBLE if worst >= fail_on.severity else EXIT_OK
+    """1 when any counted component (not "not-applicable") reaches ``fail_on``, else 0."""
+    counted = [c.verdict for c in report.components if c.verdict is not Verdict.NOT_APPLICABLE]
+    return EXIT_INCOMPATIBLE if any(v.severity >= fail_on.severity for v in counted) else EXIT_OK
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

@@ -117,6 +117,30 @@ class FileReport:
 
 
 @dataclass(frozen=True)
+class Component:
+    """A unit a user acts on: for now every ELF file is its own component (ecosystem "file")."""
+
+    name: str
+    version: str | None
+    ecosystem: str  # "file" (later: "maven", "pypi", "npm", "runtime", "os-package")
+    location: str
+    verdict: Verdict
+    files: tuple[str, ...]
+    selected: dict[str, str]  # architecture -> the file its loader would pick on musl
+    fix: str | None
+
+
+def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
+    return tuple(
+        Component(
+            name=f.path.rsplit("/", 1)[-1], version=None, ecosystem="file", location=f.path, verdict=f.verdict,
+            files=(f.path,), selected={f.arch: f.path}, fix=f.fixes[0] if f.fixes else None,
+        )
+        for f in files
+    )
+
+
+@dataclass(frozen=True)
 class Skip:
     path: str
     reason: str
@@ -138,6 +162,7 @@ class Report:
     target: TargetInfo
     verdict: Verdict
     files: tuple[FileReport, ...]
+    components: tuple[Component, ...]
     skipped: tuple[Skip, ...]
     notes: tuple[str, ...] = ()  # about the scan as a whole (expired ignore entries, ...)
 

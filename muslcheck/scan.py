@@ -13,7 +13,16 @@ from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
 from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
-from muslcheck.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, Verdict, overall_verdict
+from muslcheck.report import (
+    SCHEMA_VERSION,
+    FileReport,
+    Report,
+    Skip,
+    TargetInfo,
+    Verdict,
+    file_components,
+    overall_verdict,
+)
 from muslcheck.rootfs import DirectoryRoot
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
@@ -100,6 +109,7 @@ def scan(
         target=TargetInfo(musl_version, alpine_release, gcompat, arch),
         verdict=overall_verdict(reports),
         files=reports,
+        components=file_components(reports),
         skipped=tuple(Skip(s.path, s.reason) for s in skipped),
         notes=ignores.expiry_notes(),
     )

@@ -18,7 +18,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from muslcheck.cli import EXIT_INCOMPATIBLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE, exit_code, main
-from muslcheck.report import SCHEMA_VERSION, FileReport, Report, TargetInfo, Verdict, overall_verdict
+from muslcheck.report import (
+    SCHEMA_VERSION,
+    FileReport,
+    Report,
+    TargetInfo,
+    Verdict,
+    file_components,
+    overall_verdict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ERROR_PREFIX = "muslcheck: error: "
@@ -114,7 +122,8 @@ def _report(*verdicts: Verdict) -> Report:
     files = tuple(_file(v, f"/f{i}") for i, v in enumerate(verdicts))
     return Report(
         schema_version=SCHEMA_VERSION, tool_version="test", source="/t",
-        target=TargetInfo("1.2.5", "3.22", False, None), verdict=overall_verdict(files), files=files, skipped=(),
+        target=TargetInfo("1.2.5", "3.22", False, None), verdict=overall_verdict(files), files=files,
+        components=file_components(files), skipped=(),
     )
 
 
