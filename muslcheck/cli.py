@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from muslcheck import __version__
+from muslcheck.discover import Progress, no_progress
 from muslcheck.errors import InputError, MuslcheckError, UsageError
+from muslcheck.explain import explain as explain_symbol
+from muslcheck.explain import render_explanation, render_symbol_table, symbol_table
 from muslcheck.loader import Context
-from muslcheck.render import RENDERERS
-from muslcheck.report import Report, Verdict
-from muslcheck.scan import scan
+from muslcheck.render import RENDERERS, render_junit, render_table
+from muslcheck.report import Report, Verdict, summary_line
+from muslcheck.scan import resolve_version, scan
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 
 EXIT_OK = 0
@@ -22,14 +27,15 @@ EXIT_INCOMPATIBLE = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 
-FAIL_LEVELS = (Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
+FAIL_LEVELS = (Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
+DEFAULT_IGNORE_FILE = ".muslcheck.toml"
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0  compatible: no file reaches the --fail-on level
-  1  incompatible: at least one file reaches it
-  2  usage error (unknown option, version, format)
-  3  input error (missing path, unreadable input, internal error)"""
+  0  compatible: no component reaches the --fail-on level
+  1  incompatible: at least one component reaches it
+  2  usage error (unknown option, version, format, symbol; bad ignore file)
+  3  input error (missing path, unreadable input, unwritable output, internal error)"""
 
 
 def exit_code(report: Report, fail_on: Verdict) -> int:
@@ -44,47 +50,84 @@ def main() -> None:
     """Can this application move to Alpine (musl libc)? And if not, what breaks and what fixes it."""
 
 
+@dataclass(frozen=True)
+class OutputSpec:
+    fmt: str
+    file: Path | None  # None: stdout
+
+
+def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[OutputSpec]:
+    """``-o FORMAT[=FILE]``, repeatable (as syft); at most one output may go to stdout."""
+    specs = []
+    for value in values or ("table",):
+        fmt, sep, file = value.partition("=")
+        if fmt not in RENDERERS:
+            raise UsageError(f"unknown output format {fmt!r}; known: {', '.join(sorted(RENDERERS))}")
+        if sep and not file:
+            raise UsageError(f"-o {value}: the file name after '=' is empty")
+        specs.append(OutputSpec(fmt, Path(file) if sep else None))
+    to_stdout = [s for s in specs if s.file is None]
+    if default_file is not None and len(to_stdout) == 1:
+        specs = [OutputSpec(s.fmt, default_file) if s.file is None else s for s in specs]
+    elif len(to_stdout) > 1:
+        raise UsageError("more than one output goes to stdout: give FORMAT=FILE for all but one")
+    return specs
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), help="Judge only files of this architecture.")
+@click.option("--platform", metavar="OS/ARCH", help="linux/amd64 or linux/arm64: the same as --arch.")
 @click.option("--gcompat/--no-gcompat", default=False, show_default=True,
               help="Whether gcompat is installed on the target.")
 @click.option("--context", "load_context", type=click.Choice([c.value for c in Context]),
               help="Load context for every dynamic file (default: from what the file is).")
 @click.option("--library-path", metavar="DIRS", help="LD_LIBRARY_PATH for the model (paths inside the root).")
 @click.option("--preload", metavar="LIB", multiple=True, help="LD_PRELOAD entry for the model (repeatable).")
-@click.option("-o", "--output", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
-              help="Output format.")
+@click.option("-o", "--output", "outputs", metavar="FORMAT[=FILE]", multiple=True,
+              help=f"Output format, repeatable: {', '.join(sorted(RENDERERS))} (default: table on stdout).")
 @click.option("--file", "out_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the output here instead of stdout.")
+              help="Write the output that would go to stdout here instead.")
 @click.option("--fail-on", type=click.Choice([v.value for v in FAIL_LEVELS]), default=Verdict.BLOCKED.value,
-              show_default=True, help="Exit 1 when any file reaches this verdict.")
+              show_default=True, help="Exit 1 when any component reaches this verdict.")
+@click.option("--ignore", "ignore_file", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
     path: Path,
     alpine: str | None,
     musl: str | None,
     arch: str | None,
+    platform: str | None,
     gcompat: bool,
     load_context: str | None,
     library_path: str | None,
     preload: tuple[str, ...],
-    fmt: str,
+    outputs: tuple[str, ...],
     out_file: Path | None,
     fail_on: str,
+    ignore_file: Path | None,
+    quiet: bool,
 ) -> None:
     """Judge every ELF file under PATH (a directory is the target's root filesystem) or PATH itself."""
     try:
-        report = scan(
-            path, alpine=alpine, musl=musl, arch=arch, gcompat=gcompat, context=load_context,
-            library_path=library_path, preload=preload,
-        )
-        text = RENDERERS[fmt](report)
-        if out_file is None:
-            click.echo(text, nl=False)
-        else:
-            _write_atomically(out_file, text)
+        specs = parse_outputs(outputs, out_file)
+        if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
+            ignore_file = Path(DEFAULT_IGNORE_FILE)
+        with StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            report = scan(
+                path, alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
+                context=load_context, library_path=library_path, preload=preload, ignore=ignore_file,
+                progress=progress,
+            )
+        for spec in specs:
+            text = _render(spec, report, Verdict(fail_on))
+            if spec.file is None:
+                click.echo(text, nl=False)
+            else:
+                _write_atomically(spec.file, text)
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more to say, and no traceback at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -97,10 +140,84 @@ def scan_command(
         _fail(f"internal error: {e!r}", EXIT_INPUT)
     if report.verdict is Verdict.NOTHING_TO_CHECK:
         click.echo(f"muslcheck: nothing to check: no ELF file under {path}", err=True)
+    elif not quiet and all(s.fmt not in ("table", "text") or s.file is not None for s in specs):
+        click.echo(f"muslcheck: {summary_line(report)}", err=True)
+    for note in () if quiet else report.notes:
+        click.echo(f"muslcheck: {note}", err=True)
     sys.exit(exit_code(report, Verdict(fail_on)))
 
 
+def _render(spec: OutputSpec, report: Report, fail_on: Verdict) -> str:
+    """Colour only for the table on a terminal, and never with NO_COLOR set (no-color.org)."""
+    if spec.fmt in ("table", "text") and spec.file is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return render_table(report, color=True)
+    if spec.fmt == "junit":
+        return render_junit(report, fail_on=fail_on)  # failed test cases are the ones that fail the gate
+    return RENDERERS[spec.fmt](report)
+
+
+class StderrProgress:
+    """Progress on stderr: a click progress bar once the total is known, a counter before."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._shown = 0
+
+    def __enter__(self) -> Progress:
+        return self if self.enabled else no_progress
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if total is None:
+            if done % 64 == 0:
+                click.echo(f"\r{stage}: {done}", nl=False, err=True)
+            return
+        if self._bar is None:
+            click.echo("\r\033[K", nl=False, err=True)
+            self._bar = click.progressbar(length=total, label=stage, file=sys.stderr)
+            self._bar.__enter__()
+        self._bar.update(done - self._shown)
+        self._shown = done
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+        elif self.enabled:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
 scan_command.name = "scan"
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("symbol")
+def explain(symbol: str) -> None:
+    """Where SYMBOL comes from (glibc version, musl versions, gcompat) and what to do about it."""
+    try:
+        click.echo(render_explanation(explain_symbol(symbol, Catalog())), nl=False)
+    except UsageError as e:
+        _fail(str(e), EXIT_USAGE)
+    except MuslcheckError as e:
+        _fail(str(e), EXIT_INPUT)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
+@click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
+@click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), default="x86_64", show_default=True)
+def symbols(alpine: str | None, musl: str | None, arch: str) -> None:
+    """List musl's exported symbols for a target: NAME TYPE BINDING SIZE, one per line."""
+    catalog = Catalog()
+    try:
+        version, _ = resolve_version(catalog, alpine, musl)
+        click.echo(render_symbol_table(symbol_table(catalog, version, arch)), nl=False)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
+    except UsageError as e:
+        _fail(str(e), EXIT_USAGE)
+    except MuslcheckError as e:
+        _fail(str(e), EXIT_INPUT)
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
@@ -78,7 +79,17 @@ def _starts_with_elf_magic(host_path: str) -> bool:
         return is_elf(f.read(4))
 
 
-def discover(root: DirectoryRoot, cache: FactsCache) -> tuple[list[ElfFile], list[Skipped]]:
+# Called as progress(stage, done, total or None); the CLI draws it, the library never prints.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def no_progress(stage: str, done: int, total: int | None) -> None:
+    """The default: report nothing."""
+
+
+def discover(
+    root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress
+) -> tuple[list[ElfFile], list[Skipped]]:
     """Walk the root without following links; read each ELF file once per inode."""
     found: dict[tuple[int, int], ElfFile] = {}
     skipped: list[Skipped] = []
@@ -123,5 +134,6 @@ def discover(root: DirectoryRoot, cache: FactsCache) -> tuple[list[ElfFile], lis
                 continue
             cache.remember(identity, facts)
             found[identity] = ElfFile(path, identity, facts, ())
+            progress("reading ELF files", len(found), None)
     files = sorted(found.values(), key=lambda f: f.path)
     return files, sorted(skipped, key=lambda s: s.path)

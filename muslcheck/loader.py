@@ -72,7 +72,7 @@ class Target:
 
     @cached_property
     def gcompat_exports(self) -> dict[str, tuple[str, str, bool]]:
-        return {n: ("FUNC", "GLOBAL", False) for n in self.gcompat.symbols} if self.gcompat else {}
+        return {n: ("FUNC", "GLOBAL", False) for n in self.gcompat.symbols_for(self.arch)} if self.gcompat else {}
 
 
 @dataclass(frozen=True)
@@ -347,15 +347,19 @@ def _split_path(s: str) -> Iterable[str]:
             yield part
 
 
-def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
-    """find_sym2's acceptance test for one object (DL:302-341)."""
-    found = dso.exports.get(name)
+def _visible(exports: Mapping[str, tuple[str, str, bool]], name: str, need_def: bool) -> bool:
+    """find_sym2's acceptance test for one object's definitions (DL:302-341)."""
+    found = exports.get(name)
     if found is None:
         return False
     type_, binding, plt_only = found
     if plt_only and (need_def or type_ == "TLS"):
         return False
     return type_ in _OK_TYPES and binding in _OK_BINDS
+
+
+def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
+    return _visible(dso.exports, name, need_def)
 
 
 class _Chain:
@@ -373,16 +377,17 @@ class _Chain:
         return self._memo[key]
 
 
-def _lfs64(name: str, rules: LoaderRules, libc: _Dso) -> bool:
-    """get_lfs64 (DL:348): NAME64 binds to libc's NAME, only after normal lookup failed."""
+def lfs64_base(name: str, rules: LoaderRules, libc_exports: Mapping[str, tuple[str, str, bool]]) -> str | None:
+    """get_lfs64 (DL:348): the libc NAME that NAME64 binds to after a failed lookup, else None."""
     if not rules.lfs64 or len(name) > rules.lfs64_name_max:
-        return False
-    if name == "readdir64_r" and rules.readdir64_r:
-        return _defines(libc, "readdir_r", True)
-    if not name.endswith("64") or len(name) < 2:
-        return False
-    base = name[:-2]
-    return base in rules.lfs64 and _defines(libc, base, True)
+        return None
+    if name == "readdir64_r":
+        base = "readdir_r" if rules.readdir64_r else None
+    elif name.endswith("64") and name[:-2] in rules.lfs64:
+        base = name[:-2]
+    else:
+        return None
+    return base if base is not None and _visible(libc_exports, base, True) else None
 
 
 def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> LoadedObject:
@@ -406,7 +411,7 @@ def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> LoadedOb
             if cls == "NONE":
                 continue
             definer = chain.find(use.name, need_def=cls == "PLT", skip_main=cls == "COPY")
-            if definer is None and _lfs64(use.name, rules, loader.libc):
+            if definer is None and lfs64_base(use.name, rules, loader.libc.exports):
                 definer = loader.libc
                 remapped.append(use.name)
             if definer is None and not use.defined and use.binding == "WEAK":

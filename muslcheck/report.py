@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -181,6 +183,40 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The inverse of ``to_dict``; unknown keys (from newer 1.x writers) are ignored."""
+        major = str(data.get("schema_version", "")).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"unsupported schema_version {data.get('schema_version')!r}")
+        report: Report = _build(cls, data)
+        return report
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type ``tp`` (a dataclass, tuple, dict, enum, optional or plain type) from JSON."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        fields = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in fields})
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        return _build(next(a for a in typing.get_args(tp) if a is not type(None)), value)
+    if origin is tuple:
+        return tuple(_build(typing.get_args(tp)[0], v) for v in value)
+    if origin is dict:
+        key_t, value_t = typing.get_args(tp)
+        return {_build(key_t, k): _build(value_t, v) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    return value
+
 
 def _plain(value: Any) -> Any:
     """Dataclasses to dicts, tuples to lists, enums to their values (no deep copies)."""
@@ -191,6 +227,19 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+_SUMMARY_ORDER = (
+    Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE,
+)
+
+
+def summary_line(report: Report) -> str:
+    """'Verdict: blocked (7 ELF files: 3 blocked, 2 needs-gcompat; 1 skipped)': the last line of a table."""
+    counts = report.summary
+    parts = ", ".join(f"{counts[v.value]} {v.value}" for v in _SUMMARY_ORDER if counts[v.value])
+    skipped = f"; {len(report.skipped)} skipped" if report.skipped else ""
+    return f"Verdict: {report.verdict.value} ({len(report.files)} ELF files: {parts or 'none'}{skipped})"
 
 
 def overall_verdict(files: tuple[FileReport, ...]) -> Verdict:

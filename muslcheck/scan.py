@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from muslcheck import __version__
-from muslcheck.discover import ElfFile, FactsCache, discover
+from muslcheck.discover import ElfFile, FactsCache, Progress, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
@@ -63,6 +63,7 @@ def scan(
     preload: Sequence[str] = (),
     platform: str | None = None,
     ignore: str | os.PathLike[str] | Ignores | None = None,
+    progress: Progress = no_progress,
     catalog: Catalog | None = None,
 ) -> Report:
     """Judge every ELF file under ``path`` (a directory seen as the target's root, or one file).
@@ -70,7 +71,8 @@ def scan(
     ``alpine`` or ``musl`` picks the target (default: the newest known Alpine); ``platform``
     ("linux/amd64", "linux/arm64") or ``arch`` judges only files of that architecture;
     ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
-    every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings.
+    every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings;
+    ``progress(stage, done, total)`` is called as the scan advances.
     Raises ``UsageError`` for a bad option and ``InputError`` for input that cannot be read.
     """
     catalog = catalog or Catalog()
@@ -95,13 +97,13 @@ def scan(
     if source.is_dir():
         root = DirectoryRoot(source)
         cache = FactsCache(root)
-        files, skipped = discover(root, cache)
+        files, skipped = discover(root, cache, progress)
     else:
         root, cache, files = _single_file(source)
         skipped = []
         if options.library_path is None:
             options = replace(options, library_path="/")  # a lone file finds its siblings
-    reports = judge(root, cache, files, options, catalog)
+    reports = judge(root, cache, files, options, catalog, progress)
     return Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
@@ -169,7 +171,12 @@ class _Targets:
 
 
 def judge(
-    root: DirectoryRoot, cache: FactsCache, files: list[ElfFile], options: Options, catalog: Catalog
+    root: DirectoryRoot,
+    cache: FactsCache,
+    files: list[ElfFile],
+    options: Options,
+    catalog: Catalog,
+    progress: Progress = no_progress,
 ) -> tuple[FileReport, ...]:
     targets: dict[str, _Targets] = {}
 
@@ -203,6 +210,7 @@ def judge(
         ctx = options.context or (Context.EXECUTABLE if kind == "executable" else None)
         if ctx is not Context.EXECUTABLE:
             continue
+        progress("judging", len(reports), len(files))
         t = targets_for(f.facts.machine)
         bare = load(root, cache, t.bare, f.path, ctx)
         with_gc = load(root, cache, t.gcompat, f.path, ctx)
@@ -223,6 +231,7 @@ def judge(
     for f, kind in judged:
         if f.path in reports:
             continue
+        progress("judging", len(reports), len(files))
         runs = startup_runs.get(f.identity)
         t = targets_for(f.facts.machine)
         if runs and options.context in (None, Context.STARTUP_LIBRARY):

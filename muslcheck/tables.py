@@ -68,10 +68,14 @@ class LoaderRules:
 @dataclass(frozen=True)
 class Gcompat:
     version: str
-    symbols: frozenset[str]
+    symbols: frozenset[str]  # on every architecture
+    arch_specific: dict[str, frozenset[str]]  # arch -> names only that build has (sysctl on x86_64)
     libc_links: tuple[str, ...]  # sonames gcompat links to libgcompat.so.0
     loader_paths: dict[str, str]  # arch -> glibc PT_INTERP path the stub sits at
     preload: str
+
+    def symbols_for(self, arch: str) -> frozenset[str]:
+        return self.symbols | self.arch_specific.get(arch, frozenset())
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Catalog:
         return Gcompat(
             version=str(raw["gcompat"]),
             symbols=frozenset(raw["symbols"]),
+            arch_specific={arch: frozenset(names) for arch, names in raw.get("arch_specific", {}).items()},
             libc_links=tuple(raw["libc_links"]),
             loader_paths=dict(raw["loader_paths"]),
             preload=str(raw["preload"]),

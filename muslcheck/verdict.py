@@ -89,7 +89,7 @@ def problems(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
                 fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,
                 from_library=u.version_library,
-                gcompat=gcompat is not None and u.name in gcompat.symbols,
+                gcompat=gcompat is not None and u.name in gcompat.symbols_for(obj.facts.machine),
                 pending_on=_pending_on(u.version_library, packaged),
             ))
         machine = obj.facts.machine

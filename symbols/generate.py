@@ -44,6 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import debian  # noqa: E402
+import glibc  # noqa: E402
 
 GENERATOR = "symbols/generate.py"
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}          # musl -> Debian
@@ -967,6 +968,11 @@ def main(argv=None) -> int:
     else:
         log("no --gcompat-src: committed gcompat table kept unchanged")
     dump_json(build_alpine(), HERE / "alpine.json")
+    try:
+        glibc.generate(work)  # symbols/glibc-abilists.json
+    except debian.FetchError as e:
+        print(f"generate.py: error: {e}", file=sys.stderr)
+        return 1
     for (ver, arch), (rawn, n) in sorted(summary.items()):
         log(f"musl {ver} {arch}: {n} symbols"
             + (f" (Debian raw {rawn})" if rawn is not None else " (zig libc.S)"))

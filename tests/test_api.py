@@ -272,3 +272,12 @@ def test_weak_references_bound_to_null_are_not_unresolved(samples_dir: Path) -> 
     assert f.weak_unresolved == ("muslcheck_absent",)  # crtstuff's _ITM_* and __gmon_start__ are not listed
     assert "muslcheck_absent" not in unresolved(f)
     assert f.verdict is Verdict.NEEDS_GCOMPAT  # only the glibc interpreter stands in the way
+
+
+def test_report_round_trips_through_json(samples_dir: Path) -> None:
+    report = scan(samples_dir, musl="1.2.3")
+    again = Report.from_json(report.to_json())
+    assert again == report
+    assert again.to_json() == report.to_json()
+    with pytest.raises(ValueError, match="schema_version"):
+        Report.from_dict({**report.to_dict(), "schema_version": "2.0"})

@@ -127,8 +127,8 @@ def _report(*verdicts: Verdict) -> Report:
     )
 
 
-FAIL_LEVELS = (Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
-# Verdicts in increasing severity; not-applicable and native never fail.
+FAIL_LEVELS = (Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
+# Verdicts in increasing severity; not-applicable never counts, native fails only --fail-on native.
 LADDER = (Verdict.NOT_APPLICABLE, Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
 
 
@@ -136,7 +136,8 @@ LADDER = (Verdict.NOT_APPLICABLE, Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdic
 @pytest.mark.parametrize("verdict", LADDER, ids=lambda v: v.value)
 def test_exit_code_each_level(verdict: Verdict, fail_on: Verdict) -> None:
     rank = {v: i for i, v in enumerate(LADDER)}
-    expected = EXIT_INCOMPATIBLE if rank[verdict] >= rank[fail_on] else EXIT_OK
+    counted = verdict is not Verdict.NOT_APPLICABLE
+    expected = EXIT_INCOMPATIBLE if counted and rank[verdict] >= rank[fail_on] else EXIT_OK
     assert exit_code(_report(verdict), fail_on) == expected
 
 
@@ -197,12 +198,68 @@ def test_alpine_and_musl_together(samples_dir: Path) -> None:
 
 
 def test_unknown_output_format(samples_dir: Path) -> None:
-    # click's own usage error (exit 2), not ours.
     result = run("scan", samples_dir / "hello-musl", "-o", "xml")
     assert result.exit_code == EXIT_USAGE
-    assert "Invalid value for '-o'" in result.stderr
-    assert "Traceback" not in result.stderr
+    line = assert_one_error_line(result.stderr)
+    assert "unknown output format 'xml'" in line and "sarif" in line
     assert result.stdout == ""
+
+
+def test_two_outputs_on_stdout_is_a_usage_error(samples_dir: Path) -> None:
+    result = run("scan", samples_dir / "hello-musl", "-o", "json", "-o", "sarif")
+    assert result.exit_code == EXIT_USAGE
+    assert "more than one output goes to stdout" in assert_one_error_line(result.stderr)
+
+
+def test_every_format_at_once(samples_dir: Path, tmp_path: Path) -> None:
+    """-o FORMAT=FILE is repeatable; the table still goes to stdout; the exit code is unchanged."""
+    args = [f"-o{fmt}={tmp_path / ('out.' + fmt)}" for fmt in ("json", "sarif", "junit", "markdown")]
+    result = run("scan", samples_dir / "ifunc", "-o", "table", *args)
+    assert result.exit_code == EXIT_INCOMPATIBLE
+    assert result.stdout.rstrip().splitlines()[-1].startswith("Verdict: blocked")
+    assert json.loads((tmp_path / "out.json").read_text())["verdict"] == "blocked"
+    assert json.loads((tmp_path / "out.sarif").read_text())["version"] == "2.1.0"
+    assert (tmp_path / "out.junit").read_text().startswith("<?xml")
+    assert "blocked" in (tmp_path / "out.markdown").read_text().splitlines()[0]
+
+
+def test_fail_on_native_fails_on_any_counted_component(samples_dir: Path) -> None:
+    assert run("scan", samples_dir / "hello-musl", "--fail-on", "native").exit_code == EXIT_INCOMPATIBLE
+    assert run("scan", samples_dir / "hello-musl").exit_code == EXIT_OK
+
+
+def test_ignore_file_is_read_from_the_working_directory(samples_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".muslcheck.toml").write_text(
+        '[[ignore]]\nrule = "unsupported-relocation"\nreason = "r"\n'
+        '[[ignore]]\nrule = "unresolved-symbol"\nsymbol = "ifunc_add"\nreason = "s"\n'
+        '[[ignore]]\nrule = "glibc-interpreter"\nreason = "i"\n')
+    monkeypatch.chdir(tmp_path)
+    result = run("scan", samples_dir / "ifunc", "-o", "json")
+    assert result.exit_code == EXIT_OK, result.stdout
+    data = json.loads(result.stdout)
+    assert {f["ignored"] for doc in data["files"] for f in doc["findings"]} == {"r", "s", "i"}
+
+
+def test_malformed_ignore_file_is_a_usage_error(samples_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "ignore.toml"
+    bad.write_text('[[ignore]]\nsymbol = "x"\n')
+    result = run("scan", samples_dir / "hello-musl", "--ignore", bad)
+    assert result.exit_code == EXIT_USAGE
+    assert f"{bad}:1: key 'reason' is required" in assert_one_error_line(result.stderr)
+
+
+def test_explain_and_symbols_commands() -> None:
+    explained = run("explain", "__memcpy_chk")
+    assert explained.exit_code == EXIT_OK
+    assert "GLIBC_2.3.4" in explained.stdout and "gcompat" in explained.stdout
+    unknown = run("explain", "no_such_symbol_anywhere")
+    assert unknown.exit_code == EXIT_USAGE
+    assert "unknown symbol 'no_such_symbol_anywhere'" in assert_one_error_line(unknown.stderr)
+    table = run("symbols", "--alpine", "3.20")
+    assert table.exit_code == EXIT_OK
+    assert "statx\tFUNC\tGLOBAL" in table.stdout and "\nfopen64\t" not in table.stdout
+    assert run("symbols", "--alpine", "9.9").exit_code == EXIT_USAGE
 
 
 def test_single_non_elf_file(tmp_path: Path) -> None:

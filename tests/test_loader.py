@@ -15,7 +15,7 @@ import pytest
 
 from muslcheck.discover import FactsCache
 from muslcheck.elf import read_elf_file
-from muslcheck.loader import Context, Effect, LoadResult, Target, _Dso, _lfs64, _Loader, load
+from muslcheck.loader import Context, Effect, LoadResult, Target, _Dso, _Loader, lfs64_base, load
 from muslcheck.rootfs import DirectoryRoot
 from muslcheck.tables import Catalog
 
@@ -187,4 +187,4 @@ def test_runpath_replaces_rpath_and_other_dollar_tokens_void_it(tree: Path) -> N
 def test_lfs64_remap(version: str, name: str, remaps: bool, tree: Path) -> None:  # DL:348-376
     directory = DirectoryRoot(tree)
     loader = _Loader(directory, FactsCache(directory), target(version), "/lib/ld-musl-x86_64.so.1")
-    assert _lfs64(name, CATALOG.loader_rules(version), loader.libc) is remaps
+    assert (lfs64_base(name, CATALOG.loader_rules(version), loader.libc.exports) is not None) is remaps
