@@ -167,6 +167,7 @@ class Report:
     components: tuple[Component, ...]
     skipped: tuple[Skip, ...]
     notes: tuple[str, ...] = ()  # about the scan as a whole (expired ignore entries, ...)
+    root: str = ""  # the host directory every file path is relative to (a lone file's directory)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -114,6 +114,7 @@ def scan(
         components=file_components(reports),
         skipped=tuple(Skip(s.path, s.reason) for s in skipped),
         notes=ignores.expiry_notes(),
+        root=str(root.host_root),
     )
 
 

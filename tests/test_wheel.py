@@ -82,7 +82,7 @@ def test_wheel_installs_and_runs_outside_checkout(samples_dir: Path, tmp_path: P
     assert (site / "muslcheck" / "schema" / "report.schema.json").is_file()
 
     # The console script works: fortify is needs-gcompat (README: __*_chk, glibc interpreter).
-    scan = subprocess.run([str(muslcheck), "scan", str(samples_dir / "fortify"), "-o", "json"],
+    scan = subprocess.run([str(muslcheck), "scan", str(samples_dir / "fortify"), "-o", "json", "-q"],
                           capture_output=True, text=True, env=env, cwd=outside, timeout=300)
     assert scan.returncode == 0, scan.stderr  # needs-gcompat is below the default --fail-on blocked
     assert scan.stderr == ""

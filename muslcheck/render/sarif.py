@@ -156,11 +156,8 @@ def _skip_result(s: Skip, index: dict[str, int]) -> dict[str, Any]:
 
 
 def _root_location(report: Report) -> dict[str, Any]:
-    """Where SCANROOT points: the scanned directory (the parent of a file scanned alone), when absolute."""
-    source = report.source.rstrip("/") or "/"
-    files = report.files
-    if len(files) == 1 and not report.skipped and files[0].path == "/" + posixpath.basename(source):
-        source = posixpath.dirname(source)  # a single file: its directory is the root of the paths
+    """Where SCANROOT points: the scanned directory (the parent of a file scanned alone), when known."""
+    source = report.root
     location: dict[str, Any] = {"description": {"text": f"the scanned root: {report.source}"}}
     if source.startswith("/"):
         location["uri"] = "file://" + quote(source.rstrip("/") + "/", safe=_URI_SAFE + ":")

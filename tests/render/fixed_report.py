@@ -120,6 +120,7 @@ def fixed_report() -> Report:
         schema_version="1.0",
         tool_version="0.1.0",
         source="/srv/rootfs",
+        root="/srv/rootfs",
         target=TargetInfo(musl="1.2.5", alpine="3.23", gcompat=False, arch=None),
         verdict=Verdict.BLOCKED,
         files=files,
