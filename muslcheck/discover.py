@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.errors import MalformedElf
-from muslcheck.rootfs import DirectoryRoot, Resolved, Unresolvable, join
+from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, Unresolvable, join
 
 
 @dataclass(frozen=True)
 class ElfFile:
     path: str
-    identity: tuple[int, int]
+    identity: object
     facts: ElfFacts
     aliases: tuple[str, ...]  # hard links to the same inode, seen later in the walk
 
@@ -36,9 +36,9 @@ class NotLoadable:
 class FactsCache:
     """ELF facts by inode, read on first use; the loader model asks it for every candidate."""
 
-    def __init__(self, root: DirectoryRoot) -> None:
+    def __init__(self, root: RootFS) -> None:
         self.root = root
-        self._by_identity: dict[tuple[int, int], ElfFacts | NotLoadable] = {}
+        self._by_identity: dict[object, ElfFacts | NotLoadable] = {}
         self._exports: dict[int, tuple[ElfFacts, dict[str, tuple[str, str, bool]]]] = {}
 
     def visible_exports(self, facts: ElfFacts) -> dict[str, tuple[str, str, bool]]:
@@ -58,19 +58,19 @@ class FactsCache:
             return NotLoadable("not a regular file")  # a FIFO or device: never opened
         cached = self._by_identity.get(resolved.identity)
         if cached is None:
-            cached = self._read(resolved.path)
+            cached = self._read(resolved)
             self._by_identity[resolved.identity] = cached
         return cached
 
-    def _read(self, path: str) -> ElfFacts | NotLoadable:
+    def _read(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         try:
-            return read_elf_file(self.root.host_path(path))
+            return self.root.read_facts(resolved)
         except MalformedElf:
             return NotLoadable("Exec format error")
         except OSError as e:
             return NotLoadable(e.strerror or "I/O error")
 
-    def remember(self, identity: tuple[int, int], facts: ElfFacts) -> None:
+    def remember(self, identity: object, facts: ElfFacts) -> None:
         self._by_identity[identity] = facts
 
 

@@ -19,7 +19,7 @@ from functools import cached_property
 
 from muslcheck.discover import FactsCache, NotLoadable
 from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
-from muslcheck.rootfs import DirectoryRoot, Resolved, join, parent
+from muslcheck.rootfs import Resolved, RootFS, join, parent
 from muslcheck.tables import Gcompat, LoaderRules, MuslExports
 
 
@@ -146,7 +146,7 @@ class _Dso:
 class _Loader:
     """One simulated process: the load list, the global symbol chain, the errors."""
 
-    def __init__(self, root: DirectoryRoot, cache: FactsCache, target: Target, ldso_name: str) -> None:
+    def __init__(self, root: RootFS, cache: FactsCache, target: Target, ldso_name: str) -> None:
         self.root = root
         self.cache = cache
         self.target = target
@@ -233,9 +233,7 @@ class _Loader:
             located = self.root.resolve(f"{prefix}/etc/ld-musl-{arch}.path")
             if isinstance(located, Resolved):
                 try:
-                    self._sys_path = self.root.host_path(located.path).read_bytes()[:65536].decode(
-                        "utf-8", "surrogateescape"
-                    )
+                    self._sys_path = self.root.read_head(located, 65536).decode("utf-8", "surrogateescape")
                 except OSError:
                     self._sys_path = ""
             elif located.reason == "no such file":
@@ -466,7 +464,7 @@ def _snapshot(d: _Dso) -> LoadedObject:
 
 
 def load(
-    root: DirectoryRoot,
+    root: RootFS,
     cache: FactsCache,
     target: Target,
     path: str,
@@ -546,7 +544,7 @@ def gcompat_stub_name(target: Target, interpreter: str | None) -> str | None:
     return name if interpreter in (stub, "/lib/" + name, "/lib64/" + name) else None
 
 
-def _must_resolve(root: DirectoryRoot, path: str) -> Resolved:
+def _must_resolve(root: RootFS, path: str) -> Resolved:
     found = root.resolve(path)
     if not isinstance(found, Resolved):
         raise FileNotFoundError(path)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from muslcheck.elf import ElfFacts, read_elf_file
 
 MAX_LINKS = 40  # as Linux's ELOOP limit
 
@@ -22,7 +26,7 @@ class Resolved:
     links: tuple[str, ...]  # "link -> target" for every link followed, in order
     is_file: bool
     is_dir: bool
-    identity: tuple[int, int]  # (st_dev, st_ino): the loader dedups libraries by inode
+    identity: object  # (st_dev, st_ino) on a host tree: the loader dedups libraries by inode
 
 
 @dataclass(frozen=True)
@@ -58,50 +62,82 @@ class DirectoryRoot:
         return found
 
     def _resolve(self, path: str) -> Resolved | Unresolvable:
-        pending = [c for c in path.split("/") if c]
-        done: list[str] = []
-        links: list[str] = []
-        while pending:
-            component = pending.pop(0)
-            if component == ".":
-                continue
-            if component == "..":
-                if done:
-                    done.pop()
-                continue
-            current = "/" + "/".join([*done, component])
-            try:
-                st = os.lstat(self.host_path(current))
-            except FileNotFoundError:
-                return Unresolvable(path, "no such file", tuple(links))
-            except NotADirectoryError:
-                return Unresolvable(path, "not a directory", tuple(links))
-            except OSError as e:
-                return Unresolvable(path, e.strerror or str(e), tuple(links))
-            if not stat.S_ISLNK(st.st_mode):
-                if pending and not stat.S_ISDIR(st.st_mode):
-                    return Unresolvable(path, "not a directory", tuple(links))
-                done.append(component)
-                continue
-            if len(links) >= MAX_LINKS:
-                return Unresolvable(path, "too many levels of symbolic links", tuple(links))
-            try:
-                target = os.readlink(self.host_path(current))
-            except OSError as e:
-                return Unresolvable(path, e.strerror or str(e), tuple(links))
-            links.append(f"{current} -> {target}")
-            if target.startswith("/"):
-                done = []
-            pending[:0] = [c for c in target.split("/") if c]
-        final = "/" + "/".join(done)
+        return resolve_links(path, self._entry)
+
+    def _entry(self, path: str) -> Entry | str:
         try:
-            st = os.stat(self.host_path(final), follow_symlinks=False)
+            st = os.lstat(self.host_path(path))
+            target = os.readlink(self.host_path(path)) if stat.S_ISLNK(st.st_mode) else None
+        except FileNotFoundError:
+            return "no such file"
+        except NotADirectoryError:
+            return "not a directory"
         except OSError as e:
-            return Unresolvable(path, e.strerror or str(e), tuple(links))
-        return Resolved(
-            path=final,
-            links=tuple(links),
-            is_file=stat.S_ISREG(st.st_mode),
-            is_dir=stat.S_ISDIR(st.st_mode),
-            identity=(st.st_dev, st.st_ino),
-        )
+            return e.strerror or str(e)
+        return Entry(stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode), target, (st.st_dev, st.st_ino))
+
+    def read_facts(self, resolved: Resolved) -> ElfFacts:
+        return read_elf_file(self.host_path(resolved.path))
+
+    def read_head(self, resolved: Resolved, limit: int) -> bytes:
+        with open(self.host_path(resolved.path), "rb") as f:
+            return f.read(limit)
+
+
+class RootFS(Protocol):
+    """A target root filesystem: a host directory, or an image's squashed layers."""
+
+    def resolve(self, path: str) -> Resolved | Unresolvable: ...
+
+    def read_facts(self, resolved: Resolved) -> ElfFacts:
+        """The file's ELF facts; MalformedElf when it is not a valid ELF file, OSError when unreadable."""
+        ...
+
+    def read_head(self, resolved: Resolved, limit: int) -> bytes:
+        """At most ``limit`` bytes from the start of a small file (the loader's path file)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path of a tree, without following it: what link resolution needs."""
+
+    is_file: bool
+    is_dir: bool
+    link_target: str | None  # a symbolic link's target, as written
+    identity: object
+
+
+def resolve_links(path: str, entry: Callable[[str], Entry | str]) -> Resolved | Unresolvable:
+    """Follow every link in ``path`` as a chroot would; ``entry`` looks one path up (or says why not)."""
+    pending = [c for c in path.split("/") if c]
+    done: list[str] = []
+    links: list[str] = []
+    while pending:
+        component = pending.pop(0)
+        if component == ".":
+            continue
+        if component == "..":
+            if done:
+                done.pop()
+            continue
+        current = "/" + "/".join([*done, component])
+        found = entry(current)
+        if isinstance(found, str):
+            return Unresolvable(path, found, tuple(links))
+        if found.link_target is None:
+            if pending and not found.is_dir:
+                return Unresolvable(path, "not a directory", tuple(links))
+            done.append(component)
+            continue
+        if len(links) >= MAX_LINKS:
+            return Unresolvable(path, "too many levels of symbolic links", tuple(links))
+        links.append(f"{current} -> {found.link_target}")
+        if found.link_target.startswith("/"):
+            done = []
+        pending[:0] = [c for c in found.link_target.split("/") if c]
+    final = "/" + "/".join(done)
+    found = entry(final) if done else Entry(False, True, None, ("root",))
+    if isinstance(found, str):
+        return Unresolvable(path, found, tuple(links))
+    return Resolved(final, tuple(links), found.is_file, found.is_dir, found.identity)

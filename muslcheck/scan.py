@@ -23,7 +23,7 @@ from muslcheck.report import (
     file_components,
     overall_verdict,
 )
-from muslcheck.rootfs import DirectoryRoot
+from muslcheck.rootfs import DirectoryRoot, RootFS
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
 
@@ -172,7 +172,7 @@ class _Targets:
 
 
 def judge(
-    root: DirectoryRoot,
+    root: RootFS,
     cache: FactsCache,
     files: list[ElfFile],
     options: Options,

@@ -478,3 +478,11 @@ def test_unreadable_file_is_skipped(samples_dir: Path, tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert [(s["path"], s["reason"]) for s in doc["skipped"]] == [("/app/bin/secret", "unreadable: Permission denied")]
     assert [f["path"] for f in doc["files"]] == ["/app/bin/hello"]
+
+
+def test_no_progress_or_summary_when_quiet_or_not_a_terminal(samples_dir: Path) -> None:
+    """CliRunner's stderr is not a TTY: no progress bar ever; the summary line only without -q."""
+    loud = run("scan", samples_dir / "fortify", "-o", "json")
+    assert loud.stderr.splitlines() == ["muslcheck: Verdict: needs-gcompat (1 ELF files: 1 needs-gcompat)"]
+    quiet = run("scan", samples_dir / "fortify", "-o", "json", "-q")
+    assert quiet.stderr == ""

@@ -1,0 +1,305 @@
+"""An image's layers squashed into one tree, read as streams: nothing is extracted to disk.
+
+Each layer blob is streamed once: its sha256 (the descriptor digest) and the sha256 of the
+uncompressed tar (the config's diff_id) are checked as it goes by. Every regular file that
+starts with the ELF magic is read into memory alone, parsed, and dropped: the tree keeps
+facts, never content. Memory therefore grows with the number of entries (a few hundred
+bytes each) and with the largest ELF member (capped at MAX_ELF_BYTES), not with layer size.
+
+Layers apply bottom-up as stereoscope's union tree does: ``.wh.NAME`` deletes NAME and
+everything under it from lower layers, ``.wh..wh..opq`` empties its directory of lower
+layers' content, a later entry replaces an earlier one, and a non-directory replacing a
+directory drops the directory's children.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, no_progress
+from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
+from muslcheck.errors import MalformedElf
+from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
+from muslcheck.sources.interface import DigestMismatch, Image, SourceError
+
+MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
+MAX_SMALL_FILE = 64 << 10  # the loader's path file, read whole
+MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+@dataclass
+class Node:
+    kind: str  # "file", "dir", "symlink", "other" (device, FIFO: never read)
+    layer: int
+    identity: object
+    link_target: str | None = None
+    facts: ElfFacts | None = None
+    problem: str | None = None  # why an ELF-looking file could not be read
+    head: bytes | None = None  # content of a small file the loader reads (etc/ld-musl-*.path)
+
+
+class ImageRoot:
+    """The squashed tree of an image, with ELF facts for its ELF files."""
+
+    def __init__(self, nodes: dict[str, Node], layers: int, rejected: list[Skipped]) -> None:
+        self.nodes = nodes
+        self.layers = layers
+        self.rejected = rejected  # members that never entered the tree (names escaping the root)
+        self._resolved: dict[str, Resolved | Unresolvable] = {}
+
+    def resolve(self, path: str) -> Resolved | Unresolvable:
+        found = self._resolved.get(path)
+        if found is None:
+            found = self._resolved[path] = resolve_links(path, self._entry)
+        return found
+
+    def _entry(self, path: str) -> Entry | str:
+        node = self.nodes.get(path)
+        if node is None:
+            return "no such file"
+        return Entry(node.kind == "file", node.kind == "dir", node.link_target, node.identity)
+
+    def read_facts(self, resolved: Resolved) -> ElfFacts:
+        node = self.nodes[resolved.path]
+        if node.facts is None:
+            raise MalformedElf(node.problem or "not an ELF file")
+        return node.facts
+
+    def read_head(self, resolved: Resolved, limit: int) -> bytes:
+        node = self.nodes[resolved.path]
+        if node.head is None:
+            raise OSError(f"{resolved.path}: content not kept")
+        return node.head[:limit]
+
+    def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skipped]]:
+        """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
+        files, skipped = [], list(self.rejected)
+        for path in sorted(self.nodes):
+            node = self.nodes[path]
+            if node.layer < layers_from:
+                continue
+            if node.facts is not None:
+                cache.remember(node.identity, node.facts)
+                files.append(ElfFile(path, node.identity, node.facts, ()))
+            elif node.problem is not None:
+                skipped.append(Skipped(path, node.problem))
+            elif node.kind == "symlink":
+                found = self.resolve(path)
+                if isinstance(found, Unresolvable):
+                    skipped.append(Skipped(path, f"broken link: {found.reason}"))
+        return files, sorted(skipped, key=lambda s: s.path)
+
+
+def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
+    """Stream every layer of ``image`` into one squashed tree."""
+    nodes: dict[str, Node] = {"/": Node("dir", -1, ("dir", "/"))}
+    rejected: list[Skipped] = []
+    entries = 0
+    for index, layer in enumerate(image.layers):
+        progress("reading layers", index, len(image.layers))
+        with image.blobs.open_blob(layer.digest) as raw:
+            blob = _Hashing(raw)
+            tar_stream = _Hashing(_decompressed(cast(BinaryIO, blob), layer.media_type))
+            try:
+                with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+                    for member in tar:
+                        entries += 1
+                        if entries > MAX_ENTRIES:
+                            raise SourceError(f"{image.reference}: more than {MAX_ENTRIES} entries in its layers")
+                        _apply(nodes, member, tar, index, rejected)
+                tar_stream.drain()
+                blob.drain()
+            except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as e:
+                if isinstance(e, SourceError):
+                    raise
+                raise SourceError(f"layer {index + 1} ({layer.digest}) is truncated or corrupt: {e}") from e
+        if blob.digest() != layer.digest:
+            raise DigestMismatch(f"layer {index + 1}: content hashes to {blob.digest()}, not {layer.digest}")
+        if layer.diff_id is not None and tar_stream.digest() != layer.diff_id:
+            raise DigestMismatch(f"layer {index + 1}: uncompressed content hashes to {tar_stream.digest()}, "
+                                 f"not the config's diff_id {layer.diff_id}")
+    progress("reading layers", len(image.layers), len(image.layers))
+    return ImageRoot(nodes, len(image.layers), rejected)
+
+
+def _apply(nodes: dict[str, Node], member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
+           rejected: list[Skipped]) -> None:
+    path = _clean(member.name)
+    if path is None:
+        rejected.append(Skipped("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
+        return
+    parent, _, base = path.rpartition("/")
+    parent = parent or "/"
+    if base == OPAQUE:
+        _remove_below(nodes, parent, layer, keep_self=True)
+        return
+    if base.startswith(WHITEOUT):
+        _remove_below(nodes, (parent.rstrip("/") + "/" + base[len(WHITEOUT):]), layer, keep_self=False)
+        return
+    _make_parents(nodes, parent, layer)
+    existing = nodes.get(path)
+    if existing is not None and existing.kind == "dir" and not member.isdir():
+        _remove_below(nodes, path, layer + 1, keep_self=False)
+    if member.isdir():
+        if existing is None or existing.kind != "dir":
+            nodes[path] = Node("dir", layer, ("dir", path))
+        return
+    if member.issym():
+        nodes[path] = Node("symlink", layer, ("link", layer, path), link_target=member.linkname)
+    elif member.islnk():
+        target = _clean(member.linkname)
+        source = nodes.get(target) if target else None
+        if source is None or source.kind != "file":
+            rejected.append(Skipped(path, f"hard link to {member.linkname}, which is not a file in the image"))
+            nodes.pop(path, None)
+            return
+        nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
+                           head=source.head)
+    elif member.isreg():
+        nodes[path] = _regular_file(path, member, tar, layer)
+    else:
+        nodes[path] = Node("other", layer, ("other", layer, path))
+
+
+def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int) -> Node:
+    node = Node("file", layer, ("file", layer, path))
+    small = _kept_whole(path) and member.size <= MAX_SMALL_FILE
+    if member.size < len(ELF_MAGIC) and not small:
+        return node
+    stream = tar.extractfile(member)
+    if stream is None:
+        return node
+    head = stream.read(len(ELF_MAGIC))
+    if small:
+        node.head = head + stream.read(MAX_SMALL_FILE)
+    if head != ELF_MAGIC:
+        return node
+    if member.size > MAX_ELF_BYTES:
+        node.problem = f"ELF file of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
+        return node
+    data = bytearray(head)
+    data += stream.read(member.size - len(head))
+    try:
+        node.facts = read_elf(bytes(data))
+    except MalformedElf as e:
+        node.problem = f"malformed ELF: {e}"
+    return node
+
+
+def _kept_whole(path: str) -> bool:
+    """Small files the scan reads: the loader's path file, and the marks of a musl-based image."""
+    return (path.startswith("/etc/ld-musl-") and path.endswith(".path")) or path == "/etc/alpine-release"
+
+
+def _clean(name: str) -> str | None:
+    """The absolute in-image path of a tar member name, or None when it climbs out of the root."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return None
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _make_parents(nodes: dict[str, Node], directory: str, layer: int) -> None:
+    missing: list[str] = []
+    while directory not in nodes or nodes[directory].kind != "dir":
+        missing.append(directory)
+        directory = directory.rpartition("/")[0] or "/"
+    for path in missing:
+        nodes[path] = Node("dir", layer, ("dir", path))
+
+
+def _remove_below(nodes: dict[str, Node], path: str, before_layer: int, *, keep_self: bool) -> None:
+    """Drop ``path`` (unless keep_self) and everything under it that came from a layer below ``before_layer``."""
+    prefix = path.rstrip("/") + "/"
+    doomed = [p for p, n in nodes.items() if p.startswith(prefix) and n.layer < before_layer]
+    if not keep_self and path in nodes and nodes[path].layer < before_layer:
+        doomed.append(path)
+    for p in doomed:
+        del nodes[p]
+
+
+class _Hashing(io.RawIOBase):
+    """A read-through stream that hashes what passes, and can drain the rest."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buffer))
+        self.sha.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.sha.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
+
+
+def _decompressed(blob: BinaryIO, media_type: str) -> BinaryIO:
+    """The layer's tar stream: gzip and zstd by media type or by magic bytes, else as is."""
+    peek = _Peekable(blob)
+    magic = peek.peek(4)
+    if "zstd" in media_type or magic == b"\x28\xb5\x2f\xfd":
+        import zstandard  # a well-kept binding; imported only for zstd layers
+
+        reader = zstandard.ZstdDecompressor().stream_reader(cast(BinaryIO, peek), read_across_frames=True)
+        return cast(BinaryIO, reader)
+    if "gzip" in media_type or magic[:2] == b"\x1f\x8b":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=peek, mode="rb"))
+    return cast(BinaryIO, peek)
+
+
+class _Peekable(io.RawIOBase):
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def peek(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            more = self.inner.read(n - len(self.buffer))
+            if not more:
+                break
+            self.buffer += more
+        return self.buffer[:n]
+
+    def read(self, size: int = -1) -> bytes:
+        if self.buffer:
+            if size < 0:
+                data, self.buffer = self.buffer + self.inner.read(), b""
+                return data
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+            return data
+        return self.inner.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+

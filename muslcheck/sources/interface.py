@@ -1,0 +1,79 @@
+"""What every image source hands to the layer reader: the chosen manifest's layers, its config, its blobs.
+
+One implementation per source kind (docker-archive, oci-archive, oci-dir, registry, docker daemon)
+lives beside this module; ``muslcheck.sources.open_image`` picks one from a reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from muslcheck.errors import InputError
+
+
+class SourceError(InputError):
+    """An image that cannot be read: a missing blob, a bad manifest, a registry that says no."""
+
+
+class DigestMismatch(SourceError):
+    """A blob whose content does not hash to the digest its descriptor names."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    digest: str  # "sha256:..." of the blob as stored (compressed or not)
+    media_type: str  # as the manifest says; docker-archive's legacy form: "application/vnd.docker.image.rootfs.diff.tar"
+    size: int | None  # from the descriptor; None where the format does not record it
+    diff_id: str | None  # "sha256:..." of the uncompressed tar, from the config's rootfs.diff_ids
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    os: str
+    architecture: str  # "amd64", "arm64", ...
+    variant: str | None
+    env: tuple[str, ...]  # "KEY=value"
+    workdir: str | None
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    diff_ids: tuple[str, ...]
+
+    @property
+    def platform(self) -> str:
+        return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
+
+    def env_value(self, key: str) -> str | None:
+        for item in self.env:
+            name, sep, value = item.partition("=")
+            if sep and name == key:
+                return value
+        return None
+
+
+class BlobStore(Protocol):
+    def open_blob(self, digest: str) -> AbstractContextManager[BinaryIO]:
+        """The blob's raw bytes as a stream; the reader verifies the digest while it reads."""
+        ...
+
+
+@dataclass(frozen=True)
+class Image:
+    reference: str  # as the user wrote it
+    kind: str  # "docker-archive", "oci-archive", "oci-dir", "registry", "docker"
+    layers: tuple[Layer, ...]  # bottom first
+    config: ImageConfig
+    blobs: BlobStore
+
+
+class Source(Protocol):
+    """One kind of image source."""
+
+    def open(self) -> AbstractContextManager[Image]: ...
+
+
+def iter_chunks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk
