@@ -75,11 +75,18 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", metavar="TARGET")
 @click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), help="Judge only files of this architecture.")
-@click.option("--platform", metavar="OS/ARCH", help="linux/amd64 or linux/arm64: the same as --arch.")
+@click.option("--platform", metavar="OS/ARCH",
+              help="linux/amd64 (default for images) or linux/arm64: the image manifest, and the architecture judged.")
+@click.option("--base", metavar="IMAGE", help="Judge only what TARGET adds to this base image (any image form).")
+@click.option("--include-os-packages", is_flag=True,
+              help="Also judge files that OS packages own (dpkg, apk, rpm); Alpine replaces those.")
+@click.option("--insecure-registry", is_flag=True, help="Allow plain HTTP to a registry on localhost.")
+@click.option("--docker-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json).")
 @click.option("--gcompat/--no-gcompat", default=False, show_default=True,
               help="Whether gcompat is installed on the target.")
 @click.option("--context", "load_context", type=click.Choice([c.value for c in Context]),
@@ -96,11 +103,15 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
               help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
-    path: Path,
+    path: str,
     alpine: str | None,
     musl: str | None,
     arch: str | None,
     platform: str | None,
+    base: str | None,
+    include_os_packages: bool,
+    insecure_registry: bool,
+    docker_config: Path | None,
     gcompat: bool,
     load_context: str | None,
     library_path: str | None,
@@ -111,7 +122,9 @@ def scan_command(
     ignore_file: Path | None,
     quiet: bool,
 ) -> None:
-    """Judge every ELF file under PATH (a directory is the target's root filesystem) or PATH itself."""
+    """Judge every ELF file of TARGET: a directory (the target's root filesystem), one file, or an image:
+    docker-archive:FILE, oci-archive:FILE, oci-dir:DIR[:TAG], registry:NAME[:TAG], docker:NAME[:TAG],
+    or a path whose kind is detected from its content."""
     try:
         specs = parse_outputs(outputs, out_file)
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
@@ -120,7 +133,8 @@ def scan_command(
             report = scan(
                 path, alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
                 context=load_context, library_path=library_path, preload=preload, ignore=ignore_file,
-                progress=progress,
+                base=base, include_os_packages=include_os_packages, insecure_registry=insecure_registry,
+                docker_config=docker_config or _default_docker_config(), progress=progress,
             )
         for spec in specs:
             text = _render(spec, report, Verdict(fail_on))
@@ -141,10 +155,17 @@ def scan_command(
     if report.verdict is Verdict.NOTHING_TO_CHECK:
         click.echo(f"muslcheck: nothing to check: no ELF file under {path}", err=True)
     elif not quiet and all(s.fmt not in ("table", "text") or s.file is not None for s in specs):
-        click.echo(f"muslcheck: {summary_line(report)}", err=True)
-    for note in () if quiet else report.notes:
-        click.echo(f"muslcheck: {note}", err=True)
+        # No table on the terminal: its summary and notes go to stderr instead.
+        for line in (*report.notes, summary_line(report)):
+            click.echo(f"muslcheck: {line}", err=True)
     sys.exit(exit_code(report, Verdict(fail_on)))
+
+
+def _default_docker_config() -> Path | None:
+    """Where `docker login` keeps credentials; the library never reads the environment itself."""
+    directory = os.environ.get("DOCKER_CONFIG")
+    path = Path(directory) / "config.json" if directory else Path.home() / ".docker" / "config.json"
+    return path if path.is_file() else None
 
 
 def _render(spec: OutputSpec, report: Report, fail_on: Verdict) -> str:

@@ -29,8 +29,9 @@ from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.sources.interface import DigestMismatch, Image, SourceError
 
 MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
-MAX_SMALL_FILE = 64 << 10  # the loader's path file, read whole
+MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
+PACKAGE_DATABASES = frozenset({"/var/lib/dpkg/status", "/lib/apk/db/installed", "/var/lib/rpm/rpmdb.sqlite"})
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 
@@ -43,7 +44,7 @@ class Node:
     link_target: str | None = None
     facts: ElfFacts | None = None
     problem: str | None = None  # why an ELF-looking file could not be read
-    head: bytes | None = None  # content of a small file the loader reads (etc/ld-musl-*.path)
+    head: bytes | None = None  # content of a file read whole (_kept_whole)
 
 
 class ImageRoot:
@@ -78,6 +79,10 @@ class ImageRoot:
         if node.head is None:
             raise OSError(f"{resolved.path}: content not kept")
         return node.head[:limit]
+
+    def list_dir(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        return sorted({p[len(prefix):].split("/", 1)[0] for p in self.nodes if p.startswith(prefix)})
 
     def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skipped]]:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
@@ -195,8 +200,14 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
 
 
 def _kept_whole(path: str) -> bool:
-    """Small files the scan reads: the loader's path file, and the marks of a musl-based image."""
-    return (path.startswith("/etc/ld-musl-") and path.endswith(".path")) or path == "/etc/alpine-release"
+    """Files the scan reads whole: the loader's path file, the mark of Alpine, package databases."""
+    return (
+        (path.startswith("/etc/ld-musl-") and path.endswith(".path"))
+        or path == "/etc/alpine-release"
+        or path in PACKAGE_DATABASES
+        or (path.startswith("/var/lib/dpkg/info/") and path.endswith(".list"))
+        or path.startswith("/var/lib/dpkg/status.d/")
+    )
 
 
 def _clean(name: str) -> str | None:

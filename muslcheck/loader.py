@@ -47,6 +47,7 @@ _RELOC_CLASSES: dict[str, dict[int, str]] = {
         1028: "DTPMOD", 1029: "DTPOFF", 1030: "TPOFF", 1031: "TLSDESC",
     },
 }
+REPLACED = "replaced on Alpine: owned by"  # a library of the OS packages the new base image replaces
 _OK_TYPES = frozenset({"NOTYPE", "OBJECT", "FUNC", "COMMON", "TLS"})
 _OK_BINDS = frozenset({"GLOBAL", "WEAK", "GNU_UNIQUE"})
 
@@ -61,6 +62,7 @@ class Target:
     gcompat: Gcompat | None = None  # installed on the target: its files exist, its stub serves glibc programs
     library_path: str | None = None  # LD_LIBRARY_PATH
     preload: tuple[str, ...] = ()  # LD_PRELOAD
+    replaced: Mapping[str, str] = field(default_factory=dict)  # path -> the OS package that Alpine's replaces
 
     @property
     def ldso_path(self) -> str:
@@ -273,6 +275,8 @@ class _Loader:
             return self._open_virtual(path, name, needed_by, how, located)
         if (seen := self._already_loaded(located.identity, path, name)) is not None:
             return seen
+        if (owner := self.target.replaced.get(located.path)) is not None:
+            return f"{REPLACED} {owner}"
         facts = self.cache.get(located)
         if isinstance(facts, NotLoadable):
             return facts.reason

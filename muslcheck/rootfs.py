@@ -83,6 +83,12 @@ class DirectoryRoot:
         with open(self.host_path(resolved.path), "rb") as f:
             return f.read(limit)
 
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.host_path(path)))
+        except OSError:
+            return []
+
 
 class RootFS(Protocol):
     """A target root filesystem: a host directory, or an image's squashed layers."""
@@ -94,7 +100,11 @@ class RootFS(Protocol):
         ...
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
-        """At most ``limit`` bytes from the start of a small file (the loader's path file)."""
+        """At most ``limit`` bytes from the start of a small file (the loader's path file, package databases)."""
+        ...
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names in a directory of the tree (not following a final link); [] when it is not one."""
         ...
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from muslcheck import __version__
-from muslcheck.discover import ElfFile, FactsCache, Progress, discover, no_progress
+from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
+from muslcheck.imagefs import read_image
 from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
 from muslcheck.report import (
     SCHEMA_VERSION,
@@ -19,11 +21,16 @@ from muslcheck.report import (
     Report,
     Skip,
     TargetInfo,
+    Component,
     Verdict,
     file_components,
     overall_verdict,
 )
-from muslcheck.rootfs import DirectoryRoot, RootFS
+from muslcheck.osdb import Ownership, read_ownership
+from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS
+from muslcheck.sources import open_image
+from muslcheck.sources.interface import Image
+from muslcheck.sources.reference import parse_reference
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
 
@@ -38,6 +45,7 @@ class Options:
     library_path: str | None
     preload: tuple[str, ...]
     ignores: Ignores = NO_IGNORES
+    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package files Alpine's packages replace
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -62,14 +70,23 @@ def scan(
     library_path: str | None = None,
     preload: Sequence[str] = (),
     platform: str | None = None,
+    base: str | None = None,
+    include_os_packages: bool = False,
+    insecure_registry: bool = False,
+    docker_config: str | os.PathLike[str] | None = None,
     ignore: str | os.PathLike[str] | Ignores | None = None,
     progress: Progress = no_progress,
     catalog: Catalog | None = None,
 ) -> Report:
-    """Judge every ELF file under ``path`` (a directory seen as the target's root, or one file).
+    """Judge every ELF file of ``path``: a directory (the target's root), one file, or an image reference
+    (``docker-archive:``, ``oci-archive:``, ``oci-dir:``, ``registry:``, ``docker:``, or a path whose kind is
+    detected from its content).
 
     ``alpine`` or ``musl`` picks the target (default: the newest known Alpine); ``platform``
-    ("linux/amd64", "linux/arm64") or ``arch`` judges only files of that architecture;
+    ("linux/amd64", "linux/arm64") picks an image's manifest and, like ``arch``, the architecture judged;
+    ``base`` (an image reference) leaves out the layers the image shares with it; files an OS package
+    owns (dpkg, apk, rpm) are set apart unless ``include_os_packages``; ``insecure_registry`` allows
+    plain HTTP to a registry on localhost, ``docker_config`` names a config.json with credentials;
     ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
     every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings;
     ``progress(stage, done, total)`` is called as the scan advances.
@@ -79,6 +96,7 @@ def scan(
     musl_version, alpine_release = resolve_version(catalog, alpine, musl)
     if platform is not None:
         arch = _arch_of_platform(platform, arch)
+    docker_config = Path(docker_config) if docker_config is not None else None
     ignores = ignore if isinstance(ignore, Ignores) else load_ignores(ignore) if ignore is not None else NO_IGNORES
     if arch is not None and arch not in SUPPORTED_ARCHES:
         raise UsageError(f"unknown architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
@@ -91,31 +109,111 @@ def scan(
         musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload), ignores
     )
 
-    source = Path(path)
-    if not source.exists() and not source.is_symlink():
-        raise InputError(f"{source}: no such file or directory")
-    if source.is_dir():
-        root = DirectoryRoot(source)
-        cache = FactsCache(root)
-        files, skipped = discover(root, cache, progress)
-    else:
-        root, cache, files = _single_file(source)
-        skipped = []
-        if options.library_path is None:
-            options = replace(options, library_path="/")  # a lone file finds its siblings
-    reports = judge(root, cache, files, options, catalog, progress)
+    with ExitStack() as stack:
+        tree = _open_tree(stack, str(path), options, platform, base, insecure_registry, docker_config, progress)
+        options = replace(options, arch=tree.arch or options.arch, library_path=tree.library_path)
+        ownership = read_ownership(tree.root)
+        owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
+        options = replace(options, replaced=owned)
+        reports = judge(tree.root, tree.cache, tree.files, options, catalog, progress)
+    notes = (*tree.notes, *ownership.notes, *_musl_based(tree.root), *ignores.expiry_notes())
     return Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
-        source=str(source),
-        target=TargetInfo(musl_version, alpine_release, gcompat, arch),
+        source=str(path),
+        target=TargetInfo(musl_version, alpine_release, gcompat, options.arch),
         verdict=overall_verdict(reports),
         files=reports,
-        components=file_components(reports),
-        skipped=tuple(Skip(s.path, s.reason) for s in skipped),
-        notes=ignores.expiry_notes(),
-        root=str(root.host_root),
+        components=components(reports, ownership),
+        skipped=tuple(Skip(s.path, s.reason) for s in tree.skipped),
+        notes=notes,
+        root=tree.description,
     )
+
+
+@dataclass(frozen=True)
+class _Tree:
+    root: RootFS
+    cache: FactsCache
+    files: list[ElfFile]
+    skipped: list[Skipped]
+    description: str  # for Report.root: the host directory, or the image reference
+    library_path: str | None
+    arch: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _open_tree(
+    stack: ExitStack,
+    text: str,
+    options: Options,
+    platform: str | None,
+    base: str | None,
+    insecure_registry: bool,
+    docker_config: Path | None,
+    progress: Progress,
+) -> _Tree:
+    """The root to judge, from a directory, a lone file, or an image reference."""
+    ref = parse_reference(text)
+    if ref.kind == "dir":
+        assert ref.path is not None
+        root = DirectoryRoot(ref.path)
+        cache = FactsCache(root)
+        files, skipped = discover(root, cache, progress)
+        return _Tree(root, cache, files, skipped, str(root.host_root), options.library_path)
+    if ref.kind == "file":
+        assert ref.path is not None
+        lone, cache, files = _single_file(ref.path)
+        # A lone file finds its siblings.
+        return _Tree(lone, cache, files, [], str(lone.host_root), options.library_path or "/")
+    wanted = platform or "linux/amd64"
+    image = stack.enter_context(open_image(ref, platform=wanted, insecure_registry=insecure_registry,
+                                           docker_config=docker_config))
+    tree = read_image(image, progress)
+    image_cache = FactsCache(tree)
+    from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]
+    if base is not None:
+        from_layer, note = _app_layers(stack, base, image, wanted, insecure_registry, docker_config)
+        notes.append(note)
+    files, skipped = tree.elf_files(image_cache, layers_from=from_layer)
+    arch = _IMAGE_ARCHES.get(image.config.architecture)
+    return _Tree(tree, image_cache, files, skipped, image.reference,
+                 options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes))
+
+
+_IMAGE_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def _app_layers(
+    stack: ExitStack, base: str, image: Image, platform: str, insecure: bool, docker_config: Path | None
+) -> tuple[int, str]:
+    """How many bottom layers the image shares with ``base``: those are the base's, not the app's."""
+    ref = parse_reference(base)
+    if not ref.is_image:
+        raise UsageError(f"--base {base}: not an image reference")
+    base_image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure,
+                                                docker_config=docker_config))
+    shared = 0
+    for mine, theirs in zip(image.config.diff_ids, base_image.config.diff_ids, strict=False):
+        if mine != theirs:
+            break
+        shared += 1
+    if shared == 0:
+        return 0, f"no layer of {base} is a layer of this image: every file is judged"
+    return shared, f"base {base}: its {shared} layers are left out; {len(image.layers) - shared} app layers judged"
+
+
+def _musl_based(root: RootFS) -> tuple[str, ...]:
+    found = root.resolve("/etc/alpine-release")
+    if isinstance(found, Resolved) and found.is_file:
+        try:
+            release = root.read_head(found, 64).decode("ascii", "replace").strip()
+        except OSError:
+            release = "?"
+        return (f"this is already an Alpine system (Alpine {release}): it runs on musl today",)
+    if any(name.startswith("ld-musl-") for name in root.list_dir("/lib")):
+        return ("this tree already has musl's loader in /lib: it is musl-based",)
+    return ()
 
 
 _PLATFORM_ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
@@ -189,6 +287,7 @@ def judge(
                 rules=catalog.loader_rules(options.musl),
                 library_path=options.library_path,
                 preload=options.preload,
+                replaced=options.replaced,
             )
             targets[arch] = _Targets(bare, replace(bare, gcompat=catalog.gcompat), options.gcompat)
         return targets[arch]
@@ -198,6 +297,8 @@ def judge(
     for f in files:
         kind = kind_of(f.facts)
         reason = _not_applicable(f.facts, kind, options)
+        if reason is None and (owner := options.replaced.get(f.path)) is not None:
+            reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
         if reason is not None:
             reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
         elif kind == "static":
@@ -281,6 +382,27 @@ def _startup_report(
         path=f.path, facts=f.facts, kind=kind, context=Context.STARTUP_LIBRARY, verdict=verdict, shown=shown,
         result=result, scope=scope, preload_fixes=False, aliases=f.aliases,
     )
+
+
+def components(reports: tuple[FileReport, ...], ownership: Ownership) -> tuple[Component, ...]:
+    """The application's files one by one; files of OS packages grouped by package."""
+    own: list[FileReport] = []
+    by_package: dict[str, list[FileReport]] = {}
+    for f in reports:
+        pkg = ownership.owners.get(f.path)
+        if pkg is not None and f.verdict is Verdict.NOT_APPLICABLE:
+            by_package.setdefault(str(pkg), []).append(f)
+        else:
+            own.append(f)
+    grouped = []
+    for key, files in sorted(by_package.items()):
+        pkg = ownership.owners[files[0].path]
+        grouped.append(Component(
+            name=pkg.name, version=pkg.version, ecosystem="os-package", location=f"{pkg.manager}:{pkg.name}",
+            verdict=Verdict.NOT_APPLICABLE, files=tuple(f.path for f in files),
+            selected={f.arch: f.path for f in files}, fix="replaced by the Alpine base image's own package",
+        ))
+    return (*file_components(tuple(own)), *grouped)
 
 
 def _glibc_interpreter(facts: ElfFacts, target: Target) -> str | None:

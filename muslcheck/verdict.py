@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from muslcheck.elf import ElfFacts, relocation_name
 from muslcheck.ignore import NO_IGNORES, Ignores
-from muslcheck.loader import Context, Effect, LoadResult
+from muslcheck.loader import REPLACED, Context, Effect, LoadResult
 from muslcheck.packages import GLIBC_LIBRARIES, apk_for
 from muslcheck.report import (
     FileReport,
@@ -67,7 +67,7 @@ def problems(
         return scope is None or path in scope
 
     libraries = tuple(
-        LibraryFinding(m.name, m.needed_by, m.reason, apk_for(m.name) if m.reason.startswith("No such") else None)
+        LibraryFinding(m.name, m.needed_by, m.reason, _package_for(m.name, m.reason))
         for m in result.missing
         if in_scope(m.needed_by) or m.needed_by == "dlopen"
     )
@@ -107,6 +107,13 @@ def problems(
         glibc_interpreter=glibc_interpreter,
         findings=tuple(replace(f, ignored=ignores.match(f.rule, f.subject, path)) for f in found),
     )
+
+
+def _package_for(soname: str, reason: str) -> str | None:
+    if reason.startswith(REPLACED):
+        owner = reason.removeprefix(REPLACED).strip()
+        return apk_for(soname) or f"the Alpine package that replaces {owner}"
+    return apk_for(soname) if reason.startswith("No such") else None
 
 
 def _finding(rule_name: str, level: Verdict, path: str, obj: str, subject: str, message: str) -> Finding:
@@ -186,7 +193,8 @@ def fixes(shown: Problems, verdict: Verdict, preload_fixes: bool) -> tuple[str, 
     out: list[str] = []
     for pkg in shown.packages:
         sonames = sorted({lib.name for lib in shown.libraries if lib.package == pkg})
-        out.append(f"apk add {pkg}  (provides {', '.join(sonames)})")
+        verb = "install" if pkg.startswith("the Alpine package") else "apk add"
+        out.append(f"{verb} {pkg}  (provides {', '.join(sonames)})")
     if verdict is Verdict.NEEDS_GCOMPAT:
         out.append("apk add gcompat  (glibc compatibility layer; it applies to this file's load context)")
     unknown = [name for name in subjects("missing-library") if apk_for(name) is None]
