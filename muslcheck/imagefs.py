@@ -190,10 +190,16 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
     if member.size > MAX_ELF_BYTES:
         node.problem = f"ELF file of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
         return node
-    data = bytearray(head)
-    data += stream.read(member.size - len(head))
+    data = bytearray(member.size)  # one buffer, filled in place: peak memory is the largest ELF member
+    view = memoryview(data)
+    view[: len(head)] = head
+    filled = len(head)
+    while filled < member.size and (n := cast(io.BufferedReader, stream).readinto(view[filled:])):
+        filled += n
+    if filled < member.size:
+        raise EOFError(f"{path}: the layer ends inside this file")
     try:
-        node.facts = read_elf(bytes(data))
+        node.facts = read_elf(data)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
     return node

@@ -15,18 +15,18 @@ from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
 from muslcheck.imagefs import read_image
 from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
+from muslcheck.osdb import Ownership, read_ownership
 from muslcheck.report import (
     SCHEMA_VERSION,
+    Component,
     FileReport,
     Report,
     Skip,
     TargetInfo,
-    Component,
     Verdict,
     file_components,
     overall_verdict,
 )
-from muslcheck.osdb import Ownership, read_ownership
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS
 from muslcheck.sources import open_image
 from muslcheck.sources.interface import Image
@@ -166,14 +166,14 @@ def _open_tree(
         lone, cache, files = _single_file(ref.path)
         # A lone file finds its siblings.
         return _Tree(lone, cache, files, [], str(lone.host_root), options.library_path or "/")
-    wanted = platform or "linux/amd64"
-    image = stack.enter_context(open_image(ref, platform=wanted, insecure_registry=insecure_registry,
+    image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
                                            docker_config=docker_config))
     tree = read_image(image, progress)
     image_cache = FactsCache(tree)
     from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]
     if base is not None:
-        from_layer, note = _app_layers(stack, base, image, wanted, insecure_registry, docker_config)
+        from_layer, note = _app_layers(stack, base, image, platform or image.config.platform, insecure_registry,
+                                       docker_config)
         notes.append(note)
     files, skipped = tree.elf_files(image_cache, layers_from=from_layer)
     arch = _IMAGE_ARCHES.get(image.config.architecture)
@@ -395,7 +395,7 @@ def components(reports: tuple[FileReport, ...], ownership: Ownership) -> tuple[C
         else:
             own.append(f)
     grouped = []
-    for key, files in sorted(by_package.items()):
+    for _, files in sorted(by_package.items()):
         pkg = ownership.owners[files[0].path]
         grouped.append(Component(
             name=pkg.name, version=pkg.version, ecosystem="os-package", location=f"{pkg.manager}:{pkg.name}",

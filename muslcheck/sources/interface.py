@@ -25,7 +25,8 @@ class DigestMismatch(SourceError):
 @dataclass(frozen=True)
 class Layer:
     digest: str  # "sha256:..." of the blob as stored (compressed or not)
-    media_type: str  # as the manifest says; docker-archive's legacy form: "application/vnd.docker.image.rootfs.diff.tar"
+    # as the manifest says; docker-archive's legacy form: "application/vnd.docker.image.rootfs.diff.tar"
+    media_type: str
     size: int | None  # from the descriptor; None where the format does not record it
     diff_id: str | None  # "sha256:..." of the uncompressed tar, from the config's rootfs.diff_ids
 

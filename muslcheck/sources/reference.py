@@ -1,0 +1,238 @@
+"""What the user wants scanned: a reference in the style of syft and skopeo.
+
+``dir:PATH``, ``file:PATH``, ``docker-archive:PATH[:REPO:TAG|:@INDEX]``, ``oci-archive:PATH[:TAG]``,
+``oci-dir:PATH[:TAG]``, ``registry:NAME[:TAG|@DIGEST]``, ``docker:NAME[:TAG|@DIGEST]``, or a plain path
+whose kind is detected from what it is (a directory, an OCI layout, a tar from ``docker save`` or
+``skopeo copy ... oci-archive:``, an ELF file).
+
+Image names are normalised as Docker does: ``alpine`` is ``docker.io/library/alpine``, ``org/app`` is
+``docker.io/org/app``, the first component is a registry host when it holds a ``.`` or a ``:`` or is
+``localhost``, and the tag is ``latest`` unless a tag or a digest is given.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from muslcheck.errors import InputError, UsageError
+
+KINDS = ("dir", "file", "docker-archive", "oci-archive", "oci-dir", "registry", "docker")
+IMAGE_KINDS = ("docker-archive", "oci-archive", "oci-dir", "registry", "docker")
+
+DOCKER_HUB = "docker.io"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
+_IMAGE_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
+_PREFIX = re.compile(r"([a-z][a-z0-9-]*):(.*)", re.DOTALL)
+
+_ELF_MAGIC = b"\x7fELF"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class Reference:
+    kind: str  # one of KINDS
+    text: str  # as the user wrote it
+    path: Path | None = None  # dir, file, docker-archive, oci-archive, oci-dir
+    name: str | None = None  # registry, docker: "docker.io/library/alpine"
+    # registry/docker: "latest" unless a digest is given; oci-*: the ref.name; docker-archive: "repo:tag" or "@N"
+    tag: str | None = None
+    digest: str | None = None  # registry, docker: "sha256:..."
+    spec: str | None = None  # docker: the image as the user named it, handed to `docker save` unchanged
+
+    @property
+    def registry(self) -> str:
+        """The registry host of an image name ("docker.io", "ghcr.io", "localhost:5000")."""
+        if self.name is None:
+            raise ValueError(f"{self.text}: not an image name")
+        return self.name.split("/", 1)[0]
+
+    @property
+    def repository(self) -> str:
+        """The repository path inside the registry ("library/alpine")."""
+        if self.name is None:
+            raise ValueError(f"{self.text}: not an image name")
+        return self.name.split("/", 1)[1]
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind in IMAGE_KINDS
+
+
+@dataclass(frozen=True)
+class ImageName:
+    name: str  # "docker.io/library/alpine"
+    tag: str | None
+    digest: str | None
+
+
+def parse_image_name(text: str) -> ImageName:
+    """A Docker-style image name, normalised; ``UsageError`` when it is not one."""
+    if not text:
+        raise UsageError("empty image name")
+    rest, digest = text, None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not DIGEST.fullmatch(digest):
+            raise UsageError(f"{text}: bad digest {digest!r} (expected sha256: and 64 lowercase hex digits)")
+    tag = None
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+        if not _TAG.fullmatch(tag):
+            raise UsageError(f"{text}: bad tag {tag!r}")
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        domain, path = first, remainder
+        if not _DOMAIN.fullmatch(domain):
+            raise UsageError(f"{text}: bad registry host {domain!r}")
+    else:
+        domain, path = DOCKER_HUB, rest
+    if domain in ("index.docker.io", "registry-1.docker.io"):
+        domain = DOCKER_HUB
+    if domain == DOCKER_HUB and "/" not in path:
+        path = "library/" + path
+    if not _REPOSITORY.fullmatch(path):
+        hint = " (repository names are lowercase)" if path.lower() != path else ""
+        raise UsageError(f"{text}: bad repository name {path!r}{hint}")
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return ImageName(f"{domain}/{path}", tag, digest)
+
+
+def _split_existing(body: str, *, first: bool = False) -> tuple[str, str | None]:
+    """``PATH[:SUFFIX]`` where PATH may itself hold colons: the longest prefix that exists wins."""
+    if not body:
+        return body, None
+    if Path(body).exists():
+        return body, None
+    for i in range(len(body) - 1, 0, -1):
+        if body[i] == ":" and Path(body[:i]).exists():
+            return body[:i], body[i + 1:]
+    # Nothing exists: the suffix is what follows the last colon, as skopeo reads it; opening says what is missing.
+    head, sep, tail = body.partition(":") if first else body.rpartition(":")
+    if sep and head and tail and (first or "/" not in tail):
+        return head, tail
+    return body, None
+
+
+def _require_path(kind: str, text: str, body: str) -> None:
+    if not body:
+        raise UsageError(f"{text}: {kind}: needs a path")
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse a source reference.
+
+    ``UsageError`` when it cannot be parsed, ``InputError`` for a plain path that is not there.
+    """
+    if not text or text.strip() != text or "\n" in text or "\0" in text:
+        raise UsageError(f"cannot parse reference {text!r}")
+    m = _PREFIX.fullmatch(text)
+    if m and m.group(1) in KINDS:
+        kind, body = m.group(1), m.group(2)
+        if kind in ("dir", "file"):
+            _require_path(kind, text, body)
+            return Reference(kind, text, path=Path(body))
+        if kind == "docker-archive":
+            path, selector = _split_existing(body, first=True)
+            _require_path(kind, text, path)
+            if selector is not None and not selector:
+                raise UsageError(f"{text}: empty image selector after the path")
+            if selector is not None and not selector.startswith("@"):
+                parse_image_name(selector)  # validate only; the archive's RepoTags are matched as written
+                if ":" not in selector.rsplit("/", 1)[-1]:
+                    selector += ":" + DEFAULT_TAG
+            elif selector is not None and not selector[1:].isdigit():
+                raise UsageError(f"{text}: bad image index {selector!r} (expected @0, @1, ...)")
+            return Reference(kind, text, path=Path(path), tag=selector)
+        if kind in ("oci-archive", "oci-dir"):
+            path, tag = _split_existing(body)
+            _require_path(kind, text, path)
+            if tag is not None and not tag:
+                raise UsageError(f"{text}: empty tag after the path")
+            return Reference(kind, text, path=Path(path), tag=tag)
+        if kind == "registry":
+            image = parse_image_name(body)
+            return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest)
+        # docker: a name, a name with tag or digest, or an image id, handed to `docker save` as written
+        if not body or body.startswith("-"):
+            raise UsageError(f"cannot parse reference {text!r}: docker: needs an image name")
+        if _IMAGE_ID.fullmatch(body):
+            return Reference(kind, text, spec=body)
+        image = parse_image_name(body)
+        return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest, spec=body)
+    return detect(text)
+
+
+def detect(text: str) -> Reference:
+    """A plain path: its kind from what it is."""
+    path = Path(text)
+    if not path.exists():
+        hint = ""
+        m = _PREFIX.fullmatch(text)
+        if m and "/" not in m.group(1):
+            try:
+                parse_image_name(text)
+                hint = f" (for an image in a registry write registry:{text}, for a local Docker image docker:{text})"
+            except UsageError:
+                hint = f" (and {m.group(1)!r} is not a source kind; known: {', '.join(KINDS)})"
+        raise InputError(f"{text}: no such file or directory{hint}")
+    if path.is_dir():
+        if (path / "oci-layout").is_file() and (path / "index.json").is_file():
+            return Reference("oci-dir", text, path=path)
+        return Reference("dir", text, path=path)
+    kind = sniff_file(path)
+    return Reference(kind, text, path=path)
+
+
+def sniff_file(path: Path) -> str:
+    """"file", "docker-archive" or "oci-archive" from the content; ``InputError`` otherwise."""
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")  # a FIFO or device is never opened
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from e
+    if head.startswith(_ELF_MAGIC):
+        return "file"
+    if head.startswith(_GZIP_MAGIC) or head.startswith(_ZSTD_MAGIC):
+        raise InputError(f"{path}: a compressed file; decompress it first "
+                         "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
+    names = tar_top_names(path)
+    if names is None:
+        raise InputError(f"{path}: not an ELF file, a directory, a docker-archive or an oci-archive tar")
+    if "manifest.json" in names:
+        return "docker-archive"
+    if "oci-layout" in names and "index.json" in names:
+        return "oci-archive"
+    raise InputError(f"{path}: a tar, but neither a docker-archive (no manifest.json) "
+                     "nor an oci-archive (no oci-layout and index.json)")
+
+
+def tar_top_names(path: Path) -> set[str] | None:
+    """The names of a tar's top-level regular members, or None when it is not a tar."""
+    try:
+        if not tarfile.is_tarfile(path):
+            return None
+        names: set[str] = set()
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if "/" not in name:
+                    names.add(name)
+        return names
+    except (tarfile.TarError, OSError, EOFError):
+        return None

@@ -1,0 +1,121 @@
+"""parse_reference: the prefix forms of syft/skopeo, Docker name normalisation, detection from content."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from sources_support import layer_tar, legacy_docker_archive, oci_docker_archive, tar_layout, tar_members
+
+from muslcheck.errors import InputError, UsageError
+from muslcheck.sources.reference import Reference, parse_reference
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(("text", "kind", "name", "tag", "digest"), [
+    ("registry:alpine", "registry", "docker.io/library/alpine", "latest", None),
+    ("registry:alpine:3.19", "registry", "docker.io/library/alpine", "3.19", None),
+    ("registry:org/app", "registry", "docker.io/org/app", "latest", None),
+    ("registry:docker.io/alpine", "registry", "docker.io/library/alpine", "latest", None),
+    ("registry:index.docker.io/library/alpine:3", "registry", "docker.io/library/alpine", "3", None),
+    ("registry:ghcr.io/org/app:1.4", "registry", "ghcr.io/org/app", "1.4", None),
+    ("registry:localhost:5000/app", "registry", "localhost:5000/app", "latest", None),
+    ("registry:localhost/app:v1", "registry", "localhost/app", "v1", None),
+    ("registry:127.0.0.1:5000/team/app:2", "registry", "127.0.0.1:5000/team/app", "2", None),
+    (f"registry:alpine@{DIGEST}", "registry", "docker.io/library/alpine", None, DIGEST),
+    (f"registry:quay.io/org/app:1@{DIGEST}", "registry", "quay.io/org/app", "1", DIGEST),
+    ("docker:app", "docker", "docker.io/library/app", "latest", None),
+    ("docker:app:latest", "docker", "docker.io/library/app", "latest", None),
+])
+def test_image_names(text: str, kind: str, name: str, tag: str | None, digest: str | None) -> None:
+    ref = parse_reference(text)
+    assert (ref.kind, ref.name, ref.tag, ref.digest) == (kind, name, tag, digest)
+    assert ref.text == text
+    assert ref.registry == name.split("/")[0]
+
+
+def test_docker_spec_is_kept_as_written() -> None:
+    assert parse_reference("docker:app:1").spec == "app:1"
+    ref = parse_reference("docker:3f57d9401f8d")
+    assert (ref.kind, ref.spec, ref.name) == ("docker", "3f57d9401f8d", None)
+
+
+def test_prefixed_paths(tmp_path: Path) -> None:
+    archive = tmp_path / "app.tar"
+    archive.write_bytes(b"")
+    layout = tmp_path / "lay:out"  # a colon in the path itself
+    layout.mkdir()
+    assert parse_reference(f"dir:{tmp_path}") == Reference("dir", f"dir:{tmp_path}", path=tmp_path)
+    assert parse_reference(f"docker-archive:{archive}").path == archive
+    ref = parse_reference(f"docker-archive:{archive}:repo/app:1")
+    assert (ref.kind, ref.path, ref.tag) == ("docker-archive", archive, "repo/app:1")
+    assert parse_reference(f"docker-archive:{archive}:app").tag == "app:latest"
+    assert parse_reference(f"docker-archive:{archive}:@1").tag == "@1"
+    ref = parse_reference(f"oci-dir:{layout}")
+    assert (ref.kind, ref.path, ref.tag) == ("oci-dir", layout, None)
+    ref = parse_reference(f"oci-dir:{layout}:v2")
+    assert (ref.kind, ref.path, ref.tag) == ("oci-dir", layout, "v2")
+    ref = parse_reference(f"oci-archive:{archive}:v3")
+    assert (ref.kind, ref.path, ref.tag) == ("oci-archive", archive, "v3")
+    ref = parse_reference("oci-dir:./missing:tag")  # nothing exists: skopeo's reading, the open says what is missing
+    assert (ref.path, ref.tag) == (Path("./missing"), "tag")
+
+
+def test_detect_directories(tmp_path: Path) -> None:
+    assert parse_reference(str(tmp_path)).kind == "dir"
+    (tmp_path / "oci-layout").write_text("{}")
+    (tmp_path / "index.json").write_text("{}")
+    assert parse_reference(str(tmp_path)).kind == "oci-dir"
+
+
+def test_detect_files(tmp_path: Path) -> None:
+    elf = tmp_path / "prog"
+    elf.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))
+    assert parse_reference(str(elf)) == Reference("file", str(elf), path=elf)
+    legacy = legacy_docker_archive(tmp_path / "legacy.tar", [(["app:1"], [{"a": b"x"}], "amd64")])
+    assert parse_reference(str(legacy)).kind == "docker-archive"
+    both = oci_docker_archive(tmp_path / "new.tar", ["app:1"], [{"a": b"x"}])  # manifest.json + oci-layout
+    assert parse_reference(str(both)).kind == "docker-archive"
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text("{}")
+    assert parse_reference(str(tar_layout(layout, tmp_path / "oci.tar"))).kind == "oci-archive"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"just text\n", "not an ELF file, a directory, a docker-archive or an oci-archive"),
+    (gzip.compress(layer_tar({"manifest.json": b"[]"})), "compressed"),
+])
+def test_detect_rejects(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "thing"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        parse_reference(str(path))
+
+
+def test_detect_plain_tar_that_is_no_image(tmp_path: Path) -> None:
+    path = tar_members(tmp_path / "x.tar", {"hello.txt": b"hi"})
+    with pytest.raises(InputError, match=r"neither a docker-archive"):
+        parse_reference(str(path))
+
+
+def test_missing_path_suggests_registry(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no such file or directory") as e:
+        parse_reference(str(tmp_path / "nope"))
+    assert "registry:" not in str(e.value)
+    with pytest.raises(InputError, match=r"write registry:alpine:3\.19"):
+        parse_reference("alpine:3.19")
+
+
+@pytest.mark.parametrize("text", [
+    "", " alpine", "registry:", "registry:Alpine", "registry:alpine:bad tag", "registry:alpine:",
+    "registry:alpine@sha256:xyz", "registry:alpine@md5:" + "a" * 32, "registry:a//b", "docker:", "docker:-rm",
+    "oci-dir:", "docker-archive:", "dir:", "registry:ex ample.com/app",
+])
+def test_unparsable(text: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_reference(text)
+    assert "\n" not in str(e.value) and str(e.value)
