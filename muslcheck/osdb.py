@@ -82,8 +82,7 @@ def _canonical(root: RootFS, owners: dict[str, OsPackage]) -> dict[str, OsPackag
             found = root.resolve(directory or "/")
             directories[directory] = found.path if isinstance(found, Resolved) and found.is_dir else None
         real = directories[directory]
-        if real is not None:
-            out.setdefault(real.rstrip("/") + "/" + name, pkg)
+        out.setdefault(path if real is None else real.rstrip("/") + "/" + name, pkg)
     return out
 
 

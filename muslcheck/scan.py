@@ -27,9 +27,9 @@ from muslcheck.report import (
     file_components,
     overall_verdict,
 )
-from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS
+from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, join
 from muslcheck.sources import open_image
-from muslcheck.sources.interface import Image
+from muslcheck.sources.interface import Image, ImageConfig
 from muslcheck.sources.reference import parse_reference
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
@@ -116,7 +116,8 @@ def scan(
         owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
         options = replace(options, replaced=owned)
         reports = judge(tree.root, tree.cache, tree.files, options, catalog, progress)
-    notes = (*tree.notes, *ownership.notes, *_musl_based(tree.root), *ignores.expiry_notes())
+    notes = (*tree.notes, *_entrypoint(tree, reports), *ownership.notes, *_musl_based(tree.root),
+             *ignores.expiry_notes())
     return Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
@@ -141,6 +142,29 @@ class _Tree:
     library_path: str | None
     arch: str | None = None
     notes: tuple[str, ...] = ()
+    config: ImageConfig | None = None
+
+
+def _entrypoint(tree: _Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]:
+    """Which file the image runs, found as the runtime would: WORKDIR for a relative name, PATH for a bare one."""
+    config = tree.config
+    command = (config.entrypoint or config.cmd) if config else ()
+    if not command or config is None:
+        return ()
+    program = command[0]
+    if "/" in program:
+        candidates = [program if program.startswith("/") else join(config.workdir or "/", program)]
+    else:
+        search = config.env_value("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        candidates = [join(d, program) for d in search.split(":") if d.startswith("/")]
+    verdicts = {f.path: f for f in reports}
+    for candidate in candidates:
+        found = tree.root.resolve(candidate)
+        if isinstance(found, Resolved) and found.is_file:
+            judged = verdicts.get(found.path)
+            what = f"{judged.verdict.value}" if judged else "not an ELF file (a script or another runtime)"
+            return (f"entrypoint {' '.join(command)}: {found.path} is {what}",)
+    return (f"entrypoint {' '.join(command)}: {program} is not in the image",)
 
 
 def _open_tree(
@@ -178,7 +202,7 @@ def _open_tree(
     files, skipped = tree.elf_files(image_cache, layers_from=from_layer)
     arch = _IMAGE_ARCHES.get(image.config.architecture)
     return _Tree(tree, image_cache, files, skipped, image.reference,
-                 options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes))
+                 options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes), image.config)
 
 
 _IMAGE_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
