@@ -312,28 +312,8 @@ def parse_libc_S(text: str, arch: str) -> dict[str, tuple]:
     return out
 
 
-def zig_wheel(work: Path, ver: str) -> Path:
-    d = work / "zig" / ver
-    d.mkdir(parents=True, exist_ok=True)
-    pat = f"ziglang-{ver}-*.whl"
-    found = sorted(d.glob(pat)) or sorted(Path("/tmp/zig").glob(pat))
-    if not found:
-        log(f"pip download ziglang=={ver}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
-               "--only-binary=:all:", "--platform", "manylinux_2_12_x86_64",
-               "--python-version", "3.11", "-d", str(d), f"ziglang=={ver}"]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise SystemExit(f"pip download ziglang=={ver} failed: "
-                             f"{(p.stderr.strip().splitlines() or ['?'])[-1]}")
-        found = sorted(d.glob(pat))
-    if not found:
-        raise SystemExit(f"no ziglang {ver} wheel")
-    return found[0]
-
-
 def zig_libc(work: Path, ver: str) -> dict:
-    whl = zig_wheel(work, ver)
+    whl = glibc.zig_wheel(work, ver)
     member = "ziglang/lib/libc/musl/libc.S"
     with zipfile.ZipFile(whl) as z:
         text = z.read(member).decode()
