@@ -32,16 +32,19 @@ DEFAULT_IGNORE_FILE = ".muslcheck.toml"
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0  compatible: no component reaches the --fail-on level
-  1  incompatible: at least one component reaches it
+  0  compatible: no component reaches the --fail-on level, and every file was checked
+  1  incompatible: a component reaches it, or a file could not be checked (see --allow-unchecked)
   2  usage error (unknown option, version, format, symbol; bad ignore file)
   3  input error (missing path, unreadable input, unwritable output, internal error)"""
 
 
-def exit_code(report: Report, fail_on: Verdict) -> int:
-    """1 when any counted component (not "not-applicable") reaches ``fail_on``, else 0."""
+def exit_code(report: Report, fail_on: Verdict, allow_unchecked: bool = False) -> int:
+    """1 when any counted component (not "not-applicable") reaches ``fail_on``, or when something that may
+    hold ELF code went unchecked (unless allowed); else 0."""
     counted = [c.verdict for c in report.components if c.verdict is not Verdict.NOT_APPLICABLE]
-    return EXIT_INCOMPATIBLE if any(v.severity >= fail_on.severity for v in counted) else EXIT_OK
+    if any(v.severity >= fail_on.severity for v in counted):
+        return EXIT_INCOMPATIBLE
+    return EXIT_OK if report.complete or allow_unchecked else EXIT_INCOMPATIBLE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -101,6 +104,8 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
               show_default=True, help="Exit 1 when any component reaches this verdict.")
 @click.option("--ignore", "ignore_file", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
+@click.option("--allow-unchecked", is_flag=True,
+              help="Exit 0 even when some files could not be checked (malformed, unreadable, too large).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
     path: str,
@@ -120,6 +125,7 @@ def scan_command(
     out_file: Path | None,
     fail_on: str,
     ignore_file: Path | None,
+    allow_unchecked: bool,
     quiet: bool,
 ) -> None:
     """Judge every ELF file of TARGET: a directory (the target's root filesystem), one file, or an image:
@@ -158,7 +164,7 @@ def scan_command(
         # No table on the terminal: its summary and notes go to stderr instead.
         for line in (*report.notes, summary_line(report)):
             click.echo(f"muslcheck: {line}", err=True)
-    sys.exit(exit_code(report, Verdict(fail_on)))
+    sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked))
 
 
 def _default_docker_config() -> Path | None:

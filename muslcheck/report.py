@@ -146,6 +146,7 @@ def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
 class Skip:
     path: str
     reason: str
+    unchecked: bool = True  # content that may hold ELF code went unchecked (False: only a dangling link)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,11 @@ class Report:
     root: str = ""  # the host directory every file path is relative to (a lone file's directory)
 
     @property
+    def complete(self) -> bool:
+        """Everything that could hold ELF code was checked: only then can the scan read as compatible."""
+        return not any(s.unchecked for s in self.skipped)
+
+    @property
     def summary(self) -> dict[str, int]:
         counts = {v.value: 0 for v in Verdict if v is not Verdict.NOTHING_TO_CHECK}
         for f in self.files:
@@ -179,6 +185,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _plain(self)
         data["summary"] = self.summary
+        data["complete"] = self.complete
         return data
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -240,7 +247,8 @@ def summary_line(report: Report) -> str:
     counts = report.summary
     parts = ", ".join(f"{counts[v.value]} {v.value}" for v in _SUMMARY_ORDER if counts[v.value])
     skipped = f"; {len(report.skipped)} skipped" if report.skipped else ""
-    return f"Verdict: {report.verdict.value} ({len(report.files)} ELF files: {parts or 'none'}{skipped})"
+    incomplete = "" if report.complete else " INCOMPLETE: some files could not be checked"
+    return f"Verdict: {report.verdict.value} ({len(report.files)} ELF files: {parts or 'none'}{skipped}){incomplete}"
 
 
 def overall_verdict(files: tuple[FileReport, ...]) -> Verdict:

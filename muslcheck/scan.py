@@ -126,7 +126,7 @@ def scan(
         verdict=overall_verdict(reports),
         files=reports,
         components=components(reports, ownership),
-        skipped=tuple(Skip(s.path, s.reason) for s in tree.skipped),
+        skipped=tuple(Skip(s.path, s.reason, not s.reason.startswith("broken link")) for s in tree.skipped),
         notes=notes,
         root=tree.description,
     )

@@ -6,6 +6,7 @@ README's exit-code table, not from a recorded run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from muslcheck.report import (
     SCHEMA_VERSION,
     FileReport,
     Report,
+    Skip,
     TargetInfo,
     Verdict,
     file_components,
@@ -410,7 +412,10 @@ def test_bad_entries_are_skipped_and_scan_continues(samples_dir: Path, tmp_path:
     (tree / "loop-a").symlink_to("loop-b")
     (tree / "loop-b").symlink_to("loop-a")
     code, doc = _scan_json(tree)
-    assert code == EXIT_OK
+    # The truncated ELF went unchecked, so the scan cannot read as compatible; dangling links can.
+    assert code == EXIT_INCOMPATIBLE and doc["complete"] is False
+    assert run("scan", tree, "--allow-unchecked").exit_code == EXIT_OK
+    assert [s["path"] for s in doc["skipped"] if s["unchecked"]] == ["/truncated.so"]
     skipped = {s["path"]: s["reason"] for s in doc["skipped"]}
     assert set(skipped) == {"/truncated.so", "/dangling", "/loop-a", "/loop-b"}
     assert "malformed ELF" in skipped["/truncated.so"]
@@ -420,7 +425,7 @@ def test_bad_entries_are_skipped_and_scan_continues(samples_dir: Path, tmp_path:
     assert [(f["path"], f["verdict"]) for f in doc["files"]] == [("/app/bin/hello", "native")]
     text = run("scan", tree)
     assert "SKIPPED (4)" in text.stdout
-    assert text.stdout.splitlines()[-1].endswith("; 4 skipped)")
+    assert text.stdout.splitlines()[-1].endswith("; 4 skipped) INCOMPLETE: some files could not be checked")
 
 
 def test_fifo_in_tree_does_not_hang(samples_dir: Path, tmp_path: Path) -> None:
@@ -474,7 +479,7 @@ def test_unreadable_file_is_skipped(samples_dir: Path, tmp_path: Path) -> None:
         proc = run_subprocess("scan", tree, "-o", "json", prefix=prefix)
     finally:
         secret.chmod(0o644)
-    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.returncode == EXIT_INCOMPATIBLE, proc.stderr  # an unreadable file went unchecked
     doc = json.loads(proc.stdout)
     assert [(s["path"], s["reason"]) for s in doc["skipped"]] == [("/app/bin/secret", "unreadable: Permission denied")]
     assert [f["path"] for f in doc["files"]] == ["/app/bin/hello"]
@@ -486,3 +491,12 @@ def test_no_progress_or_summary_when_quiet_or_not_a_terminal(samples_dir: Path) 
     assert loud.stderr.splitlines() == ["muslcheck: Verdict: needs-gcompat (1 ELF files: 1 needs-gcompat)"]
     quiet = run("scan", samples_dir / "fortify", "-o", "json", "-q")
     assert quiet.stderr == ""
+
+
+def test_exit_code_when_something_went_unchecked() -> None:
+    native = _report(Verdict.NATIVE)
+    unchecked = dataclasses.replace(native, skipped=(Skip("/x.so", "malformed ELF: truncated"),))
+    dangling = dataclasses.replace(native, skipped=(Skip("/l", "broken link: no such file", unchecked=False),))
+    assert exit_code(unchecked, Verdict.BLOCKED) == EXIT_INCOMPATIBLE
+    assert exit_code(unchecked, Verdict.BLOCKED, allow_unchecked=True) == EXIT_OK
+    assert exit_code(dangling, Verdict.BLOCKED) == EXIT_OK
