@@ -125,9 +125,6 @@ class LoadResult:
     missing: tuple[MissingLibrary, ...]
     relr_unsupported: tuple[str, ...]  # objects with DT_RELR on a musl that ignores it
 
-    def object(self, path: str) -> LoadedObject | None:
-        return next((o for o in self.objects if o.path == path), None)
-
 
 @dataclass(eq=False)  # an object in the load list is itself, whatever its fields
 class _Dso:

@@ -15,7 +15,8 @@ Choices, where the format leaves room:
 - Names decode as UTF-8 with ``errors="surrogateescape"`` (lossless).
 - Any inconsistency raises ``MalformedElf``; nothing is guessed. Every table
   must lie inside a PT_LOAD segment's file image and inside the file, which
-  bounds all work by the file size.
+  bounds all work by the file size. PT_LOAD file images must not overlap (the
+  loader would map one over the other), so an address maps to one offset.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import compress, count, repeat, starmap
+from itertools import compress, count, pairwise, repeat, starmap
 from operator import itemgetter
 from typing import Final, NamedTuple
 
@@ -170,6 +171,8 @@ def _make_layout(elf_class: int, data: int) -> _Layout:
 # DT_HASH words are 32 bits wide except on 64-bit s390 (musl's Elf_Symndx).
 _HASH_WORDS: Final = {(_EM_S390, 64): "Q"}
 
+_LOW_BIT: Final = bytes(b & 1 for b in range(256))  # bytes.translate table: a byte's low bit
+
 _LAYOUTS: Final = {(c, d): _make_layout(c, d) for c in _CLASS_FORMATS for d in _BYTE_ORDERS}
 assert array("I").itemsize == 4 and array("Q").itemsize == 8 and array("H").itemsize == 2
 
@@ -189,6 +192,21 @@ class _Image:
         self.layout = layout
         self.machine = machine
         self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+        self.starts: list[int] = []  # vaddr of each non-empty file image, ascending
+        self.images: list[tuple[int, int, int]] = []  # (vaddr, end vaddr, offset), same order
+
+    def index_loads(self) -> None:
+        """Sort the non-empty PT_LOAD file images by address; they must not overlap.
+
+        Then each lookup is a bisection, so a file with 65535 PT_LOAD entries costs no more per
+        table entry than one with four.
+        """
+        images = sorted((vaddr, vaddr + filesz, offset) for vaddr, offset, filesz in self.loads if filesz)
+        for (_, end, _), (start, _, _) in pairwise(images):
+            if end > start:
+                raise MalformedElf("PT_LOAD segments overlap")
+        self.images = images
+        self.starts = [vaddr for vaddr, _, _ in images]
 
     def check(self, offset: int, size: int, what: str) -> None:
         if offset < 0 or size < 0 or offset + size > self.size:
@@ -200,12 +218,24 @@ class _Image:
 
     def offset_of(self, vaddr: int, size: int, what: str) -> int:
         """File offset of ``size`` bytes at ``vaddr``; they must lie in one segment's file image."""
+        if size > 0:  # the images are disjoint: only the last one starting at or before vaddr can hold it
+            i = bisect_right(self.starts, vaddr) - 1
+            if i >= 0 and vaddr + size <= self.images[i][1]:
+                offset = self.images[i][2] + vaddr - self.starts[i]
+                self.check(offset, size, what)
+                return offset
+            raise MalformedElf(f"{what} at {vaddr:#x} is outside the file image of every PT_LOAD segment")
         for seg_vaddr, seg_offset, seg_filesz in self.loads:
             if seg_vaddr <= vaddr and vaddr + size <= seg_vaddr + seg_filesz:
                 offset = seg_offset + vaddr - seg_vaddr
                 self.check(offset, size, what)
                 return offset
         raise MalformedElf(f"{what} at {vaddr:#x} is outside the file image of every PT_LOAD segment")
+
+    def extent(self, vaddr: int, offset: int) -> int:
+        """Bytes from ``vaddr`` (at file ``offset``, found by ``offset_of``) to the end of its file image."""
+        i = bisect_right(self.starts, vaddr) - 1
+        return min(self.images[i][1] - vaddr, self.size - offset)
 
     def read_at(self, vaddr: int, size: int, what: str) -> bytes:
         return self.bytes_at(self.offset_of(vaddr, size, what), size, what)
@@ -291,6 +321,7 @@ def read_elf(data: Buffer) -> ElfFacts:
             interp = (p_offset, p_filesz)
         elif p_type == _PT_TLS:
             has_tls = True
+    image.index_loads()
 
     interpreter = None
     if interp is not None:
@@ -486,12 +517,20 @@ def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
     last = max(image.words("I", offset, nbuckets, "DT_GNU_HASH buckets"), default=0)
     if last == 0 or last < symoffset:  # no hashed symbols
         return int(symoffset)
-    # Walk the chain of the highest bucket to its end (the entry with the low bit set).
+    # Walk the chain of the highest bucket to its end (the entry with the low bit set), a growing
+    # block at a time: only the low byte of each word is looked at, at C speed.
     chain = buckets + 4 * nbuckets + 4 * (last - symoffset)
-    while not image.unpack_at(layout.u32, chain, "DT_GNU_HASH chain")[0] & 1:
-        last += 1
-        chain += 4
-    return int(last) + 1
+    low = 0 if layout.u32.format.startswith("<") else 3
+    block = 16
+    while True:
+        offset = image.offset_of(chain, 4, "DT_GNU_HASH chain")
+        n = min(block, image.extent(chain, offset) // 4)
+        found = bytes(image.buf[offset + low : offset + 4 * n : 4]).translate(_LOW_BIT).find(1)
+        if found >= 0:
+            return int(last) + found + 1
+        last += n
+        chain += 4 * n
+        block *= 2
 
 
 def _read_versions(
@@ -500,6 +539,9 @@ def _read_versions(
     """versym index -> (version name, vn_file or None for a definition), for the indices from 2 up."""
     layout = image.layout
     versions: dict[int, tuple[str, str | None]] = {}
+    # Distinct vernaux entries cannot outnumber what the file holds; entries that overlap (shared
+    # or overlapping aux chains) would otherwise cost vn_cnt steps per verneed entry.
+    vernaux_budget = image.size // layout.vernaux.size
     for address, (_, _, ndx, cnt, _, aux, _) in _chain(image, tag, _DT_VERDEF, _DT_VERDEFNUM, 6):
         if cnt and ndx & _VERSYM_INDEX > 1:
             name = image.unpack_at(layout.verdaux, address + aux, "version definition")[0]
@@ -508,6 +550,9 @@ def _read_versions(
         library = strings.get(file)
         aux_address = address + aux
         for _ in range(cnt):  # vn_cnt is 16 bits; the links only move forward
+            vernaux_budget -= 1
+            if vernaux_budget < 0:
+                raise MalformedElf("version need entries overlap: more vernaux entries than the file holds")
             _, _, other, name, next_aux = image.unpack_at(layout.vernaux, aux_address, "version need")
             if other & _VERSYM_INDEX > 1:
                 versions[other & _VERSYM_INDEX] = (strings.get(name), library)
