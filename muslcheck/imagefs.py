@@ -28,6 +28,7 @@ from muslcheck.errors import MalformedElf
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.sources.interface import DigestMismatch, Image, SourceError
 
+READ_CHUNK = 1 << 20
 MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
@@ -47,10 +48,35 @@ class Node:
     head: bytes | None = None  # content of a file read whole (_kept_whole)
 
 
+class Nodes(dict[str, Node]):
+    """path -> node, with each directory's children indexed, so a whiteout touches only what it deletes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.children: dict[str, set[str]] = {}
+
+    def __setitem__(self, path: str, node: Node) -> None:
+        if path != "/":
+            self.children.setdefault(path.rpartition("/")[0] or "/", set()).add(path)
+        super().__setitem__(path, node)
+
+    def __delitem__(self, path: str) -> None:
+        super().__delitem__(path)
+        self.children.get(path.rpartition("/")[0] or "/", set()).discard(path)
+
+    def descendants(self, path: str) -> list[str]:
+        found, stack = [], [path]
+        while stack:
+            for child in self.children.get(stack.pop(), ()):
+                found.append(child)
+                stack.append(child)
+        return found
+
+
 class ImageRoot:
     """The squashed tree of an image, with ELF facts for its ELF files."""
 
-    def __init__(self, nodes: dict[str, Node], layers: int, rejected: list[Skipped]) -> None:
+    def __init__(self, nodes: Nodes, layers: int, rejected: list[Skipped]) -> None:
         self.nodes = nodes
         self.layers = layers
         self.rejected = rejected  # members that never entered the tree (names escaping the root)
@@ -81,8 +107,7 @@ class ImageRoot:
         return node.head[:limit]
 
     def list_dir(self, path: str) -> list[str]:
-        prefix = path.rstrip("/") + "/"
-        return sorted({p[len(prefix):].split("/", 1)[0] for p in self.nodes if p.startswith(prefix)})
+        return sorted(child.rpartition("/")[2] for child in self.nodes.children.get(path, ()))
 
     def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skipped]]:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
@@ -105,7 +130,8 @@ class ImageRoot:
 
 def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     """Stream every layer of ``image`` into one squashed tree."""
-    nodes: dict[str, Node] = {"/": Node("dir", -1, ("dir", "/"))}
+    nodes = Nodes()
+    nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skipped] = []
     entries = 0
     for index, layer in enumerate(image.layers):
@@ -135,7 +161,7 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     return ImageRoot(nodes, len(image.layers), rejected)
 
 
-def _apply(nodes: dict[str, Node], member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
+def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
            rejected: list[Skipped]) -> None:
     path = _clean(member.name)
     if path is None:
@@ -147,7 +173,8 @@ def _apply(nodes: dict[str, Node], member: tarfile.TarInfo, tar: tarfile.TarFile
         _remove_below(nodes, parent, layer, keep_self=True)
         return
     if base.startswith(WHITEOUT):
-        _remove_below(nodes, (parent.rstrip("/") + "/" + base[len(WHITEOUT):]), layer, keep_self=False)
+        if base != WHITEOUT:  # ".wh." alone names nothing
+            _remove_below(nodes, parent.rstrip("/") + "/" + base[len(WHITEOUT):], layer, keep_self=False)
         return
     _make_parents(nodes, parent, layer)
     existing = nodes.get(path)
@@ -164,7 +191,8 @@ def _apply(nodes: dict[str, Node], member: tarfile.TarInfo, tar: tarfile.TarFile
         source = nodes.get(target) if target else None
         if source is None or source.kind != "file":
             rejected.append(Skipped(path, f"hard link to {member.linkname}, which is not a file in the image"))
-            nodes.pop(path, None)
+            if path in nodes:
+                del nodes[path]
             return
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
                            head=source.head)
@@ -194,8 +222,9 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
     view = memoryview(data)
     view[: len(head)] = head
     filled = len(head)
-    while filled < member.size and (n := cast(io.BufferedReader, stream).readinto(view[filled:])):
-        filled += n
+    reader = cast(io.BufferedReader, stream)
+    while filled < member.size and (n := reader.readinto(view[filled : filled + READ_CHUNK])):
+        filled += n  # in chunks: one read of the whole member would build a second copy on the way
     if filled < member.size:
         raise EOFError(f"{path}: the layer ends inside this file")
     try:
@@ -228,23 +257,25 @@ def _clean(name: str) -> str | None:
     return "/" + "/".join(parts)
 
 
-def _make_parents(nodes: dict[str, Node], directory: str, layer: int) -> None:
+def _make_parents(nodes: Nodes, directory: str, layer: int) -> None:
     missing: list[str] = []
     while directory not in nodes or nodes[directory].kind != "dir":
         missing.append(directory)
+        if directory == "/":
+            break
         directory = directory.rpartition("/")[0] or "/"
     for path in missing:
         nodes[path] = Node("dir", layer, ("dir", path))
 
 
-def _remove_below(nodes: dict[str, Node], path: str, before_layer: int, *, keep_self: bool) -> None:
-    """Drop ``path`` (unless keep_self) and everything under it that came from a layer below ``before_layer``."""
-    prefix = path.rstrip("/") + "/"
-    doomed = [p for p, n in nodes.items() if p.startswith(prefix) and n.layer < before_layer]
-    if not keep_self and path in nodes and nodes[path].layer < before_layer:
+def _remove_below(nodes: Nodes, path: str, before_layer: int, *, keep_self: bool) -> None:
+    """Drop ``path`` (unless keep_self; never the root) and everything under it from layers below ``before_layer``."""
+    doomed = [p for p in nodes.descendants(path) if nodes[p].layer < before_layer]
+    if not keep_self and path != "/" and path in nodes and nodes[path].layer < before_layer:
         doomed.append(path)
     for p in doomed:
-        del nodes[p]
+        if p in nodes:
+            del nodes[p]
 
 
 class _Hashing(io.RawIOBase):

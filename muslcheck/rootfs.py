@@ -18,6 +18,7 @@ from typing import Protocol
 from muslcheck.elf import ElfFacts, read_elf_file
 
 MAX_LINKS = 40  # as Linux's ELOOP limit
+PATH_MAX = 4096  # as Linux: longer paths and link targets are refused (ENAMETOOLONG)
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,13 @@ class Entry:
 
 def resolve_links(path: str, entry: Callable[[str], Entry | str]) -> Resolved | Unresolvable:
     """Follow every link in ``path`` as a chroot would; ``entry`` looks one path up (or says why not)."""
-    pending = [c for c in path.split("/") if c]
+    if len(path) > PATH_MAX:
+        return Unresolvable(path[:64] + "...", "file name too long", ())
+    pending = [c for c in reversed(path.split("/")) if c]  # a stack: the next component is last
     done: list[str] = []
     links: list[str] = []
     while pending:
-        component = pending.pop(0)
+        component = pending.pop()
         if component == ".":
             continue
         if component == "..":
@@ -142,10 +145,12 @@ def resolve_links(path: str, entry: Callable[[str], Entry | str]) -> Resolved | 
             continue
         if len(links) >= MAX_LINKS:
             return Unresolvable(path, "too many levels of symbolic links", tuple(links))
+        if len(found.link_target) > PATH_MAX:
+            return Unresolvable(path, "symbolic link target too long", tuple(links))
         links.append(f"{current} -> {found.link_target}")
         if found.link_target.startswith("/"):
             done = []
-        pending[:0] = [c for c in found.link_target.split("/") if c]
+        pending.extend(c for c in reversed(found.link_target.split("/")) if c)
     final = "/" + "/".join(done)
     found = entry(final) if done else Entry(False, True, None, ("root",))
     if isinstance(found, str):

@@ -195,6 +195,8 @@ def _entries(blobs: TarBlobs) -> list[_Entry]:
     doc = oci.load_json(blobs.read_small("manifest.json"), where)
     if not isinstance(doc, list) or not doc:
         raise SourceError(f"{where}: expected a non-empty list of images")
+    if len(doc) > oci.MAX_MANIFESTS:
+        raise SourceError(f"{where}: {len(doc)} images (limit {oci.MAX_MANIFESTS})")
     entries = []
     for item in doc:
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
@@ -310,7 +312,9 @@ class DockerArchiveSource:
                     if blobs.has("index.json") and blobs.has("oci-layout") else "")
             raise SourceError(f"{self.reference}: no manifest.json, not a docker-archive{hint}")
         candidates = _pick_entries(_entries(blobs), self.selector, self.reference)
-        configs = [_read_config(blobs, e.config) for e in candidates]
+        read: dict[str, ImageConfig] = {}  # each distinct config is read, hashed and parsed once
+        configs = [read[e.config] if e.config in read else read.setdefault(e.config, _read_config(blobs, e.config))
+                   for e in candidates]
         chosen = oci.choose_platform([(oci.config_platform(c), i) for i, c in enumerate(configs)],
                                      self.platform, self.reference)
         layers = _docker_layers(blobs, candidates[chosen], configs[chosen])
