@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from muslcheck.archives import ArchiveElf, Problem, is_archive_name, scan_archive
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.errors import MalformedElf
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, Unresolvable, join
@@ -74,6 +75,23 @@ class FactsCache:
         self._by_identity[identity] = facts
 
 
+def _add_archive(host_path: str, path: str, found: dict[object, ElfFile], skipped: list[Skipped],
+                 cache: FactsCache) -> None:
+    with open(host_path, "rb") as f:
+        add_archive_members(scan_archive(f, path), found, skipped, cache)
+
+
+def add_archive_members(scanned: tuple[list[ArchiveElf], list[Problem]], found: dict[object, ElfFile],
+                        skipped: list[Skipped], cache: FactsCache) -> None:
+    """ELF files found inside an archive join the files to judge, under their location."""
+    members, problems = scanned
+    for member in members:
+        identity = ("archive", member.location)
+        cache.remember(identity, member.facts)
+        found[identity] = ElfFile(member.location, identity, member.facts, ())
+    skipped.extend(Skipped(p.location, p.reason) for p in problems)
+
+
 def _starts_with_elf_magic(host_path: str) -> bool:
     with open(host_path, "rb") as f:
         return is_elf(f.read(4))
@@ -91,7 +109,7 @@ def discover(
     root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress
 ) -> tuple[list[ElfFile], list[Skipped]]:
     """Walk the root without following links; read each ELF file once per inode."""
-    found: dict[tuple[int, int], ElfFile] = {}
+    found: dict[object, ElfFile] = {}
     skipped: list[Skipped] = []
 
     def unreadable_dir(error: OSError) -> None:
@@ -124,6 +142,8 @@ def discover(
                 continue
             try:
                 if not _starts_with_elf_magic(host_path):
+                    if is_archive_name(name):
+                        _add_archive(host_path, path, found, skipped, cache)
                     continue
                 facts = read_elf_file(host_path)
             except OSError as e:

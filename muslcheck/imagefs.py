@@ -22,7 +22,8 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, no_progress
+from muslcheck.archives import ArchiveElf, Problem, is_archive_name, scan_archive
+from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
@@ -46,6 +47,7 @@ class Node:
     facts: ElfFacts | None = None
     problem: str | None = None  # why an ELF-looking file could not be read
     head: bytes | None = None  # content of a file read whole (_kept_whole)
+    archive: tuple[list[ArchiveElf], list[Problem]] | None = None  # ELF files inside a JAR, WAR, wheel...
 
 
 class Nodes(dict[str, Node]):
@@ -111,11 +113,16 @@ class ImageRoot:
 
     def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skipped]]:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
-        files, skipped = [], list(self.rejected)
+        files: list[ElfFile] = []
+        skipped = list(self.rejected)
         for path in sorted(self.nodes):
             node = self.nodes[path]
             if node.layer < layers_from:
                 continue
+            if node.archive is not None:
+                members: dict[object, ElfFile] = {}
+                add_archive_members(node.archive, members, skipped, cache)
+                files.extend(members.values())
             if node.facts is not None:
                 cache.remember(node.identity, node.facts)
                 files.append(ElfFile(path, node.identity, node.facts, ()))
@@ -195,7 +202,7 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
                 del nodes[path]
             return
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
-                           head=source.head)
+                           head=source.head, archive=source.archive)
     elif member.isreg():
         nodes[path] = _regular_file(path, member, tar, layer)
     else:
@@ -213,25 +220,35 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
     head = stream.read(len(ELF_MAGIC))
     if small:
         node.head = head + stream.read(MAX_SMALL_FILE)
-    if head != ELF_MAGIC:
+    archive = is_archive_name(path) and head.startswith(b"PK")
+    if head != ELF_MAGIC and not archive:
         return node
     if member.size > MAX_ELF_BYTES:
-        node.problem = f"ELF file of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
+        what = "archive" if archive else "ELF file"
+        node.problem = f"{what} of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
         return node
-    data = bytearray(member.size)  # one buffer, filled in place: peak memory is the largest ELF member
-    view = memoryview(data)
-    view[: len(head)] = head
-    filled = len(head)
-    reader = cast(io.BufferedReader, stream)
-    while filled < member.size and (n := reader.readinto(view[filled : filled + READ_CHUNK])):
-        filled += n  # in chunks: one read of the whole member would build a second copy on the way
-    if filled < member.size:
-        raise EOFError(f"{path}: the layer ends inside this file")
+    data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
+    if archive:
+        node.archive = scan_archive(io.BytesIO(data), path)
+        return node
     try:
         node.facts = read_elf(data)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
     return node
+
+
+def _read_whole(path: str, head: bytes, size: int, reader: io.BufferedReader) -> bytearray:
+    """The member in one buffer filled in place: peak memory is the largest member read."""
+    data = bytearray(size)
+    view = memoryview(data)
+    view[: len(head)] = head
+    filled = len(head)
+    while filled < size and (n := reader.readinto(view[filled : filled + READ_CHUNK])):
+        filled += n  # in chunks: one read of the whole member would build a second copy on the way
+    if filled < size:
+        raise EOFError(f"{path}: the layer ends inside this file")
+    return data
 
 
 def _kept_whole(path: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from muslcheck import __version__
+from muslcheck.archives import ARCHIVE_SEPARATOR, MemberOverlay
 from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
@@ -110,7 +111,9 @@ def scan(
     )
 
     with ExitStack() as stack:
-        tree = _open_tree(stack, str(path), options, platform, base, insecure_registry, docker_config, progress)
+        tree = _with_archive_members(
+            _open_tree(stack, str(path), options, platform, base, insecure_registry, docker_config, progress)
+        )
         options = replace(options, arch=tree.arch or options.arch, library_path=tree.library_path)
         ownership = read_ownership(tree.root)
         owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
@@ -165,6 +168,32 @@ def _entrypoint(tree: _Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]
             what = f"{judged.verdict.value}" if judged else "not an ELF file (a script or another runtime)"
             return (f"entrypoint {' '.join(command)}: {found.path} is {what}",)
     return (f"entrypoint {' '.join(command)}: {program} is not in the image",)
+
+
+def _with_archive_members(tree: _Tree) -> _Tree:
+    """ELF files found inside archives become loadable at their locations ("/app/app.jar!/lib/x.so")."""
+    members = {f.path: f.facts for f in tree.files if ARCHIVE_SEPARATOR in f.path}
+    if not members:
+        return tree
+    return replace(tree, root=MemberOverlay(tree.root, members))
+
+
+def archive_context(path: str) -> Context | None:
+    """How a library inside an archive is loaded: CPython dlopens extensions RTLD_NOW, the JVM RTLD_LAZY."""
+    if ARCHIVE_SEPARATOR not in path:
+        return None
+    return Context.DLOPEN_NOW if ".whl" + ARCHIVE_SEPARATOR in path.lower() else Context.DLOPEN_LAZY
+
+
+def _other_os(path: str) -> str | None:
+    """A native library an archive ships for another OS (a path hint: JARs carry FreeBSD, macOS... builds)."""
+    if ARCHIVE_SEPARATOR not in path:
+        return None
+    inner = path.rsplit(ARCHIVE_SEPARATOR, 1)[1].lower()
+    for hint in ("freebsd", "openbsd", "netbsd", "solaris", "sunos", "aix", "darwin", "macos", "osx", "windows"):
+        if hint in inner.split("/")[:-1] or any(part.startswith(hint) for part in inner.split("/")[:-1]):
+            return hint
+    return None
 
 
 def _open_tree(
@@ -321,6 +350,8 @@ def judge(
     for f in files:
         kind = kind_of(f.facts)
         reason = _not_applicable(f.facts, kind, options)
+        if reason is None and (system := _other_os(f.path)) is not None:
+            reason = f"built for {system} (by its path in the archive): not a Linux library"
         if reason is None and (owner := options.replaced.get(f.path)) is not None:
             reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
         if reason is not None:
@@ -363,7 +394,7 @@ def judge(
         if runs and options.context in (None, Context.STARTUP_LIBRARY):
             reports[f.path] = _startup_report(f, kind, runs, t, options.ignores)
             continue
-        ctx = options.context or Context.DLOPEN_NOW
+        ctx = options.context or archive_context(f.path) or Context.DLOPEN_NOW
         if ctx is Context.STARTUP_LIBRARY:
             # Not needed by any executable here: load it as the first object of a program.
             stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None

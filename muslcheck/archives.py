@@ -1,0 +1,184 @@
+"""Native libraries inside archives: JAR, WAR, EAR (nested at any depth), wheels and zips.
+
+Members are read in memory, never extracted. A location names the path through every archive,
+``/app/app.jar!/BOOT-INF/lib/sqlite-jdbc.jar!/org/sqlite/native/Linux/x86_64/libsqlitejdbc.so``.
+Every limit that is hit becomes a skipped entry naming the limit, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
+from muslcheck.errors import MalformedElf
+from muslcheck.rootfs import Resolved, RootFS, Unresolvable
+
+ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".zip", ".whl")
+ARCHIVE_SEPARATOR = "!/"  # between an archive's location and a member's name
+MAX_DEPTH = 5  # archives inside archives
+MAX_MEMBERS = 200_000  # per archive, from its end-of-central-directory record, before parsing
+MAX_RATIO = 200  # uncompressed / compressed size of one member
+MAX_NESTED_BYTES = 512 << 20  # a nested archive read into memory
+MAX_ELF_BYTES = 1 << 30
+MAX_TOTAL_BYTES = 4 << 30  # uncompressed bytes read from one top-level archive, nested ones included
+
+
+def is_archive_name(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _native_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.endswith((".so", ".node")) or ".so." in base
+
+
+@dataclass(frozen=True)
+class Problem:
+    location: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ArchiveElf:
+    location: str  # "/app/app.jar!/lib/x.so"
+    facts: ElfFacts
+
+
+class MemberOverlay:
+    """A root filesystem plus the ELF files found inside its archives, so the loader model can load them."""
+
+    def __init__(self, base: RootFS, members: dict[str, ElfFacts]) -> None:
+        self.base = base
+        self.members = members
+        self.directories = {m.rsplit("/", 1)[0] for m in members}
+
+    def resolve(self, path: str) -> Resolved | Unresolvable:
+        if path in self.members:
+            return Resolved(path, (), True, False, ("archive", path))
+        if path in self.directories:
+            return Resolved(path, (), False, True, ("archive-dir", path))
+        return self.base.resolve(path)
+
+    def read_facts(self, resolved: Resolved) -> ElfFacts:
+        facts = self.members.get(resolved.path)
+        return facts if facts is not None else self.base.read_facts(resolved)
+
+    def read_head(self, resolved: Resolved, limit: int) -> bytes:
+        return self.base.read_head(resolved, limit)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self.base.list_dir(path)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_TOTAL_BYTES
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def scan_archive(stream: BinaryIO, location: str) -> tuple[list[ArchiveElf], list[Problem]]:
+    """Every ELF file in the archive at ``location`` (a seekable stream), and what could not be read."""
+    found: list[ArchiveElf] = []
+    skipped: list[Problem] = []
+    _scan(stream, location, 1, _Budget(), found, skipped)
+    return found, skipped
+
+
+def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
+          found: list[ArchiveElf], skipped: list[Problem]) -> None:
+    entries = _declared_entries(stream)
+    if entries is None:
+        skipped.append(Problem(location, "not a zip archive (no end-of-central-directory record)"))
+        return
+    if entries > MAX_MEMBERS:
+        skipped.append(Problem(location, f"archive declares {entries} members, above the limit of {MAX_MEMBERS}: "
+                                         "not read"))
+        return
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        skipped.append(Problem(location, f"corrupt archive: {e}"))
+        return
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            inner = f"{location}{ARCHIVE_SEPARATOR}{info.filename}"
+            nested = is_archive_name(info.filename)
+            if not (nested or _native_name(info.filename)):
+                continue
+            problem = _refuse(info, nested, depth)
+            if problem is not None:
+                skipped.append(Problem(inner, problem))
+                continue
+            if not budget.take(info.file_size):
+                skipped.append(Problem(inner, f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this "
+                                              "archive: the rest is not read"))
+                return
+            try:
+                data = _read(archive, info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+                skipped.append(Problem(inner, f"unreadable archive member: {e}"))
+                continue
+            if nested:
+                _scan(io.BytesIO(data), inner, depth + 1, budget, found, skipped)
+            elif data.startswith(ELF_MAGIC):
+                try:
+                    found.append(ArchiveElf(inner, read_elf(data)))
+                except MalformedElf as e:
+                    skipped.append(Problem(inner, f"malformed ELF: {e}"))
+
+
+def _refuse(info: zipfile.ZipInfo, nested: bool, depth: int) -> str | None:
+    if info.flag_bits & 0x1:
+        return "encrypted archive member: not read"
+    if nested and depth >= MAX_DEPTH:
+        return f"archive nested {depth + 1} deep, above the limit of {MAX_DEPTH}: not read"
+    limit = MAX_NESTED_BYTES if nested else MAX_ELF_BYTES
+    if info.file_size > limit:
+        return f"archive member of {info.file_size} bytes, above the limit of {limit}: not read"
+    if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        ratio = info.file_size // max(info.compress_size, 1)
+        return f"compression ratio {ratio}:1, above the limit of {MAX_RATIO}:1 (a zip bomb?): not read"
+    return None
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The member, never more than its declared size (a lying header cannot inflate it further)."""
+    with archive.open(info) as member:
+        data = member.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise ValueError("member is larger than its declared size")
+    return data
+
+
+def _declared_entries(stream: BinaryIO) -> int | None:
+    """The member count of the end-of-central-directory record (zip64 too), read before zipfile parses."""
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    tail_size = min(size, 22 + 65535 + 20)
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    (entries,) = struct.unpack_from("<H", tail, at + 10)
+    if entries == 0xFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
+        (zip64_at,) = struct.unpack_from("<Q", tail, at - 12)
+        if zip64_at + 56 <= size:
+            stream.seek(zip64_at)
+            record = stream.read(56)
+            if record[:4] == b"PK\x06\x06":
+                (entries,) = struct.unpack_from("<Q", record, 32)
+    stream.seek(0)
+    return int(entries)
+
