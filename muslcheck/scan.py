@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from muslcheck import __version__
-from muslcheck.archives import ARCHIVE_SEPARATOR, MemberOverlay
-from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, discover, no_progress
+from muslcheck.archives import ARCHIVE_SEPARATOR, MemberOverlay, scan_archive
+from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, add_archive_members, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
@@ -216,9 +216,9 @@ def _open_tree(
         return _Tree(root, cache, files, skipped, str(root.host_root), options.library_path)
     if ref.kind == "file":
         assert ref.path is not None
-        lone, cache, files = _single_file(ref.path)
+        lone, cache, files, skipped = _single_file(ref.path)
         # A lone file finds its siblings.
-        return _Tree(lone, cache, files, [], str(lone.host_root), options.library_path or "/")
+        return _Tree(lone, cache, files, skipped, str(lone.host_root), options.library_path or "/")
     image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
                                            docker_config=docker_config))
     tree = read_image(image, progress)
@@ -281,23 +281,32 @@ def _arch_of_platform(platform: str, arch: str | None) -> str:
     return found
 
 
-def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]]:
+def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile], list[Skipped]]:
+    """One ELF file, or one archive of native libraries, standing alone in its directory."""
     if not source.is_file():
         raise InputError(f"{source}: not a regular file")
+    root = DirectoryRoot(source.resolve().parent)
+    cache = FactsCache(root)
+    location = "/" + source.resolve().name
     try:
         with open(source, "rb") as f:
-            if not is_elf(f.read(4)):
+            head = f.read(4)
+            if head.startswith(b"PK"):
+                found: dict[object, ElfFile] = {}
+                skipped: list[Skipped] = []
+                f.seek(0)
+                add_archive_members(scan_archive(f, location), found, skipped, cache)
+                return root, cache, sorted(found.values(), key=lambda e: e.path), skipped
+            if not is_elf(head):
                 raise InputError(f"{source}: not an ELF file")
         facts = read_elf_file(source)
     except OSError as e:
         raise InputError(f"{source}: {e.strerror}") from e
     except MalformedElf as e:
         raise InputError(f"{source}: malformed ELF: {e}") from e
-    root = DirectoryRoot(source.resolve().parent)
-    cache = FactsCache(root)
     st = source.stat()
     cache.remember((st.st_dev, st.st_ino), facts)
-    return root, cache, [ElfFile("/" + source.resolve().name, (st.st_dev, st.st_ino), facts, ())]
+    return root, cache, [ElfFile(location, (st.st_dev, st.st_ino), facts, ())], []
 
 
 def kind_of(facts: ElfFacts) -> str:

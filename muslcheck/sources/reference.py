@@ -206,14 +206,14 @@ def sniff_file(path: Path) -> str:
             head = f.read(512)
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}") from e
-    if head.startswith(_ELF_MAGIC):
-        return "file"
+    if head.startswith(_ELF_MAGIC) or head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "file"  # one ELF file, or one archive (JAR, WAR, wheel, zip) of native libraries
     if head.startswith(_GZIP_MAGIC) or head.startswith(_ZSTD_MAGIC):
         raise InputError(f"{path}: a compressed file; decompress it first "
                          "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
     names = tar_top_names(path)
     if names is None:
-        raise InputError(f"{path}: not an ELF file, a directory, a docker-archive or an oci-archive tar")
+        raise InputError(f"{path}: not an ELF file, a JAR/zip, a directory, a docker-archive or an oci-archive tar")
     if "manifest.json" in names:
         return "docker-archive"
     if "oci-layout" in names and "index.json" in names:
