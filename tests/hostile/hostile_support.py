@@ -222,19 +222,7 @@ def entry_bytes(e: imagebuild.Entry) -> bytes:
     """One layer member (header and padded data) as ``imagebuild.layer_tar`` writes it, without end blocks."""
     buf = io.BytesIO()
     tar = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - never closed: no end blocks
-    info = tarfile.TarInfo(e.member_name)
-    info.type, info.mode, info.mtime = imagebuild._TAR_TYPES[e.kind], e.mode, imagebuild.MTIME
-    data = None
-    if e.kind == "file":
-        data = e.content()
-        info.size = len(data)
-    elif e.kind == "symlink":
-        info.linkname = e.target
-    elif e.kind == "hardlink":
-        info.linkname = e.target if e.verbatim else e.target.lstrip("/")
-    elif e.kind in ("char", "block"):
-        info.devmajor, info.devminor = e.major, e.minor
-    tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    tar.addfile(*imagebuild.tar_member(e))
     return buf.getvalue()
 
 

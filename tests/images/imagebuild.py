@@ -160,28 +160,33 @@ _TAR_TYPES = {
 }  # fmt: skip
 
 
+def tar_member(e: Entry) -> tuple[tarfile.TarInfo, io.BytesIO | None]:
+    """The tar header and content stream of one layer entry."""
+    info = tarfile.TarInfo(e.member_name)
+    info.type = _TAR_TYPES[e.kind]
+    info.mode = e.mode
+    info.mtime = MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    data = None
+    if e.kind == "file":
+        data = e.content()
+        info.size = len(data)
+    elif e.kind == "symlink":
+        info.linkname = e.target
+    elif e.kind == "hardlink":
+        info.linkname = e.target if e.verbatim else e.target.lstrip("/")
+    elif e.kind in ("char", "block"):
+        info.devmajor, info.devminor = e.major, e.minor
+    return info, io.BytesIO(data) if data is not None else None
+
+
 def layer_tar(entries: Sequence[Entry], *, parents: bool = True) -> bytes:
     """An uncompressed layer tar; ``parents`` adds the missing parent directory entries first."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for e in with_parents(entries) if parents else entries:
-            info = tarfile.TarInfo(e.member_name)
-            info.type = _TAR_TYPES[e.kind]
-            info.mode = e.mode
-            info.mtime = MTIME
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            data = None
-            if e.kind == "file":
-                data = e.content()
-                info.size = len(data)
-            elif e.kind == "symlink":
-                info.linkname = e.target
-            elif e.kind == "hardlink":
-                info.linkname = e.target if e.verbatim else e.target.lstrip("/")
-            elif e.kind in ("char", "block"):
-                info.devmajor, info.devminor = e.major, e.minor
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+            tar.addfile(*tar_member(e))
     return buf.getvalue()
 
 
