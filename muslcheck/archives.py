@@ -74,6 +74,34 @@ class MemberOverlay:
         return self.base.list_dir(path)
 
 
+class BufferReader(io.RawIOBase):
+    """A seekable read-only stream over a buffer, without the copy io.BytesIO makes of a bytearray."""
+
+    def __init__(self, buffer: bytes | bytearray | memoryview) -> None:
+        self.view = memoryview(buffer)
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = max(0, min(len(b), len(self.view) - self.pos))
+        b[:n] = self.view[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
 class _Budget:
     def __init__(self) -> None:
         self.left = MAX_TOTAL_BYTES

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from muslcheck.archives import ArchiveElf, Problem, is_archive_name, scan_archive
+from muslcheck.archives import ArchiveElf, BufferReader, Problem, is_archive_name, scan_archive
 from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
@@ -229,7 +229,7 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         return node
     data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
     if archive:
-        node.archive = scan_archive(io.BytesIO(data), path)
+        node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path)
         return node
     try:
         node.facts = read_elf(data)
