@@ -86,7 +86,7 @@ def test_detect_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"just text\n", "not an ELF file, a directory, a docker-archive or an oci-archive"),
+    (b"just text\n", "not an ELF file, a JAR/zip, a directory, a docker-archive or an oci-archive"),
     (gzip.compress(layer_tar({"manifest.json": b"[]"})), "compressed"),
 ])
 def test_detect_rejects(tmp_path: Path, content: bytes, message: str) -> None:
@@ -119,3 +119,13 @@ def test_unparsable(text: str) -> None:
     with pytest.raises(UsageError) as e:
         parse_reference(text)
     assert "\n" not in str(e.value) and str(e.value)
+
+
+def test_a_zip_is_detected_as_one_file(tmp_path: Path) -> None:
+    """A JAR, WAR or wheel given as the target is scanned like a lone ELF file: its members are read."""
+    import zipfile
+
+    path = tmp_path / "app.jar"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+    assert parse_reference(str(path)).kind == "file"
