@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
+from muslcheck.report import Skip
 from muslcheck.rootfs import Resolved, RootFS, Unresolvable
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".zip", ".whl")
@@ -34,12 +35,6 @@ def is_archive_name(name: str) -> bool:
 def _native_name(name: str) -> bool:
     base = name.rsplit("/", 1)[-1]
     return base.endswith((".so", ".node")) or ".so." in base
-
-
-@dataclass(frozen=True)
-class Problem:
-    location: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -113,28 +108,28 @@ class _Budget:
         return True
 
 
-def scan_archive(stream: BinaryIO, location: str) -> tuple[list[ArchiveElf], list[Problem]]:
+def scan_archive(stream: BinaryIO, location: str) -> tuple[list[ArchiveElf], list[Skip]]:
     """Every ELF file in the archive at ``location`` (a seekable stream), and what could not be read."""
     found: list[ArchiveElf] = []
-    skipped: list[Problem] = []
+    skipped: list[Skip] = []
     _scan(stream, location, 1, _Budget(), found, skipped)
     return found, skipped
 
 
 def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
-          found: list[ArchiveElf], skipped: list[Problem]) -> None:
+          found: list[ArchiveElf], skipped: list[Skip]) -> None:
     entries = _declared_entries(stream)
     if entries is None:
-        skipped.append(Problem(location, "not a zip archive (no end-of-central-directory record)"))
+        skipped.append(Skip(location, "not a zip archive (no end-of-central-directory record)"))
         return
     if entries > MAX_MEMBERS:
-        skipped.append(Problem(location, f"archive declares {entries} members, above the limit of {MAX_MEMBERS}: "
+        skipped.append(Skip(location, f"archive declares {entries} members, above the limit of {MAX_MEMBERS}: "
                                          "not read"))
         return
     try:
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
-        skipped.append(Problem(location, f"corrupt archive: {e}"))
+        skipped.append(Skip(location, f"corrupt archive: {e}"))
         return
     with archive:
         for info in archive.infolist():
@@ -146,16 +141,16 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
                 continue
             problem = _refuse(info, nested, depth)
             if problem is not None:
-                skipped.append(Problem(inner, problem))
+                skipped.append(Skip(inner, problem))
                 continue
             if not budget.take(info.file_size):
-                skipped.append(Problem(inner, f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this "
+                skipped.append(Skip(inner, f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this "
                                               "archive: the rest is not read"))
                 return
             try:
                 data = _read(archive, info)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
-                skipped.append(Problem(inner, f"unreadable archive member: {e}"))
+                skipped.append(Skip(inner, f"unreadable archive member: {e}"))
                 continue
             if nested:
                 _scan(io.BytesIO(data), inner, depth + 1, budget, found, skipped)
@@ -163,7 +158,7 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
                 try:
                     found.append(ArchiveElf(inner, read_elf(data)))
                 except MalformedElf as e:
-                    skipped.append(Problem(inner, f"malformed ELF: {e}"))
+                    skipped.append(Skip(inner, f"malformed ELF: {e}"))
 
 
 def _refuse(info: zipfile.ZipInfo, nested: bool, depth: int) -> str | None:

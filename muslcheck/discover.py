@@ -7,9 +7,10 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from muslcheck.archives import ArchiveElf, Problem, is_archive_name, scan_archive
+from muslcheck.archives import ArchiveElf, is_archive_name, scan_archive
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.errors import MalformedElf
+from muslcheck.report import Skip
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, Unresolvable, join
 
 
@@ -19,12 +20,6 @@ class ElfFile:
     identity: object
     facts: ElfFacts
     aliases: tuple[str, ...]  # hard links to the same inode, seen later in the walk
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -75,21 +70,21 @@ class FactsCache:
         self._by_identity[identity] = facts
 
 
-def _add_archive(host_path: str, path: str, found: dict[object, ElfFile], skipped: list[Skipped],
+def _add_archive(host_path: str, path: str, found: dict[object, ElfFile], skipped: list[Skip],
                  cache: FactsCache) -> None:
     with open(host_path, "rb") as f:
         add_archive_members(scan_archive(f, path), found, skipped, cache)
 
 
-def add_archive_members(scanned: tuple[list[ArchiveElf], list[Problem]], found: dict[object, ElfFile],
-                        skipped: list[Skipped], cache: FactsCache) -> None:
+def add_archive_members(scanned: tuple[list[ArchiveElf], list[Skip]], found: dict[object, ElfFile],
+                        skipped: list[Skip], cache: FactsCache) -> None:
     """ELF files found inside an archive join the files to judge, under their location."""
     members, problems = scanned
     for member in members:
         identity = ("archive", member.location)
         cache.remember(identity, member.facts)
         found[identity] = ElfFile(member.location, identity, member.facts, ())
-    skipped.extend(Skipped(p.location, p.reason) for p in problems)
+    skipped.extend(problems)
 
 
 def _starts_with_elf_magic(host_path: str) -> bool:
@@ -107,14 +102,14 @@ def no_progress(stage: str, done: int, total: int | None) -> None:
 
 def discover(
     root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress
-) -> tuple[list[ElfFile], list[Skipped]]:
+) -> tuple[list[ElfFile], list[Skip]]:
     """Walk the root without following links; read each ELF file once per inode."""
     found: dict[object, ElfFile] = {}
-    skipped: list[Skipped] = []
+    skipped: list[Skip] = []
 
     def unreadable_dir(error: OSError) -> None:
         rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
-        skipped.append(Skipped("/" + rel.lstrip("./"), f"unreadable directory: {error.strerror}"))
+        skipped.append(Skip("/" + rel.lstrip("./"), f"unreadable directory: {error.strerror}"))
 
     for host_dir, dirnames, filenames in os.walk(root.host_root, onerror=unreadable_dir):
         dirnames.sort()
@@ -126,12 +121,12 @@ def discover(
             try:
                 st = os.lstat(host_path)
             except OSError as e:
-                skipped.append(Skipped(path, f"unreadable: {e.strerror}"))
+                skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = root.resolve(path)
                 if isinstance(target, Unresolvable):
-                    skipped.append(Skipped(path, f"broken link: {target.reason}"))
+                    skipped.append(Skip(path, f"broken link: {target.reason}", unchecked=False))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
@@ -147,10 +142,10 @@ def discover(
                     continue
                 facts = read_elf_file(host_path)
             except OSError as e:
-                skipped.append(Skipped(path, f"unreadable: {e.strerror}"))
+                skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue
             except MalformedElf as e:
-                skipped.append(Skipped(path, f"malformed ELF: {e}"))
+                skipped.append(Skip(path, f"malformed ELF: {e}"))
                 continue
             cache.remember(identity, facts)
             found[identity] = ElfFile(path, identity, facts, ())

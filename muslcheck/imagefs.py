@@ -22,10 +22,11 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from muslcheck.archives import ArchiveElf, BufferReader, Problem, is_archive_name, scan_archive
-from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, add_archive_members, no_progress
+from muslcheck.archives import ArchiveElf, BufferReader, is_archive_name, scan_archive
+from muslcheck.discover import ElfFile, FactsCache, Progress, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
+from muslcheck.report import Skip
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.sources.interface import DigestMismatch, Image, SourceError
 
@@ -47,7 +48,7 @@ class Node:
     facts: ElfFacts | None = None
     problem: str | None = None  # why an ELF-looking file could not be read
     head: bytes | None = None  # content of a file read whole (_kept_whole)
-    archive: tuple[list[ArchiveElf], list[Problem]] | None = None  # ELF files inside a JAR, WAR, wheel...
+    archive: tuple[list[ArchiveElf], list[Skip]] | None = None  # ELF files inside a JAR, WAR, wheel...
 
 
 class Nodes(dict[str, Node]):
@@ -78,7 +79,7 @@ class Nodes(dict[str, Node]):
 class ImageRoot:
     """The squashed tree of an image, with ELF facts for its ELF files."""
 
-    def __init__(self, nodes: Nodes, layers: int, rejected: list[Skipped]) -> None:
+    def __init__(self, nodes: Nodes, layers: int, rejected: list[Skip]) -> None:
         self.nodes = nodes
         self.layers = layers
         self.rejected = rejected  # members that never entered the tree (names escaping the root)
@@ -111,7 +112,7 @@ class ImageRoot:
     def list_dir(self, path: str) -> list[str]:
         return sorted(child.rpartition("/")[2] for child in self.nodes.children.get(path, ()))
 
-    def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skipped]]:
+    def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skip]]:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
         files: list[ElfFile] = []
         skipped = list(self.rejected)
@@ -127,11 +128,11 @@ class ImageRoot:
                 cache.remember(node.identity, node.facts)
                 files.append(ElfFile(path, node.identity, node.facts, ()))
             elif node.problem is not None:
-                skipped.append(Skipped(path, node.problem))
+                skipped.append(Skip(path, node.problem))
             elif node.kind == "symlink":
                 found = self.resolve(path)
                 if isinstance(found, Unresolvable):
-                    skipped.append(Skipped(path, f"broken link: {found.reason}"))
+                    skipped.append(Skip(path, f"broken link: {found.reason}", unchecked=False))
         return files, sorted(skipped, key=lambda s: s.path)
 
 
@@ -139,7 +140,7 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     """Stream every layer of ``image`` into one squashed tree."""
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
-    rejected: list[Skipped] = []
+    rejected: list[Skip] = []
     entries = 0
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
@@ -169,10 +170,10 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
 
 
 def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
-           rejected: list[Skipped]) -> None:
+           rejected: list[Skip]) -> None:
     path = _clean(member.name)
     if path is None:
-        rejected.append(Skipped("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
+        rejected.append(Skip("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
         return
     parent, _, base = path.rpartition("/")
     parent = parent or "/"
@@ -197,7 +198,7 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
         target = _clean(member.linkname)
         source = nodes.get(target) if target else None
         if source is None or source.kind != "file":
-            rejected.append(Skipped(path, f"hard link to {member.linkname}, which is not a file in the image"))
+            rejected.append(Skip(path, f"hard link to {member.linkname}, which is not a file in the image"))
             if path in nodes:
                 del nodes[path]
             return

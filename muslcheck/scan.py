@@ -10,7 +10,7 @@ from pathlib import Path
 
 from muslcheck import __version__
 from muslcheck.archives import ARCHIVE_SEPARATOR, MemberOverlay, scan_archive
-from muslcheck.discover import ElfFile, FactsCache, Progress, Skipped, add_archive_members, discover, no_progress
+from muslcheck.discover import ElfFile, FactsCache, Progress, add_archive_members, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
@@ -129,7 +129,7 @@ def scan(
         verdict=overall_verdict(reports),
         files=reports,
         components=components(reports, ownership),
-        skipped=tuple(Skip(s.path, s.reason, not s.reason.startswith("broken link")) for s in tree.skipped),
+        skipped=tuple(tree.skipped),
         notes=notes,
         root=tree.description,
     )
@@ -140,7 +140,7 @@ class _Tree:
     root: RootFS
     cache: FactsCache
     files: list[ElfFile]
-    skipped: list[Skipped]
+    skipped: list[Skip]
     description: str  # for Report.root: the host directory, or the image reference
     library_path: str | None
     arch: str | None = None
@@ -281,7 +281,7 @@ def _arch_of_platform(platform: str, arch: str | None) -> str:
     return found
 
 
-def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile], list[Skipped]]:
+def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile], list[Skip]]:
     """One ELF file, or one archive of native libraries, standing alone in its directory."""
     if not source.is_file():
         raise InputError(f"{source}: not a regular file")
@@ -293,7 +293,7 @@ def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]
             head = f.read(4)
             if head.startswith(b"PK"):
                 found: dict[object, ElfFile] = {}
-                skipped: list[Skipped] = []
+                skipped: list[Skip] = []
                 f.seek(0)
                 add_archive_members(scan_archive(f, location), found, skipped, cache)
                 return root, cache, sorted(found.values(), key=lambda e: e.path), skipped
