@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
 from muslcheck.report import Skip
@@ -26,6 +27,7 @@ MAX_RATIO = 200  # uncompressed / compressed size of one member
 MAX_NESTED_BYTES = 512 << 20  # a nested archive read into memory
 MAX_ELF_BYTES = 1 << 30
 MAX_TOTAL_BYTES = 4 << 30  # uncompressed bytes read from one top-level archive, nested ones included
+MAX_METADATA_MEMBERS = 10_000  # pom.properties, manifests, dist-info files kept per archive
 
 
 def is_archive_name(name: str) -> bool:
@@ -41,6 +43,21 @@ def _native_name(name: str) -> bool:
 class ArchiveElf:
     location: str  # "/app/app.jar!/lib/x.so"
     facts: ElfFacts
+
+
+@dataclass(frozen=True)
+class ArchiveMetadata:
+    """One archive (top-level or nested) and the metadata files it holds (pom.properties, MANIFEST.MF, WHEEL...)."""
+
+    location: str
+    members: dict[str, bytes]  # member name inside this archive -> content
+
+
+@dataclass(frozen=True)
+class ArchiveScan:
+    elves: list[ArchiveElf]
+    skipped: list[Skip]
+    archives: list[ArchiveMetadata]
 
 
 class MemberOverlay:
@@ -108,16 +125,16 @@ class _Budget:
         return True
 
 
-def scan_archive(stream: BinaryIO, location: str) -> tuple[list[ArchiveElf], list[Skip]]:
-    """Every ELF file in the archive at ``location`` (a seekable stream), and what could not be read."""
-    found: list[ArchiveElf] = []
-    skipped: list[Skip] = []
-    _scan(stream, location, 1, _Budget(), found, skipped)
-    return found, skipped
+def scan_archive(stream: BinaryIO, location: str) -> ArchiveScan:
+    """Every ELF file in the archive at ``location`` (a seekable stream), its archives' metadata,
+    and what could not be read."""
+    scanned = ArchiveScan([], [], [])
+    _scan(stream, location, 1, _Budget(), scanned)
+    return scanned
 
 
-def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
-          found: list[ArchiveElf], skipped: list[Skip]) -> None:
+def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget, scanned: ArchiveScan) -> None:
+    found, skipped = scanned.elves, scanned.skipped
     entries = _declared_entries(stream)
     if entries is None:
         skipped.append(Skip(location, "not a zip archive (no end-of-central-directory record)"))
@@ -131,11 +148,16 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
         skipped.append(Skip(location, f"corrupt archive: {e}"))
         return
+    metadata = ArchiveMetadata(location, {})
+    scanned.archives.append(metadata)
     with archive:
         for info in archive.infolist():
             if info.is_dir():
                 continue
             inner = f"{location}{ARCHIVE_SEPARATOR}{info.filename}"
+            if is_metadata_path(info.filename):
+                _read_metadata(archive, info, inner, budget, metadata, skipped)
+                continue
             nested = is_archive_name(info.filename)
             if not (nested or _native_name(info.filename)):
                 continue
@@ -153,12 +175,31 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget,
                 skipped.append(Skip(inner, f"unreadable archive member: {e}"))
                 continue
             if nested:
-                _scan(io.BytesIO(data), inner, depth + 1, budget, found, skipped)
+                _scan(io.BytesIO(data), inner, depth + 1, budget, scanned)
             elif data.startswith(ELF_MAGIC):
                 try:
                     found.append(ArchiveElf(inner, read_elf(data)))
                 except MalformedElf as e:
                     skipped.append(Skip(inner, f"malformed ELF: {e}"))
+
+
+def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo, inner: str, budget: _Budget,
+                   metadata: ArchiveMetadata, skipped: list[Skip]) -> None:
+    """Keep a small metadata member; one that cannot be kept is a finding (no ELF code goes unchecked)."""
+    if len(metadata.members) >= MAX_METADATA_MEMBERS:
+        return
+    problem = _refuse(info, False, 0)
+    if problem is None and info.file_size > METADATA_MAX_BYTES:
+        problem = f"metadata file of {info.file_size} bytes, above the limit of {METADATA_MAX_BYTES}: not read"
+    if problem is None and not budget.take(info.file_size):
+        problem = f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this archive: not read"
+    if problem is None:
+        try:
+            metadata.members[info.filename] = _read(archive, info)
+            return
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+            problem = f"unreadable archive member: {e}"
+    skipped.append(Skip(inner, problem, unchecked=False))
 
 
 def _refuse(info: zipfile.ZipInfo, nested: bool, depth: int) -> str | None:

@@ -85,6 +85,8 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
 @click.option("--platform", metavar="OS/ARCH",
               help="linux/amd64 (default for images) or linux/arm64: the image manifest, and the architecture judged.")
 @click.option("--base", metavar="IMAGE", help="Judge only what TARGET adds to this base image (any image form).")
+@click.option("--include-runtimes", is_flag=True,
+              help="Judge glibc language runtimes (a JRE, CPython, Node) instead of naming their Alpine variant.")
 @click.option("--include-os-packages", is_flag=True,
               help="Also judge files that OS packages own (dpkg, apk, rpm); Alpine replaces those.")
 @click.option("--insecure-registry", is_flag=True, help="Allow plain HTTP to a registry on localhost.")
@@ -115,6 +117,7 @@ def scan_command(
     platform: str | None,
     base: str | None,
     include_os_packages: bool,
+    include_runtimes: bool,
     insecure_registry: bool,
     docker_config: Path | None,
     gcompat: bool,
@@ -139,7 +142,8 @@ def scan_command(
             report = scan(
                 path, alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
                 context=load_context, library_path=library_path, preload=preload, ignore=ignore_file,
-                base=base, include_os_packages=include_os_packages, insecure_registry=insecure_registry,
+                base=base, include_os_packages=include_os_packages, include_runtimes=include_runtimes,
+                insecure_registry=insecure_registry,
                 docker_config=docker_config or _default_docker_config(), progress=progress,
             )
         for spec in specs:

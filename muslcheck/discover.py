@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from muslcheck.archives import ArchiveElf, is_archive_name, scan_archive
+from muslcheck.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.errors import MalformedElf
 from muslcheck.report import Skip
@@ -70,21 +70,22 @@ class FactsCache:
         self._by_identity[identity] = facts
 
 
-def _add_archive(host_path: str, path: str, found: dict[object, ElfFile], skipped: list[Skip],
-                 cache: FactsCache) -> None:
-    with open(host_path, "rb") as f:
-        add_archive_members(scan_archive(f, path), found, skipped, cache)
+@dataclass(frozen=True)
+class Discovered:
+    files: list[ElfFile]  # sorted by path
+    skipped: list[Skip]
+    archives: list[ArchiveMetadata]  # every archive read (nested ones too), with its metadata files
 
 
-def add_archive_members(scanned: tuple[list[ArchiveElf], list[Skip]], found: dict[object, ElfFile],
-                        skipped: list[Skip], cache: FactsCache) -> None:
+def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skipped: list[Skip],
+                        archives: list[ArchiveMetadata], cache: FactsCache) -> None:
     """ELF files found inside an archive join the files to judge, under their location."""
-    members, problems = scanned
-    for member in members:
+    for member in scanned.elves:
         identity = ("archive", member.location)
         cache.remember(identity, member.facts)
         found[identity] = ElfFile(member.location, identity, member.facts, ())
-    skipped.extend(problems)
+    skipped.extend(scanned.skipped)
+    archives.extend(scanned.archives)
 
 
 def _starts_with_elf_magic(host_path: str) -> bool:
@@ -100,12 +101,11 @@ def no_progress(stage: str, done: int, total: int | None) -> None:
     """The default: report nothing."""
 
 
-def discover(
-    root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress
-) -> tuple[list[ElfFile], list[Skip]]:
+def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress) -> Discovered:
     """Walk the root without following links; read each ELF file once per inode."""
     found: dict[object, ElfFile] = {}
     skipped: list[Skip] = []
+    archives: list[ArchiveMetadata] = []
 
     def unreadable_dir(error: OSError) -> None:
         rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
@@ -138,7 +138,8 @@ def discover(
             try:
                 if not _starts_with_elf_magic(host_path):
                     if is_archive_name(name):
-                        _add_archive(host_path, path, found, skipped, cache)
+                        with open(host_path, "rb") as f:
+                            add_archive_members(scan_archive(f, path), found, skipped, archives, cache)
                     continue
                 facts = read_elf_file(host_path)
             except OSError as e:
@@ -151,4 +152,4 @@ def discover(
             found[identity] = ElfFile(path, identity, facts, ())
             progress("reading ELF files", len(found), None)
     files = sorted(found.values(), key=lambda f: f.path)
-    return files, sorted(skipped, key=lambda s: s.path)
+    return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)

@@ -22,8 +22,9 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from muslcheck.archives import ArchiveElf, BufferReader, is_archive_name, scan_archive
-from muslcheck.discover import ElfFile, FactsCache, Progress, add_archive_members, no_progress
+from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
+from muslcheck.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
+from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
 from muslcheck.report import Skip
@@ -33,6 +34,7 @@ from muslcheck.sources.interface import DigestMismatch, Image, SourceError
 READ_CHUNK = 1 << 20
 MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
+MAX_KEPT_BYTES = 256 << 20  # all files read whole, together: past this, more are not kept (a finding)
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
 PACKAGE_DATABASES = frozenset({"/var/lib/dpkg/status", "/lib/apk/db/installed", "/var/lib/rpm/rpmdb.sqlite"})
 WHITEOUT = ".wh."
@@ -48,7 +50,7 @@ class Node:
     facts: ElfFacts | None = None
     problem: str | None = None  # why an ELF-looking file could not be read
     head: bytes | None = None  # content of a file read whole (_kept_whole)
-    archive: tuple[list[ArchiveElf], list[Skip]] | None = None  # ELF files inside a JAR, WAR, wheel...
+    archive: ArchiveScan | None = None  # ELF files inside a JAR, WAR, wheel...
 
 
 class Nodes(dict[str, Node]):
@@ -112,17 +114,18 @@ class ImageRoot:
     def list_dir(self, path: str) -> list[str]:
         return sorted(child.rpartition("/")[2] for child in self.nodes.children.get(path, ()))
 
-    def elf_files(self, cache: FactsCache, layers_from: int = 0) -> tuple[list[ElfFile], list[Skip]]:
+    def elf_files(self, cache: FactsCache, layers_from: int = 0) -> Discovered:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
         files: list[ElfFile] = []
         skipped = list(self.rejected)
+        archives: list[ArchiveMetadata] = []
         for path in sorted(self.nodes):
             node = self.nodes[path]
             if node.layer < layers_from:
                 continue
             if node.archive is not None:
                 members: dict[object, ElfFile] = {}
-                add_archive_members(node.archive, members, skipped, cache)
+                add_archive_members(node.archive, members, skipped, archives, cache)
                 files.extend(members.values())
             if node.facts is not None:
                 cache.remember(node.identity, node.facts)
@@ -133,7 +136,7 @@ class ImageRoot:
                 found = self.resolve(path)
                 if isinstance(found, Unresolvable):
                     skipped.append(Skip(path, f"broken link: {found.reason}", unchecked=False))
-        return files, sorted(skipped, key=lambda s: s.path)
+        return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)
 
 
 def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
@@ -141,6 +144,7 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skip] = []
+    kept = _KeptBudget(MAX_KEPT_BYTES)
     entries = 0
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
@@ -153,7 +157,7 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
                         entries += 1
                         if entries > MAX_ENTRIES:
                             raise SourceError(f"{image.reference}: more than {MAX_ENTRIES} entries in its layers")
-                        _apply(nodes, member, tar, index, rejected)
+                        _apply(nodes, member, tar, index, rejected, kept)
                 tar_stream.drain()
                 blob.drain()
             except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as e:
@@ -169,8 +173,19 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     return ImageRoot(nodes, len(image.layers), rejected)
 
 
+class _KeptBudget:
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
 def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
-           rejected: list[Skip]) -> None:
+           rejected: list[Skip], kept: _KeptBudget) -> None:
     path = _clean(member.name)
     if path is None:
         rejected.append(Skip("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
@@ -205,14 +220,20 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
                            head=source.head, archive=source.archive)
     elif member.isreg():
-        nodes[path] = _regular_file(path, member, tar, layer)
+        nodes[path] = _regular_file(path, member, tar, layer, kept, rejected)
     else:
         nodes[path] = Node("other", layer, ("other", layer, path))
 
 
-def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int) -> Node:
+def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int, kept: _KeptBudget,
+                  rejected: list[Skip]) -> Node:
     node = Node("file", layer, ("file", layer, path))
-    small = _kept_whole(path) and member.size <= MAX_SMALL_FILE
+    small = (_kept_whole(path) and member.size <= MAX_SMALL_FILE) or (
+        is_metadata_path(path) and member.size <= METADATA_MAX_BYTES)
+    if small and not kept.take(member.size):
+        rejected.append(Skip(path, f"more than {MAX_KEPT_BYTES} bytes of metadata files in the image: not read",
+                             unchecked=False))
+        small = False
     if member.size < len(ELF_MAGIC) and not small:
         return node
     stream = tar.extractfile(member)
@@ -253,7 +274,8 @@ def _read_whole(path: str, head: bytes, size: int, reader: io.BufferedReader) ->
 
 
 def _kept_whole(path: str) -> bool:
-    """Files the scan reads whole: the loader's path file, the mark of Alpine, package databases."""
+    """Files the scan reads whole: the loader's path file, the mark of Alpine, package databases
+    (and, up to a smaller size, the metadata files of ``is_metadata_path``)."""
     return (
         (path.startswith("/etc/ld-musl-") and path.endswith(".path"))
         or path == "/etc/alpine-release"

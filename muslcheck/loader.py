@@ -12,7 +12,7 @@ Line references ("DL:n") are to ldso/dynlink.c of musl 1.2.5.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -75,6 +75,25 @@ class Target:
     @cached_property
     def gcompat_exports(self) -> dict[str, tuple[str, str, bool]]:
         return {n: ("FUNC", "GLOBAL", False) for n in self.gcompat.symbols_for(self.arch)} if self.gcompat else {}
+
+
+class HostExports(Mapping[str, tuple[str, str, bool]]):
+    """What the host program exports to the libraries it dlopens, by name prefix
+    (the JVM's JNI_*/JVM_*, CPython's Py*, node's napi_*): functions found before libc."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def __getitem__(self, name: str) -> tuple[str, str, bool]:
+        if self.prefixes and name.startswith(self.prefixes):
+            return ("FUNC", "GLOBAL", False)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -389,7 +408,80 @@ def lfs64_base(name: str, rules: LoaderRules, libc_exports: Mapping[str, tuple[s
     return base if base is not None and _visible(libc_exports, base, True) else None
 
 
-def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> LoadedObject:
+@dataclass(frozen=True)
+class _Relocated:
+    """What do_relocs finds for one object: the part of a LoadedObject that depends on the symbol chain."""
+
+    unresolved: tuple[UnresolvedSymbol, ...]
+    unsupported_relocations: tuple[tuple[int, int], ...]
+    tls_errors: tuple[TlsError, ...]
+    lfs64_remapped: tuple[str, ...]
+
+
+class RelocationMemo:
+    """do_relocs results shared across the loads of one scan: a library relocated against the same
+    definers of its names (in the same order) fails the same way, whichever program loaded it."""
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[object, ...], _Relocated] = {}
+        self._relevant: dict[tuple[int, int], bool] = {}
+        self._names: dict[int, tuple[ElfFacts, frozenset[str]]] = {}
+
+    def key(self, loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> tuple[object, ...]:
+        facts = dso.facts
+        assert facts is not None
+        names = self._use_names(facts)
+        definers = tuple(
+            (i == 0, o.path, id(o.exports), o.runtime_loaded, o.facts is not None and o.facts.has_tls)
+            for i, o in enumerate(chain.objects) if self._defines_any(o.exports, facts, names)
+        )
+        target = loader.target
+        return (id(facts), dso.path, dso.runtime_loaded, lazy, id(target.rules), target.arch, definers)
+
+    def get(self, key: tuple[object, ...]) -> _Relocated | None:
+        return self._results.get(key)
+
+    def put(self, key: tuple[object, ...], result: _Relocated) -> None:
+        self._results[key] = result
+
+    def _use_names(self, facts: ElfFacts) -> frozenset[str]:
+        entry = self._names.get(id(facts))  # the entry keeps facts alive, so the id is not reused
+        if entry is None:
+            entry = self._names[id(facts)] = (facts, frozenset(u.name for u in facts.uses))
+        return entry[1]
+
+    def _defines_any(self, exports: Mapping[str, tuple[str, str, bool]], facts: ElfFacts,
+                     names: frozenset[str]) -> bool:
+        pair = (id(exports), id(facts))
+        found = self._relevant.get(pair)
+        if found is None:
+            if isinstance(exports, HostExports):
+                found = any(n.startswith(exports.prefixes) for n in names) if exports.prefixes else False
+            else:
+                found = not names.isdisjoint(exports.keys())
+            self._relevant[pair] = found
+        return found
+
+
+def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool, memo: RelocationMemo | None) -> LoadedObject:
+    facts = dso.facts
+    assert facts is not None
+    key = memo.key(loader, chain, dso, lazy) if memo is not None else None
+    found = memo.get(key) if memo is not None and key is not None else None
+    if found is None:
+        found = _do_relocs(loader, chain, dso, lazy)
+        if memo is not None and key is not None:
+            memo.put(key, found)
+    return LoadedObject(
+        path=dso.path, identity=dso.identity, requested_as=dso.requested_as, found_by=dso.found_by,
+        links=dso.links, is_libc=False, facts=facts, runtime_loaded=dso.runtime_loaded,
+        unresolved=found.unresolved, unsupported_relocations=found.unsupported_relocations,
+        tls_errors=found.tls_errors, lfs64_remapped=found.lfs64_remapped,
+        wrong_arch=facts.machine if facts.machine != loader.target.arch else None,
+    )
+
+
+def _do_relocs(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> _Relocated:
     """do_relocs (DL:378) for one object, collecting every error musl would print."""
     facts = dso.facts
     assert facts is not None
@@ -433,14 +525,10 @@ def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> LoadedOb
             unsupported[rtype] = unsupported.get(rtype, 0) + rest
     if facts.tls_relocations_local and _dynamic_tls(dso):
         tls_errors.append(TlsError(None, dso.path))
-    wrong_arch = facts.machine if facts.machine != loader.target.arch else None
-    return LoadedObject(
-        path=dso.path, identity=dso.identity, requested_as=dso.requested_as, found_by=dso.found_by,
-        links=dso.links, is_libc=False,
-        facts=facts, runtime_loaded=dso.runtime_loaded,
+    return _Relocated(
         unresolved=tuple(sorted(unresolved, key=lambda u: (u.name, u.version or ""))),
         unsupported_relocations=tuple(sorted(unsupported.items())),
-        tls_errors=tuple(tls_errors), lfs64_remapped=tuple(sorted(set(remapped))), wrong_arch=wrong_arch,
+        tls_errors=tuple(tls_errors), lfs64_remapped=tuple(sorted(set(remapped))),
     )
 
 
@@ -472,6 +560,8 @@ def load(
     context: Context,
     *,
     ldso_name: str | None = None,
+    host_provides: tuple[str, ...] = (),
+    memo: RelocationMemo | None = None,
 ) -> LoadResult:
     """Load ``path`` as musl would in ``context`` and report every error.
 
@@ -479,7 +569,9 @@ def load(
     every error is reported, nothing is lazy. ``ldso_name`` is the name the
     loader runs under (PT_INTERP by default; gcompat's stub passes its own).
     Library contexts follow ``dlopen`` from a musl host process whose chain
-    already holds libc (and the preloads), with RTLD_NOW or RTLD_LAZY.
+    already holds libc (and the preloads), with RTLD_NOW or RTLD_LAZY; the host
+    program itself defines the names that start with ``host_provides``.
+    ``memo`` shares relocation results between the loads of one scan.
     """
     resolved = _must_resolve(root, path)
     facts = cache.get(resolved)
@@ -505,7 +597,7 @@ def load(
     else:
         loader = _Loader(root, cache, target, ldso_name or target.ldso_path)
         host = _Dso(path="<host program>", requested_as="", found_by="host", links=(), identity=("host",),
-                    needed_by=None, runtime_loaded=False, deps_loaded=True)
+                    needed_by=None, runtime_loaded=False, deps_loaded=True, exports=HostExports(host_provides))
         loader.objects.append(host)
         for preload in preloads:
             loader.load_library(preload, None)
@@ -528,7 +620,7 @@ def load(
             if d.facts is None:
                 continue
             lazy = lazy_ok and d.runtime_loaded and not d.facts.bind_now
-            results[id(d)] = _relocate(loader, chain, d, lazy)
+            results[id(d)] = _relocate(loader, chain, d, lazy, memo)
     objects = tuple(results.get(id(d)) or _snapshot(d) for d in loader.objects)
     relr = () if target.rules.relr else tuple(o.path for o in objects if o.facts is not None and o.facts.has_relr)
     return LoadResult(context, loader.ldso_name, objects, tuple(loader.missing), relr)

@@ -20,6 +20,7 @@ APK_BY_SONAME: dict[str, str] = {
     "libzstd.so.1": "zstd-libs",
     "liblz4.so.1": "lz4-libs",
     "libffi.so.8": "libffi",
+    "libsqlite3.so.0": "sqlite-libs",
     "libexpat.so.1": "libexpat",
     "libuuid.so.1": "libuuid",
     "libfts.so.0": "musl-fts",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Verdict(StrEnum):
@@ -116,27 +116,39 @@ class FileReport:
     findings: tuple[Finding, ...] = ()
     aliases: tuple[str, ...] = ()
     load_order: tuple[LoadStep, ...] = ()
+    component: str | None = None  # the id of the component it belongs to
 
 
 @dataclass(frozen=True)
 class Component:
-    """A unit a user acts on: for now every ELF file is its own component (ecosystem "file")."""
+    """A unit a user acts on: a Maven library, a Python distribution, an npm package, a runtime,
+    an OS package, or a loose ELF file."""
 
     name: str
     version: str | None
-    ecosystem: str  # "file" (later: "maven", "pypi", "npm", "runtime", "os-package")
+    ecosystem: str  # "maven", "pypi", "npm", "runtime", "os-package" or "file"
     location: str
     verdict: Verdict
     files: tuple[str, ...]
     selected: dict[str, str]  # architecture -> the file its loader would pick on musl
-    fix: str | None
+    fix: str | None  # the best of ``fixes``
+    id: str = ""  # "ecosystem:name:location", what a file's ``component`` names
+    fixes: tuple[str, ...] = ()  # every fix line, most preferred first
+    notes: tuple[str, ...] = ()  # how its loader picks a build, why a file does not count...
+
+
+def component_id(ecosystem: str, name: str, location: str) -> str:
+    return f"{ecosystem}:{name}:{location}"
 
 
 def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
+    """Each file its own component (ecosystem "file")."""
     return tuple(
         Component(
             name=f.path.rsplit("/", 1)[-1], version=None, ecosystem="file", location=f.path, verdict=f.verdict,
-            files=(f.path,), selected={f.arch: f.path}, fix=f.fixes[0] if f.fixes else None,
+            files=(f.path,), selected={f.arch: f.path} if f.verdict is not Verdict.NOT_APPLICABLE else {},
+            fix=f.fixes[0] if f.fixes else None, id=component_id("file", f.path.rsplit("/", 1)[-1], f.path),
+            fixes=f.fixes,
         )
         for f in files
     )
@@ -251,9 +263,10 @@ def summary_line(report: Report) -> str:
     return f"Verdict: {report.verdict.value} ({len(report.files)} ELF files: {parts or 'none'}{skipped}){incomplete}"
 
 
-def overall_verdict(files: tuple[FileReport, ...]) -> Verdict:
-    judged = [f.verdict for f in files if f.verdict is not Verdict.NOT_APPLICABLE]
-    if not files:
+def overall_verdict(units: tuple[FileReport, ...] | tuple[Component, ...]) -> Verdict:
+    """The worst verdict of the files or components, not-applicable ones aside."""
+    judged = [u.verdict for u in units if u.verdict is not Verdict.NOT_APPLICABLE]
+    if not units:
         return Verdict.NOTHING_TO_CHECK
     if not judged:
         return Verdict.NOT_APPLICABLE

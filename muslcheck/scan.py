@@ -6,26 +6,27 @@ import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from muslcheck import __version__
-from muslcheck.archives import ARCHIVE_SEPARATOR, MemberOverlay, scan_archive
-from muslcheck.discover import ElfFile, FactsCache, Progress, add_archive_members, discover, no_progress
+from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides, identify
+from muslcheck.apps.components import build_components
+from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
+from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
 from muslcheck.imagefs import read_image
-from muslcheck.loader import Context, LoadResult, Target, gcompat_stub_name, load
-from muslcheck.osdb import Ownership, read_ownership
+from muslcheck.loader import Context, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.osdb import read_ownership
 from muslcheck.report import (
     SCHEMA_VERSION,
-    Component,
     FileReport,
     Report,
     Skip,
     TargetInfo,
     Verdict,
-    file_components,
     overall_verdict,
 )
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, join
@@ -46,7 +47,8 @@ class Options:
     library_path: str | None
     preload: tuple[str, ...]
     ignores: Ignores = NO_IGNORES
-    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package files Alpine's packages replace
+    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package and runtime files Alpine replaces
+    include_runtimes: bool = False  # judge glibc language runtimes instead of naming their Alpine variant
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -73,6 +75,7 @@ def scan(
     platform: str | None = None,
     base: str | None = None,
     include_os_packages: bool = False,
+    include_runtimes: bool = False,
     insecure_registry: bool = False,
     docker_config: str | os.PathLike[str] | None = None,
     ignore: str | os.PathLike[str] | Ignores | None = None,
@@ -107,7 +110,8 @@ def scan(
         known = ", ".join(c.value for c in Context)
         raise UsageError(f"unknown context {context!r}; known: {known}") from None
     options = Options(
-        musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload), ignores
+        musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload), ignores,
+        include_runtimes=include_runtimes,
     )
 
     with ExitStack() as stack:
@@ -116,9 +120,12 @@ def scan(
         )
         options = replace(options, arch=tree.arch or options.arch, library_path=tree.library_path)
         ownership = read_ownership(tree.root)
+        app = identify(tree.root, tree.found.files, tree.found.archives, options.arch, include_runtimes)
         owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
+        owned.update((p, f"the runtime {pkg.name}") for p, pkg in app.runtimes.items())
         options = replace(options, replaced=owned)
-        reports = judge(tree.root, tree.cache, tree.files, options, catalog, progress)
+        judged = judge(tree.root, tree.cache, tree.found.files, options, catalog, progress, app)
+        components, reports = build_components(app, judged, ownership)
     notes = (*tree.notes, *_entrypoint(tree, reports), *ownership.notes, *_musl_based(tree.root),
              *ignores.expiry_notes())
     return Report(
@@ -126,10 +133,10 @@ def scan(
         tool_version=__version__,
         source=str(path),
         target=TargetInfo(musl_version, alpine_release, gcompat, options.arch),
-        verdict=overall_verdict(reports),
+        verdict=overall_verdict(components),
         files=reports,
-        components=components(reports, ownership),
-        skipped=tuple(tree.skipped),
+        components=components,
+        skipped=tuple(sorted((*tree.found.skipped, *app.problems), key=lambda s: s.path)),
         notes=notes,
         root=tree.description,
     )
@@ -139,8 +146,7 @@ def scan(
 class _Tree:
     root: RootFS
     cache: FactsCache
-    files: list[ElfFile]
-    skipped: list[Skip]
+    found: Discovered
     description: str  # for Report.root: the host directory, or the image reference
     library_path: str | None
     arch: str | None = None
@@ -172,7 +178,7 @@ def _entrypoint(tree: _Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]
 
 def _with_archive_members(tree: _Tree) -> _Tree:
     """ELF files found inside archives become loadable at their locations ("/app/app.jar!/lib/x.so")."""
-    members = {f.path: f.facts for f in tree.files if ARCHIVE_SEPARATOR in f.path}
+    members = {f.path: f.facts for f in tree.found.files if ARCHIVE_SEPARATOR in f.path}
     if not members:
         return tree
     return replace(tree, root=MemberOverlay(tree.root, members))
@@ -183,17 +189,6 @@ def archive_context(path: str) -> Context | None:
     if ARCHIVE_SEPARATOR not in path:
         return None
     return Context.DLOPEN_NOW if ".whl" + ARCHIVE_SEPARATOR in path.lower() else Context.DLOPEN_LAZY
-
-
-def _other_os(path: str) -> str | None:
-    """A native library an archive ships for another OS (a path hint: JARs carry FreeBSD, macOS... builds)."""
-    if ARCHIVE_SEPARATOR not in path:
-        return None
-    inner = path.rsplit(ARCHIVE_SEPARATOR, 1)[1].lower()
-    for hint in ("freebsd", "openbsd", "netbsd", "solaris", "sunos", "aix", "darwin", "macos", "osx", "windows"):
-        if hint in inner.split("/")[:-1] or any(part.startswith(hint) for part in inner.split("/")[:-1]):
-            return hint
-    return None
 
 
 def _open_tree(
@@ -212,13 +207,12 @@ def _open_tree(
         assert ref.path is not None
         root = DirectoryRoot(ref.path)
         cache = FactsCache(root)
-        files, skipped = discover(root, cache, progress)
-        return _Tree(root, cache, files, skipped, str(root.host_root), options.library_path)
+        return _Tree(root, cache, discover(root, cache, progress), str(root.host_root), options.library_path)
     if ref.kind == "file":
         assert ref.path is not None
-        lone, cache, files, skipped = _single_file(ref.path)
+        lone, cache, found = _single_file(ref.path)
         # A lone file finds its siblings.
-        return _Tree(lone, cache, files, skipped, str(lone.host_root), options.library_path or "/")
+        return _Tree(lone, cache, found, str(lone.host_root), options.library_path or "/")
     image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
                                            docker_config=docker_config))
     tree = read_image(image, progress)
@@ -228,9 +222,9 @@ def _open_tree(
         from_layer, note = _app_layers(stack, base, image, platform or image.config.platform, insecure_registry,
                                        docker_config)
         notes.append(note)
-    files, skipped = tree.elf_files(image_cache, layers_from=from_layer)
+    found = tree.elf_files(image_cache, layers_from=from_layer)
     arch = _IMAGE_ARCHES.get(image.config.architecture)
-    return _Tree(tree, image_cache, files, skipped, image.reference,
+    return _Tree(tree, image_cache, found, image.reference,
                  options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes), image.config)
 
 
@@ -281,7 +275,7 @@ def _arch_of_platform(platform: str, arch: str | None) -> str:
     return found
 
 
-def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile], list[Skip]]:
+def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, Discovered]:
     """One ELF file, or one archive of native libraries, standing alone in its directory."""
     if not source.is_file():
         raise InputError(f"{source}: not a regular file")
@@ -294,9 +288,10 @@ def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]
             if head.startswith(b"PK"):
                 found: dict[object, ElfFile] = {}
                 skipped: list[Skip] = []
+                archives: list[ArchiveMetadata] = []
                 f.seek(0)
-                add_archive_members(scan_archive(f, location), found, skipped, cache)
-                return root, cache, sorted(found.values(), key=lambda e: e.path), skipped
+                add_archive_members(scan_archive(f, location), found, skipped, archives, cache)
+                return root, cache, Discovered(sorted(found.values(), key=lambda e: e.path), skipped, archives)
             if not is_elf(head):
                 raise InputError(f"{source}: not an ELF file")
         facts = read_elf_file(source)
@@ -306,7 +301,7 @@ def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, list[ElfFile]
         raise InputError(f"{source}: malformed ELF: {e}") from e
     st = source.stat()
     cache.remember((st.st_dev, st.st_ino), facts)
-    return root, cache, [ElfFile(location, (st.st_dev, st.st_ino), facts, ())], []
+    return root, cache, Discovered([ElfFile(location, (st.st_dev, st.st_ino), facts, ())], [], [])
 
 
 def kind_of(facts: ElfFacts) -> str:
@@ -325,6 +320,7 @@ class _Targets:
     gcompat: Target  # with gcompat installed: does it fix what musl alone cannot?
     show_gcompat: bool  # the target has gcompat, so reports show that load
 
+    @cached_property
     def preloaded(self) -> Target:
         """gcompat installed and preloaded, as its stub or LD_PRELOAD does."""
         t = self.gcompat
@@ -338,6 +334,7 @@ def judge(
     options: Options,
     catalog: Catalog,
     progress: Progress = no_progress,
+    app: Application | None = None,
 ) -> tuple[FileReport, ...]:
     targets: dict[str, _Targets] = {}
 
@@ -356,11 +353,12 @@ def judge(
 
     reports: dict[str, FileReport] = {}
     judged: list[tuple[ElfFile, str]] = []
+    memo = RelocationMemo()
     for f in files:
         kind = kind_of(f.facts)
         reason = _not_applicable(f.facts, kind, options)
-        if reason is None and (system := _other_os(f.path)) is not None:
-            reason = f"built for {system} (by its path in the archive): not a Linux library"
+        if reason is None and app is not None:
+            reason = app.unused.get(f.path)
         if reason is None and (owner := options.replaced.get(f.path)) is not None:
             reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
         if reason is not None:
@@ -378,8 +376,8 @@ def judge(
             continue
         progress("judging", len(reports), len(files))
         t = targets_for(f.facts.machine)
-        bare = load(root, cache, t.bare, f.path, ctx)
-        with_gc = load(root, cache, t.gcompat, f.path, ctx)
+        bare = load(root, cache, t.bare, f.path, ctx, memo=memo)
+        with_gc = load(root, cache, t.gcompat, f.path, ctx, memo=memo)
         p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare),
                           path=f.path, ignores=options.ignores)
         p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat),
@@ -403,21 +401,23 @@ def judge(
         if runs and options.context in (None, Context.STARTUP_LIBRARY):
             reports[f.path] = _startup_report(f, kind, runs, t, options.ignores)
             continue
-        ctx = options.context or archive_context(f.path) or Context.DLOPEN_NOW
+        host = app.host_of(f.path) if app is not None else None
+        ctx = options.context or (HOST_CONTEXT[host] if host else archive_context(f.path)) or Context.DLOPEN_NOW
+        provided = host_provides(host) if host else ()
         if ctx is Context.STARTUP_LIBRARY:
             # Not needed by any executable here: load it as the first object of a program.
             stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
-            bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path)
-            with_gc = load(root, cache, t.preloaded(), f.path, Context.EXECUTABLE,
-                           ldso_name=gcompat_stub_name(t.gcompat, stub))
+            bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path, memo=memo)
+            with_gc = load(root, cache, t.preloaded, f.path, Context.EXECUTABLE,
+                           ldso_name=gcompat_stub_name(t.gcompat, stub), memo=memo)
             reports[f.path] = _startup_report(f, kind, [(bare, with_gc, frozenset({f.path}))], t, options.ignores)
             continue
         # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
-        bare = load(root, cache, t.bare, f.path, ctx)
-        with_gc = load(root, cache, t.gcompat, f.path, ctx)
+        bare = load(root, cache, t.bare, f.path, ctx, host_provides=provided, memo=memo)
+        with_gc = load(root, cache, t.gcompat, f.path, ctx, host_provides=provided, memo=memo)
         p_bare = problems(bare, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
         p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        preloaded = load(root, cache, t.preloaded(), f.path, ctx)
+        preloaded = load(root, cache, t.preloaded, f.path, ctx, host_provides=provided, memo=memo)
         p_preload = problems(preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
         verdict = decide(p_bare, p_gc)
         shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
@@ -446,27 +446,6 @@ def _startup_report(
         path=f.path, facts=f.facts, kind=kind, context=Context.STARTUP_LIBRARY, verdict=verdict, shown=shown,
         result=result, scope=scope, preload_fixes=False, aliases=f.aliases,
     )
-
-
-def components(reports: tuple[FileReport, ...], ownership: Ownership) -> tuple[Component, ...]:
-    """The application's files one by one; files of OS packages grouped by package."""
-    own: list[FileReport] = []
-    by_package: dict[str, list[FileReport]] = {}
-    for f in reports:
-        pkg = ownership.owners.get(f.path)
-        if pkg is not None and f.verdict is Verdict.NOT_APPLICABLE:
-            by_package.setdefault(str(pkg), []).append(f)
-        else:
-            own.append(f)
-    grouped = []
-    for _, files in sorted(by_package.items()):
-        pkg = ownership.owners[files[0].path]
-        grouped.append(Component(
-            name=pkg.name, version=pkg.version, ecosystem="os-package", location=f"{pkg.manager}:{pkg.name}",
-            verdict=Verdict.NOT_APPLICABLE, files=tuple(f.path for f in files),
-            selected={f.arch: f.path for f in files}, fix="replaced by the Alpine base image's own package",
-        ))
-    return (*file_components(tuple(own)), *grouped)
 
 
 def _glibc_interpreter(facts: ElfFacts, target: Target) -> str | None:

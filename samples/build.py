@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 HARNESS_SRC = HERE / "harness" / "dlopen_probe.c"
 HARNESS = "_harness/dlopen_probe"
+HOST_HARNESS = "_harness/host_probe"  # the same probe, exporting what a JVM and CPython export (host_symbols.c)
 CFLAGS = ("-O2", "-Wall", "-Wno-deprecated-declarations")
 
 
@@ -141,6 +142,15 @@ SAMPLES: tuple[Sample, ...] = (
            (lib("app/lib/libcxx.so", "cxx.cpp"),), "app/lib/libcxx.so"),
     Sample("gcc-s", "C library needing libgcc_s.so.1 for _Unwind_Backtrace (not shipped)",
            (lib("app/lib/libgccs.so", "gcc_s.c", imports=("_Unwind_Backtrace",)),), "app/lib/libgccs.so"),
+    Sample("jni", "JNI library, glibc (fortified) and musl builds: JNI_GetCreatedJavaVMs comes from the JVM",
+           (lib("app/lib/glibc/libdemojni.so", "jni_native.c", flags=("-D_FORTIFY_SOURCE=2",),
+                imports=("__memcpy_chk", "__snprintf_chk", "JNI_GetCreatedJavaVMs")),
+            lib("app/lib/musl/libdemojni.so", "jni_native.c", libc="musl", imports=("JNI_GetCreatedJavaVMs",))),
+           "app/lib/glibc/libdemojni.so"),
+    Sample("py-ext", "CPython extension module, glibc and musl builds: PyLong_FromLong comes from the interpreter",
+           (lib("app/lib/glibc/demo.so", "py_ext.c", imports=("PyLong_FromLong",)),
+            lib("app/lib/musl/demo.so", "py_ext.c", libc="musl", imports=("PyLong_FromLong",))),
+           "app/lib/glibc/demo.so"),
     Sample("no-libc-needed", "library linked -nostdlib calling strlen: no DT_NEEDED names libc",
            (lib("app/lib/libnolibc.so", "no_libc.c", flags=("-nostdlib", "-fno-builtin"),
                 imports=("strlen",)),), "app/lib/libnolibc.so", dlopen=("app/lib/libnolibc.so",)),
@@ -234,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     if with_harness:
         (outdir / HARNESS).parent.mkdir(exist_ok=True)
         run(["musl-gcc", *CFLAGS, "-o", str(outdir / HARNESS), str(HARNESS_SRC)])
+        run(["musl-gcc", *CFLAGS, "-rdynamic", "-o", str(outdir / HOST_HARNESS), str(HARNESS_SRC),
+             str(HARNESS_SRC.parent / "host_symbols.c")])
     manifest = {"harness": HARNESS if with_harness else None,
+                "host_harness": HOST_HARNESS if with_harness else None,
                 "samples": [build_sample(s, outdir) for s in chosen]}
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return 0

@@ -107,7 +107,7 @@ def test_links_resolve_inside_the_image_and_hard_links_share_identity() -> None:
     assert isinstance(escape, Unresolvable) and escape.reason == "no such file"  # the image's /etc, not the host's
     loop = root.resolve("/loop/a")
     assert isinstance(loop, Unresolvable) and "too many levels" in loop.reason
-    _, skipped = root.elf_files(FactsCache(root))
+    skipped = root.elf_files(FactsCache(root)).skipped
     assert {s.path for s in skipped} >= {"/loop/a", "/loop/b", "/lib/escape"}
 
 
@@ -126,7 +126,8 @@ def test_elf_files_are_parsed_from_the_stream(samples_dir: Path) -> None:
     exe = (samples_dir / "hello" / "app" / "bin" / "hello").read_bytes()
     root = read_image(image([("file", "app/bin/hello", exe), ("file", "app/bin/truncated", exe[:200])],
                             compress=True))
-    files, skipped = root.elf_files(FactsCache(root))
+    found = root.elf_files(FactsCache(root))
+    files, skipped = found.files, found.skipped
     assert [f.path for f in files] == ["/app/bin/hello"]
     assert files[0].facts.interpreter == "/lib64/ld-linux-x86-64.so.2"
     assert [s.path for s in skipped] == ["/app/bin/truncated"] and "malformed ELF" in skipped[0].reason

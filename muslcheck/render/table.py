@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from muslcheck.report import FileReport, Finding, Report, Verdict, summary_line
+from muslcheck.report import Component, FileReport, Finding, Report, Verdict, summary_line
 
 _ORDER = (Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE)
 _MAX_SYMBOLS = 12
@@ -35,13 +35,28 @@ def render_table(report: Report, *, color: bool = False) -> str:
              f"gcompat {'installed' if t.gcompat else 'not installed'}"]
     lines.extend(f"note: {n}" for n in report.notes)
     lines.append("")
+    grouped = [c for c in report.components if c.ecosystem != "file"]
+    grouped_ids = {c.id for c in grouped}
+    if grouped:
+        lines.append(f"COMPONENTS ({len(grouped)}; loose files below)")
+        for verdict in _ORDER:
+            for c in grouped:
+                if c.verdict is verdict:
+                    lines.extend(_component(c, paint, fix_label))
+        lines.append("")
+        lines.append("FILES")
     for verdict in _ORDER:
         group = [f for f in report.files if f.verdict is verdict]
         if not group:
             continue
         if verdict in (Verdict.NATIVE, Verdict.NOT_APPLICABLE):
             lines.append(paint(f"{verdict.value.upper()} ({len(group)})", verdict))
+            in_components = [f for f in group if f.component in grouped_ids]
+            if in_components:
+                lines.append(f"  ({len(in_components)} of the components above)")
             for f in group:
+                if f.component in grouped_ids:
+                    continue
                 extra = f"  [{f.notes[0]}]" if verdict is Verdict.NOT_APPLICABLE and f.notes else ""
                 ignored = _ignored_count(f)
                 if ignored:
@@ -89,6 +104,17 @@ def _ignored_reason(f: FileReport, rules: tuple[str, ...], obj: str, subject: st
         None,
     )
     return f" [ignored: {hit.ignored}]" if hit is not None else ""
+
+
+def _component(c: Component, paint: Paint, fix_label: str) -> list[str]:
+    title = f"{c.name} {c.version}" if c.version else c.name
+    out = [paint(f"  {c.verdict.value.upper():<15}", c.verdict) + f" {title} ({c.ecosystem}: {c.location})"]
+    for arch, path in sorted(c.selected.items()):
+        if c.ecosystem in ("maven", "npm") and path != c.location:
+            out.append(f"{'':18}loads on musl ({arch}): {path.rsplit('!/', 1)[-1]}")
+    out.extend(f"{'':18}note: {n}" for n in c.notes)
+    out.extend(f"{'':18}{fix_label} {x}" for x in c.fixes[:3])
+    return out
 
 
 def _details(f: FileReport, paint: Paint, fix_label: str) -> list[str]:

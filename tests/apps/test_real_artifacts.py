@@ -1,0 +1,116 @@
+"""Real artifacts, downloaded on first use (tests/artifacts.py): Debian's JNA and sqlite-jdbc with their JNI
+libraries, Debian's OpenJDK 17 runtime, and orjson's manylinux and musllinux wheels. Verdicts are held
+against the real musl loader (``--list``) where a file is claimed to load or not."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from artifacts import ORJSON, debian_package, wheel_site
+from oracle.ldd import run_list
+
+from muslcheck import Verdict, scan
+from muslcheck.report import Component, FileReport, Report
+
+pytestmark = pytest.mark.network
+JNI_DIR = "usr/lib/x86_64-linux-gnu/jni"
+
+
+def only(report: Report, name: str) -> Component:
+    [found] = [c for c in report.components if c.name == name]
+    return found
+
+
+def jar_with_native(jar: Path, member: str, native: Path) -> bytes:
+    """The Debian JAR with its JNI library put back where the upstream JAR carries it."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(jar) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr(member, native.read_bytes())
+    return out.getvalue()
+
+
+def real_errors(loader: Path, native: Path) -> tuple[set[str], set[str]]:
+    """(missing libraries, unresolved symbols) as the real musl loader lists them."""
+    _, listed, _ = run_list(loader, native)
+    return {name for name, _ in listed.missing_libraries}, {symbol for _, symbol in listed.unresolved_symbols}
+
+
+def model_errors(f: FileReport) -> tuple[set[str], set[str]]:
+    return {lib.name for lib in f.missing_libraries}, {s.name for s in f.unresolved_symbols}
+
+
+@pytest.mark.oracle
+def test_jna_in_its_jar_needs_libffi_as_the_real_loader_says(tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
+    jna = debian_package("libjna-java") / "usr/share/java/jna-5.13.0.jar"
+    native = debian_package("libjna-jni") / JNI_DIR / "libjnidispatch.system.so"
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "jna-5.13.0.jar").write_bytes(jar_with_native(jna, "com/sun/jna/linux-x86-64/libjnidispatch.so", native))
+    report = scan(tmp_path, musl="1.2.5")
+    component = only(report, next(c.name for c in report.components if c.ecosystem == "maven"))
+    assert component.version == "5.13.0"
+    assert component.verdict is Verdict.NEEDS_PACKAGES
+    assert component.fix == "apk add libffi  (provides libffi.so.8)"
+    [f] = report.files
+    assert f.context == "dlopen-lazy" and f.path.endswith("!/com/sun/jna/linux-x86-64/libjnidispatch.so")
+    assert model_errors(f) == real_errors(musl_loaders["1.2.5"], native)
+
+
+@pytest.mark.oracle
+def test_debians_sqlite_jdbc_jni_library_needs_sqlite_libs(tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
+    native = debian_package("libxerial-sqlite-jdbc-jni") / JNI_DIR / "libsqlitejdbc.so"
+    jar = debian_package("libxerial-sqlite-jdbc-java") / "usr/share/java/sqlite-jdbc.jar"
+    (tmp_path / JNI_DIR).mkdir(parents=True)
+    shutil.copy(native, tmp_path / JNI_DIR / "libsqlitejdbc.so")
+    (tmp_path / "usr/share/java").mkdir(parents=True)
+    shutil.copy(jar, tmp_path / "usr/share/java/sqlite-jdbc.jar")
+    report = scan(tmp_path, musl="1.2.5")
+    [f] = report.files
+    assert f.context == "dlopen-lazy"  # Debian's java.library.path: the JVM loads it
+    assert f.verdict is Verdict.NEEDS_PACKAGES
+    assert f.fixes[0] == "apk add sqlite-libs  (provides libsqlite3.so.0)"
+    assert model_errors(f) == real_errors(musl_loaders["1.2.5"], native)
+
+
+def test_debians_openjdk_is_a_runtime_replaced_by_alpines(tmp_path: Path) -> None:
+    jre = debian_package("openjdk-17-jre-headless")
+    home = "usr/lib/jvm/java-17-openjdk-amd64"
+    shutil.copytree(jre / home, tmp_path / home, symlinks=True)
+    release = dict(line.split("=", 1) for line in (tmp_path / home / "release").read_text().splitlines()
+                   if "=" in line)
+    report = scan(tmp_path, musl="1.2.5")
+    [runtime] = [c for c in report.components if c.ecosystem == "runtime"]
+    assert runtime.version == release["JAVA_VERSION"].strip('"')
+    assert runtime.location == "/" + home and runtime.verdict is Verdict.NOT_APPLICABLE
+    assert runtime.fix is not None and "openjdk17" in runtime.fix
+    assert {f.verdict for f in report.files} == {Verdict.NOT_APPLICABLE}
+    assert set(runtime.files) == {f.path for f in report.files}
+    judged = scan(tmp_path, musl="1.2.5", include_runtimes=True)
+    libjvm = next(f for f in judged.files if f.path.endswith("/lib/server/libjvm.so"))
+    assert libjvm.verdict is not Verdict.NOT_APPLICABLE
+    assert only(judged, runtime.name).verdict is not Verdict.NOT_APPLICABLE
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("flavour", ["manylinux", "musllinux"])
+def test_orjson_wheels_as_cpython_loads_them(flavour: str, tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
+    site = tmp_path / "usr/local/lib/python3.11/site-packages"
+    shutil.copytree(wheel_site("orjson", ORJSON, flavour), site)
+    report = scan(tmp_path, musl="1.2.5")
+    orjson = only(report, "orjson")
+    assert (orjson.ecosystem, orjson.version) == ("pypi", ORJSON)
+    [module] = [f for f in report.files if f.component == orjson.id]
+    assert module.context == "dlopen-now"
+    libs, symbols = real_errors(musl_loaders["1.2.5"], tmp_path / module.path.lstrip("/"))
+    # The real loader runs the module alone, so CPython's Py* names are missing there; the interpreter has them.
+    assert model_errors(module) == (libs, {s for s in symbols if not s.startswith(("Py", "_Py"))})
+    # orjson's manylinux build imports only what musl also exports (checked above against the real loader):
+    # both wheels run on Alpine, the manylinux one through musl's libc.so.6 mapping.
+    assert orjson.verdict is Verdict.NATIVE and orjson.fix is None
+    assert module.needed == (("libc.so.6",) if flavour == "manylinux" else ("libc.so",))
