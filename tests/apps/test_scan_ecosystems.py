@@ -1,0 +1,98 @@
+"""Python distributions and npm packages through the whole scan: their modules judged in the context of
+the process that loads them (CPython: dlopen-now; Node: dlopen-lazy), grouped, with the ecosystem's fix first."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from muslcheck import Verdict, scan
+from muslcheck.report import Component, Report
+
+GLIBC_JNI = "jni/app/lib/glibc/libdemojni.so"  # fortified: __memcpy_chk and __snprintf_chk through the PLT
+PY_EXT = "py-ext/app/lib/glibc/demo.so"  # imports only PyLong_FromLong, which CPython exports
+SITE = "usr/local/lib/python3.11/site-packages"
+
+
+def put(tree: Path, path: str, data: bytes | str) -> None:
+    target = tree / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def only(report: Report, name: str) -> Component:
+    [found] = [c for c in report.components if c.name == name]
+    return found
+
+
+def dist_info(tree: Path, name: str, version: str, tag: str, files: list[str]) -> None:
+    info = f"{SITE}/{name}-{version}.dist-info"
+    put(tree, f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    put(tree, f"{info}/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n")
+    put(tree, f"{info}/RECORD", "".join(f"{f},,\n" for f in [*files, f"{name}-{version}.dist-info/RECORD"]))
+
+
+def test_a_manylinux_extension_blocked_on_musl_asks_for_a_musllinux_wheel(samples_dir: Path, tmp_path: Path) -> None:
+    module_path = f"{SITE}/fastthing/_speedups.cpython-311-x86_64-linux-gnu.so"
+    put(tmp_path, module_path, (samples_dir / GLIBC_JNI).read_bytes())
+    put(tmp_path, f"{SITE}/fastthing/__init__.py", "")
+    dist_info(tmp_path, "fastthing", "2.0.1", "cp311-cp311-manylinux_2_17_x86_64",
+              ["fastthing/__init__.py", "fastthing/_speedups.cpython-311-x86_64-linux-gnu.so"])
+    report = scan(tmp_path, musl="1.2.5")
+    fast = only(report, "fastthing")
+    assert (fast.ecosystem, fast.version, fast.verdict) == ("pypi", "2.0.1", Verdict.BLOCKED)
+    assert fast.location == f"/{SITE}/fastthing-2.0.1.dist-info"
+    [module] = report.files
+    assert module.context == "dlopen-now" and module.component == fast.id
+    # JNI_GetCreatedJavaVMs is the JVM's, not CPython's: missing here, unlike in a JAR.
+    assert {(s.name, s.effect) for s in module.unresolved_symbols} == {
+        ("__memcpy_chk", "fatal"), ("__snprintf_chk", "fatal"), ("JNI_GetCreatedJavaVMs", "fatal")}
+    assert fast.fix is not None and "musllinux" in fast.fix
+
+
+def test_cpythons_own_symbols_are_not_missing(samples_dir: Path, tmp_path: Path) -> None:
+    put(tmp_path, f"{SITE}/demo.cpython-311-x86_64-linux-gnu.so", (samples_dir / PY_EXT).read_bytes())
+    dist_info(tmp_path, "demo", "1.0", "cp311-cp311-manylinux_2_17_x86_64", ["demo.cpython-311-x86_64-linux-gnu.so"])
+    report = scan(tmp_path, musl="1.2.5")
+    assert only(report, "demo").verdict is Verdict.NATIVE  # PyLong_FromLong is the interpreter's
+    [module] = report.files
+    assert module.unresolved_symbols == ()
+
+
+def test_an_npm_package_with_only_its_gnu_build_installed_points_at_the_musl_one(
+    samples_dir: Path, tmp_path: Path
+) -> None:
+    nm = "app/node_modules/@swc"
+    put(tmp_path, f"{nm}/core-linux-x64-gnu/swc.linux-x64-gnu.node", (samples_dir / GLIBC_JNI).read_bytes())
+    put(tmp_path, f"{nm}/core-linux-x64-gnu/package.json",
+        json.dumps({"name": "@swc/core-linux-x64-gnu", "version": "1.3.100", "libc": ["glibc"]}))
+    put(tmp_path, f"{nm}/core/package.json", json.dumps({
+        "name": "@swc/core", "version": "1.3.100",
+        "optionalDependencies": {"@swc/core-linux-x64-gnu": "1.3.100", "@swc/core-linux-x64-musl": "1.3.100"}}))
+    report = scan(tmp_path, musl="1.2.5")
+    swc = only(report, "@swc/core-linux-x64-gnu")
+    assert (swc.ecosystem, swc.verdict) == ("npm", Verdict.BLOCKED)
+    [addon] = report.files
+    assert addon.context == "dlopen-lazy"  # process.dlopen defaults to RTLD_LAZY: the fortified calls are latent
+    assert {s.effect for s in addon.unresolved_symbols} == {"latent"}
+    assert swc.fix == "npm ci on Alpine installs @swc/core-linux-x64-musl instead (an optional dependency of @swc/core)"
+
+
+def test_hostile_member_names_and_garbage_wheel_metadata(samples_dir: Path, tmp_path: Path) -> None:
+    lib = (samples_dir / PY_EXT).read_bytes()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("../../../etc/evil.so", lib)
+        z.writestr("pkg-1.0.dist-info/WHEEL", b"\x00\xff" * 5000)
+        z.writestr("pkg-1.0.dist-info/METADATA", b"Name: \x00\nVersion: \xff\xfe\n")
+    (tmp_path / "pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(out.getvalue())
+    report = scan(tmp_path, musl="1.2.5")
+    [module] = report.files
+    assert module.path == "/pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl!/../../../etc/evil.so"
+    assert module.verdict is Verdict.NATIVE and module.context == "dlopen-now"  # judged in place, never extracted
+    assert not (tmp_path.parent / "etc").exists()
+    problems = [s for s in report.skipped if ".dist-info/" in s.path]
+    assert problems and all(not s.unchecked for s in problems)
+    assert report.complete
