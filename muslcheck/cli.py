@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import click
 
 from muslcheck import __version__
+from muslcheck.cache import Store, default_cache_dir, default_salt
 from muslcheck.discover import Progress, no_progress
 from muslcheck.errors import InputError, MuslcheckError, UsageError
 from muslcheck.explain import explain as explain_symbol
@@ -108,6 +111,8 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
               help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
 @click.option("--allow-unchecked", is_flag=True,
               help="Exit 0 even when some files could not be checked (malformed, unreadable, too large).")
+@click.option("--no-cache", is_flag=True,
+              help="Neither read nor write the report cache ($MUSLCHECK_CACHE_DIR, $XDG_CACHE_HOME/muslcheck).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
     path: str,
@@ -118,6 +123,7 @@ def scan_command(
     base: str | None,
     include_os_packages: bool,
     include_runtimes: bool,
+    no_cache: bool,
     insecure_registry: bool,
     docker_config: Path | None,
     gcompat: bool,
@@ -138,13 +144,13 @@ def scan_command(
         specs = parse_outputs(outputs, out_file)
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
             ignore_file = Path(DEFAULT_IGNORE_FILE)
-        with StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        with StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress, _report_cache(no_cache) as store:
             report = scan(
                 path, alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
                 context=load_context, library_path=library_path, preload=preload, ignore=ignore_file,
                 base=base, include_os_packages=include_os_packages, include_runtimes=include_runtimes,
                 insecure_registry=insecure_registry,
-                docker_config=docker_config or _default_docker_config(), progress=progress,
+                docker_config=docker_config or _default_docker_config(), progress=progress, cache=store,
             )
         for spec in specs:
             text = _render(spec, report, Verdict(fail_on))
@@ -169,6 +175,38 @@ def scan_command(
         for line in (*report.notes, summary_line(report)):
             click.echo(f"muslcheck: {line}", err=True)
     sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked))
+
+
+@contextmanager
+def _report_cache(disabled: bool) -> Iterator[Store | None]:
+    if disabled:
+        yield None
+        return
+    with Store(default_cache_dir(), salt=default_salt()) as store:
+        yield store
+
+
+@main.group()
+def cache() -> None:
+    """The report cache: an unchanged directory or image is not scanned twice with the same options."""
+
+
+@cache.command("prune")
+def cache_prune() -> None:
+    """Remove every cached report."""
+    directory = default_cache_dir()
+    with Store(directory, salt="") as store:
+        freed = store.prune()
+        reason = store.stats.disabled
+    if reason:
+        _fail(f"cache {directory}: {reason}", EXIT_INPUT)
+    click.echo(f"muslcheck: removed {freed} bytes from {directory}")
+
+
+@cache.command("dir")
+def cache_dir() -> None:
+    """Print the cache directory."""
+    click.echo(str(default_cache_dir()))
 
 
 def _default_docker_config() -> Path | None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from muslcheck.discover import FactsCache, NotLoadable
 from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
@@ -52,6 +53,9 @@ _OK_TYPES = frozenset({"NOTYPE", "OBJECT", "FUNC", "COMMON", "TLS"})
 _OK_BINDS = frozenset({"GLOBAL", "WEAK", "GNU_UNIQUE"})
 
 
+_LIBC_EXPORTS: dict[int, tuple[MuslExports, dict[str, tuple[str, str, bool]]]] = {}
+
+
 @dataclass(frozen=True)
 class Target:
     """The musl system the file is loaded into."""
@@ -70,11 +74,19 @@ class Target:
 
     @cached_property
     def libc_exports(self) -> dict[str, tuple[str, str, bool]]:
-        return {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
+        """One dict per musl table, shared by the targets built on it (so relocation results are too)."""
+        entry = _LIBC_EXPORTS.get(id(self.musl))  # the entry keeps the table alive, so the id is not reused
+        if entry is None:
+            exports = {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
+            entry = _LIBC_EXPORTS[id(self.musl)] = (self.musl, exports)
+        return entry[1]
 
     @cached_property
     def gcompat_exports(self) -> dict[str, tuple[str, str, bool]]:
         return {n: ("FUNC", "GLOBAL", False) for n in self.gcompat.symbols_for(self.arch)} if self.gcompat else {}
+
+
+_HOST_FUNCTION = ("FUNC", "GLOBAL", False)
 
 
 class HostExports(Mapping[str, tuple[str, str, bool]]):
@@ -85,9 +97,12 @@ class HostExports(Mapping[str, tuple[str, str, bool]]):
         self.prefixes = prefixes
 
     def __getitem__(self, name: str) -> tuple[str, str, bool]:
-        if self.prefixes and name.startswith(self.prefixes):
-            return ("FUNC", "GLOBAL", False)
-        raise KeyError(name)
+        if not name.startswith(self.prefixes):
+            raise KeyError(name)
+        return _HOST_FUNCTION
+
+    def get(self, name: str, default: object = None) -> Any:  # looked up for every symbol: no KeyError on a miss
+        return _HOST_FUNCTION if name.startswith(self.prefixes) else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -597,7 +612,8 @@ def load(
     else:
         loader = _Loader(root, cache, target, ldso_name or target.ldso_path)
         host = _Dso(path="<host program>", requested_as="", found_by="host", links=(), identity=("host",),
-                    needed_by=None, runtime_loaded=False, deps_loaded=True, exports=HostExports(host_provides))
+                    needed_by=None, runtime_loaded=False, deps_loaded=True,
+                    exports=HostExports(host_provides) if host_provides else {})
         loader.objects.append(host)
         for preload in preloads:
             loader.load_library(preload, None)

@@ -200,7 +200,8 @@ class Report:
         data["complete"] = self.complete
         return data
 
-    def to_json(self, indent: int | None = 2) -> str:
+    def to_json(self, indent: int | None = None) -> str:
+        """Compact by default: the C encoder runs only without indentation (a large tree's report is big)."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
 
     @classmethod
@@ -221,9 +222,11 @@ def _build(tp: Any, value: Any) -> Any:
     """Rebuild a value of type ``tp`` (a dataclass, tuple, dict, enum, optional or plain type) from JSON."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = typing.get_type_hints(tp)
-        fields = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in fields})
+        hints = _HINTS.get(tp)
+        if hints is None:
+            fields = {f.name for f in dataclasses.fields(tp)}
+            hints = _HINTS[tp] = {k: h for k, h in typing.get_type_hints(tp).items() if k in fields}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in hints})
     if origin in (types.UnionType, typing.Union):
         if value is None:
             return None
@@ -238,15 +241,26 @@ def _build(tp: Any, value: Any) -> Any:
     return value
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _plain(value: Any) -> Any:
     """Dataclasses to dicts, tuples to lists, enums to their values (no deep copies)."""
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value.value if isinstance(value, Enum) else value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.value if isinstance(value, Enum) else value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 _SUMMARY_ORDER = (

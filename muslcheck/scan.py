@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -13,6 +16,7 @@ from muslcheck import __version__
 from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides, identify
 from muslcheck.apps.components import build_components
 from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
+from muslcheck.cache import Store, directory_fingerprint, load_report, save_report, scan_key
 from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, discover, no_progress
 from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
@@ -32,7 +36,7 @@ from muslcheck.report import (
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, join
 from muslcheck.sources import open_image
 from muslcheck.sources.interface import Image, ImageConfig
-from muslcheck.sources.reference import parse_reference
+from muslcheck.sources.reference import Reference, parse_reference
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
 
@@ -81,6 +85,7 @@ def scan(
     ignore: str | os.PathLike[str] | Ignores | None = None,
     progress: Progress = no_progress,
     catalog: Catalog | None = None,
+    cache: Store | None = None,
 ) -> Report:
     """Judge every ELF file of ``path``: a directory (the target's root), one file, or an image reference
     (``docker-archive:``, ``oci-archive:``, ``oci-dir:``, ``registry:``, ``docker:``, or a path whose kind is
@@ -93,7 +98,8 @@ def scan(
     plain HTTP to a registry on localhost, ``docker_config`` names a config.json with credentials;
     ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
     every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings;
-    ``progress(stage, done, total)`` is called as the scan advances.
+    ``progress(stage, done, total)`` is called as the scan advances; ``cache`` (a ``muslcheck.cache.Store``)
+    returns the report of an unchanged directory or image with the same options without scanning it again.
     Raises ``UsageError`` for a bad option and ``InputError`` for input that cannot be read.
     """
     catalog = catalog or Catalog()
@@ -115,8 +121,15 @@ def scan(
     )
 
     with ExitStack() as stack:
+        ref = parse_reference(str(path))
+        image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
+                                               docker_config=docker_config)) if ref.is_image else None
+        settings = {"platform": platform, "include_os_packages": include_os_packages, "source": str(path)}
+        key = _report_key(ref, image, options, settings) if cache is not None and base is None else None
+        if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
+            return cached
         tree = _with_archive_members(
-            _open_tree(stack, str(path), options, platform, base, insecure_registry, docker_config, progress)
+            _open_tree(stack, ref, image, options, platform, base, insecure_registry, docker_config, progress)
         )
         options = replace(options, arch=tree.arch or options.arch, library_path=tree.library_path)
         ownership = read_ownership(tree.root)
@@ -128,7 +141,7 @@ def scan(
         components, reports = build_components(app, judged, ownership)
     notes = (*tree.notes, *_entrypoint(tree, reports), *ownership.notes, *_musl_based(tree.root),
              *ignores.expiry_notes())
-    return Report(
+    report = Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
         source=str(path),
@@ -140,6 +153,29 @@ def scan(
         notes=notes,
         root=tree.description,
     )
+    if cache is not None and key is not None:
+        save_report(cache, key, report)
+    return report
+
+
+def _report_key(ref: Reference, image: Image | None, options: Options, settings: Mapping[str, object]) -> str | None:
+    """What the report depends on: the image's content or the directory's stat fingerprint, and every option.
+    None when it cannot be trusted to stay the same (a lone file, a directory written to just now)."""
+    if image is not None:
+        content = json.dumps([dataclasses.asdict(image.config), [layer.digest for layer in image.layers]])
+        identity = "image " + hashlib.sha256(content.encode()).hexdigest()
+    elif ref.kind == "dir" and ref.path is not None:
+        fingerprint = directory_fingerprint(ref.path)
+        if fingerprint is None:
+            return None
+        identity = "dir " + fingerprint
+    else:
+        return None
+    chosen = {**settings, "musl": options.musl, "alpine": options.alpine, "arch": options.arch,
+              "gcompat": options.gcompat, "context": options.context, "library_path": options.library_path,
+              "preload": list(options.preload), "include_runtimes": options.include_runtimes,
+              "ignores": repr(options.ignores)}
+    return scan_key(identity, chosen)
 
 
 @dataclass(frozen=True)
@@ -193,7 +229,8 @@ def archive_context(path: str) -> Context | None:
 
 def _open_tree(
     stack: ExitStack,
-    text: str,
+    ref: Reference,
+    image: Image | None,
     options: Options,
     platform: str | None,
     base: str | None,
@@ -201,8 +238,7 @@ def _open_tree(
     docker_config: Path | None,
     progress: Progress,
 ) -> _Tree:
-    """The root to judge, from a directory, a lone file, or an image reference."""
-    ref = parse_reference(text)
+    """The root to judge, from a directory, a lone file, or an opened image."""
     if ref.kind == "dir":
         assert ref.path is not None
         root = DirectoryRoot(ref.path)
@@ -213,8 +249,7 @@ def _open_tree(
         lone, cache, found = _single_file(ref.path)
         # A lone file finds its siblings.
         return _Tree(lone, cache, found, str(lone.host_root), options.library_path or "/")
-    image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
-                                           docker_config=docker_config))
+    assert image is not None
     tree = read_image(image, progress)
     image_cache = FactsCache(tree)
     from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]

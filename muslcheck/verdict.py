@@ -80,6 +80,7 @@ def problems(
     for obj in result.objects:
         if obj.facts is None or not in_scope(obj.path):
             continue
+        gcompat_names = gcompat.symbols_for(obj.facts.machine) if gcompat is not None and obj.unresolved else ()
         for u in obj.unresolved:
             if u.effect is Effect.NULL:
                 if u.name not in TOOLCHAIN_WEAK:
@@ -89,7 +90,7 @@ def problems(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
                 fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,
                 from_library=u.version_library,
-                gcompat=gcompat is not None and u.name in gcompat.symbols_for(obj.facts.machine),
+                gcompat=u.name in gcompat_names,
                 pending_on=_pending_on(u.version_library, packaged),
             ))
         machine = obj.facts.machine
@@ -105,7 +106,8 @@ def problems(
         symbols=tuple(symbols), weak_null=tuple(sorted(weak_null)), libraries=libraries,
         relocations=tuple(relocations), tls=tuple(tls), relr=relr, wrong_arch=tuple(wrong_arch),
         glibc_interpreter=glibc_interpreter,
-        findings=tuple(replace(f, ignored=ignores.match(f.rule, f.subject, path)) for f in found),
+        findings=tuple(f if (why := ignores.match(f.rule, f.subject, path)) is None else replace(f, ignored=why)
+                       for f in found),
     )
 
 

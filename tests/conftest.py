@@ -24,6 +24,12 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def private_report_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI caches reports under $MUSLCHECK_CACHE_DIR: never the user's own cache during tests."""
+    monkeypatch.setenv("MUSLCHECK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "report-cache"))
+
+
 @pytest.fixture(scope="session")
 def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """OUTDIR of ``samples/build.py``, built once per session."""
