@@ -137,7 +137,8 @@ def run_scan(target: str, *args: str, work: Path, timeout: float = HANG_GUARD_S,
            "HOSTILE_AUDIT_EVENTS": json.dumps(EXEC_EVENTS + WRITE_EVENTS), "TMPDIR": str(scan_tmp),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     env.pop("DOCKER_CONFIG", None)
-    cmd = [sys.executable, "-c", code, "scan", target, "-o", "json", "--no-gcompat", *args]
+    # The report cache is the one thing a scan writes (tests/test_report_cache.py): off here, so any write is a leak.
+    cmd = [sys.executable, "-c", code, "scan", target, "-o", "json", "--no-gcompat", "--no-cache", *args]
     driver = subprocess.run(
         [sys.executable, "-c", _DRIVER, json.dumps(cmd), str(timeout), str(int(memory_limit_gb * (1 << 30)))],
         capture_output=True, text=True, env=env, cwd=work, timeout=timeout + 60)
