@@ -1,0 +1,791 @@
+#!/usr/bin/env python3
+"""muslcheck's performance benchmark: builds its inputs, times muslcheck against ELF tools in the same
+run, checks the targets of docs/performance.md, and writes a table (Markdown + JSON).
+
+    python3 benchmarks/run.py                 # full run (about 15 minutes on 2 cores the first time)
+    python3 benchmarks/run.py --quick         # 2 runs per case, no 10,000-file growth point
+    python3 benchmarks/run.py --update-docs   # also rewrite the results of docs/performance.md
+
+Inputs are built under --cache-dir (default ~/.cache/muslcheck-bench), never in the repository, and
+removed at the end unless --keep. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inputs import Inputs, build_growth_tree, build_inputs  # benchmarks/ is on sys.path as the script's folder
+from measure import Launcher, Result, measure
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DOCS = REPO / "docs" / "performance.md"
+DOCS_PNG = REPO / "docs" / "performance-growth.png"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+MUSL = "1.2.5"
+GROWTH_SIZES = (10, 100, 1_000, 10_000)
+VENV_PACKAGES = ("auditwheel", "matplotlib")
+
+_t0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _t0:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+# --- the machine and the tools -------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, RAM, kernel, distribution and load, from /proc and /etc."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    distro = ""
+    if Path("/etc/os-release").exists():
+        m = re.search(r'^PRETTY_NAME="?([^"\n]*)', Path("/etc/os-release").read_text(), re.M)
+        distro = m.group(1) if m else ""
+    return {
+        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "ram_gb": round(mem_kb * 1024 / 1e9, 1),
+        "kernel": platform.release(), "distro": distro, "load_at_start": os.getloadavg()[0],
+    }  # fmt: skip
+
+
+def first_line(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """The first non-empty output line of a version command, or "not installed"."""
+    if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+        return "not installed"
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+    lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()]
+    return lines[0] if lines else f"unknown (exit {proc.returncode})"
+
+
+def dpkg_version(package: str) -> str:
+    proc = (
+        subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+        if shutil.which("dpkg-query")
+        else None
+    )
+    return proc.stdout.strip() if proc and proc.returncode == 0 else "unknown"
+
+
+def python_module_version(python: str, module: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({module!r}))"
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return "not installed"
+    return proc.stdout.strip() if proc.returncode == 0 else "not installed"
+
+
+def is_python_script(path: str | None) -> bool:
+    if not path:
+        return False
+    with open(path, "rb") as f:
+        head = f.readline()
+    return head.startswith(b"#!") and b"python" in head
+
+
+def ensure_venv(cache: Path) -> Path | None:
+    """A venv under the cache with auditwheel and matplotlib (neither is a muslcheck dependency)."""
+    venv = cache / "venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        log(f"creating {venv} with {', '.join(VENV_PACKAGES)}")
+        if subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True).returncode != 0:
+            return None
+    missing = [p for p in VENV_PACKAGES if python_module_version(str(python), p) == "not installed"]
+    if missing:
+        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", *missing], capture_output=True, text=True)
+        if proc.returncode != 0:
+            log(f"pip install {' '.join(missing)} failed: {proc.stderr.strip()[-300:]}")
+    return python
+
+
+# --- the benchmark ------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, venv_python: Path | None, launcher: Launcher) -> None:
+        self.args, self.work, self.venv_python, self.launcher = args, work, venv_python, launcher
+        self.results: dict[str, Result] = {}
+        self.notes: list[str] = []
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.reports = work / "reports"
+        self.reports.mkdir(exist_ok=True)
+        src = Path(args.muslcheck_src).resolve()
+        self.muslcheck_env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
+        # -P: the current directory does not go first on sys.path, so PYTHONPATH decides which muslcheck runs.
+        self.muslcheck = [sys.executable, "-P", "-c", "import sys; from muslcheck.cli import main; sys.exit(main())"]
+        self.src = src
+
+    # The displayed command: placeholders instead of long paths.
+    def show(self, argv: Sequence[str]) -> str:
+        text = shlex.join(argv)
+        text = text.replace(shlex.join(self.muslcheck), "muslcheck")
+        text = text.replace(str(self.venv_python or "//"), "venv-python").replace(sys.executable, "python3")
+        text = text.replace(str(HERE) + "/", "benchmarks/")
+        return text.replace(str(self.work), "$WORK")
+
+    def case(
+        self,
+        key: str,
+        label: str,
+        argv: Sequence[str],
+        *,
+        needs: Sequence[str] = (),
+        ok_codes: Sequence[int] = (0,),
+        warm: Sequence[Path] = (),
+        env: dict[str, str] | None = None,
+        runs: int | None = None,
+    ) -> Result:
+        """Time one command (a median of up to --runs whole-process runs) unless a tool it needs is absent."""
+        result = Result(key, label, self.show(argv))
+        self.results[key] = result
+        absent = [t for t in needs if shutil.which(t) is None and not Path(t).exists()]
+        if absent:
+            result.status, result.note = "not installed", f"{', '.join(absent)} not installed"
+            log(f"{label}: {result.note}")
+            return result
+        log(f"{label}: {result.command}")
+        measure(
+            self.launcher,
+            result,
+            argv,
+            runs=runs or self.args.runs,
+            budget_s=self.args.budget,
+            ok_codes=ok_codes,
+            env=env,
+            warm_paths=warm,
+            stderr_to=self.logs / f"{key}.err",
+        )
+        if result.ok:
+            log(f"  median {result.wall_s:.3f} s over {len(result.runs)} run(s), peak RSS {result.max_rss_mb:.0f} MB")
+        else:
+            log(f"  {result.status}: {result.note}")
+        return result
+
+    def skip(self, key: str, label: str, why: str) -> Result:
+        result = Result(key, label, "", status="skipped", note=why)
+        self.results[key] = result
+        log(f"{label}: skipped ({why})")
+        return result
+
+    def muslcheck_scan(self, key: str, label: str, target: str, warm: Sequence[Path], *extra: str) -> Result:
+        """``muslcheck scan TARGET --musl 1.2.5 -o json=FILE``, end to end; the report is checked afterwards."""
+        report = self.reports / f"{key}.json"
+        argv = [*self.muslcheck, "scan", target, "--musl", MUSL, "-o", f"json={report}", *extra]
+        result = self.case(key, label, argv, ok_codes=(0, 1), warm=warm, env=self.muslcheck_env)
+        if result.ok:
+            try:
+                doc = json.loads(report.read_text())
+                judged = f"{len(doc['files']):,} ELF files judged"
+                result.note = judged + (f"; {result.note}" if result.note else "")
+            except (OSError, ValueError, KeyError) as e:
+                result.status, result.note = "failed", f"no usable JSON report ({e})"
+        return result
+
+    # --- groups of cases ---
+
+    def directory_cases(self, inp: Inputs, elf_list: Path) -> None:
+        tree = inp.tree
+        self.muslcheck_scan("mc_dir", "muslcheck scan (directory)", str(tree), [tree])
+        self.case(
+            "scanelf", "scanelf -R", ["scanelf", "-R", "-i", "-n", "-r", str(tree)], needs=["scanelf"], warm=[tree]
+        )
+        self.case(
+            "readelf",
+            "readelf, one process per ELF file",
+            ["xargs", "-0", "-n1", "-a", str(elf_list), "readelf", "--dyn-syms", "-d", "-l"],
+            needs=["readelf", "xargs"],
+            warm=[tree],
+        )
+        lddtree = shutil.which("lddtree")
+        label = "pax-utils lddtree (Python)" if lddtree and is_python_script(lddtree) else "pax-utils lddtree"
+        self.case(
+            "lddtree",
+            label,
+            ["xargs", "-0", "-a", str(elf_list), "lddtree", "--skip-non-elfs", "-l"],
+            needs=["lddtree", "xargs"],
+            warm=[tree],
+        )
+        readers = str(HERE / "readers.py")
+        if self.venv_python and python_module_version(str(self.venv_python), "auditwheel") != "not installed":
+            self.case(
+                "auditwheel",
+                "auditwheel lddtree, one process",
+                [str(self.venv_python), readers, "auditwheel", str(elf_list)],
+                warm=[tree],
+            )
+        else:
+            self.results["auditwheel"] = Result(
+                "auditwheel",
+                "auditwheel lddtree, one process",
+                "",
+                status="not installed",
+                note="auditwheel could not be installed",
+            )
+        for module in ("pyelftools", "lief"):
+            label = f"{module} symbol extraction, one process"
+            if python_module_version(sys.executable, module) == "not installed":
+                self.results[module] = Result(
+                    module, label, "", status="not installed", note=f"{module} not installed for {sys.executable}"
+                )
+                continue
+            self.case(module, label, [sys.executable, readers, module, str(elf_list)], warm=[tree])
+
+    def image_cases(self, inp: Inputs) -> None:
+        for comp in ("none", "gzip", "zstd"):
+            archive = inp.archives[comp]
+            what = {"none": "uncompressed", "gzip": "gzip layer", "zstd": "zstd layer"}[comp]
+            self.muslcheck_scan(
+                f"mc_da_{comp}", f"muslcheck scan docker-archive ({what})", f"docker-archive:{archive}", [archive]
+            )
+        self.case(
+            "zcat",
+            "zcat of the gzip layer",
+            ["zcat", str(inp.layers["gzip"])],
+            needs=["zcat"],
+            warm=[inp.layers["gzip"]],
+        )
+        self.case(
+            "zstd_d",
+            "zstd -d of the zstd layer",
+            ["zstd", "-d", "-q", "-c", str(inp.layers["zstd"])],
+            needs=["zstd"],
+            warm=[inp.layers["zstd"]],
+        )
+        self.case(
+            "tar_t",
+            "tar -tf of the uncompressed archive",
+            ["tar", "-tf", str(inp.archives["none"])],
+            needs=["tar"],
+            warm=[inp.archives["none"]],
+        )
+        self.case(
+            "tar_t_layer",
+            "tar -tf of the uncompressed layer",
+            ["tar", "-tf", str(inp.layers["none"])],
+            needs=["tar"],
+            warm=[inp.layers["none"]],
+        )
+        self.case(
+            "cat",
+            "cat of the uncompressed archive",
+            ["cat", str(inp.archives["none"])],
+            needs=["cat"],
+            warm=[inp.archives["none"]],
+        )
+
+    def jar_cases(self, inp: Inputs) -> None:
+        self.muslcheck_scan("mc_jar", "muslcheck scan (fat JAR)", str(inp.jar), [inp.jar])
+        self.case(
+            "unzip_t", "unzip -t of the fat JAR", ["unzip", "-tqq", str(inp.jar)], needs=["unzip"], warm=[inp.jar]
+        )
+
+    def scaling_cases(self, inp: Inputs, scan_help: str) -> None:
+        option = next((o for o in ("--jobs", "--workers", "--processes") if o in scan_help), None)
+        if option is None:
+            why = "`muslcheck scan --help` offers no --jobs option"
+            self.skip("mc_jobs1", "muslcheck scan (directory), 1 process", why)
+            self.skip("mc_jobs2", "muslcheck scan (directory), 2 processes", why)
+            self.notes.append(f"Scaling with 1 and 2 processes: skipped, {why} (checked at run time).")
+            return
+        for n in (1, 2):
+            self.muslcheck_scan(
+                f"mc_jobs{n}", f"muslcheck scan (directory), {option} {n}", str(inp.tree), [inp.tree], option, str(n)
+            )
+
+    def cache_cases(self, inp: Inputs, scan_help: str) -> None:
+        """A second scan with muslcheck's cache against the first, when muslcheck has a cache."""
+        key_first, key_second = "mc_cache_first", "mc_cache_second"
+        if "--cache-dir" in scan_help:
+            cache_dir = self.work / "muslcheck-cache"
+            shutil.rmtree(cache_dir, ignore_errors=True)
+            self.muslcheck_scan(
+                key_first,
+                "muslcheck scan (directory), empty cache",
+                str(inp.tree),
+                [inp.tree],
+                "--cache-dir",
+                str(cache_dir),
+            )
+            # Only the first run met an empty cache: take that one.
+            first = self.results[key_first]
+            first.runs = first.runs[:1]
+            self.muslcheck_scan(
+                key_second,
+                "muslcheck scan (directory), cache filled",
+                str(inp.tree),
+                [inp.tree],
+                "--cache-dir",
+                str(cache_dir),
+            )
+        elif "--no-cache" in scan_help:
+            self.muslcheck_scan(
+                key_first, "muslcheck scan (directory), --no-cache", str(inp.tree), [inp.tree], "--no-cache"
+            )
+            self.muslcheck_scan(key_second, "muslcheck scan (directory), cache filled", str(inp.tree), [inp.tree])
+        else:
+            why = "`muslcheck scan --help` offers no --cache-dir/--no-cache option"
+            self.skip(key_first, "muslcheck scan, first (cache)", why)
+            self.skip(key_second, "muslcheck scan, second (cache)", why)
+            self.notes.append(f"Second scan with a cache: not available, {why} (checked at run time).")
+
+    def growth_cases(self, inp: Inputs, sizes: Sequence[int]) -> dict[str, Any]:
+        """muslcheck and scanelf over trees of N ELF files; a linear fit of time and peak RSS against N."""
+        series: dict[str, dict[str, list[float | None]]] = {
+            "muslcheck": {"wall_s": [], "rss_mb": []},
+            "scanelf": {"wall_s": [], "rss_mb": []},
+        }
+        for n in sizes:
+            tree = build_growth_tree(self.work, inp.tree, inp.elf_files, n, log)
+            mc = self.muslcheck_scan(f"growth_mc_{n}", f"growth: muslcheck scan, {n:,} ELF files", str(tree), [tree])
+            se = self.case(
+                f"growth_scanelf_{n}",
+                f"growth: scanelf -R, {n:,} ELF files",
+                ["scanelf", "-R", "-i", "-n", "-r", str(tree)],
+                needs=["scanelf"],
+                warm=[tree],
+            )
+            for name, r in (("muslcheck", mc), ("scanelf", se)):
+                series[name]["wall_s"].append(r.wall_s)
+                series[name]["rss_mb"].append(r.max_rss_mb)
+        out: dict[str, Any] = {"sizes": list(sizes), "series": series}
+        for s in series.values():
+            s["fit_wall"] = linear_fit(sizes, s["wall_s"])
+            s["fit_rss"] = linear_fit(sizes, s["rss_mb"])
+        return out
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float | None]) -> dict[str, float | None]:
+    """Least-squares y = a + b·x and its R² (None with fewer than 3 points)."""
+    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+    if len(pts) < 3:
+        return {"intercept": None, "slope": None, "r2": None}
+    n = len(pts)
+    mx = sum(x for x, _ in pts) / n
+    my = sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    sxy = sum((x - mx) * (y - my) for x, y in pts)
+    slope = sxy / sxx
+    intercept = my - slope * mx
+    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in pts)
+    ss_tot = sum((y - my) ** 2 for _, y in pts)
+    return {"intercept": intercept, "slope": slope, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+
+
+# --- targets and the report ---------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Result]) -> list[dict[str, Any]]:
+    """Each target of docs/performance.md: what was measured and whether it is met."""
+
+    def wall(key: str) -> float | None:
+        r = results.get(key)
+        return r.wall_s if r else None
+
+    def why_missing(*keys: str) -> str:
+        for k in keys:
+            r = results.get(k)
+            if r is None or not r.ok:
+                return f"not available: {r.label}: {r.note or r.status}" if r else f"not available: {k} not run"
+        return ""
+
+    def ratio(num: str, den: str, limit: float, text: str, *, at_least: bool = False) -> dict[str, Any]:
+        missing = why_missing(num, den)
+        if missing:
+            return {"target": text, "measured": missing, "met": None}
+        value = wall(num) / wall(den)
+        met = value >= limit if at_least else value <= limit
+        measured = f"{value:.2f}x ({results[num].label} / {results[den].label})"
+        return {"target": text, "measured": measured, "value": value, "met": met}
+
+    out = []
+    missing = why_missing("mc_dir")
+    if missing:
+        out.append({"target": "directory scan ≤ 1.0 s", "measured": missing, "met": None})
+    else:
+        out.append(
+            {
+                "target": "directory scan ≤ 1.0 s",
+                "measured": f"{wall('mc_dir'):.2f} s",
+                "value": wall("mc_dir"),
+                "met": wall("mc_dir") <= 1.0,
+            }
+        )
+    out.append(ratio("mc_dir", "scanelf", 20, "directory scan ≤ 20x scanelf -R"))
+    out.append(ratio("lddtree", "mc_dir", 30, "≥ 30x faster than pax-utils lddtree", at_least=True))
+    out.append(ratio("auditwheel", "mc_dir", 30, "≥ 30x faster than auditwheel lddtree", at_least=True))
+    if missing:
+        out.append({"target": "directory scan peak RSS ≤ 150 MB", "measured": missing, "met": None})
+    else:
+        rss = results["mc_dir"].max_rss_mb
+        out.append(
+            {"target": "directory scan peak RSS ≤ 150 MB", "measured": f"{rss:.0f} MB", "value": rss, "met": rss <= 150}
+        )
+    out.append(ratio("mc_da_none", "mc_dir", 1.5, "docker-archive ≤ 1.5x the directory scan"))
+    out.append(ratio("mc_da_gzip", "zcat", 1.2, "gzip-layer docker-archive ≤ 1.2x zcat"))
+    out.append(ratio("mc_da_zstd", "zstd_d", 1.2, "zstd-layer docker-archive ≤ 1.2x zstd -d"))
+    out.append(ratio("mc_jar", "unzip_t", 2.0, "fat JAR ≤ 2x unzip -t"))
+    out.append(ratio("mc_cache_second", "mc_cache_first", 0.10, "second scan with cache ≤ 10% of the first"))
+    return out
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def cell(text: str) -> str:
+    """Text made safe for a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_table(results: dict[str, Result], keys: Sequence[str]) -> list[str]:
+    scanelf, lddtree = results.get("scanelf"), results.get("lddtree")
+    rows = [
+        "| case | command | runs | wall (s), median | x scanelf | x lddtree | peak RSS (MB) | note |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for key in keys:
+        r = results.get(key)
+        if r is None:
+            continue
+        w = r.wall_s
+        vs_scanelf = w / scanelf.wall_s if w is not None and scanelf and scanelf.ok else None
+        vs_lddtree = w / lddtree.wall_s if w is not None and lddtree and lddtree.ok else None
+        note = r.note if r.ok else f"**{r.status}**" + (f": {r.note}" if r.note else "")
+        command = cell(f"`{r.command}`" if r.command else "")
+        rows.append(
+            f"| {r.label} | {command} | {len(r.runs) or '—'} | {fmt(w, '.3f')} | "
+            f"{fmt(vs_scanelf, '.1f', 'x')} | {fmt(vs_lddtree, '.3f', 'x')} | {fmt(r.max_rss_mb, '.0f')} "
+            f"| {cell(note)} |"
+        )
+    return rows
+
+
+def markdown(data: dict[str, Any], results: dict[str, Result]) -> str:
+    m = data["machine"]
+    s = data["settings"]
+    lines = []
+    if s["quick"]:
+        lines += [
+            "**Preliminary: a `--quick` run** (" + f"at most {s['runs']} run(s) per case, "
+            "no 10,000-file growth point) on a machine shared with other work, so the numbers are noisy. "
+            "Re-run without `--quick` for the figures to rely on.",
+            "",
+        ]
+    lines += [
+        f"Run on {data['date']}: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, "
+        f"{m['distro']}, Linux {m['kernel']}; 1-minute load average {m['load_at_start']:.2f} at the start, "
+        f"{m['load_at_end']:.2f} at the end. Median of up to {s['runs']} whole-process run(s) per case "
+        f"(fewer once a case has used {s['budget_s']:.0f} s), warm page cache; peak RSS is the largest "
+        "per-run `ru_maxrss` of the process and its children (MB = 10^6 bytes). `x scanelf` and `x lddtree` "
+        "are this case's wall time divided by theirs on the directory tree.",
+        "",
+        "Inputs: " + str(data["inputs"]["tree"]) + ".",
+        "",
+        "### Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for t in data["targets"]:
+        met = {True: "met", False: "**not met**", None: "not available"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['measured']} | {met} |")
+    lines += ["", "### Directory tree", ""]
+    lines += results_table(results, ["mc_dir", "scanelf", "readelf", "lddtree", "auditwheel", "pyelftools", "lief"])
+    lines += ["", "### Images", ""]
+    lines += results_table(
+        results, ["mc_da_none", "mc_da_gzip", "mc_da_zstd", "zcat", "zstd_d", "tar_t", "tar_t_layer", "cat"]
+    )
+    lines += ["", "### Fat JAR", "", f"Input: {data['inputs']['jar']}.", ""]
+    lines += results_table(results, ["mc_jar", "unzip_t"])
+    lines += ["", "### Processes and cache", ""]
+    lines += results_table(results, ["mc_jobs1", "mc_jobs2", "mc_cache_first", "mc_cache_second"])
+    g = data["growth"]
+    lines += [
+        "",
+        "### Growth",
+        "",
+        "Trees of N ELF files (copies of the tree's ELF files in a fixed shuffled order; past the "
+        "tree's own count they repeat under new names).",
+        "",
+        "| ELF files | muslcheck wall (s) | muslcheck ms per file | muslcheck peak RSS (MB) | scanelf wall (s) "
+        "| scanelf peak RSS (MB) |",
+        "|--:|--:|--:|--:|--:|--:|",
+    ]
+    mc, se = g["series"]["muslcheck"], g["series"]["scanelf"]
+    for i, n in enumerate(g["sizes"]):
+        per_file = mc["wall_s"][i] * 1000 / n if mc["wall_s"][i] is not None else None
+        lines.append(
+            f"| {n:,} | {fmt(mc['wall_s'][i], '.3f')} | {fmt(per_file, '.2f')} | {fmt(mc['rss_mb'][i], '.0f')} | "
+            f"{fmt(se['wall_s'][i], '.3f')} | {fmt(se['rss_mb'][i], '.0f')} |"
+        )
+    lines += ["", "Linear fits (least squares over the sizes above; R² near 1 means growth in proportion to N):", ""]
+    for name, series in (("muslcheck", mc), ("scanelf", se)):
+        for what, key in (("wall time", "fit_wall"), ("peak RSS", "fit_rss")):
+            fit = series[key]
+            if fit["r2"] is None:
+                lines.append(f"- {name} {what}: too few points for a linear fit.")
+            elif key == "fit_wall":
+                lines.append(
+                    f"- {name} {what}: R² = {fit['r2']:.4f}, {fit['slope'] * 1000:.3f} ms per file, "
+                    f"intercept {fit['intercept']:.3f} s."
+                )
+            else:
+                values = [v for v in series["rss_mb"] if v is not None]
+                flat = max(values) - min(values) <= 0.25 * max(values)
+                lines.append(
+                    f"- {name} {what}: R² = {fit['r2']:.4f}, {fit['slope'] * 1000:.1f} MB per 1,000 files, "
+                    f"intercept {fit['intercept']:.1f} MB" + (" (flat: R² says nothing here)." if flat else ".")
+                )
+    if data.get("growth_png"):
+        lines += ["", "![growth](performance-growth.png)"]
+    lines += ["", "### Versions", ""]
+    lines += [f"- {k}: {v}" for k, v in data["versions"].items()]
+    if data["notes"]:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in data["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(text: str, png: Path | None) -> None:
+    doc = DOCS.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{DOCS}: the markers {BEGIN} and {END} are missing")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOCS.write_text(f"{head}{BEGIN}\n\n{text}\n{END}{tail}")
+    if png and png.exists():
+        shutil.copyfile(png, DOCS_PNG)
+    log(f"rewrote the results section of {DOCS}" + (f" and {DOCS_PNG}" if png and png.exists() else ""))
+
+
+def versions(bench: Bench, venv_python: Path | None) -> dict[str, str]:
+    mc = first_line([*bench.muslcheck, "--version"], env=bench.muslcheck_env)
+    source = f"source {bench.src}"
+    if (bench.src / ".git").exists() and shutil.which("git"):
+        # Read-only git commands: neither writes the index.
+        git = ["git", "-C", str(bench.src)]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        if head.returncode == 0:
+            source += f", commit {head.stdout.strip()}"
+            dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode
+            source += " with uncommitted changes" if dirty == 1 else ""
+    lddtree = shutil.which("lddtree")
+    return {
+        "muslcheck": f"{mc} ({source})",
+        "python": sys.version.split()[0],
+        "scanelf": first_line(["scanelf", "-V"]),
+        "lddtree": (
+            "not installed"
+            if not lddtree
+            else f"pax-utils {dpkg_version('pax-utils')}"
+            + (" (a Python script, pyelftools)" if is_python_script(lddtree) else "")
+        ),
+        "readelf": first_line(["readelf", "--version"]),
+        "auditwheel": python_module_version(str(venv_python), "auditwheel") if venv_python else "not installed",
+        "pyelftools": python_module_version(sys.executable, "pyelftools"),
+        "lief": python_module_version(sys.executable, "lief"),
+        "gzip": first_line(["gzip", "--version"]),
+        "zstd": first_line(["zstd", "--version"]),
+        "tar": first_line(["tar", "--version"]),
+        "unzip": first_line(["unzip", "-v"]),
+        "matplotlib": python_module_version(str(venv_python), "matplotlib") if venv_python else "not installed",
+    }
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, help="whole-process runs per case, median taken (default 5; 2 with --quick)")
+    p.add_argument("--quick", action="store_true", help="few runs, no 10,000-file growth point")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: rebuild the report (and, with --update-docs, the docs) from an earlier results.json",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the built inputs in --cache-dir/work (a later run reuses them)"
+    )
+    p.add_argument(
+        "--out", type=Path, help="where results.md, results.json and growth.png go (default: --cache-dir/results)"
+    )
+    p.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="rewrite the results section of docs/performance.md and docs/performance-growth.png",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="stop repeating a case once its runs took this many seconds (default 45; 20 with --quick)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "muslcheck-bench",
+        help="downloads, the bench venv and the built inputs",
+    )
+    p.add_argument(
+        "--muslcheck-src", type=Path, default=REPO, help="the muslcheck source tree to time (default: this checkout)"
+    )
+    args = p.parse_args()
+    args.runs = args.runs or (2 if args.quick else 5)
+    args.budget = args.budget or (20.0 if args.quick else 45.0)
+    args.out = (args.out or args.cache_dir / "results").resolve()
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+def write_report(data: dict[str, Any], results: dict[str, Result], out: Path, venv_python: Path | None) -> Path | None:
+    """results.json, growth.png (when matplotlib is there) and results.md in ``out``; prints the Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    data["results"] = [r.as_json() for r in results.values()]
+    (out / "results.json").write_text(json.dumps(data, indent=1, default=str))
+    png = out / "growth.png"
+    plotted = (
+        venv_python is not None
+        and subprocess.run(
+            [str(venv_python), str(HERE / "plot_growth.py"), str(out / "results.json"), str(png)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if not plotted and "matplotlib is not available: no growth figure." not in data["notes"]:
+        data["notes"].append("matplotlib is not available: no growth figure.")
+    data["growth_png"] = plotted
+    text = markdown(data, results)
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(data, indent=1, default=str))
+    print(text)
+    for name, series in data["growth"]["series"].items():
+        fit = series["fit_wall"]
+        if fit["r2"] is not None:
+            print(f"growth linear fit, {name} wall time: R² = {fit['r2']:.4f}")
+    log(f"wrote {out / 'results.md'}, {out / 'results.json'}" + (f", {png}" if plotted else ""))
+    return png if plotted else None
+
+
+def main() -> int:
+    args = parse_args()
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        results = {doc["key"]: Result.from_json(doc) for doc in data["results"]}
+        data["targets"] = targets(results)
+        python = args.cache_dir / "venv" / "bin" / "python"
+        png = write_report(data, results, args.out, python if python.exists() else None)
+        if args.update_docs:
+            update_docs(markdown(data, results), png)
+        return 0
+    cache = args.cache_dir.resolve()
+    if cache == REPO or REPO in cache.parents:
+        raise SystemExit("--cache-dir must be outside the repository")
+    work = cache / "work"
+    data: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+    }
+    venv_python = ensure_venv(cache)
+    launcher = Launcher(cache)
+    bench = Bench(args, work, venv_python, launcher)
+    if launcher.kind != "C":
+        bench.notes.append(
+            f"No C compiler: commands were launched from a Python process, so a peak RSS below "
+            f"{launcher.floor_mb:.0f} MB is that launcher's."
+        )
+    probe = subprocess.run(
+        [sys.executable, "-P", "-c", "import muslcheck.cli, muslcheck; print(muslcheck.__file__)"],
+        env=bench.muslcheck_env,
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        raise SystemExit(f"muslcheck from {bench.src} does not start:\n{probe.stderr[-2000:]}")
+    if not Path(probe.stdout.strip()).resolve().is_relative_to(bench.src):
+        raise SystemExit(f"python3 imports muslcheck from {probe.stdout.strip()}, not from {bench.src}")
+    scan_help = subprocess.run(
+        [*bench.muslcheck, "scan", "--help"], env=bench.muslcheck_env, capture_output=True, text=True
+    ).stdout
+
+    log(f"building the inputs under {work}")
+    inp = build_inputs(work, cache, log)
+    log(f"tree: {len(inp.elf_files):,} ELF files, {inp.elf_bytes / 1e6:.0f} MB of ELF; {inp.tree_note}")
+    names = {"none": "uncompressed", "gzip": "gzip", "zstd": "zstd"}
+    archives = ", ".join(f"{names[c]} {p.stat().st_size / 1e6:.0f} MB" for c, p in inp.archives.items())
+    data["inputs"] = {
+        "tree": f"{len(inp.elf_files):,} ELF files, {inp.elf_bytes / 1e6:.0f} MB of ELF ({inp.tree_note}); "
+        f"docker-archives of it with one layer, gzip at level 6, zstd at level 3 ({archives})",
+        "jar": f"a Spring-Boot-like fat JAR: {inp.jar_note}",
+        "elf_files": len(inp.elf_files),
+        "elf_bytes": inp.elf_bytes,
+    }
+    elf_list = work / "elf-files.list"
+    elf_list.write_bytes(b"".join(str(p).encode() + b"\0" for p in inp.elf_files))
+
+    try:
+        bench.directory_cases(inp, elf_list)
+        bench.image_cases(inp)
+        bench.jar_cases(inp)
+        bench.scaling_cases(inp, scan_help)
+        bench.cache_cases(inp, scan_help)
+        sizes = [n for n in GROWTH_SIZES if not (args.quick and n >= 10_000)]
+        if args.quick:
+            bench.notes.append("--quick: the 10,000-file growth point was skipped.")
+        data["growth"] = bench.growth_cases(inp, sizes)
+    finally:
+        if not args.keep:
+            log(f"removing {work} (--keep keeps it)")
+            shutil.rmtree(work, ignore_errors=True)
+
+    data["machine"]["load_at_end"] = os.getloadavg()[0]
+    data["settings"] = {
+        "runs": args.runs,
+        "quick": args.quick,
+        "budget_s": args.budget,
+        "musl": MUSL,
+        "launcher": launcher.kind,
+        "launcher_rss_floor_mb": round(launcher.floor_mb, 2),
+    }
+    data["versions"] = versions(bench, venv_python)
+    data["targets"] = targets(bench.results)
+    data["notes"] = bench.notes
+    png = write_report(data, bench.results, args.out, venv_python)
+    if args.update_docs:
+        update_docs((args.out / "results.md").read_text(), png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
