@@ -101,6 +101,9 @@ class HostExports(Mapping[str, tuple[str, str, bool]]):
             raise KeyError(name)
         return _HOST_FUNCTION
 
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.startswith(self.prefixes)
+
     def get(self, name: str, default: object = None) -> Any:  # looked up for every symbol: no KeyError on a miss
         return _HOST_FUNCTION if name.startswith(self.prefixes) else default
 
@@ -391,10 +394,6 @@ def _visible(exports: Mapping[str, tuple[str, str, bool]], name: str, need_def: 
     return type_ in _OK_TYPES and binding in _OK_BINDS
 
 
-def _defines(dso: _Dso, name: str, need_def: bool) -> bool:
-    return _visible(dso.exports, name, need_def)
-
-
 class _Chain:
     """The global symbol chain of one load, with each lookup done once."""
 
@@ -404,10 +403,17 @@ class _Chain:
 
     def find(self, name: str, need_def: bool, skip_main: bool = False) -> _Dso | None:
         key = (name, need_def, skip_main)
-        if key not in self._memo:
-            ctx = self.objects[1:] if skip_main else self.objects
-            self._memo[key] = next((d for d in ctx if _defines(d, name, need_def)), None)
-        return self._memo[key]
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        found = None
+        for d in self.objects[1:] if skip_main else self.objects:
+            if name in d.exports and _visible(d.exports, name, need_def):  # the membership test is the fast miss
+                found = d
+                break
+        self._memo[key] = found
+        return found
 
 
 def lfs64_base(name: str, rules: LoaderRules, libc_exports: Mapping[str, tuple[str, str, bool]]) -> str | None:
