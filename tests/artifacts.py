@@ -59,6 +59,24 @@ def debian_package(name: str) -> Path:
     return root
 
 
+def npm_package(spec: str) -> Path:
+    """The unpacked npm package ``spec`` ("name@version"), fetched with ``npm pack``."""
+    root = cache_dir() / "npm" / spec.replace("/", "+")
+    if (root / ".done").is_file():
+        return root / "package"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    if shutil.which("npm") is None:
+        unavailable("npm is needed to fetch npm packages")
+    if problem := _run(["npm", "pack", "--silent", spec], root):
+        unavailable(problem)
+    [tarball] = root.glob("*.tgz")
+    if problem := _run(["tar", "-xzf", tarball.name], root):
+        unavailable(problem)
+    (root / ".done").write_text(tarball.name + "\n")
+    return root / "package"
+
+
 def wheel_site(project: str, version: str, flavour: str) -> Path:
     """A site-packages directory holding ``project==version`` installed from its ``flavour`` wheel."""
     site = cache_dir() / "site" / f"{project}-{version}-{flavour}"

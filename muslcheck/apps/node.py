@@ -44,7 +44,7 @@ NODE_PROVIDES: tuple[str, ...] = (
 
 _PLATFORM_PACKAGE = re.compile(
     r"^(?P<base>.+?)-(?:linux|linuxmusl)-(?:x64|arm64|arm|ia32|riscv64|ppc64|s390x|loong64)"
-    r"(?:-(?:gnu|gnueabihf|musl|musleabihf))?$")
+    r"(?:-(?:gnu|glibc|gnueabihf|musl|musleabihf))?$")
 _NODE_ARCH_ARMV = {"arm64": "8", "arm": "7"}  # node-gyp-build's armv: "8" on arm64, process.config's arm_version
 _UV_MAJOR = "1"  # process.versions.uv of every Node release
 
@@ -134,6 +134,8 @@ def musl_names(name: str, libc: tuple[str, ...]) -> tuple[str, ...]:
         return ()
     if name.endswith("-gnu"):
         return (name[:-4] + "-musl",)
+    if name.endswith("-glibc"):  # @parcel/watcher-linux-x64-glibc and -musl
+        return (name[: -len("-glibc")] + "-musl",)
     if name.endswith("-gnueabihf"):
         return (name[: -len("-gnueabihf")] + "-musleabihf",)
     if "glibc" in libc and "-linux-" in name:  # sharp: @img/sharp-linux-x64 and @img/sharp-linuxmusl-x64

@@ -10,10 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from artifacts import ORJSON, debian_package, wheel_site
+from artifacts import ORJSON, debian_package, npm_package, wheel_site
 from oracle.ldd import run_list
 
 from muslcheck import Verdict, scan
+from muslcheck.apps.application import host_provides
+from muslcheck.apps.model import Host
 from muslcheck.report import Component, FileReport, Report
 
 pytestmark = pytest.mark.network
@@ -114,3 +116,35 @@ def test_orjson_wheels_as_cpython_loads_them(flavour: str, tmp_path: Path, musl_
     # both wheels run on Alpine, the manylinux one through musl's libc.so.6 mapping.
     assert orjson.verdict is Verdict.NATIVE and orjson.fix is None
     assert module.needed == (("libc.so.6",) if flavour == "manylinux" else ("libc.so",))
+
+
+PARCEL = "2.4.1"  # @parcel/watcher: per-libc optional dependencies, -glibc and -musl
+NODE = host_provides(Host.NODE)
+
+
+@pytest.mark.oracle
+def test_parcel_watcher_glibc_build_points_at_its_musl_sibling(tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
+    nm = tmp_path / "app/node_modules/@parcel"
+    for name in ("watcher", "watcher-linux-x64-glibc"):
+        shutil.copytree(npm_package(f"@parcel/{name}@{PARCEL}"), nm / name)
+    report = scan(tmp_path, musl="1.2.5")
+    glibc = only(report, "@parcel/watcher-linux-x64-glibc")
+    assert glibc.fix == ("npm ci on Alpine installs @parcel/watcher-linux-x64-musl instead "
+                         "(an optional dependency of @parcel/watcher)")
+    [addon] = report.files
+    assert addon.context == "dlopen-lazy" and addon.component == glibc.id
+    libs, symbols = real_errors(musl_loaders["1.2.5"], tmp_path / addon.path.lstrip("/"))
+    # Alone, the real loader misses Node-API too; under node, node defines it.
+    assert model_errors(addon) == (libs, {s for s in symbols if not s.startswith(NODE)})
+    assert any(s.startswith("napi_") for s in symbols)
+    assert glibc.verdict is Verdict.NEEDS_PACKAGES  # libstdc++ and libgcc: the rest waits on them
+
+    musl_tree = tmp_path / "musl"
+    shutil.copytree(npm_package(f"@parcel/watcher-linux-x64-musl@{PARCEL}"),
+                    musl_tree / "app/node_modules/@parcel/watcher-linux-x64-musl")
+    musl_report = scan(musl_tree, musl="1.2.5")
+    [musl_addon] = musl_report.files
+    libs, symbols = real_errors(musl_loaders["1.2.5"], musl_tree / musl_addon.path.lstrip("/"))
+    assert model_errors(musl_addon) == (libs, {s for s in symbols if not s.startswith(NODE)})
+    assert only(musl_report, "@parcel/watcher-linux-x64-musl").fix is None or \
+        only(musl_report, "@parcel/watcher-linux-x64-musl").fix.startswith("apk add")
