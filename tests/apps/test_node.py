@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from apptrees import elves_of, put
 
 from muslcheck.apps import node
 from muslcheck.apps.model import Ecosystem, Host
-from muslcheck.elf import ElfFacts, is_elf, read_elf_file
+from muslcheck.elf import read_elf_file
 from muslcheck.report import Skip
 from muslcheck.rootfs import DirectoryRoot
 
@@ -35,20 +35,6 @@ def addons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return built
 
 
-def put(tree: Path, path: str, content: bytes | str | Path | dict[str, object]) -> None:
-    target = tree / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
-        shutil.copyfile(content, target)
-    elif isinstance(content, dict):
-        target.write_text(json.dumps(content))
-    else:
-        target.write_bytes(content.encode() if isinstance(content, str) else content)
-
-
-def elves_of(tree: Path) -> dict[str, ElfFacts]:
-    return {"/" + str(p.relative_to(tree)): read_elf_file(p)
-            for p in sorted(tree.rglob("*")) if p.is_file() and is_elf(p.read_bytes()[:4])}
 
 
 def swc_tree(tree: Path, addons: dict[str, Path], declared_musl: bool = True) -> None:

@@ -8,10 +8,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from apptrees import elves_of, put
 
 from muslcheck.apps import python
 from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host
-from muslcheck.elf import ElfFacts, is_elf, read_elf_file
+from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.report import Skip
 from muslcheck.rootfs import DirectoryRoot, Resolved
 
@@ -32,19 +33,6 @@ def extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "ext.so"
 
 
-def put(tree: Path, path: str, content: bytes | str | Path) -> None:
-    target = tree / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
-        shutil.copyfile(content, target)
-    else:
-        target.write_bytes(content.encode() if isinstance(content, str) else content)
-
-
-def elves_of(tree: Path) -> dict[str, ElfFacts]:
-    """What the scan hands a detector: every ELF file of the tree by its in-root path."""
-    return {"/" + str(p.relative_to(tree)): read_elf_file(p)
-            for p in sorted(tree.rglob("*")) if p.is_file() and is_elf(p.read_bytes()[:4])}
 
 
 def dist(tree: Path, directory: str, record: str | bytes, metadata: str | bytes | None = None,

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from apptrees import elves_of, put
 
 from muslcheck.apps import runtimes
 from muslcheck.apps.model import Ecosystem
-from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.report import Skip
 from muslcheck.rootfs import DirectoryRoot, Resolved
 
@@ -36,18 +36,6 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return built
 
 
-def put(tree: Path, path: str, content: bytes | str | Path) -> None:
-    target = tree / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
-        shutil.copyfile(content, target)
-    else:
-        target.write_bytes(content.encode() if isinstance(content, str) else content)
-
-
-def elves_of(tree: Path) -> dict[str, ElfFacts]:
-    return {"/" + str(p.relative_to(tree)): read_elf_file(p)
-            for p in sorted(tree.rglob("*")) if p.is_file() and is_elf(p.read_bytes()[:4])}
 
 
 def java_home(tree: Path, home: str, builds: dict[str, Path], libc: str = "glibc", release: str | bytes | None = None,
