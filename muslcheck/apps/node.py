@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Host, Identified, Package
-from muslcheck.apps.python import read_metadata
 from muslcheck.archives import ARCHIVE_SEPARATOR
 from muslcheck.elf import ElfFacts
 from muslcheck.report import Skip

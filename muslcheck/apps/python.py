@@ -13,50 +13,23 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host, Identified, Package
+from muslcheck.apps.metadata import decode_metadata, read_metadata
+from muslcheck.apps.model import Ecosystem, Host, Identified, Package
 from muslcheck.archives import ARCHIVE_SEPARATOR
 from muslcheck.elf import ElfFacts
 from muslcheck.report import Skip
-from muslcheck.rootfs import Resolved, RootFS, join
+from muslcheck.rootfs import RootFS, join
 
 # Symbol-name prefixes the CPython process defines for extension modules: libpython (or a statically linked
 # python3) exports only Py*/_Py* definitions; its other dynamic symbols are libc/libm/expat imports.
 CPYTHON_PROVIDES: tuple[str, ...] = ("Py", "_Py")
 
-MAX_LINE = 65536  # longer lines are not metadata: the file is refused
 SITE_DIRS = ("site-packages", "dist-packages")
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")  # a project name (PEP 508)
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,127}$")
 _TAG = re.compile(r"^[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+$")
 _HEADER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):[ \t]*(.*)$")
-
-
-def decode_metadata(path: str, data: bytes) -> str | Skip:
-    """Metadata bytes as text, or why they are not metadata (too large, binary, not UTF-8, huge lines)."""
-    if len(data) > METADATA_MAX_BYTES:
-        return Skip(path, f"larger than {METADATA_MAX_BYTES} bytes: not a metadata file", unchecked=False)
-    if b"\0" in data:
-        return Skip(path, "binary content (NUL bytes): not a metadata file", unchecked=False)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return Skip(path, f"not UTF-8 text (byte {e.start})", unchecked=False)
-    if any(len(line) > MAX_LINE for line in text.splitlines()):
-        return Skip(path, f"a line longer than {MAX_LINE} characters: not a metadata file", unchecked=False)
-    return text
-
-
-def read_metadata(root: RootFS, path: str) -> str | Skip | None:
-    """A small metadata file of the tree as text; None when it is absent or its content is not kept."""
-    resolved = root.resolve(path)
-    if not isinstance(resolved, Resolved) or not resolved.is_file:
-        return None
-    try:
-        data = root.read_head(resolved, METADATA_MAX_BYTES + 1)
-    except OSError:
-        return None
-    return decode_metadata(path, data)
 
 
 def parse_headers(text: str) -> list[tuple[str, str]] | str:

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from muslcheck.apps.flavour import flavour_of
+from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Flavour, Identified, Package
-from muslcheck.apps.python import SITE_DIRS, read_metadata
+from muslcheck.apps.python import SITE_DIRS
 from muslcheck.archives import ARCHIVE_SEPARATOR
 from muslcheck.elf import ElfFacts
 from muslcheck.report import Skip
