@@ -13,6 +13,9 @@ Choices, where the format leaves room:
 - A single-valued dynamic tag that appears twice: the last one wins, as in
   musl's ``decode_vec``. The first PT_INTERP and PT_DYNAMIC are used.
 - Names decode as UTF-8 with ``errors="surrogateescape"`` (lossless).
+- All names read from one string table may together be at most four times
+  its size (plus 1 MiB): strings can be shared or overlap, and without a bound
+  a small file could name one huge string from every symbol.
 - Any inconsistency raises ``MalformedElf``; nothing is guessed. Every table
   must lie inside a PT_LOAD segment's file image and inside the file, which
   bounds all work by the file size. PT_LOAD file images must not overlap (the
@@ -30,9 +33,9 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import compress, count, pairwise, repeat, starmap
-from operator import itemgetter
-from typing import Final, NamedTuple
+from itertools import compress, count, groupby, islice, pairwise, repeat, starmap
+from operator import eq, itemgetter
+from typing import Final, NamedTuple, cast
 
 from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
 from muslcheck.errors import MalformedElf
@@ -124,9 +127,10 @@ class _Layout:
     ehdr: struct.Struct  # the header after e_ident
     phdr: struct.Struct
     phdr_fields: Callable[[tuple[int, ...]], tuple[int, ...]]  # -> (type, offset, vaddr, filesz)
-    sym: struct.Struct
-    sym_fields: Callable[[tuple[int, ...]], tuple[int, ...]]  # -> (name, info, shndx, value, size)
-    sym_info_offset: int
+    sym_size: int
+    sym_info_offset: int  # byte offsets of st_info, st_shndx and st_value (st_size follows st_value)
+    sym_shndx_offset: int
+    sym_value_offset: int
     word: str  # array typecode of an address-sized word
     r_sym_shift: int
     r_type_mask: int
@@ -137,16 +141,17 @@ class _Layout:
     verdaux: struct.Struct  # vda_name, vda_next
 
 
-# Per class: header, program header (and where its fields sit), symbol (likewise), word, r_info split.
+# Per class: header, program header (and where its fields sit), symbol size and the byte offsets
+# of st_info, st_shndx and st_value, word, r_info split.
 _CLASS_FORMATS: Final = {
-    1: ("HHIIIIIHHHHHH", "IIIIIIII", (0, 1, 2, 4), "IIIBBH", (0, 3, 5, 1, 2), 12, "I", 8, 0xFF),
-    2: ("HHIQQQIHHHHHH", "IIQQQQQQ", (0, 2, 3, 5), "IBBHQQ", (0, 1, 3, 4, 5), 4, "Q", 32, 0xFFFFFFFF),
+    1: ("HHIIIIIHHHHHH", "IIIIIIII", (0, 1, 2, 4), (16, 12, 14, 4), "I", 8, 0xFF),
+    2: ("HHIQQQIHHHHHH", "IIQQQQQQ", (0, 2, 3, 5), (24, 4, 6, 8), "Q", 32, 0xFFFFFFFF),
 }
 _BYTE_ORDERS: Final = {1: ("<", "little"), 2: (">", "big")}
 
 
 def _make_layout(elf_class: int, data: int) -> _Layout:
-    ehdr, phdr, phdr_fields, sym, sym_fields, info_offset, word, shift, mask = _CLASS_FORMATS[elf_class]
+    ehdr, phdr, phdr_fields, (sym_size, info, shndx, value), word, shift, mask = _CLASS_FORMATS[elf_class]
     prefix, order = _BYTE_ORDERS[data]
     return _Layout(
         bits=32 * elf_class,
@@ -154,9 +159,10 @@ def _make_layout(elf_class: int, data: int) -> _Layout:
         ehdr=struct.Struct(prefix + ehdr),
         phdr=struct.Struct(prefix + phdr),
         phdr_fields=itemgetter(*phdr_fields),
-        sym=struct.Struct(prefix + sym),
-        sym_fields=itemgetter(*sym_fields),
-        sym_info_offset=info_offset,
+        sym_size=sym_size,
+        sym_info_offset=info,
+        sym_shndx_offset=shndx,
+        sym_value_offset=value,
         word=word,
         r_sym_shift=shift,
         r_type_mask=mask,
@@ -262,14 +268,26 @@ class _Strings:
     def __init__(self, raw: bytes) -> None:
         self.text = raw.decode("latin-1")
         self.ascii = raw.isascii()
+        self.budget = _NAMES_PER_TABLE * len(raw) + _NAMES_SLACK  # characters left for names
 
     def get(self, offset: int) -> str:
         text = self.text
         end = text.find("\0", offset)
         if end < 0 or offset >= len(text):
             raise MalformedElf(f"string offset {offset} is not a string of the string table")
+        self.spend(end - offset)
         name = text[offset:end]
         return name if self.ascii else _from_latin1(name)
+
+    def spend(self, characters: int) -> None:
+        self.budget -= characters
+        if self.budget < 0:
+            raise MalformedElf(_NAMES_OVER_BUDGET)
+
+
+_NAMES_PER_TABLE: Final = 4  # real files stay under 2: shared strings are versioned duplicates
+_NAMES_SLACK: Final = 1 << 20
+_NAMES_OVER_BUDGET: Final = "the names read from the string table add up to more than four times its size"
 
 
 def _from_latin1(name: str) -> str:
@@ -278,11 +296,15 @@ def _from_latin1(name: str) -> str:
 
 def read_elf_file(path: str | os.PathLike[str]) -> ElfFacts:
     """Read the facts of the ELF file at ``path`` through a read-only mmap."""
-    with open(path, "rb") as file:
-        if os.fstat(file.fileno()).st_size == 0:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_size == 0:
             raise MalformedElf("empty file")
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return read_elf(mapped)
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)  # the map holds its own descriptor
+    with mapped:
+        return read_elf(mapped)
 
 
 def read_elf(data: Buffer) -> ElfFacts:
@@ -309,10 +331,12 @@ def read_elf(data: Buffer) -> ElfFacts:
         if e_phentsize < layout.phdr.size:
             raise MalformedElf(f"program header entry size {e_phentsize} is too small")
         image.check(e_phoff, e_phnum * e_phentsize, "program header table")
-    for n in range(e_phnum):
-        p_type, p_offset, p_vaddr, p_filesz = layout.phdr_fields(
-            layout.phdr.unpack_from(buf, e_phoff + n * e_phentsize)
-        )
+    phdrs: Iterable[tuple[int, ...]]
+    if e_phentsize == layout.phdr.size:  # packed: decode the table in one call
+        phdrs = layout.phdr.iter_unpack(buf[e_phoff : e_phoff + e_phnum * e_phentsize])
+    else:
+        phdrs = (layout.phdr.unpack_from(buf, e_phoff + n * e_phentsize) for n in range(e_phnum))
+    for p_type, p_offset, p_vaddr, p_filesz in map(layout.phdr_fields, phdrs):
         if p_type == _PT_LOAD:
             image.loads.append((p_vaddr, p_offset, p_filesz))
         elif p_type == _PT_DYNAMIC and dynamic is None:
@@ -400,7 +424,7 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str) -> _Dyn
     relocations, refs = _group_relocations(infos, layout.r_sym_shift, layout.r_type_mask)
 
     symtab = _read_symbols(image, tag, max(refs) + 1 if refs else 0)
-    nsyms = len(symtab) // layout.sym.size
+    nsyms = len(symtab) // layout.sym_size
     versyms: array[int] | None = None
     if _DT_VERSYM in tag and nsyms:
         offset = image.offset_of(tag[_DT_VERSYM], 2 * nsyms, "version symbol table")
@@ -408,16 +432,18 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str) -> _Dyn
     versions = _read_versions(image, tag, strings)
 
     tpoff = TPOFF_RELOCATIONS.get(machine, frozenset())
-    info_offset, sym_size = layout.sym_info_offset, layout.sym.size
-    tls_local = sum(
-        n
-        for info, n in infos.items()
-        if info & layout.r_type_mask in tpoff
-        and (
-            (r_sym := info >> layout.r_sym_shift) == 0
-            or symtab[r_sym * sym_size + info_offset] >> 4 == _STB_LOCAL
+    info_offset, sym_size = layout.sym_info_offset, layout.sym_size
+    tls_local = 0
+    if any(r_type in tpoff for r_type, _ in relocations):
+        tls_local = sum(
+            n
+            for info, n in infos.items()
+            if info & layout.r_type_mask in tpoff
+            and (
+                (r_sym := info >> layout.r_sym_shift) == 0
+                or symtab[r_sym * sym_size + info_offset] >> 4 == _STB_LOCAL
+            )
         )
-    )
     uses, exports = _collect_symbols(layout, symtab, versyms, versions, strings, refs)
     return _Dynamic(
         soname=string_tag(_DT_SONAME),
@@ -462,18 +488,39 @@ def _group_relocations(
     keys = sorted(infos)  # so sorted by symbol index, then type
     counts = list(map(infos.__getitem__, keys))
     types = [key & mask for key in keys]
-    totals = tuple(
-        (r_type, sum(compress(counts, map(r_type.__eq__, types)))) for r_type in sorted(set(types))
-    )
+    totals = Counter(types)  # as if every count were 1; most are
+    for i in compress(count(), map((1).__lt__, counts)):
+        totals[types[i]] += counts[i] - 1
     first = bisect_right(keys, mask)  # keys from here on name a symbol
     syms = [key >> shift for key in keys[first:]]
     pairs = list(zip(types[first:], counts[first:], strict=True))
-    refs: dict[int, _Relocations] = dict(zip(syms, zip(pairs), strict=True))
+    refs: dict[int, _Relocations] = dict(zip(syms, _single_relocations(pairs), strict=True))
     if len(refs) < len(syms):  # some symbols have several relocation types: regroup those
-        for sym in {sym for sym, previous in zip(syms[1:], syms[:-1], strict=True) if sym == previous}:
+        for sym in set(compress(syms, map(eq, syms, islice(syms, 1, None)))):
             start = bisect_left(syms, sym)
             refs[sym] = tuple(pairs[start : bisect_right(syms, sym)])
-    return totals, refs
+    return tuple(sorted(totals.items())), refs
+
+
+# ((type, count),) tuples shared by symbols and files, as most symbols have one relocation or two of
+# one type. Bounded: once full, further tuples are simply not shared.
+_SHARED_RELOCATIONS: dict[tuple[int, int], _Relocations] = {}
+_SHARED_RELOCATIONS_MAX: Final = 4096
+
+
+def _single_relocations(pairs: list[tuple[int, int]]) -> list[_Relocations]:
+    """``((type, count),)`` for each (type, count) pair, shared where possible."""
+    found = list(map(_SHARED_RELOCATIONS.get, pairs))
+    if None in found:
+        return [shared or _share_relocations(pair) for pair, shared in zip(pairs, found, strict=True)]
+    return cast(list[_Relocations], found)
+
+
+def _share_relocations(pair: tuple[int, int]) -> _Relocations:
+    relocations = (pair,)
+    if len(_SHARED_RELOCATIONS) < _SHARED_RELOCATIONS_MAX:
+        _SHARED_RELOCATIONS[pair] = relocations
+    return relocations
 
 
 def _relocation_tables(tag: dict[int, int]) -> Iterable[tuple[int, int, bool]]:
@@ -496,7 +543,7 @@ def _read_symbols(image: _Image, tag: dict[int, int], referenced: int) -> bytes:
             raise MalformedElf("relocations name symbols but there is no DT_SYMTAB")
         return b""
     nsyms = max(_symbol_count(image, tag), referenced)
-    return image.read_at(tag[_DT_SYMTAB], nsyms * image.layout.sym.size, "symbol table")
+    return image.read_at(tag[_DT_SYMTAB], nsyms * image.layout.sym_size, "symbol table")
 
 
 def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
@@ -586,9 +633,9 @@ def _chain(
         address += entry[next_field]
 
 
-# Per distinct versym value: (version name, vn_file, hidden, sort key, unversioned).
-_VersionEntry = tuple[str | None, str | None, bool, str, bool]
-_UNVERSIONED: Final[_VersionEntry] = (None, None, False, "", True)
+# Per distinct versym value: (version name, vn_file, hidden).
+_VersionEntry = tuple[str | None, str | None, bool]
+_UNVERSIONED: Final[_VersionEntry] = (None, None, False)
 
 
 def _version_entries(
@@ -602,10 +649,10 @@ def _version_entries(
         index = value & _VERSYM_INDEX
         hidden = bool(value & _VERSYM_HIDDEN)
         if index <= 1:
-            entries[value] = (None, None, hidden, "", True)
+            entries[value] = (None, None, hidden)
         elif index in versions:
             name, library = versions[index]
-            entries[value] = (name, library, hidden, name, False)
+            entries[value] = (name, library, hidden)
         else:
             raise MalformedElf(f"version index {index} has no version definition or need")
     return map(entries.__getitem__, versyms)
@@ -617,12 +664,37 @@ _SYMBOL_KINDS: Final = tuple(
      info & 0xF == _STT_TLS)
     for info in range(256)
 )
-# (name, version or "", binding, defined, unversioned, symbol index, version, vn_file, type, relocations)
-_UseRow = tuple[str, str, str, bool, bool, int, str | None, str | None, str, _Relocations]
-_USE_FIELDS: Final = itemgetter(0, 6, 7, 2, 8, 3, 9)  # -> SymbolUse(...)
-# (name, version or "", unversioned, type, binding, size, plt_only, version)
-_ExportRow = tuple[str, str, bool, str, str, int, bool, str | None]
-_EXPORT_FIELDS: Final = itemgetter(0, 3, 4, 5, 7, 6)  # -> Export(...)
+# Rows in the argument order of SymbolUse and Export.
+_UseRow = tuple[str, str | None, str | None, str, str, bool, _Relocations]
+_ExportRow = tuple[str, str, str, int, str | None, bool]
+_NAME: Final = itemgetter(0)
+
+
+def _use_key(row: _UseRow) -> tuple[str, str, str, bool, bool]:
+    """The contract's order of uses, and (all but the last field) what makes two uses one."""
+    name, version, _, binding, _, defined, _ = row
+    return name, version or "", binding, defined, version is None
+
+
+def _export_key(row: _ExportRow) -> tuple[str, str, bool, str, str, int, bool]:
+    name, sym_type, binding, size, version, plt_only = row
+    return name, version or "", version is None, sym_type, binding, size, plt_only
+
+
+def _symbol_columns(layout: _Layout, symtab: bytes) -> tuple[array[int], bytes, array[int], array[int], array[int]]:
+    """st_name, st_info, st_shndx, st_value and st_size of every symbol, a column each, cut at C speed."""
+    step = layout.sym_size
+    columns = []
+    for code, offset in (("I", 0), ("H", layout.sym_shndx_offset), (layout.word, layout.sym_value_offset),
+                         (layout.word, layout.sym_value_offset + layout.bits // 8)):
+        words = array(code)
+        words.frombytes(symtab)
+        column = words[offset // words.itemsize :: step // words.itemsize]
+        if layout.swap:
+            column.byteswap()
+        columns.append(column)
+    names, shndx, values, sizes = columns
+    return names, symtab[layout.sym_info_offset :: step], shndx, values, sizes
 
 
 def _collect_symbols(
@@ -635,51 +707,67 @@ def _collect_symbols(
 ) -> tuple[tuple[SymbolUse, ...], tuple[Export, ...]]:
     """Build ``uses`` and ``exports`` in one pass over the symbol table.
 
-    This loop runs once per dynamic symbol of every file scanned, so it collects plain tuples that
-    sort in the contract's order, and builds the frozen dataclasses only at the end.
+    This loop runs once per dynamic symbol of every file scanned, so it reads the fields from
+    columns and collects plain tuples. The frozen dataclasses are built from the sorted rows:
+    built in the order the result holds them, they lie in memory in that order, and the garbage
+    collector walks them several times over.
     """
     text, ascii_only = strings.text, strings.ascii
-    find, text_size = text.find, len(text)
+    find = text.find
     kinds = _SYMBOL_KINDS
     uses: list[_UseRow] = []
     exports: list[_ExportRow] = []
-    rows = map(layout.sym_fields, layout.sym.iter_unpack(symtab))
-    entries = _version_entries(versyms, versions)
-    for index, (name_offset, info, shndx, value, size), version in zip(count(), rows, entries):
+    names, infos, shndx, values, sizes = _symbol_columns(layout, symtab)
+    budget = strings.budget
+    rows = zip(count(), names, infos, shndx, values, _version_entries(versyms, versions))
+    for index, name_offset, info, defined, value, (version, library, hidden) in rows:
         if info < 0x10:  # STB_LOCAL (and the null symbol)
             continue
         end = find("\0", name_offset)
-        if end < 0 or name_offset >= text_size:
+        if end < 0:
             raise MalformedElf(f"symbol {index} has a name offset outside the string table")
+        budget -= end - name_offset
+        if budget < 0:
+            raise MalformedElf(_NAMES_OVER_BUDGET)
         name = text[name_offset:end] if ascii_only else _from_latin1(text[name_offset:end])
-        version_name, library, hidden, version_key, unversioned = version
         binding, sym_type, imports, tls = kinds[info]
-        referenced = refs.get(index)
-        if shndx:  # defined
-            if referenced is not None:
-                uses.append((name, version_key, binding, True, unversioned, index, version_name, None,
-                             sym_type, referenced))
+        if defined:
+            if index in refs:
+                uses.append((name, version, None, binding, sym_type, True, refs[index]))
             if (value or tls) and name and not hidden:
-                exports.append((name, version_key, unversioned, sym_type, binding, size, False, version_name))
+                exports.append((name, sym_type, binding, sizes[index], version, False))
         else:
+            referenced = refs.get(index)
             if referenced is not None or imports:
-                uses.append((name, version_key, binding, False, unversioned, index, version_name, library,
-                             sym_type, referenced or ()))
+                uses.append((name, version, library, binding, sym_type, False, referenced or ()))
             if value and name and not hidden:
-                exports.append((name, version_key, unversioned, sym_type, binding, size, True, version_name))
-    exports.sort()
-    return _merge_uses(uses), tuple(starmap(Export, map(_EXPORT_FIELDS, exports)))
+                exports.append((name, sym_type, binding, sizes[index], version, True))
+    strings.budget = budget
+    exports.sort(key=_NAME)  # names are nearly always distinct, and strings compare fastest
+    if _has_repeated_names(exports):
+        exports.sort(key=_export_key)
+    return tuple(starmap(SymbolUse, _sorted_uses(uses))), tuple(starmap(Export, exports))
 
 
-def _merge_uses(uses: list[_UseRow]) -> tuple[SymbolUse, ...]:
-    """One SymbolUse per (name, version, binding, defined); the first symbol gives type and library."""
-    uses.sort()  # by key, then by symbol index
+def _sorted_uses(uses: list[_UseRow]) -> list[_UseRow]:
+    """One use per (name, version, binding, defined), in order; the first symbol gives type and library."""
+    uses.sort(key=_NAME)  # stable: symbols of the same name stay in table order
+    if not _has_repeated_names(uses):
+        return uses
+    uses.sort(key=_use_key)
     merged: list[_UseRow] = []
-    for use in uses:
-        if merged and merged[-1][:5] == use[:5]:
-            counts = Counter(dict(merged[-1][9]))
-            counts.update(dict(use[9]))
-            merged[-1] = (*merged[-1][:9], tuple(sorted(counts.items())))
-        else:
-            merged.append(use)
-    return tuple(starmap(SymbolUse, map(_USE_FIELDS, merged)))
+    for _, group in groupby(uses, _use_key):
+        first, *others = group
+        if others:  # one count per type over the group: each merge costs its own size, not the total's
+            counts = Counter(dict(first[6]))
+            for use in others:
+                counts.update(dict(use[6]))
+            first = (*first[:6], tuple(sorted(counts.items())))
+        merged.append(first)
+    return merged
+
+
+def _has_repeated_names(rows: list[_UseRow] | list[_ExportRow]) -> bool:
+    """Whether two of ``rows``, sorted by name, share one."""
+    names = list(map(_NAME, rows))
+    return any(map(str.__eq__, names, islice(names, 1, None)))
