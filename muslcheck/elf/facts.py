@@ -20,7 +20,7 @@ class ElfType(StrEnum):
     OTHER = "OTHER"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SymbolUse:
     """A non-local dynamic symbol that the file imports or references.
 
@@ -40,7 +40,7 @@ class SymbolUse:
     relocations: tuple[tuple[int, int], ...]  # (relocation type number, count), sorted; () if none
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Export:
     """A dynamic symbol definition that musl's lookup may see.
 
@@ -59,7 +59,7 @@ class Export:
     plt_only: bool  # st_shndx == SHN_UNDEF and st_value != 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ElfFacts:
     elf_class: int  # 32 or 64
     little_endian: bool
