@@ -201,8 +201,10 @@ class Report:
         return data
 
     def to_json(self, indent: int | None = None) -> str:
-        """Compact by default: the C encoder runs only without indentation (a large tree's report is big)."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
+        """``to_dict`` as JSON, encoded straight from the dataclasses (a large tree's report is big); compact by
+        default, as the C encoder runs only without indentation."""
+        top = {**vars(self), "summary": self.summary, "complete": self.complete}
+        return json.dumps(top, indent=indent, default=_fields_of) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
@@ -242,6 +244,15 @@ def _build(tp: Any, value: Any) -> Any:
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _fields_of(value: Any) -> Any:
+    """What json cannot encode itself: a dataclass is its fields (in order), an enum its value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return vars(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not part of a report")
 
 
 def _plain(value: Any) -> Any:
