@@ -128,7 +128,7 @@ def _pom_package(location: str, data: bytes) -> Package:
 
 def _properties(data: bytes) -> dict[str, str]:
     """java.util.Properties.load(InputStream): ISO-8859-1, ``key=value``/``key:value``/``key value``, ``#``/``!``
-    comments, backslash continuations, ``\\uXXXX`` escapes."""
+    comments, backslash continuations, ``\\u`` escapes (four hex digits)."""
     if len(data) > METADATA_MAX_BYTES:
         raise _Unreadable(f"pom.properties larger than {METADATA_MAX_BYTES >> 20} MiB")
     text = data.decode("latin-1")
@@ -189,7 +189,7 @@ def _unescape(raw: str) -> str:
         if char == "u":
             digits = raw[i : i + 4]
             if len(digits) < 4 or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise _Unreadable("pom.properties has a malformed \\uXXXX escape")
+                raise _Unreadable("pom.properties has a malformed \\u escape (not four hex digits)")
             out.append(chr(int(digits, 16)))
             i += 4
         else:
