@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from muslcheck.apps import jni, maven, node, python, runtimes
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.jni import Choice, Native
-from muslcheck.apps.model import Ecosystem, Flavour, Host, Identified, Package
+from muslcheck.apps.model import Flavour, Host, Identified, Package
 from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 from muslcheck.discover import ElfFile
 from muslcheck.loader import Context
@@ -176,5 +176,3 @@ def _predominant_arch(files: Sequence[ElfFile]) -> str:
     return counts.most_common(1)[0][0] if counts else "x86_64"
 
 
-def ecosystem_of(package: Package | None) -> Ecosystem:
-    return package.ecosystem if package is not None else Ecosystem.FILE
