@@ -145,3 +145,24 @@ def test_garbage_pom_properties_is_a_finding_and_the_scan_goes_on(
     assert report.complete  # a metadata problem leaves no ELF code unchecked
     [problem] = [s for s in report.skipped if s.path.endswith("pom.properties")]
     assert not problem.unchecked and problem.path == "/weird-1.2.jar!/META-INF/maven/g/a/pom.properties"
+
+
+ABS64 = "reloc-abs64/app/lib/libabs64.so"  # an absolute relocation to a glibc-only function: never deferred
+
+
+@pytest.mark.parametrize(("build", "verdict"), [(ABS64, Verdict.NATIVE), (GLIBC_JNI, Verdict.BLOCKED)],
+                         ids=["fails-to-load", "loads-then-crashes"])
+def test_a_library_with_a_java_fallback_survives_only_a_build_that_fails_to_load(
+    samples_dir: Path, tmp_path: Path, build: str, verdict: Verdict
+) -> None:
+    """lz4-java falls back to its pure-Java LZ4 when System.load throws; a build that loads and then crashes
+    on its first call (latent symbols under RTLD_LAZY) gets no such chance."""
+    jar = zip_bytes({**pom("org.lz4", "lz4-java", "1.8.0"),
+                     "net/jpountz/util/linux/amd64/liblz4-java.so": (samples_dir / build).read_bytes()})
+    (tmp_path / "lz4-java-1.8.0.jar").write_bytes(jar)
+    report = scan(tmp_path, musl="1.2.5")
+    lz4 = component(report, "lz4-java")
+    [f] = report.files
+    assert f.verdict is Verdict.BLOCKED  # the file itself does not load or run on musl
+    assert lz4.verdict is verdict
+    assert any("pure-Java" in n for n in lz4.notes) is (verdict is Verdict.NATIVE)
