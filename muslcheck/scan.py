@@ -220,11 +220,10 @@ def _with_archive_members(tree: _Tree) -> _Tree:
     return replace(tree, root=MemberOverlay(tree.root, members))
 
 
-def archive_context(path: str) -> Context | None:
-    """How a library inside an archive is loaded: CPython dlopens extensions RTLD_NOW, the JVM RTLD_LAZY."""
-    if ARCHIVE_SEPARATOR not in path:
-        return None
-    return Context.DLOPEN_NOW if ".whl" + ARCHIVE_SEPARATOR in path.lower() else Context.DLOPEN_LAZY
+def _unknown_host_context(path: str) -> Context:
+    """A library whose loading process is unknown: in an archive (a plain zip), some runtime unpacks and
+    dlopens it, lazily as the JVM and Node do; elsewhere RTLD_NOW, the stricter check."""
+    return Context.DLOPEN_LAZY if ARCHIVE_SEPARATOR in path else Context.DLOPEN_NOW
 
 
 def _open_tree(
@@ -437,7 +436,7 @@ def judge(
             reports[f.path] = _startup_report(f, kind, runs, t, options.ignores)
             continue
         host = app.host_of(f.path) if app is not None else None
-        ctx = options.context or (HOST_CONTEXT[host] if host else archive_context(f.path)) or Context.DLOPEN_NOW
+        ctx = options.context or (HOST_CONTEXT[host] if host else _unknown_host_context(f.path))
         provided = host_provides(host) if host else ()
         if ctx is Context.STARTUP_LIBRARY:
             # Not needed by any executable here: load it as the first object of a program.
