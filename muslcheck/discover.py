@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from muslcheck.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
@@ -27,6 +27,7 @@ class NotLoadable:
     """A file that exists but that musl's map_library rejects."""
 
     reason: str  # as musl's %m: "Exec format error", "Is a directory", ...
+    detail: str = ""  # what is wrong with the file, when it is a malformed ELF file
 
 
 class FactsCache:
@@ -53,21 +54,52 @@ class FactsCache:
         if not resolved.is_file:
             return NotLoadable("not a regular file")  # a FIFO or device: never opened
         cached = self._by_identity.get(resolved.identity)
-        if cached is None:
+        if cached is None or (isinstance(cached, ElfFacts) and not cached.symbols_read):
             cached = self._read(resolved)
             self._by_identity[resolved.identity] = cached
         return cached
 
+    def complete(self, f: ElfFile) -> ElfFacts | NotLoadable:
+        """``f``'s facts with its symbols: read in full now when discovery read only its headers."""
+        if f.facts.symbols_read:
+            return f.facts
+        resolved = self.root.resolve(f.path)
+        if not isinstance(resolved, Resolved):
+            return NotLoadable("No such file or directory")
+        return self.get(resolved)
+
     def _read(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         try:
             return self.root.read_facts(resolved)
-        except MalformedElf:
-            return NotLoadable("Exec format error")
+        except MalformedElf as e:
+            return NotLoadable("Exec format error", str(e))
         except OSError as e:
             return NotLoadable(e.strerror or "I/O error")
 
     def remember(self, identity: object, facts: ElfFacts) -> None:
         self._by_identity[identity] = facts
+
+
+class FactsView(Mapping[str, ElfFacts]):
+    """The tree's ELF files by path, each one's facts complete: read in full when first looked up."""
+
+    def __init__(self, files: Iterable[ElfFile], cache: FactsCache) -> None:
+        self._files = {f.path: f for f in files}
+        self._cache = cache
+
+    def __getitem__(self, path: str) -> ElfFacts:
+        f = self._files[path]
+        facts = self._cache.complete(f)
+        return facts if isinstance(facts, ElfFacts) else f.facts  # malformed symbols: the headers are all there is
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
 
 
 @dataclass(frozen=True)
@@ -102,7 +134,9 @@ def no_progress(stage: str, done: int, total: int | None) -> None:
 
 
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress) -> Discovered:
-    """Walk the root without following links; read each ELF file once per inode."""
+    """Walk the root without following links; read the headers of each ELF file once per inode.
+
+    The symbols are read later, by ``cache``, for the files the loader model opens."""
     found: dict[object, ElfFile] = {}
     skipped: list[Skip] = []
     archives: list[ArchiveMetadata] = []
@@ -141,7 +175,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                         with open(host_path, "rb") as f:
                             add_archive_members(scan_archive(f, path), found, skipped, archives, cache)
                     continue
-                facts = read_elf_file(host_path)
+                facts = read_elf_file(host_path, symbols=False)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue

@@ -12,10 +12,12 @@ Line references ("DL:n") are to ldso/dynlink.c of musl 1.2.5.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from itertools import compress
 from typing import Any
 
 from muslcheck.discover import FactsCache, NotLoadable
@@ -80,6 +82,21 @@ class Target:
             exports = {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
             entry = _LIBC_EXPORTS[id(self.musl)] = (self.musl, exports)
         return entry[1]
+
+    @cached_property
+    def virtual_files(self) -> dict[str, _Virtual]:
+        """What an Alpine base provides at fixed paths, besides the scanned tree."""
+        files = {self.ldso_path: _Virtual("libc")}
+        files["/lib/libc.musl-" + self.ldso_path.removeprefix("/lib/ld-musl-")] = _Virtual("libc")
+        gc = self.gcompat
+        if gc is not None:
+            files[gc.preload] = _Virtual("gcompat")
+            for link in gc.libc_links:
+                files[join(parent(gc.preload), link)] = _Virtual("gcompat")
+            stub = gc.loader_paths.get(self.arch)
+            if stub:
+                files["/lib/" + stub.rsplit("/", 1)[-1]] = _Virtual("stub")
+        return files
 
     @cached_property
     def gcompat_exports(self) -> dict[str, tuple[str, str, bool]]:
@@ -282,21 +299,7 @@ class _Loader:
         found = self.root.resolve(path)
         if isinstance(found, Resolved):
             return found
-        return self._virtual_files().get(path)
-
-    def _virtual_files(self) -> dict[str, _Virtual]:
-        """What an Alpine base provides at fixed paths, besides the scanned tree."""
-        files = {self.target.ldso_path: _Virtual("libc")}
-        files["/lib/libc.musl-" + self.target.ldso_path.removeprefix("/lib/ld-musl-")] = _Virtual("libc")
-        gc = self.target.gcompat
-        if gc is not None:
-            files[gc.preload] = _Virtual("gcompat")
-            for link in gc.libc_links:
-                files[join(parent(gc.preload), link)] = _Virtual("gcompat")
-            stub = gc.loader_paths.get(self.target.arch)
-            if stub:
-                files["/lib/" + stub.rsplit("/", 1)[-1]] = _Virtual("stub")
-        return files
+        return self.target.virtual_files.get(path)
 
     def _open(
         self, path: str, name: str, needed_by: _Dso | None, how: str, located: Resolved | _Virtual | None = None
@@ -386,12 +389,28 @@ def _split_path(s: str) -> Iterable[str]:
 def _visible(exports: Mapping[str, tuple[str, str, bool]], name: str, need_def: bool) -> bool:
     """find_sym2's acceptance test for one object's definitions (DL:302-341)."""
     found = exports.get(name)
-    if found is None:
-        return False
-    type_, binding, plt_only = found
+    return found is not None and _accepted(found, need_def)
+
+
+def _accepted(definition: tuple[str, str, bool], need_def: bool) -> bool:
+    type_, binding, plt_only = definition
     if plt_only and (need_def or type_ == "TLS"):
         return False
     return type_ in _OK_TYPES and binding in _OK_BINDS
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _invisible(exports: Mapping[str, tuple[str, str, bool]]) -> tuple[frozenset[str], frozenset[str]]:
+    """The names of ``exports`` that find_sym2 skips: (in lookups that need a definition, in the others)."""
+    if isinstance(exports, HostExports):
+        return _NOTHING, _NOTHING  # host functions: always accepted
+    kinds = set(exports.values())  # a handful of distinct (type, binding, plt_only)
+    rejected = [frozenset(k for k in kinds if not _accepted(k, need_def)) for need_def in (True, False)]
+    return tuple(  # type: ignore[return-value]
+        frozenset(n for n, k in exports.items() if k in bad) if bad else _NOTHING for bad in rejected
+    )
 
 
 class _Chain:
@@ -414,6 +433,23 @@ class _Chain:
                 break
         self._memo[key] = found
         return found
+
+    def unbound(self, names: frozenset[str], need_def: bool, memo: RelocationMemo) -> set[str]:
+        """Those of ``names`` that no object of the chain defines (``find`` is None), by set operations."""
+        remaining = set(names)
+        which = 0 if need_def else 1
+        for d in self.objects:
+            if not remaining:
+                break
+            exports = d.exports
+            if isinstance(exports, HostExports):
+                if exports.prefixes:
+                    remaining = {n for n in remaining if not n.startswith(exports.prefixes)}
+                continue
+            skipped = memo.invisible(exports)[which]
+            left = remaining.difference(exports)  # iterates over the (few) remaining names, not the definitions
+            remaining = left.union(remaining.intersection(skipped)) if skipped else left
+        return remaining
 
 
 def lfs64_base(name: str, rules: LoaderRules, libc_exports: Mapping[str, tuple[str, str, bool]]) -> str | None:
@@ -447,6 +483,20 @@ class RelocationMemo:
         self._results: dict[tuple[object, ...], _Relocated] = {}
         self._relevant: dict[tuple[int, int], bool] = {}
         self._names: dict[int, tuple[ElfFacts, frozenset[str]]] = {}
+        self._plans: dict[int, tuple[ElfFacts, _Plan]] = {}
+        self._invisible: dict[int, tuple[Mapping[str, Any], tuple[frozenset[str], frozenset[str]]]] = {}
+
+    def plan(self, facts: ElfFacts) -> _Plan:
+        entry = self._plans.get(id(facts))  # the entry keeps facts alive, so the id is not reused
+        if entry is None:
+            entry = self._plans[id(facts)] = (facts, _Plan.of(facts))
+        return entry[1]
+
+    def invisible(self, exports: Mapping[str, tuple[str, str, bool]]) -> tuple[frozenset[str], frozenset[str]]:
+        entry = self._invisible.get(id(exports))
+        if entry is None:
+            entry = self._invisible[id(exports)] = (exports, _invisible(exports))
+        return entry[1]
 
     def key(self, loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> tuple[object, ...]:
         facts = dso.facts
@@ -484,15 +534,93 @@ class RelocationMemo:
         return found
 
 
+# Relocation classes whose outcome, once the symbol is found, does not depend on the definer.
+_PLAIN_CLASSES = frozenset({"SYMBOLIC", "OFFSET32", "GOT", "PLT", "RELATIVE", "DTPMOD", "DTPOFF", "TLSDESC"})
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How do_relocs treats one file's uses, whatever the chain: most uses only matter when unbound."""
+
+    with_symbol: dict[int, int]  # relocation type -> count, over the relocations that name a symbol
+    plain_definition: frozenset[str]  # names whose relocations are all PLT (find with need_def)
+    plain_other: frozenset[str]  # names whose relocations are all other plain classes
+    plain_uses: dict[str, tuple[int, ...]]  # plain name -> the indices of its uses
+    special: tuple[int, ...]  # uses walked one by one every time (COPY, TPOFF, NONE, unsupported, mixed)
+    _unbound: dict[tuple[int, bool], UnresolvedSymbol] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def plain_indices(self) -> frozenset[int]:
+        return frozenset(i for uses in self.plain_uses.values() for i in uses)
+
+    def unbound(self, i: int, facts: ElfFacts, lazy: bool) -> UnresolvedSymbol:
+        """What plain use ``i`` gives when no object binds it (do_relocs' walk, done once)."""
+        key = (i, lazy)
+        found = self._unbound.get(key)
+        if found is None:
+            use = facts.uses[i]
+            names = [relocation_name(facts.machine, rtype) for rtype, _ in use.relocations]
+            if not use.defined and use.binding == "WEAK":
+                effect = Effect.NULL  # binds to 0, then the type is applied
+            elif lazy and all(_RELOC_CLASSES[facts.machine][t] in ("PLT", "GOT") for t, _ in use.relocations):
+                effect = Effect.LATENT  # deferred (DL:438-443)
+            else:
+                effect = Effect.FATAL
+            found = self._unbound[key] = _unresolved(use, names, effect)
+        return found
+
+    @classmethod
+    def of(cls, facts: ElfFacts) -> _Plan:
+        classes = _RELOC_CLASSES.get(facts.machine, {})
+        uses = facts.uses
+        shapes = Counter(use.relocations for use in uses)  # few distinct shapes: ((7, 1),), ((6, 1),), ...
+        with_symbol: Counter[int] = Counter()
+        for shape, n in shapes.items():
+            for rtype, count in shape:
+                with_symbol[rtype] += count * n
+        lane = {shape: _lane({classes.get(rtype) for rtype, _ in shape}) for shape in shapes}
+        lanes = [lane[use.relocations] for use in uses]
+        by_lane: dict[str, dict[str, list[int]]] = {"definition": {}, "other": {}}
+        special: list[int] = []
+        for i in compress(range(len(uses)), lanes):  # uses with relocations
+            kind = lanes[i]
+            if kind == "special":
+                special.append(i)
+            else:
+                by_lane[kind].setdefault(uses[i].name, []).append(i)
+        definition, other = by_lane["definition"], by_lane["other"]
+        for name in definition.keys() & other.keys():  # one name under both lookups: walk it exactly
+            special.extend((*definition.pop(name), *other.pop(name)))
+        return cls(
+            with_symbol=dict(with_symbol),
+            plain_definition=frozenset(definition),
+            plain_other=frozenset(other),
+            plain_uses={n: tuple(v) for n, v in (*definition.items(), *other.items())},
+            special=tuple(special),
+        )
+
+
+def _lane(kinds: set[str | None]) -> str:
+    """How do_relocs treats a use whose relocations have these classes: "" (none: never looked up),
+    "definition" (all PLT), "other" (plain, no PLT) or "special"."""
+    if not kinds:
+        return ""
+    if kinds == {"PLT"}:
+        return "definition"
+    if kinds <= _PLAIN_CLASSES and "PLT" not in kinds:
+        return "other"
+    return "special"
+
+
 def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool, memo: RelocationMemo | None) -> LoadedObject:
     facts = dso.facts
     assert facts is not None
-    key = memo.key(loader, chain, dso, lazy) if memo is not None else None
-    found = memo.get(key) if memo is not None and key is not None else None
+    memo = memo or RelocationMemo()
+    key = memo.key(loader, chain, dso, lazy)
+    found = memo.get(key)
     if found is None:
-        found = _do_relocs(loader, chain, dso, lazy)
-        if memo is not None and key is not None:
-            memo.put(key, found)
+        found = _do_relocs(loader, chain, dso, lazy, memo)
+        memo.put(key, found)
     return LoadedObject(
         path=dso.path, identity=dso.identity, requested_as=dso.requested_as, found_by=dso.found_by,
         links=dso.links, is_libc=False, facts=facts, runtime_loaded=dso.runtime_loaded,
@@ -502,23 +630,34 @@ def _relocate(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool, memo: Reloc
     )
 
 
-def _do_relocs(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> _Relocated:
-    """do_relocs (DL:378) for one object, collecting every error musl would print."""
+def _do_relocs(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool, memo: RelocationMemo) -> _Relocated:
+    """do_relocs (DL:378) for one object, collecting every error musl would print.
+
+    A plain use (see ``_Plan``) that the chain binds has no effect to report, so only the unbound
+    plain names, found by set operations, and the special uses are walked relocation by relocation."""
     facts = dso.facts
     assert facts is not None
     classes = _RELOC_CLASSES.get(facts.machine, {})
     rules = loader.target.rules
+    plan = memo.plan(facts)
+    unbound = chain.unbound(plan.plain_definition, True, memo) | chain.unbound(plan.plain_other, False, memo)
+    walked = sorted((*plan.special, *(i for name in unbound for i in plan.plain_uses[name])))
     unresolved: list[UnresolvedSymbol] = []
     unsupported: dict[int, int] = {}
     tls_errors: list[TlsError] = []
     remapped: list[str] = []
-    with_symbol: dict[int, int] = {}
-    for use in facts.uses:
+    for i in walked:
+        use = facts.uses[i]
+        if i in plan.plain_indices:  # unbound: remapped by get_lfs64, or the same finding as last time
+            if lfs64_base(use.name, rules, loader.libc.exports):
+                remapped.append(use.name)
+            else:
+                unresolved.append(plan.unbound(i, facts, lazy))
+            continue
         failed: list[str] = []
         nulled: list[str] = []
         fatal = False
         for rtype, count in use.relocations:
-            with_symbol[rtype] = with_symbol.get(rtype, 0) + count
             cls = classes.get(rtype)
             if cls == "NONE":
                 continue
@@ -541,7 +680,7 @@ def _do_relocs(loader: _Loader, chain: _Chain, dso: _Dso, lazy: bool) -> _Reloca
         elif nulled:
             unresolved.append(_unresolved(use, nulled, Effect.NULL))
     for rtype, count in facts.relocations:
-        rest = count - with_symbol.get(rtype, 0)
+        rest = count - plan.with_symbol.get(rtype, 0)
         if rest > 0 and rtype not in classes:
             unsupported[rtype] = unsupported.get(rtype, 0) + rest
     if facts.tls_relocations_local and _dynamic_tls(dso):

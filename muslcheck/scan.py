@@ -8,21 +8,21 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from muslcheck import __version__
-from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides, identify
+from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
 from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
 from muslcheck.cache import Store, directory_fingerprint, load_report, save_report, scan_key
 from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, discover, no_progress
-from muslcheck.elf import ElfFacts, ElfType, is_elf, read_elf_file
+from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.errors import InputError, MalformedElf, UsageError
 from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
-from muslcheck.imagefs import read_image
-from muslcheck.loader import Context, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.imagefs import ImageRoot, read_image
+from muslcheck.judge import Options, judge
+from muslcheck.loader import Context
 from muslcheck.osdb import read_ownership
 from muslcheck.report import (
     SCHEMA_VERSION,
@@ -30,7 +30,6 @@ from muslcheck.report import (
     Report,
     Skip,
     TargetInfo,
-    Verdict,
     overall_verdict,
 )
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, join
@@ -38,21 +37,6 @@ from muslcheck.sources import open_image
 from muslcheck.sources.interface import Image, ImageConfig
 from muslcheck.sources.reference import Reference, parse_reference
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
-from muslcheck.verdict import Problems, decide, file_report, problems
-
-
-@dataclass(frozen=True)
-class Options:
-    musl: str
-    alpine: str | None
-    arch: str | None  # judge only files of this architecture; None: each for its own
-    gcompat: bool  # gcompat is installed on the target
-    context: Context | None  # override the load context of every dynamic file
-    library_path: str | None
-    preload: tuple[str, ...]
-    ignores: Ignores = NO_IGNORES
-    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package and runtime files Alpine replaces
-    include_runtimes: bool = False  # judge glibc language runtimes instead of naming their Alpine variant
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -86,6 +70,7 @@ def scan(
     progress: Progress = no_progress,
     catalog: Catalog | None = None,
     cache: Store | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Judge every ELF file of ``path``: a directory (the target's root), one file, or an image reference
     (``docker-archive:``, ``oci-archive:``, ``oci-dir:``, ``registry:``, ``docker:``, or a path whose kind is
@@ -99,7 +84,8 @@ def scan(
     ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
     every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings;
     ``progress(stage, done, total)`` is called as the scan advances; ``cache`` (a ``muslcheck.cache.Store``)
-    returns the report of an unchanged directory or image with the same options without scanning it again.
+    returns the report of an unchanged directory or image with the same options without scanning it again;
+    ``jobs`` > 1 judges the files in that many forked worker processes (the report is the same).
     Raises ``UsageError`` for a bad option and ``InputError`` for input that cannot be read.
     """
     catalog = catalog or Catalog()
@@ -133,12 +119,16 @@ def scan(
         )
         options = replace(options, arch=tree.arch or options.arch, library_path=tree.library_path)
         ownership = read_ownership(tree.root)
-        app = identify(tree.root, tree.found.files, tree.found.archives, options.arch, include_runtimes)
+        app = identify(tree.root, tree.cache, tree.found.files, tree.found.archives, options.arch, include_runtimes)
         owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
         owned.update((p, f"the runtime {pkg.name}") for p, pkg in app.runtimes.items())
         options = replace(options, replaced=owned)
-        judged = judge(tree.root, tree.cache, tree.found.files, options, catalog, progress, app)
-        components, reports = build_components(app, judged, ownership)
+        unverified = tree.unverified
+        judged = judge(tree.root, tree.cache, tree.found.files, options, catalog, progress, app, jobs,
+                       meanwhile=unverified.start_verifying if unverified else None)
+        if unverified is not None:
+            unverified.verify()  # the mapped layers' digests, computed while the files were judged
+        components, reports = build_components(app, judged.reports, ownership)
     notes = (*tree.notes, *_entrypoint(tree, reports), *ownership.notes, *_musl_based(tree.root),
              *ignores.expiry_notes())
     report = Report(
@@ -149,7 +139,7 @@ def scan(
         verdict=overall_verdict(components),
         files=reports,
         components=components,
-        skipped=tuple(sorted((*tree.found.skipped, *app.problems), key=lambda s: s.path)),
+        skipped=tuple(sorted((*tree.found.skipped, *judged.skipped, *app.problems), key=lambda s: s.path)),
         notes=notes,
         root=tree.description,
     )
@@ -188,6 +178,7 @@ class _Tree:
     arch: str | None = None
     notes: tuple[str, ...] = ()
     config: ImageConfig | None = None
+    unverified: ImageRoot | None = None  # an image whose mapped layers' digests are still to check
 
 
 def _entrypoint(tree: _Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]:
@@ -220,12 +211,6 @@ def _with_archive_members(tree: _Tree) -> _Tree:
     return replace(tree, root=MemberOverlay(tree.root, members))
 
 
-def _unknown_host_context(path: str) -> Context:
-    """A library whose loading process is unknown: in an archive (a plain zip), some runtime unpacks and
-    dlopens it, lazily as the JVM and Node do; elsewhere RTLD_NOW, the stricter check."""
-    return Context.DLOPEN_LAZY if ARCHIVE_SEPARATOR in path else Context.DLOPEN_NOW
-
-
 def _open_tree(
     stack: ExitStack,
     ref: Reference,
@@ -249,7 +234,7 @@ def _open_tree(
         # A lone file finds its siblings.
         return _Tree(lone, cache, found, str(lone.host_root), options.library_path or "/")
     assert image is not None
-    tree = read_image(image, progress)
+    tree = read_image(image, progress, defer_digests=True)
     image_cache = FactsCache(tree)
     from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]
     if base is not None:
@@ -259,7 +244,8 @@ def _open_tree(
     found = tree.elf_files(image_cache, layers_from=from_layer)
     arch = _IMAGE_ARCHES.get(image.config.architecture)
     return _Tree(tree, image_cache, found, image.reference,
-                 options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes), image.config)
+                 options.library_path or image.config.env_value("LD_LIBRARY_PATH"), arch, tuple(notes), image.config,
+                 unverified=tree)
 
 
 _IMAGE_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -336,177 +322,3 @@ def _single_file(source: Path) -> tuple[DirectoryRoot, FactsCache, Discovered]:
     st = source.stat()
     cache.remember((st.st_dev, st.st_ino), facts)
     return root, cache, Discovered([ElfFile(location, (st.st_dev, st.st_ino), facts, ())], [], [])
-
-
-def kind_of(facts: ElfFacts) -> str:
-    if facts.elf_type not in (ElfType.EXEC, ElfType.DYN):
-        return "other"
-    if not facts.has_dynamic or (facts.interpreter is None and facts.pie):
-        return "static"
-    if facts.interpreter is not None or facts.elf_type is ElfType.EXEC:
-        return "executable"
-    return "shared-library"
-
-
-@dataclass(frozen=True)
-class _Targets:
-    bare: Target  # musl alone: the verdict starts from here
-    gcompat: Target  # with gcompat installed: does it fix what musl alone cannot?
-    show_gcompat: bool  # the target has gcompat, so reports show that load
-
-    @cached_property
-    def preloaded(self) -> Target:
-        """gcompat installed and preloaded, as its stub or LD_PRELOAD does."""
-        t = self.gcompat
-        return replace(t, preload=(t.gcompat.preload, *t.preload)) if t.gcompat else t
-
-
-def judge(
-    root: RootFS,
-    cache: FactsCache,
-    files: list[ElfFile],
-    options: Options,
-    catalog: Catalog,
-    progress: Progress = no_progress,
-    app: Application | None = None,
-) -> tuple[FileReport, ...]:
-    targets: dict[str, _Targets] = {}
-
-    def targets_for(arch: str) -> _Targets:
-        if arch not in targets:
-            bare = Target(
-                arch=arch,
-                musl=catalog.musl_exports(options.musl, arch),
-                rules=catalog.loader_rules(options.musl),
-                library_path=options.library_path,
-                preload=options.preload,
-                replaced=options.replaced,
-            )
-            targets[arch] = _Targets(bare, replace(bare, gcompat=catalog.gcompat), options.gcompat)
-        return targets[arch]
-
-    reports: dict[str, FileReport] = {}
-    judged: list[tuple[ElfFile, str]] = []
-    memo = RelocationMemo()
-    for f in files:
-        kind = kind_of(f.facts)
-        reason = _not_applicable(f.facts, kind, options)
-        if reason is None and app is not None:
-            reason = app.unused.get(f.path)
-        if reason is None and (owner := options.replaced.get(f.path)) is not None:
-            reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
-        if reason is not None:
-            reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
-        elif kind == "static":
-            reports[f.path] = _plain_report(f, kind, Verdict.NATIVE, "statically linked: no dynamic loader involved")
-        else:
-            judged.append((f, kind))
-
-    # Executables first: the libraries they load are judged in the start-up context.
-    startup_runs: dict[object, list[tuple[LoadResult, LoadResult, frozenset[str]]]] = {}
-    for f, kind in judged:
-        ctx = options.context or (Context.EXECUTABLE if kind == "executable" else None)
-        if ctx is not Context.EXECUTABLE:
-            continue
-        progress("judging", len(reports), len(files))
-        t = targets_for(f.facts.machine)
-        bare = load(root, cache, t.bare, f.path, ctx, memo=memo)
-        with_gc = load(root, cache, t.gcompat, f.path, ctx, memo=memo)
-        p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare),
-                          path=f.path, ignores=options.ignores)
-        p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat),
-                        path=f.path, ignores=options.ignores)
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        reports[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=decide(p_bare, p_gc), shown=shown,
-            result=result, scope=None, preload_fixes=False, aliases=f.aliases,
-        )
-        for obj in bare.objects[1:]:
-            if obj.facts is not None:
-                scope = frozenset(o.path for o in (*bare.objects, *with_gc.objects) if o.identity == obj.identity)
-                startup_runs.setdefault(obj.identity, []).append((bare, with_gc, scope))
-
-    for f, kind in judged:
-        if f.path in reports:
-            continue
-        progress("judging", len(reports), len(files))
-        runs = startup_runs.get(f.identity)
-        t = targets_for(f.facts.machine)
-        if runs and options.context in (None, Context.STARTUP_LIBRARY):
-            reports[f.path] = _startup_report(f, kind, runs, t, options.ignores)
-            continue
-        host = app.host_of(f.path) if app is not None else None
-        ctx = options.context or (HOST_CONTEXT[host] if host else _unknown_host_context(f.path))
-        provided = host_provides(host) if host else ()
-        if ctx is Context.STARTUP_LIBRARY:
-            # Not needed by any executable here: load it as the first object of a program.
-            stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
-            bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path, memo=memo)
-            with_gc = load(root, cache, t.preloaded, f.path, Context.EXECUTABLE,
-                           ldso_name=gcompat_stub_name(t.gcompat, stub), memo=memo)
-            reports[f.path] = _startup_report(f, kind, [(bare, with_gc, frozenset({f.path}))], t, options.ignores)
-            continue
-        # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
-        bare = load(root, cache, t.bare, f.path, ctx, host_provides=provided, memo=memo)
-        with_gc = load(root, cache, t.gcompat, f.path, ctx, host_provides=provided, memo=memo)
-        p_bare = problems(bare, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        preloaded = load(root, cache, t.preloaded, f.path, ctx, host_provides=provided, memo=memo)
-        p_preload = problems(preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        verdict = decide(p_bare, p_gc)
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        reports[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=result,
-            scope=None, preload_fixes=verdict is Verdict.BLOCKED and p_preload.blockers == 0, aliases=f.aliases,
-        )
-    return tuple(reports[f.path] for f in files)
-
-
-def _startup_report(
-    f: ElfFile, kind: str, runs: list[tuple[LoadResult, LoadResult, frozenset[str]]], t: _Targets, ignores: Ignores
-) -> FileReport:
-    """A library loaded at start-up by executables in the tree: its own problems in their loads."""
-    worst: tuple[Verdict, Problems, LoadResult, frozenset[str]] | None = None
-    for bare, with_gc, scope in runs:
-        p_bare = problems(bare, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
-        p_gc = problems(with_gc, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
-        verdict = decide(p_bare, p_gc)
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        if worst is None or verdict.severity > worst[0].severity:
-            worst = (verdict, shown, result, scope)
-    assert worst is not None
-    verdict, shown, result, scope = worst
-    return file_report(
-        path=f.path, facts=f.facts, kind=kind, context=Context.STARTUP_LIBRARY, verdict=verdict, shown=shown,
-        result=result, scope=scope, preload_fixes=False, aliases=f.aliases,
-    )
-
-
-def _glibc_interpreter(facts: ElfFacts, target: Target) -> str | None:
-    """The interpreter, when the target has no file of that name that is musl (or gcompat's stub)."""
-    interp = facts.interpreter
-    if interp is None or interp == target.ldso_path:
-        return None
-    if gcompat_stub_name(target, interp) is not None:
-        return None
-    return interp
-
-
-def _not_applicable(facts: ElfFacts, kind: str, options: Options) -> str | None:
-    if kind == "other":
-        return f"{facts.elf_type.value} file: not loaded by the dynamic linker"
-    if options.arch is not None and facts.machine != options.arch:
-        return f"built for {facts.machine}; the target is {options.arch}"
-    if facts.machine not in SUPPORTED_ARCHES and kind != "static":
-        return f"built for {facts.machine}: no musl table for that architecture"
-    return None
-
-
-def _plain_report(f: ElfFile, kind: str, verdict: Verdict, note: str) -> FileReport:
-    return FileReport(
-        path=f.path, arch=f.facts.machine, kind=kind, context=None, verdict=verdict,
-        interpreter=f.facts.interpreter, soname=f.facts.soname, needed=f.facts.needed,
-        missing_libraries=(), unresolved_symbols=(), weak_unresolved=(), unsupported_relocations=(), tls_errors=(),
-        notes=(note,), fixes=(), aliases=f.aliases,
-    )
-

@@ -15,9 +15,9 @@ from oracle.ldd import LoaderReport, run_list
 
 from muslcheck.discover import FactsCache
 from muslcheck.elf import is_elf, read_elf_file
+from muslcheck.judge import kind_of
 from muslcheck.loader import Context, Effect, LoadResult, Target, load
 from muslcheck.rootfs import DirectoryRoot
-from muslcheck.scan import kind_of
 from muslcheck.tables import Catalog, Definition, tables_dir
 
 pytestmark = pytest.mark.oracle

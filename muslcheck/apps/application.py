@@ -13,7 +13,7 @@ from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.jni import Choice, Native
 from muslcheck.apps.model import Flavour, Host, Identified, Package
 from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
-from muslcheck.discover import ElfFile
+from muslcheck.discover import ElfFile, FactsCache, FactsView
 from muslcheck.loader import Context
 from muslcheck.report import Skip
 from muslcheck.rootfs import RootFS
@@ -51,12 +51,12 @@ class Application:
 
 def identify(
     root: RootFS,
+    cache: FactsCache,
     files: Sequence[ElfFile],
     archives: Sequence[ArchiveMetadata],
     arch: str | None,
     include_runtimes: bool = False,
 ) -> Application:
-    elves = {f.path: f.facts for f in files}
     target_arch = arch or _predominant_arch(files)
     owner: dict[str, Package] = {}
     packages: list[Package] = []
@@ -70,7 +70,7 @@ def identify(
         owner.update(found.owner)
         problems.extend(found.problems)
 
-    on_disk = {p: f for p, f in elves.items() if ARCHIVE_SEPARATOR not in p}
+    on_disk = FactsView((f for f in files if ARCHIVE_SEPARATOR not in f.path), cache)  # symbols read when needed
     runtime_found = runtimes.identify(root, on_disk)
     take(runtime_found)
     take(python.identify(root, on_disk))
@@ -80,10 +80,12 @@ def identify(
     unused.update(node_found.unused)
 
     natives_by_archive: dict[str, list[Native]] = {}
-    for path, facts in elves.items():
-        if ARCHIVE_SEPARATOR in path:
-            location, member = path.rsplit(ARCHIVE_SEPARATOR, 1)
-            natives_by_archive.setdefault(location, []).append(Native(path, member, facts.machine, flavour_of(facts)))
+    for f in files:
+        if ARCHIVE_SEPARATOR in f.path:  # read from the archive in full
+            location, member = f.path.rsplit(ARCHIVE_SEPARATOR, 1)
+            natives_by_archive.setdefault(location, []).append(
+                Native(f.path, member, f.facts.machine, flavour_of(f.facts))
+            )
     for archive in archives:
         natives = natives_by_archive.get(archive.location, [])
         if archive.location.lower().endswith(".whl"):
@@ -123,7 +125,7 @@ def identify(
                 runtime_files[path] = package
                 unused.setdefault(path, f"part of the runtime {_title(package)}: {_replacement(package)}")
 
-    hosts = {path: host for path in elves if (host := _host(path, owner.get(path))) is not None}
+    hosts = {path: host for path in (f.path for f in files) if (host := _host(path, owner.get(path))) is not None}
     return Application(
         target_arch=target_arch, packages=tuple(packages), owner=owner, hosts=hosts, unused=unused,
         choices=choices, selected=selected, runtimes=runtime_files, problems=tuple(problems),

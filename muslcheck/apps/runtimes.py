@@ -53,7 +53,9 @@ _RELEASE_NAMES = ("IMPLEMENTOR", "JAVA_VERSION", "JAVA_RUNTIME_VERSION", "IMAGE_
 
 def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> Identified:
     """Every Java home, CPython prefix and Node prefix anchored on an ELF file of the tree."""
-    on_disk = {p: f for p, f in elves.items() if ARCHIVE_SEPARATOR not in p}
+    on_disk = elves if not any(ARCHIVE_SEPARATOR in p for p in elves) else {
+        p: elves[p] for p in elves if ARCHIVE_SEPARATOR not in p
+    }
     packages: list[Package] = []
     owner: dict[str, Package] = {}
     problems: list[Skip] = []

@@ -81,3 +81,5 @@ class ElfFacts:
     tls_relocations_local: int  # TPOFF-class relocations against symbol 0 or a LOCAL one: they bind to the file itself
     uses: tuple[SymbolUse, ...]  # sorted by (name, version or "", binding, defined)
     exports: tuple[Export, ...]  # sorted by name, then version
+    # False for a header-only read (``read_elf(..., symbols=False)``): relocations, uses and exports are empty.
+    symbols_read: bool = True

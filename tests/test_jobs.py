@@ -1,0 +1,101 @@
+"""Judging in worker processes (``jobs``) and reading symbols only when a file is judged."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from muslcheck import judge
+from muslcheck.discover import ElfFile
+from muslcheck.elf import read_elf_file
+from muslcheck.judge import _Share, _Workers
+from muslcheck.report import Skip
+from muslcheck.scan import scan
+
+
+@pytest.fixture
+def every_file_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers even for a handful of files, so that the samples take the parallel path."""
+    monkeypatch.setattr(judge, "PARALLEL_MIN_FILES", 1)
+
+
+@pytest.mark.usefixtures("every_file_in_parallel")
+@pytest.mark.parametrize("context", [None, "executable", "dlopen-now"])
+def test_workers_give_the_same_report(samples_dir: Path, context: str | None) -> None:
+    """Every sample at once: executables, the libraries they load at start-up (merged across workers),
+    JNI and extension modules, archives; in small shares over two workers."""
+    one = scan(samples_dir, context=context, jobs=1)
+    two = scan(samples_dir, context=context, jobs=2)
+    assert len(one.files) > 20
+    assert two == one
+    assert two.to_json() == one.to_json()
+
+
+def _pid_of_worker(judging: object, files: object) -> _Share:
+    return _Share(files={"pid": Skip(str(os.getpid()), "")})
+
+
+def test_shares_run_in_forked_workers() -> None:
+    candidates = [None] * 64
+    with _Workers(judging=None, candidates=candidates, jobs=2) as workers:  # type: ignore[arg-type]
+        pids = {share.files["pid"].path for share in workers.map(_pid_of_worker, range(64))}
+    assert str(os.getpid()) not in pids
+    assert 1 <= len(pids) <= 2
+    with _Workers(judging=None, candidates=candidates, jobs=1) as workers:  # type: ignore[arg-type]
+        assert [s.files["pid"].path for s in workers.map(_pid_of_worker, [0, 1])] == [str(os.getpid())]
+
+
+def _break_a_symbol_name(path: Path) -> None:
+    """Point the name of the last dynamic symbol far outside the string table: the headers stay valid."""
+    with open(path, "rb") as f:
+        dynsym = ELFFile(f).get_section_by_name(".dynsym")
+        offset, size, entsize = dynsym["sh_offset"], dynsym["sh_size"], dynsym["sh_entsize"]
+    with open(path, "r+b") as f:
+        f.seek(offset + size - entsize)  # st_name is the first word of Elf64_Sym
+        f.write((0x7FFF0000).to_bytes(4, "little"))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.usefixtures("every_file_in_parallel")
+def test_malformed_symbols_found_when_judged_are_skipped(samples_dir: Path, tmp_path: Path, jobs: int) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(samples_dir / "fortify", root, symlinks=True)
+    victim = root / "app/bin/fortify"
+    _break_a_symbol_name(victim)
+    assert read_elf_file(victim, symbols=False).needed  # discovery reads the headers without complaint
+
+    report = scan(root, jobs=jobs)
+
+    assert "/app/bin/fortify" not in {f.path for f in report.files}
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert re.fullmatch(r"malformed ELF: symbol \d+ has a name offset outside the string table",
+                        skipped["/app/bin/fortify"])
+    assert not report.complete
+
+
+def test_headers_only_read_leaves_the_symbols_out(samples_dir: Path) -> None:
+    path = samples_dir / "fortify/app/bin/fortify"
+    head, full = read_elf_file(path, symbols=False), read_elf_file(path)
+    assert full.symbols_read and full.uses and full.relocations
+    assert not head.symbols_read and head.uses == () and head.exports == () and head.relocations == ()
+    keep = ("machine", "elf_type", "interpreter", "soname", "needed", "rpath", "runpath", "bind_now", "pie")
+    assert all(getattr(head, name) == getattr(full, name) for name in keep)
+
+
+def test_facts_are_completed_on_demand(samples_dir: Path) -> None:
+    from muslcheck.discover import FactsCache, FactsView
+    from muslcheck.rootfs import DirectoryRoot
+
+    root = DirectoryRoot(samples_dir / "fortify")
+    st = (samples_dir / "fortify/app/bin/fortify").stat()
+    light = read_elf_file(samples_dir / "fortify/app/bin/fortify", symbols=False)
+    cache = FactsCache(root)
+    cache.remember((st.st_dev, st.st_ino), light)
+    view = FactsView([ElfFile("/app/bin/fortify", (st.st_dev, st.st_ino), light, ())], cache)
+    assert list(view) == ["/app/bin/fortify"] and len(view) == 1
+    assert view["/app/bin/fortify"] == read_elf_file(samples_dir / "fortify/app/bin/fortify")
