@@ -1,10 +1,13 @@
-"""An image's layers squashed into one tree, read as streams: nothing is extracted to disk.
+"""An image's layers squashed into one tree: nothing is extracted to disk.
 
-Each layer blob is streamed once: its sha256 (the descriptor digest) and the sha256 of the
-uncompressed tar (the config's diff_id) are checked as it goes by. Every regular file that
-starts with the ELF magic is read into memory alone, parsed, and dropped: the tree keeps
-facts, never content. Memory therefore grows with the number of entries (a few hundred
-bytes each) and with the largest ELF member (capped at MAX_ELF_BYTES), not with layer size.
+A layer that lies uncompressed in a local file is read by random access over a map of it
+(``mappedlayer``): its ELF members are parsed in place, their symbols only when needed, and its
+digest is checked apart (``ImageRoot.verify``). Any other layer blob is streamed once
+(``layerstream``): its sha256 (the descriptor digest) and the sha256 of the uncompressed tar (the
+config's diff_id) are checked as it goes by, and every regular file that starts with the ELF magic
+is read into memory alone, parsed, and dropped. The tree keeps facts, never content. Memory
+therefore grows with the number of entries (a few hundred bytes each) and with the largest ELF
+member (capped at MAX_ELF_BYTES), not with layer size.
 
 Layers apply bottom-up as stereoscope's union tree does: ``.wh.NAME`` deletes NAME and
 everything under it from lower layers, ``.wh..wh..opq`` empties its directory of lower
@@ -14,11 +17,8 @@ directory drops the directory's children.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import tarfile
-import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -27,9 +27,11 @@ from muslcheck.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_ar
 from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
+from muslcheck.layerstream import LayerStream
+from muslcheck.mappedlayer import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.report import Skip
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
-from muslcheck.sources.interface import DigestMismatch, Image, SourceError
+from muslcheck.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
 
 READ_CHUNK = 1 << 20
 MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
@@ -51,6 +53,7 @@ class Node:
     problem: str | None = None  # why an ELF-looking file could not be read
     head: bytes | None = None  # content of a file read whole (_kept_whole)
     archive: ArchiveScan | None = None  # ELF files inside a JAR, WAR, wheel...
+    content: MappedMember | None = None  # a mapped layer's ELF member: its symbols are read from it when needed
 
 
 class Nodes(dict[str, Node]):
@@ -81,11 +84,33 @@ class Nodes(dict[str, Node]):
 class ImageRoot:
     """The squashed tree of an image, with ELF facts for its ELF files."""
 
-    def __init__(self, nodes: Nodes, layers: int, rejected: list[Skip]) -> None:
+    def __init__(self, nodes: Nodes, layers: int, rejected: list[Skip],
+                 unverified: list[tuple[int, Layer, BlobLocation]] | None = None) -> None:
         self.nodes = nodes
         self.layers = layers
         self.rejected = rejected  # members that never entered the tree (names escaping the root)
         self._resolved: dict[str, Resolved | Unresolvable] = {}
+        self._unverified = unverified or []  # mapped layers whose digests are still to check
+        self._digests: BackgroundDigests | None = None
+
+    def start_verifying(self) -> None:
+        """Hash the mapped layers on a thread of their own (start it after forking any worker)."""
+        if self._digests is None and self._unverified:
+            self._digests = BackgroundDigests([location for _, _, location in self._unverified])
+
+    def verify(self) -> None:
+        """Raise ``DigestMismatch`` unless every mapped layer has the digests its image declares."""
+        if not self._unverified:
+            return
+        self.start_verifying()
+        assert self._digests is not None
+        try:
+            found = self._digests.results()
+        except OSError as e:
+            raise SourceError(f"layer blob unreadable while verifying its digest: {e}") from e
+        for (index, layer, _), digest in zip(self._unverified, found, strict=True):
+            _check_digests(index, layer, digest, digest)
+        self._unverified = []
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
         found = self._resolved.get(path)
@@ -103,6 +128,8 @@ class ImageRoot:
         node = self.nodes[resolved.path]
         if node.facts is None:
             raise MalformedElf(node.problem or "not an ELF file")
+        if not node.facts.symbols_read and node.content is not None:
+            return node.content.read(read_elf)  # the facts in full, from the mapped layer
         return node.facts
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
@@ -139,8 +166,14 @@ class ImageRoot:
         return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)
 
 
-def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
-    """Stream every layer of ``image`` into one squashed tree."""
+def read_image(image: Image, progress: Progress = no_progress, *, defer_digests: bool = False) -> ImageRoot:
+    """Read every layer of ``image`` into one squashed tree: a layer that lies uncompressed in a local file
+    by random access over a map of it, any other as a stream.
+
+    A streamed layer's digests are checked as it goes by. A mapped layer's are computed apart: here, unless
+    ``defer_digests``; then the caller calls ``start_verifying()`` and, before it trusts the tree, ``verify()``.
+    """
+    unverified: list[tuple[int, Layer, BlobLocation]] = []
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skip] = []
@@ -148,29 +181,49 @@ def read_image(image: Image, progress: Progress = no_progress) -> ImageRoot:
     entries = 0
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
-        with image.blobs.open_blob(layer.digest) as raw:
-            blob = _Hashing(raw)
-            tar_stream = _Hashing(_decompressed(cast(BinaryIO, blob), layer.media_type))
-            try:
-                with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
-                    for member in tar:
-                        entries += 1
-                        if entries > MAX_ENTRIES:
-                            raise SourceError(f"{image.reference}: more than {MAX_ENTRIES} entries in its layers")
-                        _apply(nodes, member, tar, index, rejected, kept)
-                tar_stream.drain()
-                blob.drain()
-            except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as e:
-                if isinstance(e, SourceError):
-                    raise
-                raise SourceError(f"layer {index + 1} ({layer.digest}) is truncated or corrupt: {e}") from e
-        if blob.digest() != layer.digest:
-            raise DigestMismatch(f"layer {index + 1}: content hashes to {blob.digest()}, not {layer.digest}")
-        if layer.diff_id is not None and tar_stream.digest() != layer.diff_id:
-            raise DigestMismatch(f"layer {index + 1}: uncompressed content hashes to {tar_stream.digest()}, "
-                                 f"not the config's diff_id {layer.diff_id}")
+        location = image.blobs.locate_blob(layer.digest)
+        try:
+            mapped = MappedLayer.of(location)
+            if mapped is not None and location is not None and not mapped.looks_compressed():
+                with tarfile.open(fileobj=mapped, mode="r:") as tar:  # random access: content is skipped
+                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference)
+                unverified.append((index, layer, location))  # one stream: the blob is the tar
+                continue
+            with image.blobs.open_blob(layer.digest) as raw, LayerStream(raw, layer.media_type) as stream:
+                with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_CHUNK) as tar:
+                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference)
+                stream.drain()
+                digests = stream.digests()
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            if isinstance(e, SourceError):
+                raise
+            raise SourceError(f"layer {index + 1} ({layer.digest}) is truncated or corrupt: {e}") from e
+        _check_digests(index, layer, *digests)
     progress("reading layers", len(image.layers), len(image.layers))
-    return ImageRoot(nodes, len(image.layers), rejected)
+    root = ImageRoot(nodes, len(image.layers), rejected, unverified)
+    if not defer_digests:
+        root.start_verifying()
+        root.verify()
+    return root
+
+
+def _check_digests(index: int, layer: Layer, blob_digest: str, tar_digest: str) -> None:
+    if blob_digest != layer.digest:
+        raise DigestMismatch(f"layer {index + 1}: content hashes to {blob_digest}, not {layer.digest}")
+    if layer.diff_id is not None and tar_digest != layer.diff_id:
+        raise DigestMismatch(f"layer {index + 1}: uncompressed content hashes to {tar_digest}, "
+                             f"not the config's diff_id {layer.diff_id}")
+
+
+def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[Skip], kept: _KeptBudget,
+                 entries: int, reference: str) -> int:
+    """Apply every entry of one layer's tar; the count of entries so far across layers."""
+    for member in tar:
+        entries += 1
+        if entries > MAX_ENTRIES:
+            raise SourceError(f"{reference}: more than {MAX_ENTRIES} entries in its layers")
+        _apply(nodes, member, tar, index, rejected, kept)
+    return entries
 
 
 class _KeptBudget:
@@ -218,7 +271,7 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
                 del nodes[path]
             return
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
-                           head=source.head, archive=source.archive)
+                           head=source.head, archive=source.archive, content=source.content)
     elif member.isreg():
         nodes[path] = _regular_file(path, member, tar, layer, kept, rejected)
     else:
@@ -236,6 +289,8 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         small = False
     if member.size < len(ELF_MAGIC) and not small:
         return node
+    if isinstance(tar.fileobj, MappedLayer) and not member.issparse():  # a sparse member is read through tarfile
+        return _mapped_file(node, path, member, tar.fileobj, small)
     stream = tar.extractfile(member)
     if stream is None:
         return node
@@ -257,6 +312,34 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         node.facts = read_elf(data)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
+    return node
+
+
+def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedLayer, small: bool) -> Node:
+    """A regular file of a mapped layer: read in place (and only an ELF file's headers for now); the pages
+    read are let go afterwards."""
+    content = mapped.view(member.offset_data, member.size)
+    if len(content) < member.size:
+        raise EOFError(f"{path}: the layer ends inside this file")
+    try:
+        if small:
+            node.head = bytes(content)
+        head = bytes(content[: len(ELF_MAGIC)])
+        archive = is_archive_name(path) and head.startswith(b"PK")
+        if head != ELF_MAGIC and not archive:
+            return node
+        if member.size > MAX_ELF_BYTES:
+            what = "archive" if archive else "ELF file"
+            node.problem = f"{what} of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
+        elif archive:
+            node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path)
+        else:
+            node.facts = read_elf(content, symbols=False)
+            node.content = MappedMember(mapped, member.offset_data, member.size)
+    except MalformedElf as e:
+        node.problem = f"malformed ELF: {e}"
+    finally:
+        mapped.forget(member.offset_data, member.size)
     return node
 
 
@@ -316,78 +399,3 @@ def _remove_below(nodes: Nodes, path: str, before_layer: int, *, keep_self: bool
     for p in doomed:
         if p in nodes:
             del nodes[p]
-
-
-class _Hashing(io.RawIOBase):
-    """A read-through stream that hashes what passes, and can drain the rest."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.sha = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buffer))
-        self.sha.update(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.inner.read(size)
-        self.sha.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self.sha.hexdigest()
-
-
-def _decompressed(blob: BinaryIO, media_type: str) -> BinaryIO:
-    """The layer's tar stream: gzip and zstd by media type or by magic bytes, else as is."""
-    peek = _Peekable(blob)
-    magic = peek.peek(4)
-    if "zstd" in media_type or magic == b"\x28\xb5\x2f\xfd":
-        import zstandard  # a well-kept binding; imported only for zstd layers
-
-        reader = zstandard.ZstdDecompressor().stream_reader(cast(BinaryIO, peek), read_across_frames=True)
-        return cast(BinaryIO, reader)
-    if "gzip" in media_type or magic[:2] == b"\x1f\x8b":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=peek, mode="rb"))
-    return cast(BinaryIO, peek)
-
-
-class _Peekable(io.RawIOBase):
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def peek(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            more = self.inner.read(n - len(self.buffer))
-            if not more:
-                break
-            self.buffer += more
-        return self.buffer[:n]
-
-    def read(self, size: int = -1) -> bytes:
-        if self.buffer:
-            if size < 0:
-                data, self.buffer = self.buffer + self.inner.read(), b""
-                return data
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-            return data
-        return self.inner.read(size)
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-

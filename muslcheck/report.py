@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
+import orjson
+
 SCHEMA_VERSION = "1.1"
 
 
@@ -200,11 +202,14 @@ class Report:
         data["complete"] = self.complete
         return data
 
-    def to_json(self, indent: int | None = None) -> str:
-        """``to_dict`` as JSON, encoded straight from the dataclasses (a large tree's report is big); compact by
-        default, as the C encoder runs only without indentation."""
+    def to_json(self, indent: bool = False) -> str:
+        """``to_dict`` as JSON, encoded straight from the dataclasses by orjson (a large tree's report is big);
+        compact unless ``indent`` (two spaces)."""
         top = {**vars(self), "summary": self.summary, "complete": self.complete}
-        return json.dumps(top, indent=indent, default=_fields_of) + "\n"
+        try:
+            return orjson.dumps(top, option=orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0)).decode()
+        except orjson.JSONEncodeError:  # a name that is not UTF-8 (surrogate escapes): json writes it as \udcXX
+            return json.dumps(top, indent=2 if indent else None, default=_fields_of) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:

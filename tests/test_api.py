@@ -281,3 +281,16 @@ def test_report_round_trips_through_json(samples_dir: Path) -> None:
     assert again.to_json() == report.to_json()
     with pytest.raises(ValueError, match="schema_version"):
         Report.from_dict({**report.to_dict(), "schema_version": "2.0"})
+
+
+def test_report_with_names_that_are_not_utf8_still_renders(samples_dir: Path) -> None:
+    """A symbol or soname with bytes that are not UTF-8 is kept as surrogate escapes (as os.fsdecode does):
+    the JSON writes them as \\udcXX escapes, and reads them back."""
+    report = scan(samples_dir / "fortify")
+    odd = dataclasses.replace(report, files=(dataclasses.replace(report.files[0], soname="lib\udcff.so"),
+                                             *report.files[1:]))
+    for indent in (False, True):
+        text = odd.to_json(indent=indent)
+        assert "lib\\udcff.so" in text
+        assert Report.from_json(text) == odd
+    assert json.loads(report.to_json(indent=True)) == json.loads(report.to_json())

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 from muslcheck.errors import UsageError
 from muslcheck.sources import oci
-from muslcheck.sources.interface import Image, ImageConfig, Layer, SourceError
+from muslcheck.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError
 from muslcheck.sources.reference import DIGEST, parse_image_name
 
 MAX_MEMBERS = 1_000_000
@@ -164,6 +164,13 @@ class TarBlobs:
             yield stream
         finally:
             stream.close()
+
+    def locate_blob(self, digest: str) -> BlobLocation | None:
+        name = self.blob_name(digest)
+        if not self.has(name):
+            raise SourceError(f"{self.where}: blob {digest} is missing from the archive")
+        member = self.member(name)
+        return BlobLocation(self.path, member.offset_data, member.size)
 
     def read_small(self, name: str) -> bytes:
         member = self.member(name)

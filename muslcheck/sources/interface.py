@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from muslcheck.errors import InputError
@@ -54,9 +55,22 @@ class ImageConfig:
         return None
 
 
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a blob's bytes lie in a local file (a layout's blob, or a member of an uncompressed archive)."""
+
+    path: Path
+    offset: int
+    size: int
+
+
 class BlobStore(Protocol):
     def open_blob(self, digest: str) -> AbstractContextManager[BinaryIO]:
         """The blob's raw bytes as a stream; the reader verifies the digest while it reads."""
+        ...
+
+    def locate_blob(self, digest: str) -> BlobLocation | None:
+        """The blob's place in a local file, so that it can be mapped; None for a blob that only streams."""
         ...
 
 

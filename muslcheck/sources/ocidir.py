@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from muslcheck.sources import oci
-from muslcheck.sources.interface import Image, Layer, SourceError
+from muslcheck.sources.interface import BlobLocation, Image, Layer, SourceError
 from muslcheck.sources.reference import DIGEST
 
 
@@ -61,6 +61,10 @@ class LayoutBlobs:
             raise SourceError(f"{self.where}: blob {digest}: {e.strerror}") from None
         with stream:
             yield stream
+
+    def locate_blob(self, digest: str) -> BlobLocation | None:
+        path = self.blob_path(digest)
+        return BlobLocation(path, 0, path.stat().st_size)
 
     def read_small(self, relative: str) -> bytes:
         path = self.inside(relative)

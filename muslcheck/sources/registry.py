@@ -40,7 +40,7 @@ from typing import IO, Any, BinaryIO
 
 from muslcheck import __version__
 from muslcheck.sources import oci
-from muslcheck.sources.interface import Image, SourceError
+from muslcheck.sources.interface import BlobLocation, Image, SourceError
 from muslcheck.sources.reference import DIGEST, DOCKER_HUB
 
 DEFAULT_TIMEOUT = 30.0
@@ -315,6 +315,9 @@ class RegistryBlobs:
         stream = io.BufferedReader(_ResponseStream(response, f"{self.name}: blob {digest}"), buffer_size=1 << 20)
         with stream:
             yield stream
+
+    def locate_blob(self, digest: str) -> BlobLocation | None:
+        return None  # a registry's blobs only stream
 
 
 class RegistrySource:

@@ -1,0 +1,193 @@
+"""A layer blob as its tar stream, decompressed and hashed ahead of the reader on a thread of its own.
+
+Reading the blob, SHA-256, and inflating (ISA-L or zlib for gzip, zstd) all release the GIL, so this
+thread works while the scan parses the tar and the ELF files in it. A bounded queue of chunks keeps
+memory at a few MB, whatever the layer's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+try:  # ISA-L inflates gzip twice as fast as zlib; not every platform has a wheel of it
+    from isal import isal_zlib as inflate_module
+except ImportError:  # pragma: no cover - depends on the platform
+    import zlib as inflate_module  # type: ignore[no-redef]
+
+_INFLATE_ERROR = cast(type[Exception], inflate_module.error)
+CHUNK = 1 << 20
+AHEAD = 8  # chunks decompressed before the reader asks for them
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_WBITS = 31  # a gzip wrapper, checked (CRC-32 and size) by the inflater
+_END = object()  # what the thread queues after the last chunk
+
+
+class LayerStream(io.RawIOBase):
+    """The uncompressed tar stream of one blob; ``digests()`` (after the end) gives the SHA-256 of the blob
+    as stored and of its uncompressed content. A failure on the thread is raised by the read it stops.
+    Use it as a context manager: leaving stops the thread, even halfway."""
+
+    def __init__(self, blob: BinaryIO, media_type: str) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(AHEAD)
+        self._stopping = threading.Event()
+        self._chunk = memoryview(b"")
+        self._ended = False
+        self._digests: tuple[str, str] | None = None
+        self._thread = threading.Thread(target=self._produce, args=(blob, media_type), name="layer-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._chunk:
+            if self._ended:
+                return 0
+            item = self._queue.get()
+            if item is _END:
+                self._ended = True
+                return 0
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            self._chunk = memoryview(item)
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+    def drain(self) -> None:
+        """Read to the end (the tar's trailing blocks and padding are part of the digests)."""
+        while self._chunk or not self._ended:
+            self._chunk = memoryview(b"")
+            self.readinto(bytearray(1))
+
+    def digests(self) -> tuple[str, str]:
+        """("sha256:..." of the blob, "sha256:..." of the tar stream), once the stream has ended."""
+        if not self._ended or self._digests is None:
+            raise ValueError("the layer stream has not been read to its end")
+        return self._digests
+
+    def close(self) -> None:
+        self._stopping.set()
+        while self._thread.is_alive():  # unblock a thread waiting for room in the queue
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        super().close()
+
+    def _produce(self, blob: BinaryIO, media_type: str) -> None:
+        try:
+            blob_sha = hashlib.sha256()
+            raw = _hashed_chunks(blob, blob_sha)
+            first = next(raw, b"")
+            if "zstd" in media_type or first.startswith(_ZSTD_MAGIC):
+                tar_sha, chunks = hashlib.sha256(), _zstd(_chained(first, raw))
+            elif "gzip" in media_type or first.startswith(_GZIP_MAGIC):
+                tar_sha, chunks = hashlib.sha256(), _gunzip(_chained(first, raw))
+            else:
+                tar_sha, chunks = None, _chained(first, raw)  # uncompressed: one digest for both
+            for chunk in chunks:
+                if tar_sha is not None:
+                    tar_sha.update(chunk)
+                if not self._put(chunk):
+                    return
+            blob_digest = "sha256:" + blob_sha.hexdigest()
+            self._digests = (blob_digest, blob_digest if tar_sha is None else "sha256:" + tar_sha.hexdigest())
+            self._put(_END)
+        except Exception as e:  # raised again in the reader
+            self._put(e)
+
+    def _put(self, item: object) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+def _hashed_chunks(blob: BinaryIO, sha: Any) -> Iterator[bytes]:
+    while chunk := blob.read(CHUNK):
+        sha.update(chunk)
+        yield chunk
+
+
+def _chained(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _gunzip(compressed: Iterator[bytes]) -> Iterator[bytes]:
+    """Every member of a gzip stream; zero bytes after a member are padding, as gzip(1) allows."""
+    inflater: Any = None  # None between members
+    members = 0
+    try:
+        for data in compressed:
+            while True:
+                if inflater is None:
+                    data = data.lstrip(b"\0") if members else data
+                    if not data:
+                        break
+                    inflater, members = inflate_module.decompressobj(_GZIP_WBITS), members + 1
+                out = inflater.decompress(data, CHUNK)  # bounded output: a bomb inflates a chunk at a time
+                if out:
+                    yield out
+                if inflater.eof:
+                    data, inflater = inflater.unused_data, None
+                    continue
+                data = inflater.unconsumed_tail
+                if not data and len(out) < CHUNK:
+                    break
+    except _INFLATE_ERROR as e:
+        raise OSError(f"corrupt gzip data: {e}") from e
+    if members == 0:
+        raise EOFError("empty gzip stream")
+    if inflater is not None:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+
+def _zstd(compressed: Iterator[bytes]) -> Iterator[bytes]:
+    import zstandard  # a well-kept binding; imported only for zstd layers
+
+    source = cast(BinaryIO, _IteratorReader(compressed))
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+    try:
+        while chunk := reader.read(CHUNK):
+            yield chunk
+    except zstandard.ZstdError as e:
+        raise OSError(f"corrupt zstd data: {e}") from e
+
+
+class _IteratorReader(io.RawIOBase):
+    """A file over an iterator of byte chunks (what zstandard's stream reader reads from)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._rest:
+            self._rest = next(self._chunks, b"")
+        if size < 0 or size >= len(self._rest):
+            data, self._rest = self._rest, b""
+        else:
+            data, self._rest = self._rest[:size], self._rest[size:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
