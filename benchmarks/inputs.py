@@ -6,6 +6,9 @@
 - ``image-{none,gzip,zstd}.tar``: that tree as the one layer of a docker-archive (the form Docker 25
   and later write: an OCI layout plus ``manifest.json``), uncompressed, gzip'd and zstd'd, and the
   bare compressed layers ``layer.tar.gz`` / ``layer.tar.zst`` for ``zcat`` / ``zstd -d``;
+- ``images-big/image-none-big.tar``: the same uncompressed docker-archive with ~3 GB more in its one
+  layer (six 512 MiB files of non-ELF data under ``/srv/data/``), to show that peak RSS does not grow
+  with the image's size; built only when the image cases ask for it;
 - ``app.jar``: a Spring-Boot-like fat JAR, 200 nested JARs stored under ``BOOT-INF/lib``, some with
   native libraries;
 - ``growth-N/``: trees of N ELF files, copies of the tree's ELF files (real copies: muslcheck reads
@@ -29,6 +32,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MULTIARCH_DIR = Path("/usr/lib/x86_64-linux-gnu")
 # OpenJDK 17 as the performance issue asks; 21 on releases that no longer ship 17.
@@ -37,6 +41,10 @@ MTIME = 1_700_000_000
 CREATED = "2023-11-14T22:13:20Z"
 ELF_MAGIC = b"\x7fELF"
 CHUNK = 1 << 20
+# The big image's extra data: FILLER_FILES files of FILLER_BYTES each under FILLER_DIR.
+FILLER_DIR = "srv/data"
+FILLER_FILES = 6
+FILLER_BYTES = 512 << 20
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -231,8 +239,45 @@ def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def write_layer_tar(tree: Path, out: Path) -> None:
-    """The tree as one uncompressed layer tar: sorted, owners and times fixed, symlinks kept."""
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = _normalised(tarfile.TarInfo(name))
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(info)
+
+
+def _filler_block() -> bytes:
+    """1 MiB of pseudo-random bytes (the same on every run) that nothing takes for a file format: no ELF
+    magic or ``#!`` at the start, no ZIP end-of-central-directory record anywhere."""
+    seed = 0
+    while True:
+        block = random.Random(seed).randbytes(CHUNK)
+        if not block.startswith((ELF_MAGIC, b"#!")) and b"PK\x05\x06" not in block:
+            return block
+        seed += 1
+
+
+class _Repeated(io.RawIOBase):
+    """``size`` bytes of ``block`` over and over, read without ever holding more than the block."""
+
+    def __init__(self, block: bytes, size: int) -> None:
+        self._block, self._pos, self._left = memoryview(block), 0, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = 0
+        while n < len(out) and self._left:
+            take = min(len(out) - n, len(self._block) - self._pos, self._left)
+            out[n : n + take] = self._block[self._pos : self._pos + take]
+            n, self._left, self._pos = n + take, self._left - take, (self._pos + take) % len(self._block)
+        return n
+
+
+def write_layer_tar(tree: Path, out: Path, filler_files: int = 0, filler_bytes: int = 0) -> None:
+    """The tree as one uncompressed layer tar: sorted, owners and times fixed, symlinks kept; then, when
+    ``filler_files``, that many files of ``filler_bytes`` non-ELF bytes each under ``FILLER_DIR``, streamed."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         for dirpath, dirnames, filenames in os.walk(tree):
             dirnames.sort()
@@ -244,6 +289,15 @@ def write_layer_tar(tree: Path, out: Path) -> None:
                 p = here / name
                 if p.is_symlink() or p.is_file():
                     tar.add(p, arcname=str(p.relative_to(tree)), recursive=False, filter=_normalised)
+        if filler_files:
+            block = _filler_block()
+            parts = FILLER_DIR.split("/")
+            for i in range(len(parts)):
+                _add_dir(tar, "/".join(parts[: i + 1]))
+            for i in range(filler_files):
+                info = _normalised(tarfile.TarInfo(f"{FILLER_DIR}/blob-{i}.bin"))
+                info.size, info.mode = filler_bytes, 0o644
+                tar.addfile(info, _Repeated(block, filler_bytes))
 
 
 def compress_file(src: Path, out: Path, compression: str) -> None:
@@ -270,7 +324,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_docker_archive(out: Path, layer_blob: Path, diff_id: str, compression: str) -> None:
     """A docker-archive in the form ``docker save`` writes from Docker 25 on (an OCI layout in a tar
     plus ``manifest.json`` naming ``blobs/sha256/<hex>``), with one layer, streamed from disk."""
-    layer_digest = sha256_file(layer_blob)
+    # An uncompressed layer's digest is its diff_id: no second pass over it.
+    layer_digest = diff_id if compression == "none" else sha256_file(layer_blob)
     config = dumps({
         "created": CREATED, "os": "linux", "architecture": "amd64",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
@@ -300,9 +355,7 @@ def write_docker_archive(out: Path, layer_blob: Path, diff_id: str, compression:
     tmp = out.with_suffix(".partial")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
         for d in ("blobs", "blobs/sha256"):
-            info = _normalised(tarfile.TarInfo(d))
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
+            _add_dir(tar, d)
         _add_bytes(tar, blob(config_digest), config)
         _add_bytes(tar, blob(manifest_digest), manifest)
         tar.add(layer_blob, arcname=blob(layer_digest), recursive=False, filter=_normalised)
@@ -333,6 +386,35 @@ def build_images(work: Path, tree: Path, log: Log) -> tuple[dict[str, Path], dic
         write_docker_archive(path, layers[comp], diff_id, comp)
     _mark(stamp)
     return archives, layers
+
+
+def build_big_image(
+    work: Path, tree: Path, log: Log, files: int = FILLER_FILES, file_bytes: int = FILLER_BYTES
+) -> tuple[Path, str]:
+    """The uncompressed docker-archive of ``build_images`` with ``files`` more files of ``file_bytes``
+    non-ELF bytes each under /srv/data/ in its one layer (about 4 GB in all, by default). Only the
+    archive is kept: its bare layer, as large, is removed once copied in."""
+    images = work / "images-big"
+    archive = images / "image-none-big.tar"
+    stamp = work / "images-big.done"
+    if _done(stamp):
+        return archive, json.loads(stamp.read_text())["note"]
+    _fresh_dir(images)
+    layer = images / "layer.tar"
+    extra = files * file_bytes
+    log(f"writing the big image's layer tar (the tree + {files} x {file_bytes >> 20} MiB of non-ELF data)")
+    write_layer_tar(tree, layer, files, file_bytes)
+    diff_id = sha256_file(layer)
+    log(f"writing {archive.name}")
+    write_docker_archive(archive, layer, diff_id, "none")
+    layer.unlink()
+    note = (
+        f"an uncompressed docker-archive of {archive.stat().st_size / 1e9:.1f} GB: the tree plus "
+        f"{files} files of {file_bytes >> 20} MiB of non-ELF data (one pseudo-random 1 MiB block repeated) "
+        f"under /{FILLER_DIR}/ in the same single layer, {extra / 1e9:.1f} GB more"
+    )
+    _mark(stamp, {"note": note, "extra_bytes": extra})
+    return archive, note
 
 
 # --- the fat JAR ---------------------------------------------------------------------------------
