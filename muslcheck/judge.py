@@ -264,7 +264,7 @@ def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) ->
             p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
         verdict = decide(p_bare, p_gc)
         preload_fixes = False
-        if verdict is Verdict.BLOCKED:
+        if verdict is Verdict.BLOCKED and not _beyond_symbols(p_gc):
             preloaded = load(root, cache, t.preloaded, f.path, ctx, host_provides=provided, memo=memo)
             p_preload = problems(preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
             preload_fixes = p_preload.blockers == 0
@@ -274,6 +274,15 @@ def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) ->
             scope=None, preload_fixes=preload_fixes, aliases=f.aliases,
         )
     return share
+
+
+def _beyond_symbols(p: Problems) -> bool:
+    """Whether a blocker is not an unresolved symbol: a missing library, a relocation, TLS, RELR or an
+    architecture stays whatever library is preloaded (gcompat's only add symbols to the chain)."""
+    return any(f.ignored is None and f.level is Verdict.BLOCKED and f.rule not in _SYMBOL_RULES for f in p.findings)
+
+
+_SYMBOL_RULES = frozenset({"unresolved-symbol", "latent-symbol"})
 
 
 def _startup_report(

@@ -13,6 +13,7 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, BinaryIO, cast
 
 try:  # ISA-L inflates gzip twice as fast as zlib; not every platform has a wheel of it
@@ -85,22 +86,11 @@ class LayerStream(io.RawIOBase):
 
     def _produce(self, blob: BinaryIO, media_type: str) -> None:
         try:
-            blob_sha = hashlib.sha256()
-            raw = _hashed_chunks(blob, blob_sha)
-            first = next(raw, b"")
-            if "zstd" in media_type or first.startswith(_ZSTD_MAGIC):
-                tar_sha, chunks = hashlib.sha256(), _zstd(_chained(first, raw))
-            elif "gzip" in media_type or first.startswith(_GZIP_MAGIC):
-                tar_sha, chunks = hashlib.sha256(), _gunzip(_chained(first, raw))
-            else:
-                tar_sha, chunks = None, _chained(first, raw)  # uncompressed: one digest for both
-            for chunk in chunks:
-                if tar_sha is not None:
-                    tar_sha.update(chunk)
+            tar = _TarChunks(blob, media_type)
+            for chunk in tar.chunks:
                 if not self._put(chunk):
                     return
-            blob_digest = "sha256:" + blob_sha.hexdigest()
-            self._digests = (blob_digest, blob_digest if tar_sha is None else "sha256:" + tar_sha.hexdigest())
+            self._digests = tar.result()
             self._put(_END)
         except Exception as e:  # raised again in the reader
             self._put(e)
@@ -115,8 +105,28 @@ class LayerStream(io.RawIOBase):
         return False
 
 
-def _hashed_chunks(blob: BinaryIO, sha: Any) -> Iterator[bytes]:
-    while chunk := blob.read(CHUNK):
+class _TarChunks:
+    """The tar stream of a blob in chunks, hashed as they are taken; ``result()`` once they are all taken."""
+
+    def __init__(self, blob: BinaryIO, media_type: str) -> None:
+        self._blob_sha = hashlib.sha256()
+        raw = _hashed(iter(partial(blob.read, CHUNK), b""), self._blob_sha)
+        first = next(raw, b"")
+        self._tar_sha: Any = None  # uncompressed: one digest for both
+        inflated: Iterator[bytes] = _chained(first, raw)
+        if "zstd" in media_type or first.startswith(_ZSTD_MAGIC):
+            self._tar_sha, inflated = hashlib.sha256(), _zstd(inflated)
+        elif "gzip" in media_type or first.startswith(_GZIP_MAGIC):
+            self._tar_sha, inflated = hashlib.sha256(), _gunzip(inflated)
+        self.chunks = inflated if self._tar_sha is None else _hashed(inflated, self._tar_sha)
+
+    def result(self) -> tuple[str, str]:
+        blob_digest = "sha256:" + self._blob_sha.hexdigest()
+        return blob_digest, blob_digest if self._tar_sha is None else "sha256:" + self._tar_sha.hexdigest()
+
+
+def _hashed(chunks: Iterator[bytes], sha: Any) -> Iterator[bytes]:
+    for chunk in chunks:
         sha.update(chunk)
         yield chunk
 

@@ -49,11 +49,12 @@ def parent(path: str) -> str:
 class DirectoryRoot:
     def __init__(self, host_root: Path) -> None:
         self.host_root = host_root.resolve()
+        self._prefix = str(self.host_root).rstrip("/") + "/"
         self._resolved: dict[str, Resolved | Unresolvable] = {}
 
-    def host_path(self, path: str) -> Path:
-        """Where a resolved in-root path lives on the host."""
-        return self.host_root / path.lstrip("/")
+    def host_path(self, path: str) -> str:
+        """Where a resolved in-root path lives on the host (a string: this runs for every lookup)."""
+        return self._prefix + path.lstrip("/")
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
         """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
@@ -66,9 +67,10 @@ class DirectoryRoot:
         return resolve_links(path, self._entry)
 
     def _entry(self, path: str) -> Entry | str:
+        host = self.host_path(path)
         try:
-            st = os.lstat(self.host_path(path))
-            target = os.readlink(self.host_path(path)) if stat.S_ISLNK(st.st_mode) else None
+            st = os.lstat(host)
+            target = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
         except FileNotFoundError:
             return "no such file"
         except NotADirectoryError:
