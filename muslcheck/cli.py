@@ -20,7 +20,7 @@ from muslcheck.discover import Progress, no_progress
 from muslcheck.errors import InputError, MuslcheckError, UsageError
 from muslcheck.explain import explain as explain_symbol
 from muslcheck.explain import render_explanation, render_symbol_table, symbol_table
-from muslcheck.judge import available_cpus
+from muslcheck.judge import default_jobs
 from muslcheck.loader import Context
 from muslcheck.render import RENDERERS, render_junit, render_table
 from muslcheck.report import Report, Verdict, summary_line
@@ -116,7 +116,7 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the report cache ($MUSLCHECK_CACHE_DIR, $XDG_CACHE_HOME/muslcheck).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes that judge the files; 0: one per available CPU.")
+              help="Worker processes that judge the files; 0: one per available CPU, at most 8.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
     path: str,
@@ -157,7 +157,7 @@ def scan_command(
                 base=base, include_os_packages=include_os_packages, include_runtimes=include_runtimes,
                 insecure_registry=insecure_registry,
                 docker_config=docker_config or _default_docker_config(), progress=progress, cache=store,
-                jobs=jobs or available_cpus(),
+                jobs=jobs or default_jobs(),
             )
             for spec in specs:
                 text = _render(spec, report, Verdict(fail_on))

@@ -25,6 +25,7 @@ from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.verdict import Problems, decide, file_report, problems
 
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
+MAX_DEFAULT_JOBS = 8
 _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
 
 
@@ -58,12 +59,14 @@ def kind_of(facts: ElfFacts) -> str:
     return "shared-library"
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (the affinity mask, where the platform has one)."""
+def default_jobs() -> int:
+    """One worker per CPU this process may run on (the affinity mask, where the platform has one), at most
+    MAX_DEFAULT_JOBS: past that, each worker's share of files is small and its caches cold."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_JOBS)
 
 
 def judge(

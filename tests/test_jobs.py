@@ -36,6 +36,12 @@ def test_workers_give_the_same_report(samples_dir: Path, context: str | None) ->
     assert two.to_json() == one.to_json()
 
 
+@pytest.mark.parametrize(("cpus", "jobs"), [(1, 1), (2, 2), (64, judge.MAX_DEFAULT_JOBS)])
+def test_default_jobs_follow_the_cpus_allowed(monkeypatch: pytest.MonkeyPatch, cpus: int, jobs: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert judge.default_jobs() == jobs
+
+
 def _pid_of_worker(judging: object, files: object) -> _Share:
     return _Share(files={"pid": Skip(str(os.getpid()), "")})
 
