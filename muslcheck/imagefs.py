@@ -185,8 +185,8 @@ def read_image(image: Image, progress: Progress = no_progress, *, defer_digests:
         try:
             mapped = MappedLayer.of(location)
             if mapped is not None and location is not None and not mapped.looks_compressed():
-                with tarfile.open(fileobj=mapped, mode="r:") as tar:  # random access: content is skipped
-                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference)
+                with tarfile.open(fileobj=mapped.reader(), mode="r:") as tar:  # random access: content is skipped
+                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference, mapped)
                 unverified.append((index, layer, location))  # one stream: the blob is the tar
                 continue
             with image.blobs.open_blob(layer.digest) as raw, LayerStream(raw, layer.media_type) as stream:
@@ -216,13 +216,13 @@ def _check_digests(index: int, layer: Layer, blob_digest: str, tar_digest: str) 
 
 
 def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[Skip], kept: _KeptBudget,
-                 entries: int, reference: str) -> int:
-    """Apply every entry of one layer's tar; the count of entries so far across layers."""
+                 entries: int, reference: str, mapped: MappedLayer | None = None) -> int:
+    """Apply every entry of one layer's tar (``mapped``: read from that map); the count of entries so far."""
     for member in tar:
         entries += 1
         if entries > MAX_ENTRIES:
             raise SourceError(f"{reference}: more than {MAX_ENTRIES} entries in its layers")
-        _apply(nodes, member, tar, index, rejected, kept)
+        _apply(nodes, member, tar, index, rejected, kept, mapped)
     return entries
 
 
@@ -238,7 +238,7 @@ class _KeptBudget:
 
 
 def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
-           rejected: list[Skip], kept: _KeptBudget) -> None:
+           rejected: list[Skip], kept: _KeptBudget, mapped: MappedLayer | None) -> None:
     path = _clean(member.name)
     if path is None:
         rejected.append(Skip("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
@@ -273,13 +273,13 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
                            head=source.head, archive=source.archive, content=source.content)
     elif member.isreg():
-        nodes[path] = _regular_file(path, member, tar, layer, kept, rejected)
+        nodes[path] = _regular_file(path, member, tar, layer, kept, rejected, mapped)
     else:
         nodes[path] = Node("other", layer, ("other", layer, path))
 
 
 def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int, kept: _KeptBudget,
-                  rejected: list[Skip]) -> Node:
+                  rejected: list[Skip], mapped: MappedLayer | None) -> Node:
     node = Node("file", layer, ("file", layer, path))
     small = (_kept_whole(path) and member.size <= MAX_SMALL_FILE) or (
         is_metadata_path(path) and member.size <= METADATA_MAX_BYTES)
@@ -289,20 +289,16 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         small = False
     if member.size < len(ELF_MAGIC) and not small:
         return node
-    if isinstance(tar.fileobj, MappedLayer) and not member.issparse():  # a sparse member is read through tarfile
-        return _mapped_file(node, path, member, tar.fileobj, small)
+    if mapped is not None and not member.issparse():  # a sparse member is read through tarfile
+        return _mapped_file(node, path, member, mapped, small)
     stream = tar.extractfile(member)
     if stream is None:
         return node
     head = stream.read(len(ELF_MAGIC))
     if small:
         node.head = head + stream.read(MAX_SMALL_FILE)
-    archive = is_archive_name(path) and head.startswith(b"PK")
-    if head != ELF_MAGIC and not archive:
-        return node
-    if member.size > MAX_ELF_BYTES:
-        what = "archive" if archive else "ELF file"
-        node.problem = f"{what} of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
+    archive = _read_as(node, path, head, member.size)
+    if archive is None:
         return node
     data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
     if archive:
@@ -315,6 +311,19 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
     return node
 
 
+def _read_as(node: Node, path: str, head: bytes, size: int) -> bool | None:
+    """Whether the file is read as an archive (True) or an ELF file (False), from its first bytes; None when
+    it is neither, or too large to read (then ``node.problem`` says so)."""
+    archive = is_archive_name(path) and head.startswith(b"PK")
+    if head != ELF_MAGIC and not archive:
+        return None
+    if size > MAX_ELF_BYTES:
+        what = "archive" if archive else "ELF file"
+        node.problem = f"{what} of {size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
+        return None
+    return archive
+
+
 def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedLayer, small: bool) -> Node:
     """A regular file of a mapped layer: read in place (and only an ELF file's headers for now); the pages
     read are let go afterwards."""
@@ -324,14 +333,10 @@ def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedL
     try:
         if small:
             node.head = bytes(content)
-        head = bytes(content[: len(ELF_MAGIC)])
-        archive = is_archive_name(path) and head.startswith(b"PK")
-        if head != ELF_MAGIC and not archive:
+        archive = _read_as(node, path, bytes(content[: len(ELF_MAGIC)]), member.size)
+        if archive is None:
             return node
-        if member.size > MAX_ELF_BYTES:
-            what = "archive" if archive else "ELF file"
-            node.problem = f"{what} of {member.size} bytes, above the {MAX_ELF_BYTES}-byte limit: not read"
-        elif archive:
+        if archive:
             node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path)
         else:
             node.facts = read_elf(content, symbols=False)

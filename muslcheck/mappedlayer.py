@@ -9,14 +9,14 @@ GIL), while the files are judged, and checked before the report is made.
 from __future__ import annotations
 
 import hashlib
-import io
 import mmap
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from muslcheck.archives import BufferReader
 from muslcheck.sources.interface import BlobLocation
 
 T = TypeVar("T")
@@ -40,9 +40,9 @@ class MappedMember:
             self.layer.forget(self.offset, self.size)
 
 
-class MappedLayer(io.RawIOBase):
-    """A seekable window over the blob's bytes in a shared read-only map of its file. ``view`` gives a
-    member's bytes without copying them; the map lives as long as a view of it does."""
+class MappedLayer:
+    """The blob's bytes in a shared read-only map of its file. ``view`` gives a member's bytes without
+    copying them, ``reader`` a seekable stream for tarfile; the map lives as long as a view of it does."""
 
     def __init__(self, location: BlobLocation) -> None:
         with open(location.path, "rb") as f:
@@ -51,7 +51,7 @@ class MappedLayer(io.RawIOBase):
             skip = location.offset % mmap.ALLOCATIONGRANULARITY  # a map starts on a granule: map from there
             self._map = mmap.mmap(f.fileno(), skip + location.size, access=mmap.ACCESS_READ,
                                   offset=location.offset - skip)
-        self._start, self._size, self._pos = skip, location.size, 0
+        self._start, self._size = skip, location.size
 
     @classmethod
     def of(cls, location: BlobLocation | None) -> MappedLayer | None:
@@ -83,25 +83,8 @@ class MappedLayer(io.RawIOBase):
         if end > start:
             self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.view(self._pos, len(buffer))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    def reader(self) -> BufferReader:
+        return BufferReader(self.view(0, self._size))
 
 
 class BackgroundDigests:
