@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.pool
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -327,7 +328,7 @@ class _Workers:
         global _in_worker
         if self.jobs > 1:
             _in_worker = (self.judging, self.candidates)
-            self._pool = multiprocessing.get_context("fork").Pool(self.jobs)
+            self._pool = multiprocessing.get_context("fork").Pool(self.jobs, initializer=_leave_interrupts_to_parent)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -344,6 +345,11 @@ class _Workers:
         size = max(1, -(-len(indices) // (self.jobs * _CHUNKS_PER_WORKER)))
         chunks = [(task, indices[i : i + size]) for i in range(0, len(indices), size)]
         yield from self._pool.imap(_run_in_worker, chunks)
+
+
+def _leave_interrupts_to_parent() -> None:
+    """Ctrl-C reaches every process of the group: the parent stops the workers, which say nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_in_worker(chunk: tuple[_Task, Sequence[int]]) -> _Share:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,20 @@ def test_default_jobs_follow_the_cpus_allowed(monkeypatch: pytest.MonkeyPatch, c
 
 def _pid_of_worker(judging: object, files: object) -> _Share:
     return _Share(files={"pid": Skip(str(os.getpid()), "")})
+
+
+def _interrupts_of_worker(judging: object, files: object) -> _Share:
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    return _Share(files={"sigint": Skip("ignored" if ignored else "handled", "")})
+
+
+def test_workers_leave_ctrl_c_to_the_parent() -> None:
+    """Ctrl-C reaches the whole process group: only the parent acts on it (it stops the pool), so the
+    workers print no traceback of their own."""
+    with _Workers(judging=None, candidates=[None] * 4, jobs=2) as workers:  # type: ignore[arg-type]
+        seen = {share.files["sigint"].path for share in workers.map(_interrupts_of_worker, range(4))}
+    assert seen == {"ignored"}
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
 def test_shares_run_in_forked_workers() -> None:
