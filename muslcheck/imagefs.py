@@ -27,7 +27,7 @@ from muslcheck.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_ar
 from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, no_progress
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
-from muslcheck.layerstream import LayerStream
+from muslcheck.layerstream import LayerStream, compression_of
 from muslcheck.mappedlayer import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.report import Skip
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
@@ -184,7 +184,9 @@ def read_image(image: Image, progress: Progress = no_progress, *, defer_digests:
         location = image.blobs.locate_blob(layer.digest)
         try:
             mapped = MappedLayer.of(location)
-            if mapped is not None and location is not None and not mapped.looks_compressed():
+            if mapped is not None and location is not None and compression_of(
+                layer.media_type, bytes(mapped.view(0, 4))
+            ) is None:
                 with tarfile.open(fileobj=mapped.reader(), mode="r:") as tar:  # random access: content is skipped
                     entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference, mapped)
                 unverified.append((index, layer, location))  # one stream: the blob is the tar

@@ -105,6 +105,15 @@ class LayerStream(io.RawIOBase):
         return False
 
 
+def compression_of(media_type: str, head: bytes) -> str | None:
+    """"zstd" or "gzip" for a blob by its media type or its first bytes; None for a plain tar."""
+    if "zstd" in media_type or head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    if "gzip" in media_type or head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    return None
+
+
 class _TarChunks:
     """The tar stream of a blob in chunks, hashed as they are taken; ``result()`` once they are all taken."""
 
@@ -114,9 +123,10 @@ class _TarChunks:
         first = next(raw, b"")
         self._tar_sha: Any = None  # uncompressed: one digest for both
         inflated: Iterator[bytes] = _chained(first, raw)
-        if "zstd" in media_type or first.startswith(_ZSTD_MAGIC):
+        compression = compression_of(media_type, first)
+        if compression == "zstd":
             self._tar_sha, inflated = hashlib.sha256(), _zstd(inflated)
-        elif "gzip" in media_type or first.startswith(_GZIP_MAGIC):
+        elif compression == "gzip":
             self._tar_sha, inflated = hashlib.sha256(), _gunzip(inflated)
         self.chunks = inflated if self._tar_sha is None else _hashed(inflated, self._tar_sha)
 

@@ -21,7 +21,6 @@ from muslcheck.sources.interface import BlobLocation
 
 T = TypeVar("T")
 CHUNK = 1 << 20
-_COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,6 @@ class MappedLayer:
             return cls(location)
         except OSError:
             return None
-
-    def looks_compressed(self) -> bool:
-        return bytes(self.view(0, 4)).startswith(_COMPRESSED_MAGICS)
 
     def view(self, offset: int, size: int) -> memoryview:
         """``size`` bytes from ``offset`` of the blob (fewer at its end)."""
