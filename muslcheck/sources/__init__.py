@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+import importlib
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from muslcheck.errors import UsageError
-from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
-from muslcheck.sources.daemon import DockerDaemonSource
 from muslcheck.sources.interface import (
     BlobStore,
     DigestMismatch,
@@ -26,10 +26,25 @@ from muslcheck.sources.interface import (
     SourceError,
     iter_chunks,
 )
-from muslcheck.sources.oci import layer_compression, parse_platform
-from muslcheck.sources.ocidir import OciDirSource
 from muslcheck.sources.reference import IMAGE_KINDS, KINDS, Reference, parse_reference
-from muslcheck.sources.registry import RegistrySource
+
+if TYPE_CHECKING:
+    from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
+    from muslcheck.sources.daemon import DockerDaemonSource
+    from muslcheck.sources.oci import layer_compression, parse_platform
+    from muslcheck.sources.ocidir import OciDirSource
+    from muslcheck.sources.registry import RegistrySource
+
+# Imported on first use: a directory scan needs none of them (the registry client alone pulls in ssl and http).
+_LAZY = {
+    "DockerArchiveSource": "archive",
+    "OciArchiveSource": "archive",
+    "DockerDaemonSource": "daemon",
+    "layer_compression": "oci",
+    "parse_platform": "oci",
+    "OciDirSource": "ocidir",
+    "RegistrySource": "registry",
+}
 
 __all__ = [
     "IMAGE_KINDS",
@@ -56,9 +71,21 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+
+
 def source_for(ref: Reference, *, platform: str | None = None, insecure_registry: bool = False,
                docker_config: Path | None = None) -> Source:
     """The ``Source`` for an image reference; ``UsageError`` for ``dir:`` and ``file:``, which are not images."""
+    from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
+    from muslcheck.sources.daemon import DockerDaemonSource
+    from muslcheck.sources.oci import parse_platform
+    from muslcheck.sources.ocidir import OciDirSource
+    from muslcheck.sources.registry import RegistrySource
+
     if platform:
         parse_platform(platform)  # UsageError before any I/O
     if ref.kind == "docker-archive" and ref.path is not None:

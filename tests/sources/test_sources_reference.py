@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,12 @@ def test_a_zip_is_detected_as_one_file(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
     assert parse_reference(str(path)).kind == "file"
+
+
+def test_the_sources_are_imported_when_an_image_is_opened_not_before() -> None:
+    code = ("import sys, muslcheck.cli, muslcheck.sources as s; "
+            "print(sorted(m for m in sys.modules if m.startswith('muslcheck.sources.'))); "
+            "print(s.RegistrySource.__module__, s.parse_platform('linux/arm64'))")
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines[0] == "['muslcheck.sources.interface', 'muslcheck.sources.reference']"  # no ssl, no http
+    assert lines[1].startswith("muslcheck.sources.registry ")
