@@ -539,21 +539,22 @@ def directory_fingerprint(root: Path) -> str | None:
     None when an entry changed too recently to trust its stat identity, or the walk fails."""
     h = hashlib.sha256(b"muslcheck tree\0")
     now = time.time_ns()
-    stack = [str(root)]
+    stack = [""]  # directories, relative to root
+    top = str(root)
     try:
         while stack:
             directory = stack.pop()
-            with os.scandir(directory) as entries:
+            with os.scandir(os.path.join(top, directory)) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
                     st = entry.stat(follow_symlinks=False)
                     if recently_changed(st, now_ns=now):
                         return None
+                    relative = os.path.join(directory, entry.name)
                     link = os.readlink(entry.path) if entry.is_symlink() else ""
-                    h.update(_canonical([os.path.relpath(entry.path, root), st.st_mode, st.st_dev, st.st_ino,
-                                         st.st_size, st.st_mtime_ns, st.st_ctime_ns, link]).encode("utf-8",
-                                                                                                   "surrogateescape"))
+                    h.update(_canonical([relative, st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                                         st.st_ctime_ns, link]).encode("utf-8", "surrogateescape"))
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+                        stack.append(relative)
     except OSError:
         return None
     return h.hexdigest()
