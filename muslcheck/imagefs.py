@@ -192,7 +192,8 @@ def read_image(image: Image, progress: Progress = no_progress, *, defer_digests:
                 unverified.append((index, layer, location))  # one stream: the blob is the tar
                 continue
             with image.blobs.open_blob(layer.digest) as raw, LayerStream(raw, layer.media_type) as stream:
-                with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_CHUNK) as tar:
+                # Random-access mode over a stream that seeks forward: content is skipped, not copied.
+                with tarfile.open(fileobj=io.BufferedReader(stream), mode="r:") as tar:
                     entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference)
                 stream.drain()
                 digests = stream.digests()

@@ -33,12 +33,14 @@ _END = object()  # what the thread queues after the last chunk
 class LayerStream(io.RawIOBase):
     """The uncompressed tar stream of one blob; ``digests()`` (after the end) gives the SHA-256 of the blob
     as stored and of its uncompressed content. A failure on the thread is raised by the read it stops.
+    It seeks forward only, so tarfile's random-access mode skips member content without copying it.
     Use it as a context manager: leaving stops the thread, even halfway."""
 
     def __init__(self, blob: BinaryIO, media_type: str) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(AHEAD)
         self._stopping = threading.Event()
         self._chunk = memoryview(b"")
+        self._position = 0
         self._ended = False
         self._digests: tuple[str, str] | None = None
         self._thread = threading.Thread(target=self._produce, args=(blob, media_type), name="layer-reader",
@@ -48,28 +50,52 @@ class LayerStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
     def readinto(self, buffer: Any) -> int:
+        if not self._fill():
+            return 0
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        self._position += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move forward to ``offset`` (or to the end, if that comes first), dropping what lies before it."""
+        target = offset if whence == io.SEEK_SET else self._position + offset if whence == io.SEEK_CUR else -1
+        if target < self._position:
+            raise io.UnsupportedOperation("a layer stream only seeks forward")
+        while self._position < target and self._fill():
+            n = min(target - self._position, len(self._chunk))
+            self._chunk = self._chunk[n:]
+            self._position += n
+        return self._position
+
+    def drain(self) -> None:
+        """Read to the end (the tar's trailing blocks and padding are part of the digests)."""
+        while self._fill():
+            self._position += len(self._chunk)
+            self._chunk = memoryview(b"")
+
+    def _fill(self) -> bool:
+        """Whether bytes are at hand: the current chunk, else the next one from the thread (False at the end)."""
         while not self._chunk:
             if self._ended:
-                return 0
+                return False
             item = self._queue.get()
             if item is _END:
                 self._ended = True
-                return 0
+                return False
             if isinstance(item, BaseException):
                 self._ended = True
                 raise item
             self._chunk = memoryview(item)
-        n = min(len(buffer), len(self._chunk))
-        buffer[:n] = self._chunk[:n]
-        self._chunk = self._chunk[n:]
-        return n
-
-    def drain(self) -> None:
-        """Read to the end (the tar's trailing blocks and padding are part of the digests)."""
-        while self._chunk or not self._ended:
-            self._chunk = memoryview(b"")
-            self.readinto(bytearray(1))
+        return True
 
     def digests(self) -> tuple[str, str]:
         """("sha256:..." of the blob, "sha256:..." of the tar stream), once the stream has ended."""
@@ -136,9 +162,23 @@ class _TarChunks:
 
 
 def _hashed(chunks: Iterator[bytes], sha: Any) -> Iterator[bytes]:
-    for chunk in chunks:
+    """``chunks``, each also hashed into ``sha`` on a thread of its own: SHA-256 releases the GIL, the
+    inflaters do not, so both hashes run beside inflating. Once the last chunk is taken, ``sha`` has them all."""
+    pending: queue.Queue[bytes | None] = queue.Queue(AHEAD)
+    hasher = threading.Thread(target=_hash_all, args=(pending, sha), name="layer-hasher", daemon=True)
+    hasher.start()
+    try:
+        for chunk in chunks:
+            pending.put(chunk)
+            yield chunk
+    finally:
+        pending.put(None)
+        hasher.join()
+
+
+def _hash_all(pending: queue.Queue[bytes | None], sha: Any) -> None:
+    while (chunk := pending.get()) is not None:
         sha.update(chunk)
-        yield chunk
 
 
 def _chained(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -180,7 +220,7 @@ def _zstd(compressed: Iterator[bytes]) -> Iterator[bytes]:
     import zstandard  # a well-kept binding; imported only for zstd layers
 
     source = cast(BinaryIO, _IteratorReader(compressed))
-    reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True)
     try:
         while chunk := reader.read(CHUNK):
             yield chunk

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import tarfile
 import threading
 import zlib
 
@@ -92,3 +93,34 @@ def test_leaving_early_stops_the_thread() -> None:
     with LayerStream(io.BytesIO(gzip.compress(PAYLOAD * 4)), "") as stream:
         stream.read(100)  # the thread has filled its queue and waits for room
     assert threading.active_count() == before
+
+
+def test_seeks_forward_only_and_the_digests_still_cover_every_byte() -> None:
+    blob = gzip.compress(PAYLOAD)
+    with LayerStream(io.BytesIO(blob), "") as stream:
+        assert stream.read(7) == PAYLOAD[:7]
+        assert stream.seek(layerstream.CHUNK + 3) == layerstream.CHUNK + 3  # across a chunk, nothing copied
+        assert stream.read(5) == PAYLOAD[layerstream.CHUNK + 3 : layerstream.CHUNK + 8]
+        assert stream.seek(10, io.SEEK_CUR) == stream.tell() == layerstream.CHUNK + 18
+        with pytest.raises(io.UnsupportedOperation, match="only seeks forward"):
+            stream.seek(0)
+        assert stream.seek(len(PAYLOAD) + 100) == len(PAYLOAD)  # past the end: at the end, as a read would be
+        assert stream.read(1) == b""
+        assert stream.digests() == (sha(blob), sha(PAYLOAD))
+
+
+def test_tarfile_reads_a_layer_stream_in_random_access_mode() -> None:
+    members = {f"dir/file{i}": os.urandom(i * 700) for i in range(12)}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    blob = gzip.compress(raw.getvalue())
+    with LayerStream(io.BytesIO(blob), "") as stream:
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r:") as tar:
+            read = {m.name: tar.extractfile(m).read() for m in tar if m.size % 2}  # type: ignore[union-attr]
+        stream.drain()
+        assert stream.digests() == (sha(blob), sha(raw.getvalue()))
+    assert read == {name: data for name, data in members.items() if len(data) % 2}
