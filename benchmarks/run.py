@@ -142,9 +142,11 @@ class Bench:
         self.reports.mkdir(exist_ok=True)
         src = Path(args.muslcheck_src).resolve()
         self.muslcheck_env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
             "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
             "MUSLCHECK_CACHE_DIR": str(work / "muslcheck-cache"),  # never the user's own report cache
+            # Compiled bytecode, as an installed muslcheck has, kept in the work directory (not the checkout).
+            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
         }
         self.no_cache = ()  # ("--no-cache",) once the help shows muslcheck has a report cache
         # -P: the current directory does not go first on sys.path, so PYTHONPATH decides which muslcheck runs.
@@ -772,6 +774,8 @@ def main() -> int:
             f"No C compiler: commands were launched from a Python process, so a peak RSS below "
             f"{launcher.floor_mb:.0f} MB is that launcher's."
         )
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(bench.src / "muslcheck")], env=bench.muslcheck_env,
+                   check=True)
     probe = subprocess.run(
         [sys.executable, "-P", "-c", "import muslcheck.cli, muslcheck; print(muslcheck.__file__)"],
         env=bench.muslcheck_env,
