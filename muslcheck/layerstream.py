@@ -162,8 +162,8 @@ class _TarChunks:
 
 
 def _hashed(chunks: Iterator[bytes], sha: Any) -> Iterator[bytes]:
-    """``chunks``, each also hashed into ``sha`` on a thread of its own: SHA-256 releases the GIL, the
-    inflaters do not, so both hashes run beside inflating. Once the last chunk is taken, ``sha`` has them all."""
+    """``chunks``, each also hashed into ``sha`` on a thread of its own: SHA-256 releases the GIL, so the
+    hashes run on the other core while this thread inflates. Once the last chunk is taken, ``sha`` has them all."""
     pending: queue.Queue[bytes | None] = queue.Queue(AHEAD)
     hasher = threading.Thread(target=_hash_all, args=(pending, sha), name="layer-hasher", daemon=True)
     hasher.start()
