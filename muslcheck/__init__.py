@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from muslcheck.errors import InputError, MalformedElf, MuslcheckError, UsageError
-from muslcheck.loader import Context
+from muslcheck.options import Context
 from muslcheck.report import FileReport, Report, Verdict
 from muslcheck.scan import scan
 

@@ -16,12 +16,8 @@ import click
 
 from muslcheck import __version__
 from muslcheck.cache import Store, default_cache_dir, default_salt
-from muslcheck.discover import Progress, no_progress
 from muslcheck.errors import InputError, MuslcheckError, UsageError
-from muslcheck.explain import explain as explain_symbol
-from muslcheck.explain import render_explanation, render_symbol_table, symbol_table
-from muslcheck.judge import default_jobs
-from muslcheck.loader import Context
+from muslcheck.options import Context, Progress, no_progress
 from muslcheck.render import RENDERERS, render_junit, render_table
 from muslcheck.report import Report, Verdict, summary_line
 from muslcheck.scan import resolve_version, scan
@@ -157,7 +153,7 @@ def scan_command(
                 base=base, include_os_packages=include_os_packages, include_runtimes=include_runtimes,
                 insecure_registry=insecure_registry,
                 docker_config=docker_config or _default_docker_config(), progress=progress, cache=store,
-                jobs=jobs or default_jobs(),
+                jobs=jobs,
             )
             for spec in specs:
                 text = _render(spec, report, Verdict(fail_on))
@@ -282,6 +278,9 @@ scan_command.name = "scan"
 @click.argument("symbol")
 def explain(symbol: str) -> None:
     """Where SYMBOL comes from (glibc version, musl versions, gcompat) and what to do about it."""
+    from muslcheck.explain import explain as explain_symbol  # here: it loads the loader model, a scan may not
+    from muslcheck.explain import render_explanation
+
     try:
         click.echo(render_explanation(explain_symbol(symbol, Catalog())), nl=False)
     except UsageError as e:
@@ -296,6 +295,8 @@ def explain(symbol: str) -> None:
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), default="x86_64", show_default=True)
 def symbols(alpine: str | None, musl: str | None, arch: str) -> None:
     """List musl's exported symbols for a target: NAME TYPE BINDING SIZE, one per line."""
+    from muslcheck.explain import render_symbol_table, symbol_table  # here: they load the loader model
+
     catalog = Catalog()
     try:
         version, _ = resolve_version(catalog, alpine, musl)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from muslcheck.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
 from muslcheck.errors import MalformedElf
+from muslcheck.options import Progress, no_progress
 from muslcheck.report import Skip
 from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, Unresolvable, join
 
@@ -123,14 +124,6 @@ def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skip
 def _starts_with_elf_magic(host_path: str) -> bool:
     with open(host_path, "rb") as f:
         return is_elf(f.read(4))
-
-
-# Called as progress(stage, done, total or None); the CLI draws it, the library never prints.
-Progress = Callable[[str, int, "int | None"], None]
-
-
-def no_progress(stage: str, done: int, total: int | None) -> None:
-    """The default: report nothing."""
 
 
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress) -> Discovered:

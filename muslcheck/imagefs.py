@@ -24,11 +24,12 @@ from typing import BinaryIO, cast
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
-from muslcheck.discover import Discovered, ElfFile, FactsCache, Progress, add_archive_members, no_progress
+from muslcheck.discover import Discovered, ElfFile, FactsCache, add_archive_members
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.errors import MalformedElf
 from muslcheck.layerstream import LayerStream, compression_of
 from muslcheck.mappedlayer import BackgroundDigests, MappedLayer, MappedMember
+from muslcheck.options import Progress, no_progress
 from muslcheck.report import Skip
 from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError

@@ -10,16 +10,17 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides
 from muslcheck.archives import ARCHIVE_SEPARATOR
-from muslcheck.discover import ElfFile, FactsCache, NotLoadable, Progress, no_progress
+from muslcheck.discover import ElfFile, FactsCache, NotLoadable
 from muslcheck.elf import ElfFacts, ElfType
-from muslcheck.ignore import NO_IGNORES, Ignores
-from muslcheck.loader import Context, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.ignore import Ignores
+from muslcheck.loader import LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.options import Context, Options, Progress, no_progress
 from muslcheck.report import FileReport, Skip, Verdict
 from muslcheck.rootfs import RootFS
 from muslcheck.tables import SUPPORTED_ARCHES, Catalog
@@ -28,20 +29,6 @@ from muslcheck.verdict import Problems, decide, file_report, problems
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
 MAX_DEFAULT_JOBS = 8
 _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
-
-
-@dataclass(frozen=True)
-class Options:
-    musl: str
-    alpine: str | None
-    arch: str | None  # judge only files of this architecture; None: each for its own
-    gcompat: bool  # gcompat is installed on the target
-    context: Context | None  # override the load context of every dynamic file
-    library_path: str | None
-    preload: tuple[str, ...]
-    ignores: Ignores = NO_IGNORES
-    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package and runtime files Alpine replaces
-    include_runtimes: bool = False  # judge glibc language runtimes instead of naming their Alpine variant
 
 
 @dataclass(frozen=True)
@@ -81,10 +68,11 @@ def judge(
     jobs: int = 1,
     meanwhile: Callable[[], object] | None = None,
 ) -> Judged:
-    """Judge ``files``; with ``jobs`` > 1 (and a platform that can fork), in that many worker processes.
-    The result does not depend on ``jobs``. ``meanwhile`` is called once the workers run (so a thread it
-    starts is not forked): work to overlap with the judging."""
+    """Judge ``files``; with ``jobs`` > 1 (and a platform that can fork), in that many worker processes, and
+    with ``jobs`` 0 in ``default_jobs()``. The result does not depend on ``jobs``. ``meanwhile`` is called
+    once the workers run (so a thread it starts is not forked): work to overlap with the judging."""
     judging = _Judging(root, cache, options, catalog, app)
+    jobs = jobs or default_jobs()
     reports: dict[str, FileReport] = {}
     skipped: dict[str, Skip] = {}
     executables: list[tuple[ElfFile, str]] = []

@@ -22,15 +22,9 @@ from typing import Any
 
 from muslcheck.discover import FactsCache, NotLoadable
 from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
+from muslcheck.options import Context
 from muslcheck.rootfs import Resolved, RootFS, join, parent
 from muslcheck.tables import Gcompat, LoaderRules, MuslExports
-
-
-class Context(StrEnum):
-    EXECUTABLE = "executable"
-    STARTUP_LIBRARY = "startup-library"
-    DLOPEN_NOW = "dlopen-now"
-    DLOPEN_LAZY = "dlopen-lazy"
 
 
 class Effect(StrEnum):

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 from muslcheck.elf import ElfFacts, relocation_name
 from muslcheck.ignore import NO_IGNORES, Ignores
-from muslcheck.loader import REPLACED, Context, Effect, LoadResult
+from muslcheck.loader import REPLACED, Effect, LoadResult
+from muslcheck.options import Context
 from muslcheck.packages import GLIBC_LIBRARIES, apk_for
 from muslcheck.report import (
     FileReport,

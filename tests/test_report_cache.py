@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +65,26 @@ def test_a_changed_file_or_option_is_scanned_again(tree: Path, store: Store, sam
     changed = scan(tree, musl="1.2.5", cache=store)
     assert store.stats.hits == 0
     assert changed.files[0].unresolved_symbols and not first.files[0].unresolved_symbols
+
+
+JUDGING = ("muslcheck.survey", "muslcheck.judge", "muslcheck.loader", "muslcheck.apps.application", "multiprocessing")
+
+
+def test_a_cache_hit_and_the_cli_start_need_none_of_the_judging_machinery(tree: Path, tmp_path: Path) -> None:
+    """Each in a fresh interpreter (the tree is settled a minute back, so the clock moves on with it)."""
+    scan_twice = (
+        "import sys, time; now = time.time_ns; time.time_ns = lambda: now() + 60 * 10**9\n"
+        "from muslcheck import scan\nfrom muslcheck.cache import Store, default_salt\n"
+        f"store = Store({str(tmp_path / 'cache')!r}, salt=default_salt())\n"
+        f"scan({str(tree)!r}, musl='1.2.5', cache=store)\n"
+        f"print(store.stats.hits, [m for m in {JUDGING!r} if m in sys.modules])\n"
+    )
+    outputs = [subprocess.run([sys.executable, "-c", scan_twice], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)]
+    assert outputs[0] == f"0 {list(JUDGING)}\n"  # a miss judges
+    assert outputs[1] == "1 []\n"  # a hit only decodes the report
+    cli = f"import sys; from muslcheck.cli import main; print([m for m in {JUDGING!r} if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", cli], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_a_tree_written_just_now_is_not_cached(tree: Path, store: Store) -> None:

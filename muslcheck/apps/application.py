@@ -14,7 +14,7 @@ from muslcheck.apps.jni import Choice, Native
 from muslcheck.apps.model import Flavour, Host, Identified, Package
 from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 from muslcheck.discover import ElfFile, FactsCache, FactsView
-from muslcheck.loader import Context
+from muslcheck.options import Context
 from muslcheck.report import Skip
 from muslcheck.rootfs import RootFS
 

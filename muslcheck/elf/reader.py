@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from itertools import chain, compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
-from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
 from muslcheck.errors import MalformedElf
@@ -275,8 +275,8 @@ class _Image:
 
 def _every(data: memoryview, code: str, start: int, step: int) -> bytes:
     """The bytes of every ``step``-th item of array typecode ``code`` in ``data``, from the ``start``-th."""
-    with data.cast(code) as items, items[start::step] as kept:
-        return kept.tobytes()
+    with data.cast(code) as items, items[start::step] as kept:  # type: ignore[call-overload]
+        return cast(bytes, kept.tobytes())
 
 
 class _Strings:
@@ -781,7 +781,9 @@ assert all(not hasattr(cls, "__post_init__") and all(f.init for f in fields(cls)
 
 
 # Each dataclass's slot setters, in field order.
-_SETTERS: Final = {cls: tuple(getattr(cls, f.name).__set__ for f in fields(cls)) for cls in (SymbolUse, Export)}
+_SETTERS: Final[dict[type, tuple[Any, ...]]] = {
+    cls: tuple(getattr(cls, f.name).__set__ for f in fields(cls)) for cls in (SymbolUse, Export)
+}
 
 
 def _build(cls: type[_Dataclass], rows: list[_UseRow] | list[_ExportRow]) -> tuple[_Dataclass, ...]:

@@ -80,24 +80,31 @@ def __getattr__(name: str) -> object:
 def source_for(ref: Reference, *, platform: str | None = None, insecure_registry: bool = False,
                docker_config: Path | None = None) -> Source:
     """The ``Source`` for an image reference; ``UsageError`` for ``dir:`` and ``file:``, which are not images."""
-    from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
-    from muslcheck.sources.daemon import DockerDaemonSource
-    from muslcheck.sources.oci import parse_platform
-    from muslcheck.sources.ocidir import OciDirSource
-    from muslcheck.sources.registry import RegistrySource
-
     if platform:
+        from muslcheck.sources.oci import parse_platform
+
         parse_platform(platform)  # UsageError before any I/O
+    # Only the source asked for is imported.
     if ref.kind == "docker-archive" and ref.path is not None:
+        from muslcheck.sources.archive import DockerArchiveSource
+
         return DockerArchiveSource(ref.path, selector=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "oci-archive" and ref.path is not None:
+        from muslcheck.sources.archive import OciArchiveSource
+
         return OciArchiveSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "oci-dir" and ref.path is not None:
+        from muslcheck.sources.ocidir import OciDirSource
+
         return OciDirSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "registry" and ref.name is not None:
+        from muslcheck.sources.registry import RegistrySource
+
         return RegistrySource(ref.name, tag=ref.tag, digest=ref.digest, platform=platform,
                               insecure=insecure_registry, docker_config=docker_config, reference=ref.text)
     if ref.kind == "docker" and ref.spec is not None:
+        from muslcheck.sources.daemon import DockerDaemonSource
+
         return DockerDaemonSource(ref.spec, platform=platform, reference=ref.text)
     raise UsageError(f"{ref.text}: a {ref.kind}, not a container image")
 
