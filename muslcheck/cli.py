@@ -156,11 +156,11 @@ def scan_command(
                 jobs=jobs,
             )
             for spec in specs:
-                text = _render(spec, report, Verdict(fail_on))
+                output = _render(spec, report, Verdict(fail_on))
                 if spec.file is None:
-                    click.echo(text, nl=False)
+                    click.echo(output, nl=False)
                 else:
-                    _write_atomically(spec.file, text)
+                    _write_atomically(spec.file, output)
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more to say, and no traceback at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -232,7 +232,7 @@ def _default_docker_config() -> Path | None:
     return path if path.is_file() else None
 
 
-def _render(spec: OutputSpec, report: Report, fail_on: Verdict) -> str:
+def _render(spec: OutputSpec, report: Report, fail_on: Verdict) -> str | bytes:
     """Colour only for the table on a terminal, and never with NO_COLOR set (no-color.org)."""
     if spec.fmt in ("table", "text") and spec.file is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
         return render_table(report, color=True)
@@ -322,7 +322,7 @@ def versions() -> None:
         _fail(str(e), EXIT_INPUT)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, output: str | bytes) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written report."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -332,8 +332,8 @@ def _write_atomically(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(output if isinstance(output, bytes) else output.encode("utf-8"))
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)

@@ -293,4 +293,6 @@ def test_report_with_names_that_are_not_utf8_still_renders(samples_dir: Path) ->
         text = odd.to_json(indent=indent)
         assert "lib\\udcff.so" in text
         assert Report.from_json(text) == odd
+        assert odd.to_json_bytes(indent=indent) == text.encode("ascii")
     assert json.loads(report.to_json(indent=True)) == json.loads(report.to_json())
+    assert report.to_json_bytes() == report.to_json().encode("utf-8")

@@ -1,9 +1,10 @@
 """Renderers turn a Report into text; the library never prints, the CLI writes what they return.
 
-Every entry of ``RENDERERS`` is a pure ``Callable[[Report], str]``. Some renderers take keyword
-options the CLI may pass by calling them directly: ``render_table(report, color=True)`` (the CLI
-decides: stdout is a TTY and ``NO_COLOR`` is unset) and ``render_junit(report, fail_on=...)``
-(which verdicts count as failed testcases; default ``blocked``, as ``--fail-on``).
+Every entry of ``RENDERERS`` is a pure ``Callable[[Report], str | bytes]`` (bytes: UTF-8, for JSON).
+Some renderers take keyword options the CLI may pass by calling them directly:
+``render_table(report, color=True)`` (the CLI decides: stdout is a TTY and ``NO_COLOR`` is unset) and
+``render_junit(report, fail_on=...)`` (which verdicts count as failed testcases; default ``blocked``,
+as ``--fail-on``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from muslcheck.render.sarif import render_sarif
 from muslcheck.render.table import render_table, render_text
 from muslcheck.report import Report
 
-Renderer = Callable[[Report], str]
+Renderer = Callable[[Report], str | bytes]
 
 
 def _table(report: Report) -> str:

@@ -5,5 +5,6 @@ from __future__ import annotations
 from muslcheck.report import Report
 
 
-def render_json(report: Report) -> str:
-    return report.to_json()
+def render_json(report: Report) -> bytes:
+    """UTF-8 JSON: written as it is, never copied into a ``str``."""
+    return report.to_json_bytes()

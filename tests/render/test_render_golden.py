@@ -19,7 +19,7 @@ from muslcheck.report import Report
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("MUSLCHECK_UPDATE_GOLDEN") == "1"
 
-FORMATS: dict[str, Callable[[Report], str]] = {
+FORMATS: dict[str, Callable[[Report], str | bytes]] = {
     "report.table.txt": RENDERERS["table"],
     "report.table-color.txt": lambda r: render_table(r, color=True),
     "report.json": RENDERERS["json"],
@@ -31,15 +31,15 @@ FORMATS: dict[str, Callable[[Report], str]] = {
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_golden(name: str) -> None:
-    text = FORMATS[name](fixed_report())
-    assert text == FORMATS[name](fixed_report()), "not deterministic"
+    output = FORMATS[name](fixed_report())
+    assert output == FORMATS[name](fixed_report()), "not deterministic"
+    data = output if isinstance(output, bytes) else output.encode("utf-8")
     path = GOLDEN / name
     if UPDATE:
         GOLDEN.mkdir(exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
+        path.write_bytes(data)
     assert path.exists(), f"{path} missing: run with MUSLCHECK_UPDATE_GOLDEN=1"
-    expected = path.read_bytes().decode("utf-8")
-    assert text == expected, f"{name} differs from its golden file (MUSLCHECK_UPDATE_GOLDEN=1 rewrites it)"
+    assert data == path.read_bytes(), f"{name} differs from its golden file (MUSLCHECK_UPDATE_GOLDEN=1 rewrites it)"
 
 
 def test_every_format_has_a_golden_file() -> None:
