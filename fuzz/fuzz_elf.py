@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 with atheris.instrument_imports(include=["muslcheck.elf"]):
     from muslcheck.elf.facts import ElfFacts
     from muslcheck.elf.reader import read_elf
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 
 
 def _read(data: bytes | bytearray | memoryview) -> ElfFacts | str:

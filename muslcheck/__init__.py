@@ -8,9 +8,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from muslcheck.errors import InputError, MalformedElf, MuslcheckError, UsageError
-from muslcheck.options import Context
-from muslcheck.report import FileReport, Report, Verdict
+from muslcheck.model.errors import InputError, MalformedElf, MuslcheckError, UsageError
+from muslcheck.model.options import Context
+from muslcheck.model.report import FileReport, Report, Verdict
 from muslcheck.scan import scan
 
 __all__ = [

@@ -16,12 +16,12 @@ import click
 
 from muslcheck import __version__
 from muslcheck.cache import Store, default_cache_dir, default_salt
-from muslcheck.errors import InputError, MuslcheckError, UsageError
-from muslcheck.options import Context, Progress, no_progress
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
+from muslcheck.model.errors import InputError, MuslcheckError, UsageError
+from muslcheck.model.options import Context, Progress, no_progress
+from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import RENDERERS, render_junit, render_table
-from muslcheck.report import Report, Verdict, summary_line
 from muslcheck.scan import resolve_version, scan
-from muslcheck.tables import SUPPORTED_ARCHES, Catalog
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1

@@ -6,8 +6,8 @@ Pure functions over the generated tables; nothing here prints.
   abilists, plus GLIBC_PRIVATE names read from Debian's libc6; see
   symbols/glibc.py).
 * musl's side comes from the musl export tables and the loader rules of the
-  :class:`~muslcheck.tables.Catalog`; the LFS64 remap is decided by
-  :func:`muslcheck.loader.lfs64_base` itself, so ``explain`` and the scan agree.
+  :class:`~muslcheck.ldso.tables.Catalog`; the LFS64 remap is decided by
+  :func:`muslcheck.ldso.load.lfs64_base` itself, so ``explain`` and the scan agree.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from muslcheck.errors import InputError, UsageError
-from muslcheck.loader import Target, lfs64_base
-from muslcheck.tables import SUPPORTED_ARCHES, Catalog, tables_dir
+from muslcheck.ldso.load import Target, lfs64_base
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog, tables_dir
+from muslcheck.model.errors import InputError, UsageError
 
 GLIBC_TABLE = "glibc-abilists.json"
 _VERSION_PREFIX = "GLIBC_"

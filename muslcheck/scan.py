@@ -12,14 +12,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from muslcheck.cache import Store, directory_fingerprint, load_report, save_report, scan_key
-from muslcheck.errors import UsageError
-from muslcheck.ignore import NO_IGNORES, Ignores, load_ignores
-from muslcheck.options import Context, Options, Progress, no_progress
-from muslcheck.report import Report
-from muslcheck.sources import open_image
-from muslcheck.sources.interface import Image
-from muslcheck.sources.reference import Reference, parse_reference
-from muslcheck.tables import SUPPORTED_ARCHES, Catalog
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
+from muslcheck.model.errors import UsageError
+from muslcheck.model.ignore import NO_IGNORES, Ignores, load_ignores
+from muslcheck.model.options import Context, Options, Progress, no_progress
+from muslcheck.model.report import Report
+from muslcheck.targets.image.sources import open_image
+from muslcheck.targets.image.sources.interface import Image
+from muslcheck.targets.reference import Reference, parse_reference
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -97,7 +97,7 @@ def scan(
         key = _report_key(ref, image, options, settings) if cache is not None and base is None else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
             return cached
-        from muslcheck.survey import ImageAccess, survey  # only now: a cache hit needs none of the judging
+        from muslcheck.judging.survey import ImageAccess, survey  # only now: a cache hit needs none of the judging
 
         report = survey(stack, ref, image, options, catalog, source=str(path),
                         access=ImageAccess(platform, insecure_registry, docker_config), base=base,

@@ -15,7 +15,7 @@ import pytest
 
 import muslcheck
 from muslcheck import Context, FileReport, Report, Verdict, scan
-from muslcheck.report import SymbolFinding
+from muslcheck.model.report import SymbolFinding
 
 
 def file_report(report: Report, path: str) -> FileReport:

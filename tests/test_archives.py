@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from muslcheck import Verdict, archives, scan
+from muslcheck import Verdict, scan
+from muslcheck.targets import archives
 
 PLT = "reloc-plt/app/lib/libplt.so"  # glibc; gnu_get_libc_version reached only through the PLT
 

@@ -43,7 +43,8 @@ from muslcheck.cache import (
     tables_digest,
 )
 from muslcheck.elf import ElfFacts, ElfType, Export, SymbolUse, read_elf_file
-from muslcheck.report import (
+from muslcheck.ldso.tables import tables_dir
+from muslcheck.model.report import (
     SCHEMA_VERSION,
     Component,
     FileReport,
@@ -58,7 +59,6 @@ from muslcheck.report import (
     TlsFinding,
     Verdict,
 )
-from muslcheck.tables import tables_dir
 
 SALT = "test-salt"
 HEADER = 8 + 4 + 8 + 32 + 32  # magic, format version, payload length, key digest, payload sha256

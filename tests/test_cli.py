@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from muslcheck.cli import EXIT_INCOMPATIBLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE, exit_code, main
-from muslcheck.report import (
+from muslcheck.model.report import (
     SCHEMA_VERSION,
     FileReport,
     Report,

@@ -13,12 +13,12 @@ import pytest
 from oracle.dlopen import run_dlopen
 from oracle.ldd import LoaderReport, run_list
 
-from muslcheck.discover import FactsCache
 from muslcheck.elf import is_elf, read_elf_file
-from muslcheck.judge import kind_of
-from muslcheck.loader import Context, Effect, LoadResult, Target, load
-from muslcheck.rootfs import DirectoryRoot
-from muslcheck.tables import Catalog, Definition, tables_dir
+from muslcheck.judging.judge import kind_of
+from muslcheck.ldso.load import Context, Effect, LoadResult, Target, load
+from muslcheck.ldso.tables import Catalog, Definition, tables_dir
+from muslcheck.model.tree import DirectoryRoot
+from muslcheck.targets.directory import FactsCache
 
 pytestmark = pytest.mark.oracle
 CATALOG = Catalog()

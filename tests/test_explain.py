@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from muslcheck.errors import UsageError
 from muslcheck.explain import (
     MuslState,
     explain,
@@ -17,7 +16,8 @@ from muslcheck.explain import (
     render_symbol_table,
     symbol_table,
 )
-from muslcheck.tables import Catalog
+from muslcheck.ldso.tables import Catalog
+from muslcheck.model.errors import UsageError
 
 SYM = Path(__file__).resolve().parent.parent / "symbols"
 

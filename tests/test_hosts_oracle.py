@@ -12,10 +12,10 @@ from oracle.dlopen import run_dlopen
 
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
-from muslcheck.discover import FactsCache
-from muslcheck.loader import Context, Effect, Target, load
-from muslcheck.rootfs import DirectoryRoot
-from muslcheck.tables import Catalog
+from muslcheck.ldso.load import Context, Effect, Target, load
+from muslcheck.ldso.tables import Catalog
+from muslcheck.model.tree import DirectoryRoot
+from muslcheck.targets.directory import FactsCache
 
 CATALOG = Catalog()
 LIBRARIES = {  # sample library -> the host that loads it

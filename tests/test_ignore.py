@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from muslcheck import UsageError, Verdict, scan
-from muslcheck.ignore import load_ignores
+from muslcheck.model.ignore import load_ignores
 
 TODAY = dt.date(2026, 6, 1)
 

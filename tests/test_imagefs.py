@@ -14,10 +14,10 @@ from typing import BinaryIO
 
 import pytest
 
-from muslcheck.discover import FactsCache
-from muslcheck.imagefs import ImageRoot, read_image
-from muslcheck.rootfs import Resolved, Unresolvable
-from muslcheck.sources.interface import DigestMismatch, Image, ImageConfig, Layer, SourceError
+from muslcheck.model.tree import Resolved, Unresolvable
+from muslcheck.targets.directory import FactsCache
+from muslcheck.targets.image.fs import ImageRoot, read_image
+from muslcheck.targets.image.sources.interface import DigestMismatch, Image, ImageConfig, Layer, SourceError
 
 Entry = tuple[str, str, bytes | str]  # (kind, name, content or link target); kinds: file dir sym hard fifo
 

@@ -13,8 +13,8 @@ import zlib
 import pytest
 import zstandard
 
-from muslcheck import layerstream
-from muslcheck.layerstream import LayerStream
+from muslcheck.targets.image import layerstream
+from muslcheck.targets.image.layerstream import LayerStream
 
 PAYLOAD = os.urandom(3 * layerstream.CHUNK + 12345) + bytes(5 * layerstream.CHUNK)  # noise, then a long run
 

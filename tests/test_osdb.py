@@ -9,8 +9,8 @@ import struct
 from pathlib import Path
 
 from muslcheck import Verdict, scan
-from muslcheck.osdb import read_ownership
-from muslcheck.rootfs import DirectoryRoot
+from muslcheck.model.tree import DirectoryRoot
+from muslcheck.targets.osdb import read_ownership
 
 
 def put(root: Path, path: str, text: str | bytes) -> None:

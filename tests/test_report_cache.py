@@ -67,7 +67,8 @@ def test_a_changed_file_or_option_is_scanned_again(tree: Path, store: Store, sam
     assert changed.files[0].unresolved_symbols and not first.files[0].unresolved_symbols
 
 
-JUDGING = ("muslcheck.survey", "muslcheck.judge", "muslcheck.loader", "muslcheck.apps.application", "multiprocessing")
+JUDGING = ("muslcheck.judging.survey", "muslcheck.judging.judge", "muslcheck.ldso.load", "muslcheck.apps.application",
+           "multiprocessing")
 
 
 def test_a_cache_hit_and_the_cli_start_need_none_of_the_judging_machinery(tree: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from muslcheck.rootfs import MAX_LINKS, DirectoryRoot, Resolved, Unresolvable
+from muslcheck.model.tree import MAX_LINKS, DirectoryRoot, Resolved, Unresolvable
 
 
 def test_relative_and_absolute_links_resolve_inside_the_root(tmp_path: Path) -> None:

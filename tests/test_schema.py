@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from muslcheck.cli import main
-from muslcheck.report import Verdict
+from muslcheck.model.report import Verdict
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "muslcheck" / "schema" / "report.schema.json"
 

@@ -65,7 +65,7 @@ def test_wheel_installs_and_runs_outside_checkout(samples_dir: Path, tmp_path: P
     # The package and its tables come from the venv, not from the checkout.
     probe = check(
         [str(python), "-c",
-         "import json, muslcheck, muslcheck.tables as t; "
+         "import json, muslcheck, muslcheck.ldso.tables as t; "
          "print(json.dumps({'package': muslcheck.__file__, 'tables': str(t.tables_dir())}))"],
         env=env, cwd=outside, timeout=120,
     )

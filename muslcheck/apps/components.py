@@ -10,8 +10,8 @@ from dataclasses import replace
 from muslcheck.apps.application import Application, package_key
 from muslcheck.apps.jni import Choice
 from muslcheck.apps.model import Ecosystem, Flavour, Package
-from muslcheck.osdb import Ownership
-from muslcheck.report import Component, FileReport, Verdict, component_id, file_components
+from muslcheck.model.report import Component, FileReport, Verdict, component_id, file_components
+from muslcheck.targets.osdb import Ownership
 
 
 def build_components(

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host, Package
-from muslcheck.report import Skip
+from muslcheck.model.report import Skip
 
 _POM_MEMBER = re.compile(r"META-INF/maven/[^/]+/[^/]+/pom\.properties")
 _MANIFEST_MEMBER = "meta-inf/manifest.mf"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from muslcheck.report import Skip
+from muslcheck.model.report import Skip
 
 METADATA_MAX_BYTES = 4 << 20  # one metadata file (a RECORD, a package.json, a pom.properties) read whole
 

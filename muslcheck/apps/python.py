@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from muslcheck.apps.metadata import decode_metadata, read_metadata
 from muslcheck.apps.model import Ecosystem, Host, Identified, Package
-from muslcheck.archives import ARCHIVE_SEPARATOR
 from muslcheck.elf import ElfFacts
-from muslcheck.report import Skip
-from muslcheck.rootfs import RootFS, join
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import RootFS, join
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 # Symbol-name prefixes the CPython process defines for extension modules: libpython (or a statically linked
 # python3) exports only Py*/_Py* definitions; its other dynamic symbols are libc/libm/expat imports.

@@ -14,10 +14,10 @@ from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Flavour, Identified, Package
 from muslcheck.apps.python import SITE_DIRS
-from muslcheck.archives import ARCHIVE_SEPARATOR
 from muslcheck.elf import ElfFacts
-from muslcheck.report import Skip
-from muslcheck.rootfs import Resolved, RootFS, join, parent
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import Resolved, RootFS, join, parent
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 _JVM = re.compile(r"^(?P<home>/.+)/lib/(?:[^/]+/)?(?:server|client|minimal|zero)/libjvm\.so$")
 _JAVA = re.compile(r"^(?P<home>/.+)/bin/java$")

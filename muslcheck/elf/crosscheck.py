@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 
 _STB_LOCAL, _STB_GLOBAL, _STB_WEAK = 0, 1, 2
 _STT_TLS = 6

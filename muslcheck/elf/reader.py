@@ -38,7 +38,7 @@ from operator import eq, itemgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

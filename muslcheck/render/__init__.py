@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from muslcheck.model.report import Report
 from muslcheck.render.json import render_json
 from muslcheck.render.junit import render_junit
 from muslcheck.render.markdown import render_markdown
 from muslcheck.render.sarif import render_sarif
 from muslcheck.render.table import render_table, render_text
-from muslcheck.report import Report
 
 Renderer = Callable[[Report], str | bytes]
 

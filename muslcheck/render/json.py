@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from muslcheck.report import Report
+from muslcheck.model.report import Report
 
 
 def render_json(report: Report) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from muslcheck.report import Component, FileReport, Finding, Report, Verdict
+from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict
 
 SUITE_NAME = "muslcheck"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

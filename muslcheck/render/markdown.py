@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from muslcheck.report import Report, Verdict
+from muslcheck.model.report import Report, Verdict
 
 MAX_ROWS = 50
 _MARKUP = re.compile(r"[\\`*_<>\[\]|]")

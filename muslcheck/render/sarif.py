@@ -1,6 +1,6 @@
 """SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
 
-One run; the driver lists every rule of ``muslcheck.rules.RULES``. Each ``Finding`` is a result
+One run; the driver lists every rule of ``muslcheck.model.rules.RULES``. Each ``Finding`` is a result
 (an ignored one carries an external suppression with the ignore entry's reason), and each skipped
 file is a result of MC010. Levels: a blocked finding is an error, one that gcompat fixes a warning,
 one that an Alpine package fixes a note.
@@ -23,8 +23,8 @@ import posixpath
 from typing import Any
 from urllib.parse import quote
 
-from muslcheck.report import Finding, Report, Skip, Verdict
-from muslcheck.rules import RULES, Rule
+from muslcheck.model.report import Finding, Report, Skip, Verdict
+from muslcheck.model.rules import RULES, Rule
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from muslcheck.report import Component, FileReport, Finding, Report, Verdict, summary_line
+from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, summary_line
 
 _ORDER = (Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE)
 _MAX_SYMBOLS = 12

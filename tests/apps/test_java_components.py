@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from muslcheck import Verdict, scan
-from muslcheck.report import Component, Report
+from muslcheck.model.report import Component, Report
 
 GLIBC_JNI = "jni/app/lib/glibc/libdemojni.so"  # fortified: __memcpy_chk, __snprintf_chk; JNI_GetCreatedJavaVMs
 MUSL_JNI = "jni/app/lib/musl/libdemojni.so"

@@ -12,8 +12,8 @@ from apptrees import elves_of, put
 from muslcheck.apps import node
 from muslcheck.apps.model import Ecosystem, Host
 from muslcheck.elf import read_elf_file
-from muslcheck.report import Skip
-from muslcheck.rootfs import DirectoryRoot
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import DirectoryRoot
 
 NM = "/app/node_modules"
 SWC_GNU = f"{NM}/@swc/core-linux-x64-gnu"

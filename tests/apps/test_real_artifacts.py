@@ -16,7 +16,7 @@ from oracle.ldd import run_list
 from muslcheck import Verdict, scan
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
-from muslcheck.report import Component, FileReport, Report
+from muslcheck.model.report import Component, FileReport, Report
 
 pytestmark = pytest.mark.network
 JNI_DIR = "usr/lib/x86_64-linux-gnu/jni"

@@ -11,8 +11,8 @@ from apptrees import elves_of, put
 
 from muslcheck.apps import runtimes
 from muslcheck.apps.model import Ecosystem
-from muslcheck.report import Skip
-from muslcheck.rootfs import DirectoryRoot, Resolved
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import DirectoryRoot, Resolved
 
 TEMURIN = "/opt/java/openjdk"
 DEBIAN = "/usr/lib/jvm/java-17-openjdk-amd64"

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from muslcheck import Verdict, scan
-from muslcheck.report import Component, Report
+from muslcheck.model.report import Component, Report
 
 GLIBC_JNI = "jni/app/lib/glibc/libdemojni.so"  # fortified: __memcpy_chk and __snprintf_chk through the PLT
 PY_EXT = "py-ext/app/lib/glibc/demo.so"  # imports only PyLong_FromLong, which CPython exports

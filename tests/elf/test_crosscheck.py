@@ -12,7 +12,7 @@ import pytest
 
 from muslcheck.elf import ElfFacts, read_elf_file
 from muslcheck.elf.crosscheck import read_elf_lief, read_elf_pyelftools
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 from tests.elf.conftest import SAMPLES, sample
 from tests.elf.elfbuilder import ElfSpec, Sym
 

@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from muslcheck.elf import read_elf
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 from tests.elf.elfbuilder import ElfSpec, Sym
 
 _DT_NEEDED, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ = 1, 5, 6, 10

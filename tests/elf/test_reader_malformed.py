@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from muslcheck.elf import ElfFacts, read_elf, read_elf_file
-from muslcheck.errors import MalformedElf
+from muslcheck.model.errors import MalformedElf
 from tests.elf.conftest import sample
 from tests.elf.elfbuilder import DT, ElfSpec, Image, Sym
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from imagebuild import blob_path, corrupt_blob, sample_layers, write_docker_archive_oci, write_oci_dir
 
-from muslcheck import judge, scan
+from muslcheck import scan
 from muslcheck.cache import Store
-from muslcheck.imagefs import ImageRoot, read_image
-from muslcheck.mappedlayer import MappedLayer
-from muslcheck.sources import DigestMismatch, open_image, parse_reference
-from muslcheck.sources.archive import TarBlobs
-from muslcheck.sources.interface import BlobLocation
+from muslcheck.judging import judge
+from muslcheck.targets.image.fs import ImageRoot, read_image
+from muslcheck.targets.image.mapped import MappedLayer
+from muslcheck.targets.image.sources import DigestMismatch, open_image, parse_reference
+from muslcheck.targets.image.sources.archive import TarBlobs
+from muslcheck.targets.image.sources.interface import BlobLocation
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from muslcheck.report import (
+from muslcheck.model.report import (
     FileReport,
     Finding,
     LibraryFinding,
@@ -16,7 +16,7 @@ from muslcheck.report import (
     Verdict,
     file_components,
 )
-from muslcheck.rules import RULES
+from muslcheck.model.rules import RULES
 
 INTERP = "/lib64/ld-linux-x86-64.so.2"
 

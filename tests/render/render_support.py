@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import muslcheck
-from muslcheck.report import Report
+from muslcheck.model.report import Report
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

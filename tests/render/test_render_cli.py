@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from render_support import sarif_schema, scan_samples
 
 from muslcheck.cli import main
-from muslcheck.report import Report
+from muslcheck.model.report import Report
 
 FORMATS = ("table", "text", "json", "sarif", "junit", "markdown")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fixed_report import fixed_report
 
+from muslcheck.model.report import Report
 from muslcheck.render import RENDERERS, render_table
-from muslcheck.report import Report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("MUSLCHECK_UPDATE_GOLDEN") == "1"

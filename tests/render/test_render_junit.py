@@ -10,9 +10,9 @@ import pytest
 from fixed_report import fixed_report
 from render_support import scan_samples
 
+from muslcheck.model.report import Report, Verdict, file_components
 from muslcheck.render import RENDERERS
 from muslcheck.render.junit import render_junit
-from muslcheck.report import Report, Verdict, file_components
 
 
 @pytest.fixture

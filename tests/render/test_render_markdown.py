@@ -10,9 +10,9 @@ import pytest
 from fixed_report import INTERP, file_report, finding, fixed_report
 from render_support import scan_samples
 
+from muslcheck.model.report import Report, Verdict, file_components
 from muslcheck.render import RENDERERS
 from muslcheck.render.markdown import MAX_ROWS, render_markdown
-from muslcheck.report import Report, Verdict, file_components
 
 ROW = re.compile(r"^\| .* \|$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from muslcheck.rules import DOCS_URL, RULES
+from muslcheck.model.rules import DOCS_URL, RULES
 
 RULES_MD = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 

@@ -9,8 +9,8 @@ import pytest
 from fixed_report import fixed_report
 from render_support import scan_samples
 
+from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import RENDERERS, render_table
-from muslcheck.report import Report, Verdict, summary_line
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from sources_support import (
     write_layout,
 )
 
-from muslcheck.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
-from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
+from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
+from muslcheck.targets.image.sources.archive import DockerArchiveSource, OciArchiveSource
 
 BASE = {"lib/libc.so.6": b"\x7fELF libc", "etc/os-release": b"ID=debian\n"}
 APP = {"app/run": b"\x7fELF app"}

@@ -20,9 +20,9 @@ from sources_support import (
     write_layout,
 )
 
-from muslcheck.errors import UsageError
-from muslcheck.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
-from muslcheck.sources.ocidir import OciDirSource
+from muslcheck.model.errors import UsageError
+from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
+from muslcheck.targets.image.sources.ocidir import OciDirSource
 
 FILES = {"app/run": b"\x7fELF run", "etc/os-release": b"ID=debian\n"}
 

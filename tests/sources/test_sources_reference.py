@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sources_support import layer_tar, legacy_docker_archive, oci_docker_archive, tar_layout, tar_members
 
-from muslcheck.errors import InputError, UsageError
-from muslcheck.sources.reference import Reference, parse_reference
+from muslcheck.model.errors import InputError, UsageError
+from muslcheck.targets.reference import Reference, parse_reference
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -134,9 +134,9 @@ def test_a_zip_is_detected_as_one_file(tmp_path: Path) -> None:
 
 
 def test_the_sources_are_imported_when_an_image_is_opened_not_before() -> None:
-    code = ("import sys, muslcheck.cli, muslcheck.sources as s; "
-            "print(sorted(m for m in sys.modules if m.startswith('muslcheck.sources.'))); "
+    code = ("import sys, muslcheck.cli, muslcheck.targets.image.sources as s; "
+            "print(sorted(m for m in sys.modules if m.startswith('muslcheck.targets.image.sources.'))); "
             "print(s.RegistrySource.__module__, s.parse_platform('linux/arm64'))")
     lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert lines[0] == "['muslcheck.sources.interface', 'muslcheck.sources.reference']"  # no ssl, no http
-    assert lines[1].startswith("muslcheck.sources.registry ")
+    assert lines[0] == "['muslcheck.targets.image.sources.interface']"  # no ssl, no http
+    assert lines[1].startswith("muslcheck.targets.image.sources.registry ")

@@ -17,9 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sources_support import Blobs, layer_tar, sha
 
-from muslcheck.sources import DigestMismatch, SourceError, open_image, parse_reference
-from muslcheck.sources.reference import DOCKER_HUB
-from muslcheck.sources.registry import Credentials, RegistryClient, RegistrySource, load_credentials, parse_challenge
+from muslcheck.targets.image.sources import DigestMismatch, SourceError, open_image, parse_reference
+from muslcheck.targets.image.sources.registry import (
+    Credentials,
+    RegistryClient,
+    RegistrySource,
+    load_credentials,
+    parse_challenge,
+)
+from muslcheck.targets.reference import DOCKER_HUB
 
 USER, PASSWORD = "reader", "s3cr3t-pa55"
 APP = {"app/run": b"\x7fELF app"}

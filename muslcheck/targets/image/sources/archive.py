@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from muslcheck.errors import UsageError
-from muslcheck.sources import oci
-from muslcheck.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError
-from muslcheck.sources.reference import DIGEST, parse_image_name
+from muslcheck.model.errors import UsageError
+from muslcheck.targets.image.sources import oci
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError
+from muslcheck.targets.reference import DIGEST, parse_image_name
 
 MAX_MEMBERS = 1_000_000
 MAX_LINK_HOPS = 16

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from muslcheck.archives import BufferReader
-from muslcheck.sources.interface import BlobLocation
+from muslcheck.targets.archives import BufferReader
+from muslcheck.targets.image.sources.interface import BlobLocation
 
 T = TypeVar("T")
 CHUNK = 1 << 20

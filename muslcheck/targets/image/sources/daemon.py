@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from muslcheck.sources.archive import DockerArchiveSource
-from muslcheck.sources.interface import Image, SourceError
+from muslcheck.targets.image.sources.archive import DockerArchiveSource
+from muslcheck.targets.image.sources.interface import Image, SourceError
 
 PROBE_TIMEOUT = 10.0
 SAVE_TIMEOUT = 3600.0

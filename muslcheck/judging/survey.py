@@ -10,20 +10,20 @@ from pathlib import Path
 from muslcheck import __version__
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
-from muslcheck.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
-from muslcheck.discover import Discovered, ElfFile, FactsCache, add_archive_members, discover
 from muslcheck.elf import is_elf, read_elf_file
-from muslcheck.errors import InputError, MalformedElf, UsageError
-from muslcheck.imagefs import ImageRoot, read_image
-from muslcheck.judge import judge
-from muslcheck.options import Options, Progress
-from muslcheck.osdb import read_ownership
-from muslcheck.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, overall_verdict
-from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, join
-from muslcheck.sources import open_image
-from muslcheck.sources.interface import Image, ImageConfig
-from muslcheck.sources.reference import Reference, parse_reference
-from muslcheck.tables import Catalog
+from muslcheck.judging.judge import judge
+from muslcheck.ldso.tables import Catalog
+from muslcheck.model.errors import InputError, MalformedElf, UsageError
+from muslcheck.model.options import Options, Progress
+from muslcheck.model.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, overall_verdict
+from muslcheck.model.tree import DirectoryRoot, Resolved, RootFS, join
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
+from muslcheck.targets.directory import Discovered, ElfFile, FactsCache, add_archive_members, discover
+from muslcheck.targets.image.fs import ImageRoot, read_image
+from muslcheck.targets.image.sources import open_image
+from muslcheck.targets.image.sources.interface import Image, ImageConfig
+from muslcheck.targets.osdb import read_ownership
+from muslcheck.targets.reference import Reference, parse_reference
 
 
 @dataclass(frozen=True)

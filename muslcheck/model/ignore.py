@@ -2,7 +2,7 @@
 
 ```toml
 [[ignore]]
-rule = "latent-symbol"            # a rule name or id (muslcheck.rules); optional
+rule = "latent-symbol"            # a rule name or id (muslcheck.model.rules); optional
 symbol = "__fprintf_chk"          # the finding's subject: a symbol, soname or relocation; optional
 path = "/opt/app/lib/*.so"        # a glob on the scanned file's path; optional (every file)
 reason = "never called on our code path"   # required
@@ -21,8 +21,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from muslcheck.errors import UsageError
-from muslcheck.rules import RULES
+from muslcheck.model.errors import UsageError
+from muslcheck.model.rules import RULES
 
 _KEYS = frozenset({"rule", "symbol", "path", "reason", "expires"})
 _RULE_NAMES = {r.id: r.name for r in RULES.values()} | {r.name: r.name for r in RULES.values()}

@@ -7,12 +7,12 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from muslcheck.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
-from muslcheck.errors import MalformedElf
-from muslcheck.options import Progress, no_progress
-from muslcheck.report import Skip
-from muslcheck.rootfs import DirectoryRoot, Resolved, RootFS, Unresolvable, join
+from muslcheck.model.errors import MalformedElf
+from muslcheck.model.options import Progress, no_progress
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import DirectoryRoot, Resolved, RootFS, Unresolvable, join
+from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
 
 
 @dataclass(frozen=True)

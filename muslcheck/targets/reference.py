@@ -17,7 +17,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from muslcheck.errors import InputError, UsageError
+from muslcheck.model.errors import InputError, UsageError
 
 KINDS = ("dir", "file", "docker-archive", "oci-archive", "oci-dir", "registry", "docker")
 IMAGE_KINDS = ("docker-archive", "oci-archive", "oci-dir", "registry", "docker")

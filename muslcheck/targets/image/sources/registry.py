@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from muslcheck import __version__
-from muslcheck.sources import oci
-from muslcheck.sources.interface import BlobLocation, Image, SourceError
-from muslcheck.sources.reference import DIGEST, DOCKER_HUB
+from muslcheck.targets.image.sources import oci
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, SourceError
+from muslcheck.targets.reference import DIGEST, DOCKER_HUB
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOKEN_BYTES = 1 << 20

@@ -1,7 +1,7 @@
 """What every image source hands to the layer reader: the chosen manifest's layers, its config, its blobs.
 
 One implementation per source kind (docker-archive, oci-archive, oci-dir, registry, docker daemon)
-lives beside this module; ``muslcheck.sources.open_image`` picks one from a reference.
+lives beside this module; ``muslcheck.targets.image.sources.open_image`` picks one from a reference.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from muslcheck.errors import InputError
+from muslcheck.model.errors import InputError
 
 
 class SourceError(InputError):

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from muslcheck.errors import UsageError
-from muslcheck.sources.interface import BlobStore, DigestMismatch, ImageConfig, Layer, SourceError
-from muslcheck.sources.reference import DIGEST
+from muslcheck.model.errors import UsageError
+from muslcheck.targets.image.sources.interface import BlobStore, DigestMismatch, ImageConfig, Layer, SourceError
+from muslcheck.targets.reference import DIGEST
 
 MAX_JSON_BYTES = 16 << 20
 MAX_DEPTH = 8

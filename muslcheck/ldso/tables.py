@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from muslcheck.errors import InputError, UsageError
+from muslcheck.model.errors import InputError, UsageError
 
 SUPPORTED_ARCHES = ("x86_64", "aarch64")
 
@@ -22,7 +22,7 @@ def tables_dir() -> Path:
     packaged = Path(str(resources.files("muslcheck"))) / "_symbols"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "symbols"
+    return Path(__file__).resolve().parents[2] / "symbols"
 
 
 def _load(name: str) -> dict[str, Any]:

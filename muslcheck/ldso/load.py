@@ -20,11 +20,11 @@ from functools import cached_property
 from itertools import compress
 from typing import Any
 
-from muslcheck.discover import FactsCache, NotLoadable
 from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
-from muslcheck.options import Context
-from muslcheck.rootfs import Resolved, RootFS, join, parent
-from muslcheck.tables import Gcompat, LoaderRules, MuslExports
+from muslcheck.ldso.tables import Gcompat, LoaderRules, MuslExports
+from muslcheck.model.options import Context
+from muslcheck.model.tree import Resolved, RootFS, join, parent
+from muslcheck.targets.directory import FactsCache, NotLoadable
 
 
 class Effect(StrEnum):

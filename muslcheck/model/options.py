@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from muslcheck.ignore import NO_IGNORES, Ignores
+from muslcheck.model.ignore import NO_IGNORES, Ignores
 
 
 class Context(StrEnum):

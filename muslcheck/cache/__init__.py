@@ -35,8 +35,8 @@ from typing import Any
 
 from muslcheck import __version__
 from muslcheck.elf.facts import ElfFacts
-from muslcheck.report import Report
-from muslcheck.tables import tables_dir
+from muslcheck.ldso.tables import tables_dir
+from muslcheck.model.report import Report
 
 DEFAULT_MAX_BYTES = 256 << 20
 RACY_WINDOW_NS = 2 * 10**9  # see recently_changed
@@ -604,7 +604,7 @@ def code_digest() -> str:
 
     When the sources cannot be read, a random value: no entry is then ever shared between processes.
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(b"muslcheck code\0")
     try:
         for path in sorted(package.rglob("*.py")):

@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
-from muslcheck.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
-from muslcheck.discover import Discovered, ElfFile, FactsCache, add_archive_members
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
-from muslcheck.errors import MalformedElf
-from muslcheck.layerstream import LayerStream, compression_of
-from muslcheck.mappedlayer import BackgroundDigests, MappedLayer, MappedMember
-from muslcheck.options import Progress, no_progress
-from muslcheck.report import Skip
-from muslcheck.rootfs import Entry, Resolved, Unresolvable, resolve_links
-from muslcheck.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
+from muslcheck.model.errors import MalformedElf
+from muslcheck.model.options import Progress, no_progress
+from muslcheck.model.report import Skip
+from muslcheck.model.tree import Entry, Resolved, Unresolvable, resolve_links
+from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
+from muslcheck.targets.directory import Discovered, ElfFile, FactsCache, add_archive_members
+from muslcheck.targets.image.layerstream import LayerStream, compression_of
+from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
+from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
 
 READ_CHUNK = 1 << 20
 MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from muslcheck.sources import oci
-from muslcheck.sources.interface import BlobLocation, Image, Layer, SourceError
-from muslcheck.sources.reference import DIGEST
+from muslcheck.targets.image.sources import oci
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, Layer, SourceError
+from muslcheck.targets.reference import DIGEST
 
 
 class LayoutBlobs:

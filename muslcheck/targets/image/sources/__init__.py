@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from muslcheck.errors import UsageError
-from muslcheck.sources.interface import (
+from muslcheck.model.errors import UsageError
+from muslcheck.targets.image.sources.interface import (
     BlobStore,
     DigestMismatch,
     Image,
@@ -26,14 +26,14 @@ from muslcheck.sources.interface import (
     SourceError,
     iter_chunks,
 )
-from muslcheck.sources.reference import IMAGE_KINDS, KINDS, Reference, parse_reference
+from muslcheck.targets.reference import IMAGE_KINDS, KINDS, Reference, parse_reference
 
 if TYPE_CHECKING:
-    from muslcheck.sources.archive import DockerArchiveSource, OciArchiveSource
-    from muslcheck.sources.daemon import DockerDaemonSource
-    from muslcheck.sources.oci import layer_compression, parse_platform
-    from muslcheck.sources.ocidir import OciDirSource
-    from muslcheck.sources.registry import RegistrySource
+    from muslcheck.targets.image.sources.archive import DockerArchiveSource, OciArchiveSource
+    from muslcheck.targets.image.sources.daemon import DockerDaemonSource
+    from muslcheck.targets.image.sources.oci import layer_compression, parse_platform
+    from muslcheck.targets.image.sources.ocidir import OciDirSource
+    from muslcheck.targets.image.sources.registry import RegistrySource
 
 # Imported on first use: a directory scan needs none of them (the registry client alone pulls in ssl and http).
 _LAZY = {
@@ -81,29 +81,29 @@ def source_for(ref: Reference, *, platform: str | None = None, insecure_registry
                docker_config: Path | None = None) -> Source:
     """The ``Source`` for an image reference; ``UsageError`` for ``dir:`` and ``file:``, which are not images."""
     if platform:
-        from muslcheck.sources.oci import parse_platform
+        from muslcheck.targets.image.sources.oci import parse_platform
 
         parse_platform(platform)  # UsageError before any I/O
     # Only the source asked for is imported.
     if ref.kind == "docker-archive" and ref.path is not None:
-        from muslcheck.sources.archive import DockerArchiveSource
+        from muslcheck.targets.image.sources.archive import DockerArchiveSource
 
         return DockerArchiveSource(ref.path, selector=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "oci-archive" and ref.path is not None:
-        from muslcheck.sources.archive import OciArchiveSource
+        from muslcheck.targets.image.sources.archive import OciArchiveSource
 
         return OciArchiveSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "oci-dir" and ref.path is not None:
-        from muslcheck.sources.ocidir import OciDirSource
+        from muslcheck.targets.image.sources.ocidir import OciDirSource
 
         return OciDirSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
     if ref.kind == "registry" and ref.name is not None:
-        from muslcheck.sources.registry import RegistrySource
+        from muslcheck.targets.image.sources.registry import RegistrySource
 
         return RegistrySource(ref.name, tag=ref.tag, digest=ref.digest, platform=platform,
                               insecure=insecure_registry, docker_config=docker_config, reference=ref.text)
     if ref.kind == "docker" and ref.spec is not None:
-        from muslcheck.sources.daemon import DockerDaemonSource
+        from muslcheck.targets.image.sources.daemon import DockerDaemonSource
 
         return DockerDaemonSource(ref.spec, platform=platform, reference=ref.text)
     raise UsageError(f"{ref.text}: a {ref.kind}, not a container image")

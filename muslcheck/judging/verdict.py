@@ -6,11 +6,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from muslcheck.elf import ElfFacts, relocation_name
-from muslcheck.ignore import NO_IGNORES, Ignores
-from muslcheck.loader import REPLACED, Effect, LoadResult
-from muslcheck.options import Context
-from muslcheck.packages import GLIBC_LIBRARIES, apk_for
-from muslcheck.report import (
+from muslcheck.judging.packages import GLIBC_LIBRARIES, apk_for
+from muslcheck.ldso.load import REPLACED, Effect, LoadResult
+from muslcheck.ldso.tables import Gcompat
+from muslcheck.model.ignore import NO_IGNORES, Ignores
+from muslcheck.model.options import Context
+from muslcheck.model.report import (
     FileReport,
     Finding,
     LibraryFinding,
@@ -20,8 +21,7 @@ from muslcheck.report import (
     TlsFinding,
     Verdict,
 )
-from muslcheck.rules import RULES
-from muslcheck.tables import Gcompat
+from muslcheck.model.rules import RULES
 
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
 TOOLCHAIN_WEAK = frozenset({

@@ -79,7 +79,7 @@ class TlsFinding:
 class Finding:
     """One problem, flat: what SARIF, JUnit, Markdown and ignore files work with."""
 
-    rule: str  # a rule name from muslcheck.rules ("unresolved-symbol", ...)
+    rule: str  # a rule name from muslcheck.model.rules ("unresolved-symbol", ...)
     rule_id: str  # its stable id ("MC003")
     level: Verdict  # the verdict this finding drives the file to
     path: str  # the scanned file it is reported on
