@@ -15,10 +15,10 @@ from oracle.ldd import LoaderReport, run_list
 
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.judging.judge import kind_of
+from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, LoadResult, Target, load
 from muslcheck.ldso.tables import Catalog, Definition, tables_dir
-from muslcheck.model.tree import DirectoryRoot
-from muslcheck.targets.directory import FactsCache
+from muslcheck.targets.directory import DirectoryRoot
 
 pytestmark = pytest.mark.oracle
 CATALOG = Catalog()

@@ -12,10 +12,10 @@ from oracle.dlopen import run_dlopen
 
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
+from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, Target, load
 from muslcheck.ldso.tables import Catalog
-from muslcheck.model.tree import DirectoryRoot
-from muslcheck.targets.directory import FactsCache
+from muslcheck.targets.directory import DirectoryRoot
 
 CATALOG = Catalog()
 LIBRARIES = {  # sample library -> the host that loads it

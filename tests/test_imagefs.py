@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 import pytest
 
-from muslcheck.model.tree import Resolved, Unresolvable
-from muslcheck.targets.directory import FactsCache
+from muslcheck.ldso.facts import FactsCache
+from muslcheck.ldso.tree import Resolved, Unresolvable
 from muslcheck.targets.image.fs import ImageRoot, read_image
 from muslcheck.targets.image.sources.interface import DigestMismatch, Image, ImageConfig, Layer, SourceError
 

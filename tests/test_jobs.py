@@ -14,9 +14,9 @@ from elftools.elf.elffile import ELFFile
 from muslcheck.elf import read_elf_file
 from muslcheck.judging import judge
 from muslcheck.judging.judge import _Share, _Workers
+from muslcheck.ldso.facts import ElfFile
 from muslcheck.model.report import Skip
 from muslcheck.scan import scan
-from muslcheck.targets.directory import ElfFile
 
 
 @pytest.fixture
@@ -109,8 +109,8 @@ def test_headers_only_read_leaves_the_symbols_out(samples_dir: Path) -> None:
 
 
 def test_facts_are_completed_on_demand(samples_dir: Path) -> None:
-    from muslcheck.model.tree import DirectoryRoot
-    from muslcheck.targets.directory import FactsCache, FactsView
+    from muslcheck.ldso.facts import FactsCache, FactsView
+    from muslcheck.targets.directory import DirectoryRoot
 
     root = DirectoryRoot(samples_dir / "fortify")
     st = (samples_dir / "fortify/app/bin/fortify").stat()

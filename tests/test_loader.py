@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from muslcheck.elf import read_elf_file
+from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, LoadResult, Target, _Dso, _Loader, lfs64_base, load
 from muslcheck.ldso.tables import Catalog
-from muslcheck.model.tree import DirectoryRoot
-from muslcheck.targets.directory import FactsCache
+from muslcheck.targets.directory import DirectoryRoot
 
 CATALOG = Catalog()
 # missing-dep's program: glibc, NEEDED libdep.so and libc.so.6, RPATH $ORIGIN/../lib, imports greet_value.

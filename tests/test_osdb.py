@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 from muslcheck import Verdict, scan
-from muslcheck.model.tree import DirectoryRoot
+from muslcheck.targets.directory import DirectoryRoot
 from muslcheck.targets.osdb import read_ownership
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from muslcheck.model.tree import MAX_LINKS, DirectoryRoot, Resolved, Unresolvable
+from muslcheck.ldso.tree import MAX_LINKS, Resolved, Unresolvable
+from muslcheck.targets.directory import DirectoryRoot
 
 
 def test_relative_and_absolute_links_resolve_inside_the_root(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ from muslcheck.apps import jni, maven, node, python, runtimes
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.jni import Choice, Native
 from muslcheck.apps.model import Flavour, Host, Identified, Package
+from muslcheck.ldso.facts import ElfFile, FactsCache, FactsView
+from muslcheck.ldso.tree import RootFS
 from muslcheck.model.options import Context
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import RootFS
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
-from muslcheck.targets.directory import ElfFile, FactsCache, FactsView
 
 HOST_CONTEXT = {Host.JVM: Context.DLOPEN_LAZY, Host.PYTHON: Context.DLOPEN_NOW, Host.NODE: Context.DLOPEN_LAZY}
 _JAVA_ARCHIVES = (".jar", ".war", ".ear")

@@ -17,14 +17,14 @@ from functools import cached_property
 from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides
 from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.judging.verdict import Problems, decide, file_report, problems
+from muslcheck.ldso.facts import ElfFile, FactsCache, NotLoadable
 from muslcheck.ldso.load import LoadResult, RelocationMemo, Target, gcompat_stub_name, load
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
+from muslcheck.ldso.tree import RootFS
 from muslcheck.model.ignore import Ignores
 from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import FileReport, Skip, Verdict
-from muslcheck.model.tree import RootFS
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
-from muslcheck.targets.directory import ElfFile, FactsCache, NotLoadable
 
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
 MAX_DEFAULT_JOBS = 8

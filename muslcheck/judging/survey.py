@@ -12,13 +12,14 @@ from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.judging.judge import judge
+from muslcheck.ldso.facts import ElfFile, FactsCache
 from muslcheck.ldso.tables import Catalog
+from muslcheck.ldso.tree import Resolved, RootFS, join
 from muslcheck.model.errors import InputError, MalformedElf, UsageError
 from muslcheck.model.options import Options, Progress
 from muslcheck.model.report import SCHEMA_VERSION, FileReport, Report, Skip, TargetInfo, overall_verdict
-from muslcheck.model.tree import DirectoryRoot, Resolved, RootFS, join
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
-from muslcheck.targets.directory import Discovered, ElfFile, FactsCache, add_archive_members, discover
+from muslcheck.targets.directory import DirectoryRoot, Discovered, add_archive_members, discover
 from muslcheck.targets.image.fs import ImageRoot, read_image
 from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.image.sources.interface import Image, ImageConfig

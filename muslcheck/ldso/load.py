@@ -21,10 +21,10 @@ from itertools import compress
 from typing import Any
 
 from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
+from muslcheck.ldso.facts import FactsCache, NotLoadable
 from muslcheck.ldso.tables import Gcompat, LoaderRules, MuslExports
+from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.options import Context
-from muslcheck.model.tree import Resolved, RootFS, join, parent
-from muslcheck.targets.directory import FactsCache, NotLoadable
 
 
 class Effect(StrEnum):

@@ -1,106 +1,19 @@
-"""Find the ELF files under a root and read their facts, once per inode."""
+"""A host directory as the target root: links resolved inside it, its ELF files found and read once per inode."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from muslcheck.elf import ElfFacts, is_elf, read_elf_file
+from muslcheck.ldso.facts import ElfFile, FactsCache
+from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, join, resolve_links
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import DirectoryRoot, Resolved, RootFS, Unresolvable, join
 from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
-
-
-@dataclass(frozen=True)
-class ElfFile:
-    path: str
-    identity: object
-    facts: ElfFacts
-    aliases: tuple[str, ...]  # hard links to the same inode, seen later in the walk
-
-
-@dataclass(frozen=True)
-class NotLoadable:
-    """A file that exists but that musl's map_library rejects."""
-
-    reason: str  # as musl's %m: "Exec format error", "Is a directory", ...
-    detail: str = ""  # what is wrong with the file, when it is a malformed ELF file
-
-
-class FactsCache:
-    """ELF facts by inode, read on first use; the loader model asks it for every candidate."""
-
-    def __init__(self, root: RootFS) -> None:
-        self.root = root
-        self._by_identity: dict[object, ElfFacts | NotLoadable] = {}
-        self._exports: dict[int, tuple[ElfFacts, dict[str, tuple[str, str, bool]]]] = {}
-
-    def visible_exports(self, facts: ElfFacts) -> dict[str, tuple[str, str, bool]]:
-        """name -> (type, binding, plt_only), the first definition of each name; built once per file."""
-        entry = self._exports.get(id(facts))  # the entry keeps facts alive, so the id is not reused
-        if entry is None:
-            visible: dict[str, tuple[str, str, bool]] = {}
-            for e in facts.exports:
-                visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
-            entry = self._exports[id(facts)] = (facts, visible)
-        return entry[1]
-
-    def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
-        if resolved.is_dir:
-            return NotLoadable("Is a directory")
-        if not resolved.is_file:
-            return NotLoadable("not a regular file")  # a FIFO or device: never opened
-        cached = self._by_identity.get(resolved.identity)
-        if cached is None or (isinstance(cached, ElfFacts) and not cached.symbols_read):
-            cached = self._read(resolved)
-            self._by_identity[resolved.identity] = cached
-        return cached
-
-    def complete(self, f: ElfFile) -> ElfFacts | NotLoadable:
-        """``f``'s facts with its symbols: read in full now when discovery read only its headers."""
-        if f.facts.symbols_read:
-            return f.facts
-        resolved = self.root.resolve(f.path)
-        if not isinstance(resolved, Resolved):
-            return NotLoadable("No such file or directory")
-        return self.get(resolved)
-
-    def _read(self, resolved: Resolved) -> ElfFacts | NotLoadable:
-        try:
-            return self.root.read_facts(resolved)
-        except MalformedElf as e:
-            return NotLoadable("Exec format error", str(e))
-        except OSError as e:
-            return NotLoadable(e.strerror or "I/O error")
-
-    def remember(self, identity: object, facts: ElfFacts) -> None:
-        self._by_identity[identity] = facts
-
-
-class FactsView(Mapping[str, ElfFacts]):
-    """The tree's ELF files by path, each one's facts complete: read in full when first looked up."""
-
-    def __init__(self, files: Iterable[ElfFile], cache: FactsCache) -> None:
-        self._files = {f.path: f for f in files}
-        self._cache = cache
-
-    def __getitem__(self, path: str) -> ElfFacts:
-        f = self._files[path]
-        facts = self._cache.complete(f)
-        return facts if isinstance(facts, ElfFacts) else f.facts  # malformed symbols: the headers are all there is
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._files)
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._files
 
 
 @dataclass(frozen=True)
@@ -108,6 +21,53 @@ class Discovered:
     files: list[ElfFile]  # sorted by path
     skipped: list[Skip]
     archives: list[ArchiveMetadata]  # every archive read (nested ones too), with its metadata files
+
+
+class DirectoryRoot:
+    def __init__(self, host_root: Path) -> None:
+        self.host_root = host_root.resolve()
+        self._prefix = str(self.host_root).rstrip("/") + "/"
+        self._resolved: dict[str, Resolved | Unresolvable] = {}
+
+    def host_path(self, path: str) -> str:
+        """Where a resolved in-root path lives on the host (a string: this runs for every lookup)."""
+        return self._prefix + path.lstrip("/")
+
+    def resolve(self, path: str) -> Resolved | Unresolvable:
+        """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
+        found = self._resolved.get(path)
+        if found is None:
+            found = self._resolved[path] = self._resolve(path)
+        return found
+
+    def _resolve(self, path: str) -> Resolved | Unresolvable:
+        return resolve_links(path, self._entry)
+
+    def _entry(self, path: str) -> Entry | str:
+        host = self.host_path(path)
+        try:
+            st = os.lstat(host)
+            target = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
+        except FileNotFoundError:
+            return "no such file"
+        except NotADirectoryError:
+            return "not a directory"
+        except OSError as e:
+            return e.strerror or str(e)
+        return Entry(stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode), target, (st.st_dev, st.st_ino))
+
+    def read_facts(self, resolved: Resolved) -> ElfFacts:
+        return read_elf_file(self.host_path(resolved.path))
+
+    def read_head(self, resolved: Resolved, limit: int) -> bytes:
+        with open(self.host_path(resolved.path), "rb") as f:
+            return f.read(limit)
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.host_path(path)))
+        except OSError:
+            return []
 
 
 def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skipped: list[Skip],

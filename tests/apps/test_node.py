@@ -13,7 +13,7 @@ from muslcheck.apps import node
 from muslcheck.apps.model import Ecosystem, Host
 from muslcheck.elf import read_elf_file
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import DirectoryRoot
+from muslcheck.targets.directory import DirectoryRoot
 
 NM = "/app/node_modules"
 SWC_GNU = f"{NM}/@swc/core-linux-x64-gnu"

@@ -13,8 +13,9 @@ from apptrees import elves_of, put
 from muslcheck.apps import python
 from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host
 from muslcheck.elf import is_elf, read_elf_file
+from muslcheck.ldso.tree import Resolved
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import DirectoryRoot, Resolved
+from muslcheck.targets.directory import DirectoryRoot
 
 SITE = "/usr/local/lib/python3.11/site-packages"
 ORJSON_SO = f"{SITE}/orjson/orjson.cpython-311-x86_64-linux-gnu.so"

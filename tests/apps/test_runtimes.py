@@ -11,8 +11,9 @@ from apptrees import elves_of, put
 
 from muslcheck.apps import runtimes
 from muslcheck.apps.model import Ecosystem
+from muslcheck.ldso.tree import Resolved
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import DirectoryRoot, Resolved
+from muslcheck.targets.directory import DirectoryRoot
 
 TEMURIN = "/opt/java/openjdk"
 DEBIAN = "/usr/lib/jvm/java-17-openjdk-amd64"

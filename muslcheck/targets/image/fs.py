@@ -24,12 +24,13 @@ from typing import BinaryIO, cast
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
+from muslcheck.ldso.facts import ElfFile, FactsCache
+from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
-from muslcheck.targets.directory import Discovered, ElfFile, FactsCache, add_archive_members
+from muslcheck.targets.directory import Discovered, add_archive_members
 from muslcheck.targets.image.layerstream import LayerStream, compression_of
 from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError

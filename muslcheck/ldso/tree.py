@@ -8,14 +8,11 @@ recorded, so a report can say why a path resolved as it did.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from muslcheck.elf import ElfFacts, read_elf_file
+from muslcheck.elf import ElfFacts
 
 MAX_LINKS = 40  # as Linux's ELOOP limit
 PATH_MAX = 4096  # as Linux: longer paths and link targets are refused (ENAMETOOLONG)
@@ -44,53 +41,6 @@ def join(directory: str, name: str) -> str:
 def parent(path: str) -> str:
     head = path.rsplit("/", 1)[0]
     return head or "/"
-
-
-class DirectoryRoot:
-    def __init__(self, host_root: Path) -> None:
-        self.host_root = host_root.resolve()
-        self._prefix = str(self.host_root).rstrip("/") + "/"
-        self._resolved: dict[str, Resolved | Unresolvable] = {}
-
-    def host_path(self, path: str) -> str:
-        """Where a resolved in-root path lives on the host (a string: this runs for every lookup)."""
-        return self._prefix + path.lstrip("/")
-
-    def resolve(self, path: str) -> Resolved | Unresolvable:
-        """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
-        found = self._resolved.get(path)
-        if found is None:
-            found = self._resolved[path] = self._resolve(path)
-        return found
-
-    def _resolve(self, path: str) -> Resolved | Unresolvable:
-        return resolve_links(path, self._entry)
-
-    def _entry(self, path: str) -> Entry | str:
-        host = self.host_path(path)
-        try:
-            st = os.lstat(host)
-            target = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
-        except FileNotFoundError:
-            return "no such file"
-        except NotADirectoryError:
-            return "not a directory"
-        except OSError as e:
-            return e.strerror or str(e)
-        return Entry(stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode), target, (st.st_dev, st.st_ino))
-
-    def read_facts(self, resolved: Resolved) -> ElfFacts:
-        return read_elf_file(self.host_path(resolved.path))
-
-    def read_head(self, resolved: Resolved, limit: int) -> bytes:
-        with open(self.host_path(resolved.path), "rb") as f:
-            return f.read(limit)
-
-    def list_dir(self, path: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self.host_path(path)))
-        except OSError:
-            return []
 
 
 class RootFS(Protocol):
