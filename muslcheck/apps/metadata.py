@@ -4,8 +4,8 @@ with a one-line reason when they are not metadata at all."""
 from __future__ import annotations
 
 from muslcheck.apps.model import METADATA_MAX_BYTES
+from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import Resolved, RootFS
 
 MAX_LINE = 65536  # longer lines are not metadata: the file is refused
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Host, Identified, Package
 from muslcheck.elf import ElfFacts
+from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import Resolved, RootFS, join, parent
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 # What the node process defines for addons. Node's addon documentation: "Only the libuv, OpenSSL, V8, and zlib

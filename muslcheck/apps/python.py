@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from muslcheck.apps.metadata import decode_metadata, read_metadata
 from muslcheck.apps.model import Ecosystem, Host, Identified, Package
 from muslcheck.elf import ElfFacts
+from muslcheck.ldso.tree import RootFS, join
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import RootFS, join
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 # Symbol-name prefixes the CPython process defines for extension modules: libpython (or a statically linked

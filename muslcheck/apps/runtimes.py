@@ -15,8 +15,8 @@ from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Flavour, Identified, Package
 from muslcheck.apps.python import SITE_DIRS
 from muslcheck.elf import ElfFacts
+from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import Resolved, RootFS, join, parent
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 _JVM = re.compile(r"^(?P<home>/.+)/lib/(?:[^/]+/)?(?:server|client|minimal|zero)/libjvm\.so$")

@@ -15,9 +15,9 @@ from typing import BinaryIO
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
+from muslcheck.ldso.tree import Resolved, RootFS, Unresolvable
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.report import Skip
-from muslcheck.model.tree import Resolved, RootFS, Unresolvable
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".zip", ".whl")
 ARCHIVE_SEPARATOR = "!/"  # between an archive's location and a member's name

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from muslcheck.model.tree import Resolved, RootFS
+from muslcheck.ldso.tree import Resolved, RootFS
 
 MAX_DB_BYTES = 64 << 20
 
