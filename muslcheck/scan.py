@@ -97,7 +97,8 @@ def scan(
         key = _report_key(ref, image, options, settings) if cache is not None and base is None else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
             return cached
-        from muslcheck.judging.survey import ImageAccess, survey  # only now: a cache hit needs none of the judging
+        from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
+        from muslcheck.targets import ImageAccess
 
         report = survey(stack, ref, image, options, catalog, source=str(path),
                         access=ImageAccess(platform, insecure_registry, docker_config), base=base,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from muslcheck.model.report import Skip
+from muslcheck.targets.limits import KeepWhole
 
 METADATA_MAX_BYTES = 4 << 20  # one metadata file (a RECORD, a package.json, a pom.properties) read whole
 
@@ -74,3 +75,7 @@ def is_metadata_path(path: str) -> bool:
     if name == "release" or name == "node_version.h":  # a Java runtime's home; Node's headers
         return True
     return name == "pom.properties" or (name == "MANIFEST.MF" and directory == "META-INF")
+
+
+# What the targets keep whole for the detectors: their metadata files, each up to METADATA_MAX_BYTES.
+KEEP_METADATA = KeepWhole(is_metadata_path, METADATA_MAX_BYTES)

@@ -1,0 +1,157 @@
+"""Targets: every input (a directory, one file or archive, an image) becomes one ``Tree``, so the stages above
+never know which kind of input they judge.
+
+``open_target(stack, ref, image, access, keep=...)`` opens it; the readers take ``keep`` (which small files to read
+whole for the application layer) and never import the stages above them.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from muslcheck.elf import is_elf, read_elf_file
+from muslcheck.ldso.facts import ElfFile, FactsCache
+from muslcheck.ldso.tree import RootFS
+from muslcheck.model.errors import InputError, MalformedElf, UsageError
+from muslcheck.model.options import Progress, no_progress
+from muslcheck.model.report import Skip
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
+from muslcheck.targets.directory import DirectoryRoot, Discovered, add_archive_members, discover
+from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
+from muslcheck.targets.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    from muslcheck.targets.image.fs import ImageRoot
+    from muslcheck.targets.image.sources.interface import Image, ImageConfig
+
+# An image's config names its architecture as OCI does; the loader model names it as musl does.
+MUSL_ARCH_OF_OCI = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class ImageAccess:
+    """How to open an image (the target, and the ``--base`` image)."""
+
+    platform: str | None
+    insecure_registry: bool
+    docker_config: Path | None
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One target as the loader model sees it: a root filesystem, its ELF files, and what the target itself says."""
+
+    root: RootFS
+    cache: FactsCache
+    found: Discovered
+    description: str  # for Report.root: the host directory, or the image reference
+    library_path: str | None  # what the target sets: an image's LD_LIBRARY_PATH; "/" beside a lone file
+    arch: str | None = None  # an image's architecture, as musl names it
+    notes: tuple[str, ...] = ()
+    config: ImageConfig | None = None
+    unverified: ImageRoot | None = None  # an image whose mapped layers' digests are still to check
+
+
+def open_target(
+    stack: ExitStack,
+    ref: Reference,
+    image: Image | None,
+    access: ImageAccess,
+    *,
+    base: str | None = None,
+    keep: KeepWhole = KEEP_NOTHING,
+    progress: Progress = no_progress,
+) -> Tree:
+    """The tree of ``ref``: a directory, a lone file, or ``image`` (already opened on ``stack``), without the
+    layers it shares with ``base``. ELF files inside archives are loadable at their locations."""
+    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress))
+
+
+def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAccess, base: str | None,
+          keep: KeepWhole, progress: Progress) -> Tree:
+    if ref.kind == "dir":
+        assert ref.path is not None
+        root = DirectoryRoot(ref.path)
+        cache = FactsCache(root)
+        return Tree(root, cache, discover(root, cache, progress, keep), str(root.host_root), None)
+    if ref.kind == "file":
+        assert ref.path is not None
+        lone, cache, found = _single_file(ref.path, keep)
+        return Tree(lone, cache, found, str(lone.host_root), "/")  # a lone file finds its siblings
+    assert image is not None
+    from muslcheck.targets.image.fs import read_image
+
+    tree = read_image(image, progress, keep=keep, defer_digests=True)
+    image_cache = FactsCache(tree)
+    from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]
+    if base is not None:
+        from_layer, note = _app_layers(stack, base, image, access)
+        notes.append(note)
+    found = tree.elf_files(image_cache, layers_from=from_layer)
+    arch = MUSL_ARCH_OF_OCI.get(image.config.architecture)
+    return Tree(tree, image_cache, found, image.reference, image.config.env_value("LD_LIBRARY_PATH"), arch,
+                tuple(notes), image.config, unverified=tree)
+
+
+def _with_archive_members(tree: Tree) -> Tree:
+    """ELF files found inside archives become loadable at their locations ("/app/app.jar!/lib/x.so")."""
+    members = {f.path: f.facts for f in tree.found.files if ARCHIVE_SEPARATOR in f.path}
+    if not members:
+        return tree
+    return Tree(MemberOverlay(tree.root, members), tree.cache, tree.found, tree.description, tree.library_path,
+                tree.arch, tree.notes, tree.config, tree.unverified)
+
+
+def _app_layers(stack: ExitStack, base: str, image: Image, access: ImageAccess) -> tuple[int, str]:
+    """How many bottom layers the image shares with ``base``: those are the base's, not the app's."""
+    from muslcheck.targets.image.sources import open_image
+
+    ref = parse_reference(base)
+    if not ref.is_image:
+        raise UsageError(f"--base {base}: not an image reference")
+    base_image = stack.enter_context(open_image(ref, platform=access.platform or image.config.platform,
+                                                insecure_registry=access.insecure_registry,
+                                                docker_config=access.docker_config))
+    shared = 0
+    for mine, theirs in zip(image.config.diff_ids, base_image.config.diff_ids, strict=False):
+        if mine != theirs:
+            break
+        shared += 1
+    if shared == 0:
+        return 0, f"no layer of {base} is a layer of this image: every file is judged"
+    return shared, f"base {base}: its {shared} layers are left out; {len(image.layers) - shared} app layers judged"
+
+
+def _single_file(source: Path, keep: KeepWhole) -> tuple[DirectoryRoot, FactsCache, Discovered]:
+    """One ELF file, or one archive of native libraries, standing alone in its directory."""
+    if not source.is_file():
+        raise InputError(f"{source}: not a regular file")
+    root = DirectoryRoot(source.resolve().parent)
+    cache = FactsCache(root)
+    location = "/" + source.resolve().name
+    try:
+        with open(source, "rb") as f:
+            head = f.read(4)
+            if head.startswith(b"PK"):
+                found: dict[object, ElfFile] = {}
+                skipped: list[Skip] = []
+                archives: list[ArchiveMetadata] = []
+                f.seek(0)
+                add_archive_members(scan_archive(f, location, keep), found, skipped, archives, cache)
+                return root, cache, Discovered(sorted(found.values(), key=lambda e: e.path), skipped, archives)
+            if not is_elf(head):
+                raise InputError(f"{source}: not an ELF file")
+        facts = read_elf_file(source)
+    except OSError as e:
+        raise InputError(f"{source}: {e.strerror}") from e
+    except MalformedElf as e:
+        raise InputError(f"{source}: malformed ELF: {e}") from e
+    st = source.stat()
+    cache.remember((st.st_dev, st.st_ino), facts)
+    return root, cache, Discovered([ElfFile(location, (st.st_dev, st.st_ino), facts, ())], [], [])
+
+
+__all__ = ["MUSL_ARCH_OF_OCI", "ImageAccess", "KeepWhole", "Tree", "open_target"]

@@ -13,11 +13,11 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.ldso.tree import Resolved, RootFS, Unresolvable
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.report import Skip
+from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, Budget, KeepWhole
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".zip", ".whl")
 ARCHIVE_SEPARATOR = "!/"  # between an archive's location and a member's name
@@ -25,7 +25,6 @@ MAX_DEPTH = 5  # archives inside archives
 MAX_MEMBERS = 200_000  # per archive, from its end-of-central-directory record, before parsing
 MAX_RATIO = 200  # uncompressed / compressed size of one member
 MAX_NESTED_BYTES = 512 << 20  # a nested archive read into memory
-MAX_ELF_BYTES = 1 << 30
 MAX_TOTAL_BYTES = 4 << 30  # uncompressed bytes read from one top-level archive, nested ones included
 MAX_METADATA_MEMBERS = 10_000  # pom.properties, manifests, dist-info files kept per archive
 
@@ -114,26 +113,15 @@ class BufferReader(io.RawIOBase):
         return self.pos
 
 
-class _Budget:
-    def __init__(self) -> None:
-        self.left = MAX_TOTAL_BYTES
-
-    def take(self, size: int) -> bool:
-        if size > self.left:
-            return False
-        self.left -= size
-        return True
-
-
-def scan_archive(stream: BinaryIO, location: str) -> ArchiveScan:
-    """Every ELF file in the archive at ``location`` (a seekable stream), its archives' metadata,
-    and what could not be read."""
+def scan_archive(stream: BinaryIO, location: str, keep: KeepWhole = KEEP_NOTHING) -> ArchiveScan:
+    """Every ELF file in the archive at ``location`` (a seekable stream), the members ``keep`` asks for
+    (its archives' metadata), and what could not be read."""
     scanned = ArchiveScan([], [], [])
-    _scan(stream, location, 1, _Budget(), scanned)
+    _scan(stream, location, 1, Budget(MAX_TOTAL_BYTES), keep, scanned)
     return scanned
 
 
-def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget, scanned: ArchiveScan) -> None:
+def _scan(stream: BinaryIO, location: str, depth: int, budget: Budget, keep: KeepWhole, scanned: ArchiveScan) -> None:
     found, skipped = scanned.elves, scanned.skipped
     entries = _declared_entries(stream)
     if entries is None:
@@ -155,8 +143,8 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget, scanned:
             if info.is_dir():
                 continue
             inner = f"{location}{ARCHIVE_SEPARATOR}{info.filename}"
-            if is_metadata_path(info.filename):
-                _read_metadata(archive, info, inner, budget, metadata, skipped)
+            if keep.wanted(info.filename):
+                _read_metadata(archive, info, inner, budget, keep.max_bytes, metadata, skipped)
                 continue
             nested = is_archive_name(info.filename)
             if not (nested or _native_name(info.filename)):
@@ -175,7 +163,7 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget, scanned:
                 skipped.append(Skip(inner, f"unreadable archive member: {e}"))
                 continue
             if nested:
-                _scan(io.BytesIO(data), inner, depth + 1, budget, scanned)
+                _scan(io.BytesIO(data), inner, depth + 1, budget, keep, scanned)
             elif data.startswith(ELF_MAGIC):
                 try:
                     found.append(ArchiveElf(inner, read_elf(data)))
@@ -183,14 +171,14 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: _Budget, scanned:
                     skipped.append(Skip(inner, f"malformed ELF: {e}"))
 
 
-def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo, inner: str, budget: _Budget,
+def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo, inner: str, budget: Budget, max_bytes: int,
                    metadata: ArchiveMetadata, skipped: list[Skip]) -> None:
     """Keep a small metadata member; one that cannot be kept is a finding (no ELF code goes unchecked)."""
     if len(metadata.members) >= MAX_METADATA_MEMBERS:
         return
     problem = _refuse(info, False, 0)
-    if problem is None and info.file_size > METADATA_MAX_BYTES:
-        problem = f"metadata file of {info.file_size} bytes, above the limit of {METADATA_MAX_BYTES}: not read"
+    if problem is None and info.file_size > max_bytes:
+        problem = f"metadata file of {info.file_size} bytes, above the limit of {max_bytes}: not read"
     if problem is None and not budget.take(info.file_size):
         problem = f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this archive: not read"
     if problem is None:

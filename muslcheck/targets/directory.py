@@ -14,6 +14,7 @@ from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
+from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ def _starts_with_elf_magic(host_path: str) -> bool:
         return is_elf(f.read(4))
 
 
-def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress) -> Discovered:
-    """Walk the root without following links; read the headers of each ELF file once per inode.
+def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress,
+             keep: KeepWhole = KEEP_NOTHING) -> Discovered:
+    """Walk the root without following links; read the headers of each ELF file once per inode, and the
+    members ``keep`` asks for of each archive.
 
     The symbols are read later, by ``cache``, for the files the loader model opens."""
     found: dict[object, ElfFile] = {}
@@ -126,7 +129,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                 if not _starts_with_elf_magic(host_path):
                     if is_archive_name(name):
                         with open(host_path, "rb") as f:
-                            add_archive_members(scan_archive(f, path), found, skipped, archives, cache)
+                            add_archive_members(scan_archive(f, path, keep), found, skipped, archives, cache)
                     continue
                 facts = read_elf_file(host_path, symbols=False)
             except OSError as e:

@@ -22,7 +22,6 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from muslcheck.apps.model import METADATA_MAX_BYTES, is_metadata_path
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.ldso.facts import ElfFile, FactsCache
 from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, resolve_links
@@ -34,9 +33,9 @@ from muslcheck.targets.directory import Discovered, add_archive_members
 from muslcheck.targets.image.layerstream import LayerStream, compression_of
 from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
+from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, Budget, KeepWhole
 
 READ_CHUNK = 1 << 20
-MAX_ELF_BYTES = 1 << 30  # larger ELF members are skipped with a finding, never read
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
 MAX_KEPT_BYTES = 256 << 20  # all files read whole, together: past this, more are not kept (a finding)
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
@@ -168,7 +167,8 @@ class ImageRoot:
         return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)
 
 
-def read_image(image: Image, progress: Progress = no_progress, *, defer_digests: bool = False) -> ImageRoot:
+def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhole = KEEP_NOTHING,
+               defer_digests: bool = False) -> ImageRoot:
     """Read every layer of ``image`` into one squashed tree: a layer that lies uncompressed in a local file
     by random access over a map of it, any other as a stream.
 
@@ -179,7 +179,7 @@ def read_image(image: Image, progress: Progress = no_progress, *, defer_digests:
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skip] = []
-    kept = _KeptBudget(MAX_KEPT_BYTES)
+    kept = _Keeping(keep, Budget(MAX_KEPT_BYTES))
     entries = 0
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
@@ -220,7 +220,7 @@ def _check_digests(index: int, layer: Layer, blob_digest: str, tar_digest: str) 
                              f"not the config's diff_id {layer.diff_id}")
 
 
-def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[Skip], kept: _KeptBudget,
+def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[Skip], kept: _Keeping,
                  entries: int, reference: str, mapped: MappedLayer | None = None) -> int:
     """Apply every entry of one layer's tar (``mapped``: read from that map); the count of entries so far."""
     for member in tar:
@@ -231,19 +231,16 @@ def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[
     return entries
 
 
-class _KeptBudget:
-    def __init__(self, left: int) -> None:
-        self.left = left
+@dataclass(frozen=True)
+class _Keeping:
+    """What the image reader keeps whole, and the one budget for all of it."""
 
-    def take(self, size: int) -> bool:
-        if size > self.left:
-            return False
-        self.left -= size
-        return True
+    keep: KeepWhole
+    budget: Budget
 
 
 def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
-           rejected: list[Skip], kept: _KeptBudget, mapped: MappedLayer | None) -> None:
+           rejected: list[Skip], kept: _Keeping, mapped: MappedLayer | None) -> None:
     path = _clean(member.name)
     if path is None:
         rejected.append(Skip("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
@@ -283,19 +280,18 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
         nodes[path] = Node("other", layer, ("other", layer, path))
 
 
-def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int, kept: _KeptBudget,
+def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int, kept: _Keeping,
                   rejected: list[Skip], mapped: MappedLayer | None) -> Node:
     node = Node("file", layer, ("file", layer, path))
-    small = (_kept_whole(path) and member.size <= MAX_SMALL_FILE) or (
-        is_metadata_path(path) and member.size <= METADATA_MAX_BYTES)
-    if small and not kept.take(member.size):
+    small = (_kept_whole(path) and member.size <= MAX_SMALL_FILE) or kept.keep(path, member.size)
+    if small and not kept.budget.take(member.size):
         rejected.append(Skip(path, f"more than {MAX_KEPT_BYTES} bytes of metadata files in the image: not read",
                              unchecked=False))
         small = False
     if member.size < len(ELF_MAGIC) and not small:
         return node
     if mapped is not None and not member.issparse():  # a sparse member is read through tarfile
-        return _mapped_file(node, path, member, mapped, small)
+        return _mapped_file(node, path, member, mapped, small, kept.keep)
     stream = tar.extractfile(member)
     if stream is None:
         return node
@@ -307,7 +303,7 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         return node
     data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
     if archive:
-        node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path)
+        node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep)
         return node
     try:
         node.facts = read_elf(data)
@@ -329,7 +325,8 @@ def _read_as(node: Node, path: str, head: bytes, size: int) -> bool | None:
     return archive
 
 
-def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedLayer, small: bool) -> Node:
+def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedLayer, small: bool,
+                 keep: KeepWhole) -> Node:
     """A regular file of a mapped layer: read in place (and only an ELF file's headers for now); the pages
     read are let go afterwards."""
     content = mapped.view(member.offset_data, member.size)
@@ -342,7 +339,7 @@ def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedL
         if archive is None:
             return node
         if archive:
-            node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path)
+            node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path, keep)
         else:
             node.facts = read_elf(content, symbols=False)
             node.content = MappedMember(mapped, member.offset_data, member.size)
@@ -368,7 +365,7 @@ def _read_whole(path: str, head: bytes, size: int, reader: io.BufferedReader) ->
 
 def _kept_whole(path: str) -> bool:
     """Files the scan reads whole: the loader's path file, the mark of Alpine, package databases
-    (and, up to a smaller size, the metadata files of ``is_metadata_path``)."""
+    (and, up to a smaller size, the files the caller's ``KeepWhole`` asks for)."""
     return (
         (path.startswith("/etc/ld-musl-") and path.endswith(".path"))
         or path == "/etc/alpine-release"
