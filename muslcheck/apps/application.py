@@ -18,15 +18,18 @@ from muslcheck.model.options import Context
 from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
-HOST_CONTEXT = {Host.JVM: Context.DLOPEN_LAZY, Host.PYTHON: Context.DLOPEN_NOW, Host.NODE: Context.DLOPEN_LAZY}
+_HOST_CONTEXT = {Host.JVM: Context.DLOPEN_LAZY, Host.PYTHON: Context.DLOPEN_NOW, Host.NODE: Context.DLOPEN_LAZY}
 _JAVA_ARCHIVES = (".jar", ".war", ".ear")
 _OTHER_SYSTEMS = frozenset({"freebsd", "openbsd", "netbsd", "dragonflybsd", "solaris", "sunos", "aix", "darwin",
                             "macos", "osx", "mac", "windows", "win32", "win64"})
 
 
+_HOST_PROVIDES = {Host.JVM: jni.JVM_PROVIDES, Host.PYTHON: python.CPYTHON_PROVIDES, Host.NODE: node.NODE_PROVIDES}
+
+
 def host_provides(host: Host) -> tuple[str, ...]:
     """Symbol-name prefixes the host process defines for the libraries it loads."""
-    return {Host.JVM: jni.JVM_PROVIDES, Host.PYTHON: python.CPYTHON_PROVIDES, Host.NODE: node.NODE_PROVIDES}[host]
+    return _HOST_PROVIDES[host]
 
 
 def package_key(package: Package) -> str:
@@ -47,6 +50,16 @@ class Application:
 
     def host_of(self, path: str) -> Host | None:
         return self.hosts.get(path)
+
+    def context_of(self, path: str) -> Context | None:
+        """How the process that loads ``path`` by itself dlopens it; None when no host loads it."""
+        host = self.hosts.get(path)
+        return _HOST_CONTEXT[host] if host else None
+
+    def provides_of(self, path: str) -> tuple[str, ...]:
+        """Symbol-name prefixes that process defines for the libraries it loads (``Py``, ``JNI_``, ``napi_``)."""
+        host = self.hosts.get(path)
+        return host_provides(host) if host else ()
 
 
 def identify(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from muslcheck.apps.application import HOST_CONTEXT, Application, host_provides
+from muslcheck.apps.application import Application
 from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.judging.verdict import Problems, decide, file_report, problems
 from muslcheck.ldso.facts import ElfFile, FactsCache, NotLoadable
@@ -236,9 +236,9 @@ def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) ->
             share.files[f.path] = skip
             continue
         t = judging.targets_for(f.facts.machine)
-        host = app.host_of(f.path) if app is not None else None
-        ctx = options.context or (HOST_CONTEXT[host] if host else _unknown_host_context(f.path))
-        provided = host_provides(host) if host else ()
+        host_context = app.context_of(f.path) if app is not None else None
+        ctx = options.context or host_context or _unknown_host_context(f.path)
+        provided = app.provides_of(f.path) if app is not None else ()
         if ctx is Context.STARTUP_LIBRARY:
             # Not needed by any executable here: load it as the first object of a program.
             stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
