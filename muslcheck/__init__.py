@@ -1,6 +1,6 @@
 """muslcheck: can this application move to Alpine, and if not, what breaks and what fixes it?
 
-The library API: ``scan(path, ...) -> Report``. It never prints; errors derive
+The library API: ``scan(target, ScanOptions(...)) -> Report``. It never prints; errors derive
 from ``MuslcheckError``.
 """
 
@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from muslcheck.model.errors import InputError, MalformedElf, MuslcheckError, UsageError
 from muslcheck.model.options import Context
 from muslcheck.model.report import FileReport, Report, Verdict
-from muslcheck.scan import scan
+from muslcheck.scan import ScanOptions, scan
 
 __all__ = [
     "Context",
@@ -20,6 +20,7 @@ __all__ = [
     "MalformedElf",
     "MuslcheckError",
     "Report",
+    "ScanOptions",
     "UsageError",
     "Verdict",
     "__version__",

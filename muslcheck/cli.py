@@ -21,7 +21,7 @@ from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import Context, Progress, no_progress
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import RENDERERS, render_junit, render_table
-from muslcheck.scan import resolve_version, scan
+from muslcheck.scan import ScanOptions, resolve_version, scan
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -147,14 +147,14 @@ def scan_command(
             ignore_file = Path(DEFAULT_IGNORE_FILE)
         with _no_cycle_collection(), StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress, \
                 _report_cache(no_cache) as store:
-            report = scan(
-                path, alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
-                context=load_context, library_path=library_path, preload=preload, ignore=ignore_file,
-                base=base, include_os_packages=include_os_packages, include_runtimes=include_runtimes,
-                insecure_registry=insecure_registry,
-                docker_config=docker_config or _default_docker_config(), progress=progress, cache=store,
-                jobs=jobs,
+            options = ScanOptions(
+                alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
+                context=Context(load_context) if load_context else None, library_path=library_path,
+                preload=preload, ignore=ignore_file, base=base, include_os_packages=include_os_packages,
+                include_runtimes=include_runtimes, insecure_registry=insecure_registry,
+                docker_config=docker_config or _default_docker_config(), progress=progress, cache=store, jobs=jobs,
             )
+            report = scan(path, options)
             for spec in specs:
                 output = _render(spec, report, Verdict(fail_on))
                 if spec.file is None:

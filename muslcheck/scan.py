@@ -7,9 +7,11 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from muslcheck.cache import Store, directory_fingerprint, load_report, save_report, scan_key
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
@@ -33,84 +35,93 @@ def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> t
     return release.musl, release.alpine
 
 
-def scan(
-    path: str | os.PathLike[str],
-    *,
-    alpine: str | None = None,
-    musl: str | None = None,
-    arch: str | None = None,
-    gcompat: bool = False,
-    context: Context | str | None = None,
-    library_path: str | None = None,
-    preload: Sequence[str] = (),
-    platform: str | None = None,
-    base: str | None = None,
-    include_os_packages: bool = False,
-    include_runtimes: bool = False,
-    insecure_registry: bool = False,
-    docker_config: str | os.PathLike[str] | None = None,
-    ignore: str | os.PathLike[str] | Ignores | None = None,
-    progress: Progress = no_progress,
-    catalog: Catalog | None = None,
-    cache: Store | None = None,
-    jobs: int = 1,
-) -> Report:
-    """Judge every ELF file of ``path``: a directory (the target's root), one file, or an image reference
-    (``docker-archive:``, ``oci-archive:``, ``oci-dir:``, ``registry:``, ``docker:``, or a path whose kind is
-    detected from its content).
+_RUN_ONLY = {"key": False}  # how the scan runs or reaches its input, not what it finds: left out of the cache key
 
-    ``alpine`` or ``musl`` picks the target (default: the newest known Alpine); ``platform``
-    ("linux/amd64", "linux/arm64") picks an image's manifest and, like ``arch``, the architecture judged;
-    ``base`` (an image reference) leaves out the layers the image shares with it; files an OS package
-    owns (dpkg, apk, rpm) are set apart unless ``include_os_packages``; ``insecure_registry`` allows
-    plain HTTP to a registry on localhost, ``docker_config`` names a config.json with credentials;
-    ``gcompat`` says the target has gcompat installed; ``context`` overrides the load context of
-    every dynamic file; ``ignore`` is an ignore file (or parsed ``Ignores``) of accepted findings;
-    ``progress(stage, done, total)`` is called as the scan advances; ``cache`` (a ``muslcheck.cache.Store``)
-    returns the report of an unchanged directory or image with the same options without scanning it again;
-    ``jobs`` > 1 judges the files in that many forked worker processes, 0 in one per CPU (the report is the same).
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a scan is given besides its target. Every field is part of the report cache's key unless its
+    metadata says ``key: False``, so a new field can never return a stale report."""
+
+    alpine: str | None = None  # the target Alpine release (default: the newest known)
+    musl: str | None = None  # or a musl version instead
+    arch: str | None = None  # judge only files of this architecture
+    platform: str | None = None  # "linux/amd64", "linux/arm64": an image's manifest, and the architecture judged
+    gcompat: bool = False  # the target has gcompat installed
+    context: Context | None = None  # the load context of every dynamic file (default: from what each file is)
+    library_path: str | None = None  # LD_LIBRARY_PATH for the model (paths inside the root)
+    preload: tuple[str, ...] = ()  # LD_PRELOAD entries for the model
+    base: str | None = None  # an image: judge only the layers it adds to this one
+    include_os_packages: bool = False  # judge files an OS package owns (dpkg, apk, rpm) instead of setting them apart
+    include_runtimes: bool = False  # judge glibc language runtimes instead of naming their Alpine variant
+    ignore: Path | Ignores | None = None  # an ignore file of accepted findings, or parsed ``Ignores``
+    insecure_registry: bool = field(default=False, metadata=_RUN_ONLY)  # plain HTTP to a registry on localhost
+    docker_config: Path | None = field(default=None, metadata=_RUN_ONLY)  # a config.json with credentials
+    progress: Progress = field(default=no_progress, metadata=_RUN_ONLY)  # progress(stage, done, total)
+    catalog: Catalog | None = field(default=None, metadata=_RUN_ONLY)  # musl's tables (default: the bundled ones)
+    cache: Store | None = field(default=None, metadata=_RUN_ONLY)  # reports of unchanged targets
+    jobs: int = field(default=1, metadata=_RUN_ONLY)  # worker processes; 0: one per CPU (the report is the same)
+
+    def __post_init__(self) -> None:
+        """Accept the loose forms of the keyword API: strings for paths and the context, any sequence of preloads."""
+        if isinstance(self.context, str) and not isinstance(self.context, Context):
+            try:
+                object.__setattr__(self, "context", Context(self.context))
+            except ValueError:
+                known = ", ".join(c.value for c in Context)
+                raise UsageError(f"unknown context {self.context!r}; known: {known}") from None
+        if not isinstance(self.preload, tuple):
+            object.__setattr__(self, "preload", tuple(self.preload))
+        for name in ("ignore", "docker_config"):
+            value = getattr(self, name)
+            if isinstance(value, str | os.PathLike):
+                object.__setattr__(self, name, Path(value))
+
+
+def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **overrides: Any) -> Report:
+    """Judge every ELF file of ``target``: a directory (the target's root), one file, or an image reference
+    (``docker-archive:``, ``oci-archive:``, ``oci-dir:``, ``registry:``, ``docker:``, or a path whose kind is
+    detected from its content), under ``options`` (``ScanOptions``), with ``overrides`` replacing its fields:
+    ``scan(path, alpine="3.20", jobs=0)`` and ``scan(path, ScanOptions(alpine="3.20"), jobs=0)`` are the same.
+
     Raises ``UsageError`` for a bad option and ``InputError`` for input that cannot be read.
     """
-    catalog = catalog or Catalog()
-    musl_version, alpine_release = resolve_version(catalog, alpine, musl)
-    if platform is not None:
-        arch = _arch_of_platform(platform, arch)
-    docker_config = Path(docker_config) if docker_config is not None else None
-    ignores = ignore if isinstance(ignore, Ignores) else load_ignores(ignore) if ignore is not None else NO_IGNORES
+    options = replace(options or ScanOptions(), **overrides)
+    catalog = options.catalog or Catalog()
+    musl_version, alpine_release = resolve_version(catalog, options.alpine, options.musl)
+    arch = _arch_of_platform(options.platform, options.arch) if options.platform is not None else options.arch
     if arch is not None and arch not in SUPPORTED_ARCHES:
         raise UsageError(f"unknown architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
-    try:
-        chosen_context = Context(context) if context is not None else None
-    except ValueError:
-        known = ", ".join(c.value for c in Context)
-        raise UsageError(f"unknown context {context!r}; known: {known}") from None
-    options = Options(
-        musl_version, alpine_release, arch, gcompat, chosen_context, library_path, tuple(preload), ignores,
-        include_runtimes=include_runtimes,
-    )
-
+    ignore = options.ignore
+    ignores = ignore if isinstance(ignore, Ignores) else load_ignores(ignore) if ignore is not None else NO_IGNORES
+    chosen = Options(musl_version, alpine_release, arch, options.gcompat, options.context, options.library_path,
+                     options.preload, ignores, include_runtimes=options.include_runtimes)
+    cache = options.cache
     with ExitStack() as stack:
-        ref = parse_reference(str(path))
-        image = stack.enter_context(open_image(ref, platform=platform, insecure_registry=insecure_registry,
-                                               docker_config=docker_config)) if ref.is_image else None
-        settings = {"platform": platform, "include_os_packages": include_os_packages, "source": str(path)}
-        key = _report_key(ref, image, options, settings) if cache is not None and base is None else None
+        ref = parse_reference(str(target))
+        image = stack.enter_context(open_image(ref, platform=options.platform,
+                                               insecure_registry=options.insecure_registry,
+                                               docker_config=options.docker_config)) if ref.is_image else None
+        resolved = replace(options, musl=musl_version, alpine=alpine_release, arch=arch, ignore=ignores)
+        key = _report_key(ref, image, str(target), resolved) if cache is not None and options.base is None else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
             return cached
         from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
         from muslcheck.targets import ImageAccess
 
-        report = survey(stack, ref, image, options, catalog, source=str(path),
-                        access=ImageAccess(platform, insecure_registry, docker_config), base=base,
-                        include_os_packages=include_os_packages, progress=progress, jobs=jobs)
+        report = survey(stack, ref, image, chosen, catalog, source=str(target),
+                        access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
+                        base=options.base, include_os_packages=options.include_os_packages,
+                        progress=options.progress, jobs=options.jobs)
     if cache is not None and key is not None:
         save_report(cache, key, report)
     return report
 
 
-def _report_key(ref: Reference, image: Image | None, options: Options, settings: Mapping[str, object]) -> str | None:
-    """What the report depends on: the image's content or the directory's stat fingerprint, and every option.
-    None when it cannot be trusted to stay the same (a lone file, a directory written to just now)."""
+def _report_key(ref: Reference, image: Image | None, source: str, options: ScanOptions) -> str | None:
+    """What the report depends on: the image's content or the directory's stat fingerprint, the target as written,
+    and every option that is part of the key. None when it cannot be trusted to stay the same (a lone file, a
+    directory written to just now)."""
     if image is not None:
         content = json.dumps([dataclasses.asdict(image.config), [layer.digest for layer in image.layers]])
         identity = "image " + hashlib.sha256(content.encode()).hexdigest()
@@ -121,11 +132,22 @@ def _report_key(ref: Reference, image: Image | None, options: Options, settings:
         identity = "dir " + fingerprint
     else:
         return None
-    chosen = {**settings, "musl": options.musl, "alpine": options.alpine, "arch": options.arch,
-              "gcompat": options.gcompat, "context": options.context, "library_path": options.library_path,
-              "preload": list(options.preload), "include_runtimes": options.include_runtimes,
-              "ignores": repr(options.ignores)}
-    return scan_key(identity, chosen)
+    chosen = {f.name: _key_value(getattr(options, f.name)) for f in dataclasses.fields(options)
+              if f.metadata.get("key", True)}
+    return scan_key(identity, {"source": source, **chosen})
+
+
+def _key_value(value: object) -> object:
+    """An option as plain JSON for the key; a type not listed here is an error, never a silent collision."""
+    if value is None or isinstance(value, bool | int | str):
+        return value.value if isinstance(value, Enum) else value
+    if isinstance(value, tuple):
+        return [_key_value(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Ignores):
+        return repr(value)
+    raise TypeError(f"no cache-key form for {type(value).__name__}")
 
 
 _PLATFORM_ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}

@@ -10,7 +10,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -66,12 +66,15 @@ def judge(
     progress: Progress = no_progress,
     app: Application | None = None,
     jobs: int = 1,
+    replaced: Mapping[str, str] | None = None,
     meanwhile: Callable[[], object] | None = None,
 ) -> Judged:
     """Judge ``files``; with ``jobs`` > 1 (and a platform that can fork), in that many worker processes, and
     with ``jobs`` 0 in ``default_jobs()``. The result does not depend on ``jobs``. ``meanwhile`` is called
-    once the workers run (so a thread it starts is not forked): work to overlap with the judging."""
-    judging = _Judging(root, cache, options, catalog, app)
+    once the workers run (so a thread it starts is not forked): work to overlap with the judging. ``replaced``
+    maps the files the Alpine base replaces (OS packages, glibc runtimes) to their owner."""
+    replaced = replaced or {}
+    judging = _Judging(root, cache, options, catalog, app, replaced)
     jobs = jobs or default_jobs()
     reports: dict[str, FileReport] = {}
     skipped: dict[str, Skip] = {}
@@ -82,7 +85,7 @@ def judge(
         reason = _not_applicable(f.facts, kind, options)
         if reason is None and app is not None:
             reason = app.unused.get(f.path)
-        if reason is None and (owner := options.replaced.get(f.path)) is not None:
+        if reason is None and (owner := replaced.get(f.path)) is not None:
             reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
         if reason is not None:
             reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
@@ -166,8 +169,9 @@ class _Judging:
     """Everything one process needs to judge files; its caches live as long as the process."""
 
     def __init__(self, root: RootFS, cache: FactsCache, options: Options, catalog: Catalog,
-                 app: Application | None) -> None:
+                 app: Application | None, replaced: Mapping[str, str]) -> None:
         self.root, self.cache, self.options, self.catalog, self.app = root, cache, options, catalog, app
+        self.replaced = replaced
         self.memo = RelocationMemo()
         self.libraries: dict[object, ElfFile] = {}  # the libraries to judge, by identity
         self._targets: dict[str, _Targets] = {}
@@ -181,7 +185,7 @@ class _Judging:
                 rules=catalog.loader_rules(options.musl),
                 library_path=options.library_path,
                 preload=options.preload,
-                replaced=options.replaced,
+                replaced=self.replaced,
             )
             self._targets[arch] = _Targets(bare, replace(bare, gcompat=catalog.gcompat), options.gcompat)
         return self._targets[arch]

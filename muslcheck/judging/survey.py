@@ -37,16 +37,16 @@ def survey(
 ) -> Report:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``."""
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress)
-    options = replace(options, arch=tree.arch or options.arch, library_path=options.library_path or tree.library_path)
+    options = replace(options, arch=tree.arch or options.arch,
+                      library_path=options.library_path or tree.library_path)
     ownership = read_ownership(tree.root)
     app = identify(tree.root, tree.cache, tree.found.files, tree.found.archives, options.arch,
                    options.include_runtimes)
-    owned = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
-    owned.update((p, f"the runtime {pkg.name}") for p, pkg in app.runtimes.items())
-    options = replace(options, replaced=owned)
+    replaced = {} if include_os_packages else {p: str(pkg) for p, pkg in ownership.owners.items()}
+    replaced.update((p, f"the runtime {pkg.name}") for p, pkg in app.runtimes.items())
     unverified = tree.unverified
     judged = judge(tree.root, tree.cache, tree.found.files, options, catalog, progress, app, jobs,
-                   meanwhile=unverified.start_verifying if unverified else None)
+                   replaced=replaced, meanwhile=unverified.start_verifying if unverified else None)
     if unverified is not None:
         unverified.verify()  # the mapped layers' digests, computed while the files were judged
     components, reports = build_components(app, judged.reports, ownership)

@@ -3,8 +3,8 @@ Light to import: a cache hit, and the CLI until it scans, need none of the judgi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from muslcheck.model.ignore import NO_IGNORES, Ignores
@@ -29,7 +29,6 @@ class Options:
     library_path: str | None
     preload: tuple[str, ...]
     ignores: Ignores = NO_IGNORES
-    replaced: Mapping[str, str] = field(default_factory=dict)  # OS-package and runtime files Alpine replaces
     include_runtimes: bool = False  # judge glibc language runtimes instead of naming their Alpine variant
 
 
