@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from oracle.dlopen import run_dlopen
 from oracle.ldd import LoaderReport, parse_loader_output, run_list
-from oracle.loaders import version_key
+from oracle.loaders import EXPECTED_VERSIONS, REQUIRED_VERSIONS
+
+from muslcheck.ldso.tables import version_key
 
 # ---------------------------------------------------------------------------------------------
 # parse_loader_output on literal text (DESIGN §2 "Messages")
@@ -80,12 +82,10 @@ def test_parse_each_message(line: str, expected: LoaderReport) -> None:
 # ---------------------------------------------------------------------------------------------
 # The real loaders
 
-VERSIONS = ("1.2.2", "1.2.3", "1.2.5", "1.2.6")  # bullseye, bookworm, trixie, sid
-REQUIRED = ("1.2.2", "1.2.3", "1.2.5")  # stable Debian releases: their musl never changes
 Version = tuple[int, ...]
 
 
-@pytest.fixture(params=VERSIONS)
+@pytest.fixture(params=EXPECTED_VERSIONS)
 def musl(request: pytest.FixtureRequest, musl_loaders: dict[str, Path]) -> tuple[Version, Path]:
     if request.param not in musl_loaders:
         pytest.skip(f"musl {request.param} not available (have {', '.join(musl_loaders)})")
@@ -94,7 +94,7 @@ def musl(request: pytest.FixtureRequest, musl_loaders: dict[str, Path]) -> tuple
 
 @pytest.mark.oracle
 def test_required_loaders_present(musl_loaders: dict[str, Path]) -> None:
-    if missing := set(REQUIRED) - set(musl_loaders):
+    if missing := set(REQUIRED_VERSIONS) - set(musl_loaders):
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"missing musl loaders {sorted(missing)}")
         pytest.skip(f"missing musl loaders {sorted(missing)}")

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog, version_key
+
 SYM = Path(__file__).resolve().parent.parent / "symbols"
-VERSIONS = ["1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6"]
-ARCHES = ["x86_64", "aarch64"]
+VERSIONS = Catalog().musl_versions
+ARCHES = SUPPORTED_ARCHES
 TYPES = {"NOTYPE", "OBJECT", "FUNC", "COMMON", "TLS", "GNU_IFUNC"}
 BINDS = {"GLOBAL", "WEAK", "GNU_UNIQUE"}
 
@@ -51,13 +53,13 @@ def test_symbol_invariants(a):
         assert "__memcpy_chk" not in n
         assert "fcntl64" not in n
         assert "crypt" in n, "upstream musl exports crypt in every version"
-        assert ("fopen64" in n) == (v <= "1.2.3")
-        assert ("__xstat64" in n) == (v <= "1.2.3")
-        assert ("statx" in n) == (v >= "1.2.5")
-        assert ("qsort_r" in n) == (v >= "1.2.3")
-        assert ("renameat2" in n) == (v >= "1.2.6")
-        assert ("posix_getdents" in n) == (v >= "1.2.6")
-        assert ("__getauxval" in n) == (v >= "1.2.6")
+        assert ("fopen64" in n) == (version_key(v) <= (1, 2, 3))
+        assert ("__xstat64" in n) == (version_key(v) <= (1, 2, 3))
+        assert ("statx" in n) == (version_key(v) >= (1, 2, 5))
+        assert ("qsort_r" in n) == (version_key(v) >= (1, 2, 3))
+        assert ("renameat2" in n) == (version_key(v) >= (1, 2, 6))
+        assert ("posix_getdents" in n) == (version_key(v) >= (1, 2, 6))
+        assert ("__getauxval" in n) == (version_key(v) >= (1, 2, 6))
 
 
 def test_arch_differences():
@@ -77,13 +79,13 @@ def test_loader():
         assert f["reserved_prefixes"] == ["c.", "pthread.", "rt.", "m.", "dl.",
                                           "util.", "xnet."]
         assert f["source"]
-        assert f["relr"] == (v >= "1.2.4")
-        if v <= "1.2.3":
+        assert f["relr"] == (version_key(v) >= (1, 2, 4))
+        if version_key(v) <= (1, 2, 3):
             assert f["lfs64"] is None and f["readdir64_r"] is False
         else:
             assert len(f["lfs64"]) == 59 and "posix_fallocate" in f["lfs64"]
             assert f["readdir64_r"] is True
-            assert f["lfs64_name_max"] == (17 if v >= "1.2.6" else 16)
+            assert f["lfs64_name_max"] == (17 if version_key(v) >= (1, 2, 6) else 16)
             # every base name must be exported in that version, the *64 not
             n = names(v, "x86_64")
             assert all(b in n and b + "64" not in n for b in f["lfs64"])

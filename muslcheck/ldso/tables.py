@@ -7,6 +7,7 @@ they are read from the top-level ``symbols/`` directory.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -85,8 +86,9 @@ class AlpineRelease:
     source: str
 
 
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))
+def version_key(v: str) -> tuple[int, ...]:
+    """A version compared as numbers: "1.2.10" after "1.2.9"; other characters only separate them."""
+    return tuple(int(p) for p in re.findall(r"\d+", v))
 
 
 class Catalog:
@@ -96,7 +98,7 @@ class Catalog:
     def alpine_releases(self) -> tuple[AlpineRelease, ...]:
         rows = _load("alpine.json")["releases"]
         releases = [AlpineRelease(r["alpine"], r["musl"], r["source"]) for r in rows]
-        return tuple(sorted(releases, key=lambda r: _version_key(r.alpine)))
+        return tuple(sorted(releases, key=lambda r: version_key(r.alpine)))
 
     @cached_property
     def _loader(self) -> dict[str, Any]:
@@ -104,7 +106,7 @@ class Catalog:
 
     @property
     def musl_versions(self) -> tuple[str, ...]:
-        return tuple(sorted(self._loader["versions"], key=_version_key))
+        return tuple(sorted(self._loader["versions"], key=version_key))
 
     def loader_rules(self, version: str) -> LoaderRules:
         raw = self._loader

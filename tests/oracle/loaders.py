@@ -15,9 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from muslcheck.ldso.tables import version_key
+
 REPO = Path(__file__).resolve().parents[2]
 DEBIAN_PY = REPO / "symbols" / "debian.py"
-SUITES = ("bullseye", "bookworm", "trixie", "sid")  # musl 1.2.2, 1.2.3, 1.2.5, 1.2.5 or later
+SUITES = ("bullseye", "bookworm", "trixie", "sid")  # musl 1.2.2, 1.2.3, 1.2.5, 1.2.6 (sid moves on)
+EXPECTED_VERSIONS = ("1.2.2", "1.2.3", "1.2.5", "1.2.6")  # what SUITES gave when last checked
+REQUIRED_VERSIONS = ("1.2.2", "1.2.3", "1.2.5")  # stable Debian releases: their musl never changes
 
 
 class LoadersUnavailable(RuntimeError):
@@ -71,5 +75,3 @@ def available_loaders(cache: Path | None = None, *, suites: tuple[str, ...] = SU
     return dict(sorted(found.items(), key=lambda kv: version_key(kv[0])))
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version))
