@@ -1,7 +1,7 @@
 """ELF facts for the loader model: one fast reader, no parser types leak out.
 
-The pyelftools and lief cross-checks live in ``muslcheck.elf.crosscheck``, which is
-deliberately not imported here (``import lief`` alone costs about 0.6 s).
+The pyelftools and lief readers it is held against live with the tests (``tests/elf/crosscheck.py``):
+the product never imports them (``import lief`` alone costs about 0.6 s).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The fields are exactly the facts musl's dynamic linker (ldso/dynlink.c) acts on.
 Every reader (the fast one in ``reader.py``, and the pyelftools and lief
-cross-checks in ``crosscheck.py``) must produce identical ``ElfFacts`` for the
+cross-checks in ``tests/elf/crosscheck.py``) must produce identical ``ElfFacts`` for the
 same input.
 """
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from muslcheck.elf import ElfFacts, read_elf_file
-from muslcheck.elf.crosscheck import read_elf_lief, read_elf_pyelftools
 from muslcheck.model.errors import MalformedElf
 from tests.elf.conftest import SAMPLES, sample
+from tests.elf.crosscheck import read_elf_lief, read_elf_pyelftools
 from tests.elf.elfbuilder import ElfSpec, Sym
 
 SYSTEM_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/bin")

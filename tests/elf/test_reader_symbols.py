@@ -9,7 +9,7 @@ import pytest
 
 from muslcheck.elf import SymbolUse, read_elf
 from muslcheck.elf import reader as reader_module
-from muslcheck.elf.crosscheck import read_elf_lief
+from tests.elf.crosscheck import read_elf_lief
 from tests.elf.elfbuilder import ElfSpec, Sym
 from tests.elf.test_crosscheck import compare, differences
 
