@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
 import orjson
+
+from muslcheck.model.codec import builder
 
 SCHEMA_VERSION = "1.1"
 
@@ -221,38 +221,12 @@ class Report:
         major = str(data.get("schema_version", "")).split(".")[0]
         if major != SCHEMA_VERSION.split(".")[0]:
             raise ValueError(f"unsupported schema_version {data.get('schema_version')!r}")
-        report: Report = _build(cls, data)
+        report: Report = builder(cls)(data)
         return report
 
     @classmethod
     def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))
-
-
-def _build(tp: Any, value: Any) -> Any:
-    """Rebuild a value of type ``tp`` (a dataclass, tuple, dict, enum, optional or plain type) from JSON."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = _HINTS.get(tp)
-        if hints is None:
-            fields = {f.name for f in dataclasses.fields(tp)}
-            hints = _HINTS[tp] = {k: h for k, h in typing.get_type_hints(tp).items() if k in fields}
-        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in hints})
-    if origin in (types.UnionType, typing.Union):
-        if value is None:
-            return None
-        return _build(next(a for a in typing.get_args(tp) if a is not type(None)), value)
-    if origin is tuple:
-        return tuple(_build(typing.get_args(tp)[0], v) for v in value)
-    if origin is dict:
-        key_t, value_t = typing.get_args(tp)
-        return {_build(key_t, k): _build(value_t, v) for k, v in value.items()}
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp(value)
-    return value
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
 
 
 def _fields_of(value: Any) -> Any:

@@ -1,0 +1,287 @@
+"""A Report as a cache payload and back: JSON only (no pickle, no marshal), every decoded value checked.
+
+A payload is zlib(JSON [codec version, shape digest, string table, row]), built from the report's shapes
+(``muslcheck.model.codec``). A dataclass is a positional list. A tuple of dataclasses (files, findings: nearly
+all of a payload) is stored by column, and a tuple-valued column as per-row counts plus the items flattened, so
+decoding runs in C: each column's types are checked with set(map(type, column)), then map(cls, *columns) builds
+the objects. Strings in columns are indices into one table of distinct strings, so "blocked" or "GLIBC_2.2.5" is
+decoded once and shared. Not ``Report.to_json``: that form takes several times longer to decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+import typing
+import zlib
+from collections.abc import Callable
+from functools import cache
+from itertools import chain, count, filterfalse, islice, repeat
+from typing import Any
+
+from muslcheck.cache.store import Store
+from muslcheck.model.codec import Items, Member, Plain, Record, Shape, StrMapping, shape_of
+from muslcheck.model.report import Report
+
+CODEC_VERSION = 1  # bump when an encoding changes (it is part of default_salt, and of every payload)
+
+_MAX_JSON = 1 << 30  # the decompressed size bound: a payload is checksummed, but never trusted to be small
+_FAST_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False, allow_nan=False)
+_Index = dict[str | None, int]  # string -> its position in the table being built; None -> -1
+_Encode = Callable[[Any, _Index], Any]
+_Decode = Callable[[Any, list[Any]], Any]  # (JSON value, string table + [None]) -> value
+_ColumnEncode = Callable[[tuple[Any, ...], _Index], Any]
+_ColumnDecode = Callable[[Any, list[Any], int], list[Any]]  # (JSON column, table, row count) -> values
+_INT = frozenset({int})
+_STR = frozenset({str})
+_OPTIONAL_STR = frozenset({str, type(None)})
+
+
+class _CorruptPayload(ValueError):
+    """A payload that does not decode to a value of the expected shape."""
+
+
+def encode_report(report: Report) -> bytes:
+    return _encode(Report, report)
+
+
+def decode_report(payload: bytes) -> Report:
+    """The inverse of ``encode_report``, every value checked; raises ``_CorruptPayload`` for anything else."""
+    report: Report = _decode(Report, payload)
+    return report
+
+
+def load_report(store: Store, key: str) -> Report | None:
+    """A cached report for ``key``, or None (a missing, corrupt or undecodable entry; removed)."""
+    payload = store.get(key)
+    if payload is None:
+        return None
+    try:
+        return decode_report(payload)
+    except _CorruptPayload:
+        store.discard(key)
+        return None
+
+
+def save_report(store: Store, key: str, report: Report) -> bool:
+    return store.put(key, encode_report(report))
+
+
+def _encode(cls: type, value: Any) -> bytes:
+    index: _Index = {None: -1}
+    row = _codec_of(cls)[0](value, index)
+    document = [CODEC_VERSION, _shape_digest(cls), list(index)[1:], row]
+    return zlib.compress(_FAST_JSON.encode(document).encode("ascii"), 1)
+
+
+def _decode(cls: type, payload: bytes) -> Any:
+    try:
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(payload, _MAX_JSON)
+        _corrupt_unless(inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data,
+                        "truncated, too large, or trailing data")
+        version, digest, strings, row = json.loads(text)
+        _corrupt_unless(version == CODEC_VERSION and digest == _shape_digest(cls),
+                        f"another codec or {cls.__name__} shape")
+        _corrupt_unless(type(strings) is list and _types_within(strings, _STR), "bad string table")
+        return _codec_of(cls)[1](row, [*strings, None])
+    except _CorruptPayload:
+        raise
+    except (zlib.error, ValueError, TypeError, RecursionError) as e:  # zlib, JSON, UTF-8, arity, enum value
+        raise _CorruptPayload(f"not a {cls.__name__} payload: {type(e).__name__}: {e}") from None
+
+
+@cache
+def _shape_digest(cls: type) -> str:
+    """A digest of the field names and types of ``cls``, recursively: a payload of another shape is refused."""
+    def describe(shape: Shape) -> str:
+        if isinstance(shape, Record):
+            return f"{shape.cls.__name__}({','.join(f'{name}:{describe(field)}' for name, field in shape.fields)})"
+        if isinstance(shape, Member):
+            return f"{shape.enum.__name__}[{'|'.join(str(m.value) for m in shape.enum)}]"
+        if isinstance(shape, Items):
+            return f"tuple[{describe(shape.item)}]"
+        if isinstance(shape, StrMapping):
+            return f"dict[{describe(shape.values)}]"
+        return "|".join(sorted(t.__name__ for t in shape.types))
+
+    return hashlib.sha256(describe(shape_of(cls)).encode()).hexdigest()[:16]
+
+
+@cache
+def _codec_of(cls: type) -> tuple[_Encode, _Decode]:
+    return _codec(shape_of(cls))
+
+
+def _corrupt_unless(ok: bool, what: str) -> None:
+    if not ok:
+        raise _CorruptPayload(what)
+
+
+def _types_within(values: Any, allowed: frozenset[type]) -> bool:
+    return set(map(type, values)) <= allowed
+
+
+def _codec(shape: Shape) -> tuple[_Encode, _Decode]:
+    """(encode, decode) of one value: the fields of a single object (not the hot path)."""
+    if isinstance(shape, Record):
+        return _row_codec(shape)
+    if isinstance(shape, Plain):
+        allowed = shape.types
+
+        def decode_plain(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) in allowed, f"expected {_names(allowed)}, got {type(value).__name__}")
+            return value
+        return (lambda value, index: value), decode_plain
+    if isinstance(shape, Member):
+        members = _members(shape)
+
+        def decode_member(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) is str and value in members, f"expected a {shape.enum.__name__} value")
+            return members[value]
+        return (lambda value, index: value.value), decode_member
+    if isinstance(shape, StrMapping):
+        values = shape.values.types
+
+        def decode_mapping(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) is dict and _types_within(value.values(), values), "bad mapping")
+            return value
+        return (lambda value, index: dict(value)), decode_mapping
+    if isinstance(shape.item, Record):
+        return _table_codec(shape.item)
+    encode_items, decode_items = _flat_codec(shape.item)
+    return encode_items, (lambda value, table: tuple(decode_items(value, table)))
+
+
+def _row_codec(record: Record) -> tuple[_Encode, _Decode]:
+    """One object as a positional list."""
+    cls, names = record.cls, [name for name, _ in record.fields]
+    codecs = [_codec(field) for _, field in record.fields]
+
+    def encode(value: Any, index: _Index) -> Any:
+        return [enc(getattr(value, name), index) for (enc, _), name in zip(codecs, names, strict=True)]
+
+    def decode(row: Any, table: list[Any]) -> Any:
+        _corrupt_unless(type(row) is list and len(row) == len(names), f"expected a {cls.__name__} row")
+        return cls(*[dec(item, table) for (_, dec), item in zip(codecs, row, strict=True)])
+
+    return encode, decode
+
+
+def _flat_codec(item: Shape) -> tuple[_Encode, _Decode]:
+    """The items of a ``tuple[X, ...]``, X plain, as a list (decoded to a list: the caller makes the tuple)."""
+    if not isinstance(item, Plain):
+        raise TypeError(f"the cache codec does not handle tuples of {item}")
+    allowed = item.types
+
+    def decode(items: Any, table: list[Any]) -> Any:
+        _corrupt_unless(type(items) is list and _types_within(items, allowed), "bad item list")
+        return items
+
+    return (lambda items, index: list(items)), decode
+
+
+def _table_codec(record: Record) -> tuple[_Encode, _Decode]:
+    """``tuple[cls, ...]`` as [row count, column, column, ...]."""
+    cls, names = record.cls, [name for name, _ in record.fields]
+    columns = [_column_codec(field) for _, field in record.fields]
+    fields_of: Callable[[Any], Any] = operator.attrgetter(*names) if len(names) > 1 else (
+        lambda value: (getattr(value, names[0]),))
+
+    def encode(value: Any, index: _Index) -> Any:
+        transposed = list(zip(*map(fields_of, value), strict=True)) if value else [()] * len(names)
+        return [len(value), *(enc(column, index) for (enc, _), column in zip(columns, transposed, strict=True))]
+
+    def decode(value: Any, table: list[Any]) -> Any:
+        _corrupt_unless(type(value) is list and len(value) == len(names) + 1, f"expected {cls.__name__} columns")
+        rows = value[0]
+        _corrupt_unless(type(rows) is int and rows >= 0, "bad row count")
+        decoded = [dec(column, table, rows) for (_, dec), column in zip(columns, value[1:], strict=True)]
+        return tuple(map(cls, *decoded))
+
+    return encode, decode
+
+
+def _column_codec(shape: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
+    """One field of a tuple of dataclasses, for all rows at once: the hot path of decoding."""
+    if isinstance(shape, Plain) and shape.types in (_STR, _OPTIONAL_STR):
+        return _string_column(optional=type(None) in shape.types)
+    if isinstance(shape, Plain):
+        allowed = shape.types
+
+        def decode_plain(column: Any, table: list[Any], rows: int) -> list[Any]:
+            _corrupt_unless(_is_column(column, rows) and _types_within(column, allowed), "bad plain column")
+            return typing.cast(list[Any], column)
+        return (lambda column, index: list(column)), decode_plain
+    if isinstance(shape, Member):
+        members = _members(shape)
+
+        def decode_member(column: Any, table: list[Any], rows: int) -> list[Any]:
+            _corrupt_unless(_is_column(column, rows) and _types_within(column, _STR),
+                            f"bad {shape.enum.__name__} column")
+            found = list(map(members.get, column))
+            _corrupt_unless(None not in found, f"unknown {shape.enum.__name__} value")
+            return found
+        return (lambda column, index: [v.value for v in column]), decode_member
+    if isinstance(shape, StrMapping):
+        values = shape.values.types
+
+        def decode_mapping(column: Any, table: list[Any], rows: int) -> list[Any]:
+            _corrupt_unless(_is_column(column, rows) and _types_within(column, frozenset({dict})), "bad mapping column")
+            _corrupt_unless(_types_within(chain.from_iterable(map(dict.values, column)), values), "bad mapping value")
+            return typing.cast(list[Any], column)
+        return (lambda column, index: list(map(dict, column))), decode_mapping
+    if isinstance(shape, Items):
+        return _nested_column(shape.item)
+    raise TypeError(f"the cache codec does not handle a column of {shape.cls.__name__}")
+
+
+def _is_column(column: Any, rows: int) -> bool:
+    return type(column) is list and len(column) == rows
+
+
+def _members(shape: Member) -> dict[Any, Any]:
+    return {m.value: m for m in shape.enum}
+
+
+def _names(allowed: frozenset[type]) -> str:
+    return " | ".join(sorted(t.__name__ for t in allowed))
+
+
+def _string_column(optional: bool) -> tuple[_ColumnEncode, _ColumnDecode]:
+    lowest = -1 if optional else 0  # -1: None (the table's last element)
+
+    def encode(column: tuple[Any, ...], index: _Index) -> Any:
+        new = list(filterfalse(index.__contains__, dict.fromkeys(column)))  # in first-seen order
+        index.update(zip(new, count(len(index) - 1)))
+        return list(map(index.__getitem__, column))
+
+    def decode(column: Any, table: list[Any], rows: int) -> list[Any]:
+        _corrupt_unless(_is_column(column, rows), "bad string column")
+        if column:
+            _corrupt_unless(_types_within(column, _INT), "bad string index type")
+            _corrupt_unless(min(column) >= lowest and max(column) < len(table) - 1, "string index out of range")
+        return list(map(table.__getitem__, column))
+
+    return encode, decode
+
+
+def _nested_column(item: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
+    """A ``tuple[item, ...]`` field of every row: per-row counts, then all items (by column for dataclasses)."""
+    encode_items, decode_items = _table_codec(item) if isinstance(item, Record) else _flat_codec(item)
+
+    def encode(column: tuple[Any, ...], index: _Index) -> Any:
+        return [list(map(len, column)), encode_items(tuple(chain.from_iterable(column)), index)]
+
+    def decode(column: Any, table: list[Any], rows: int) -> list[Any]:
+        _corrupt_unless(type(column) is list and len(column) == 2, "bad nested column")
+        counts, items = column[0], decode_items(column[1], table)
+        _corrupt_unless(_is_column(counts, rows), "bad nested counts")
+        if counts:
+            _corrupt_unless(_types_within(counts, _INT) and min(counts) >= 0 and sum(counts) == len(items),
+                            "bad nested counts")
+        rest = iter(items)
+        return list(map(tuple, map(islice, repeat(rest), counts)))  # in C: no Python frame per row
+
+    return encode, decode

@@ -1,0 +1,140 @@
+"""What the fields of the report's dataclasses hold, read once from their type hints.
+
+``shape_of(hint)`` turns a type hint into a ``Shape``. The report's JSON form (``builder``, behind
+``Report.from_dict``) and the cache's columnar codec (``muslcheck.cache.codec``) are both built from shapes, so a
+field type is handled, or refused with ``TypeError``, by both alike, and ``typing.get_type_hints`` runs once per
+class. A new field of a known kind needs no change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A JSON-native value of exactly one of ``types`` (``True`` is not an ``int``; a ``float`` may be an ``int``)."""
+
+    types: frozenset[type]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of ``enum``, written as its value."""
+
+    enum: type[Enum]
+
+
+@dataclass(frozen=True)
+class Items:
+    """``tuple[X, ...]``, written as a list."""
+
+    item: Shape
+
+
+@dataclass(frozen=True)
+class StrMapping:
+    """``dict[str, V]`` with V plain, written as an object."""
+
+    values: Plain
+
+
+@dataclass(frozen=True)
+class Record:
+    """A dataclass: (name, shape) of each field, in order."""
+
+    cls: type
+    fields: tuple[tuple[str, Shape], ...]
+
+
+Shape = Plain | Member | Items | StrMapping | Record
+
+_PLAIN: dict[Any, frozenset[type]] = {
+    str: frozenset({str}),
+    int: frozenset({int}),
+    bool: frozenset({bool}),
+    float: frozenset({float, int}),
+    type(None): frozenset({type(None)}),
+}
+
+
+@cache
+def shape_of(hint: Any) -> Shape:
+    """The shape of a value of type ``hint``; ``TypeError`` for a hint no codec handles."""
+    plain = _plain_types(hint)
+    if plain is not None:
+        return Plain(plain)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return Member(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _record(hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return Items(shape_of(args[0]))
+    if origin is dict and args[0] is str:
+        values = shape_of(args[1])
+        if isinstance(values, Plain):
+            return StrMapping(values)
+    raise TypeError(f"no codec handles {hint!r}")
+
+
+def _plain_types(hint: Any) -> frozenset[type] | None:
+    """The exact types a plain (possibly optional) hint allows, or None when it is not plain."""
+    if typing.get_origin(hint) not in (types.UnionType, typing.Union):
+        return _PLAIN.get(hint)
+    allowed: frozenset[type] = frozenset()
+    for member in typing.get_args(hint):
+        member_types = _plain_types(member)
+        if member_types is None:
+            return None
+        allowed |= member_types
+    return allowed
+
+
+def _record(cls: type) -> Record:
+    """Fields are passed positionally (the cache builds rows with ``map(cls, *columns)``): none may be
+    keyword-only or left out of ``__init__``."""
+    fields = dataclasses.fields(cls)
+    if any(f.kw_only or not f.init for f in fields):
+        raise TypeError(f"no codec handles {cls.__name__}: it has keyword-only or non-init fields")
+    hints = typing.get_type_hints(cls)
+    return Record(cls, tuple((f.name, shape_of(hints[f.name])) for f in fields))
+
+
+def builder(hint: Any) -> Callable[[Any], Any]:
+    """A function that builds a value of type ``hint`` from its JSON form (as ``json.loads`` returns it).
+
+    An object's keys that name no field are ignored (a newer writer's), a missing one takes the field's default.
+    Values are not type-checked (the cache's codec, which must not trust its input, checks every one).
+    """
+    return _builder_of(hint)
+
+
+@cache
+def _builder_of(hint: Any) -> Callable[[Any], Any]:
+    return _build(shape_of(hint))
+
+
+def _build(shape: Shape) -> Callable[[Any], Any]:
+    if isinstance(shape, Plain):
+        return _same
+    if isinstance(shape, Member):
+        return shape.enum
+    if isinstance(shape, StrMapping):
+        return dict
+    if isinstance(shape, Items):
+        item = _build(shape.item)
+        return tuple if item is _same else lambda value: tuple(map(item, value))
+    cls, fields = shape.cls, {name: _build(field) for name, field in shape.fields}
+    return lambda value: cls(**{k: fields[k](v) for k, v in value.items() if k in fields})
+
+
+def _same(value: Any) -> Any:
+    return value
