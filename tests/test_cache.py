@@ -34,9 +34,11 @@ from muslcheck.cache.keys import (
 from muslcheck.cache.store import CacheStats, Store, default_cache_dir
 from muslcheck.ldso.tables import tables_dir
 from muslcheck.model.codec import shape_of
+from muslcheck.model.options import Context
 from muslcheck.model.report import (
     SCHEMA_VERSION,
     Component,
+    FileKind,
     FileReport,
     Finding,
     LibraryFinding,
@@ -630,7 +632,7 @@ def _report() -> Report:
                            "libc.so.6", True, None)
     finding = Finding("unresolved-symbol", "MC003", Verdict.BLOCKED, "/a", "/a", "memcpy", "m", "fix", "accepted")
     file = FileReport(
-        path="/a", arch="x86_64", kind="executable", context="executable", verdict=Verdict.BLOCKED,
+        path="/a", arch="x86_64", kind=FileKind.EXECUTABLE, context=Context.EXECUTABLE, verdict=Verdict.BLOCKED,
         interpreter="/lib64/ld-linux-x86-64.so.2", soname=None, needed=("libc.so.6",),
         missing_libraries=(LibraryFinding("libz.so.1", "/a", "not found", "zlib"),),
         unresolved_symbols=(symbol,), weak_unresolved=("__gmon_start__",),

@@ -19,8 +19,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from muslcheck.cli import EXIT_INCOMPATIBLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE, exit_code, main
+from muslcheck.model.options import Context
 from muslcheck.model.report import (
     SCHEMA_VERSION,
+    FileKind,
     FileReport,
     Report,
     Skip,
@@ -114,7 +116,7 @@ def test_fail_on_needs_packages(samples_dir: Path) -> None:
 
 def _file(verdict: Verdict, path: str = "/x") -> FileReport:
     return FileReport(
-        path=path, arch="x86_64", kind="executable", context="executable", verdict=verdict,
+        path=path, arch="x86_64", kind=FileKind.EXECUTABLE, context=Context.EXECUTABLE, verdict=verdict,
         interpreter=None, soname=None, needed=(), missing_libraries=(), unresolved_symbols=(), weak_unresolved=(),
         unsupported_relocations=(), tls_errors=(), notes=(), fixes=(),
     )

@@ -50,12 +50,18 @@ class _Derived:
 
 
 @pytest.mark.parametrize("hint", [
-    frozenset[str], list[str], tuple[int, int], dict[int, str], dict[str, Verdict], Verdict | None, set,
+    frozenset[str], list[str], tuple[int, int], dict[int, str], dict[str, Verdict], set,
     str | Verdict, _KeywordOnly, _Derived, tuple[frozenset[str], ...],
 ], ids=repr)
 def test_a_hint_no_codec_handles_is_refused(hint: Any) -> None:
     with pytest.raises(TypeError, match="no codec handles"):
         shape_of(hint)
+
+
+def test_an_optional_enum_is_a_member_that_may_be_none() -> None:
+    assert shape_of(Verdict | None) == Member(Verdict, optional=True)
+    assert builder(Verdict | None)(None) is None
+    assert builder(Verdict | None)("blocked") is Verdict.BLOCKED
 
 
 def test_builder_makes_tuples_enums_and_records_from_json_values() -> None:

@@ -34,8 +34,8 @@ _Decode = Callable[[Any, list[Any]], Any]  # (JSON value, string table + [None])
 _ColumnEncode = Callable[[tuple[Any, ...], _Index], Any]
 _ColumnDecode = Callable[[Any, list[Any], int], list[Any]]  # (JSON column, table, row count) -> values
 _INT = frozenset({int})
-_STR = frozenset({str})
-_OPTIONAL_STR = frozenset({str, type(None)})
+_STR: frozenset[type] = frozenset({str})
+_OPTIONAL_STR: frozenset[type] = frozenset({str, type(None)})
 
 
 class _CorruptPayload(ValueError):
@@ -99,7 +99,8 @@ def _shape_digest(cls: type) -> str:
         if isinstance(shape, Record):
             return f"{shape.cls.__name__}({','.join(f'{name}:{describe(field)}' for name, field in shape.fields)})"
         if isinstance(shape, Member):
-            return f"{shape.enum.__name__}[{'|'.join(str(m.value) for m in shape.enum)}]"
+            optional = "?" if shape.optional else ""
+            return f"{shape.enum.__name__}{optional}[{'|'.join(str(m.value) for m in shape.enum)}]"
         if isinstance(shape, Items):
             return f"tuple[{describe(shape.item)}]"
         if isinstance(shape, StrMapping):
@@ -138,9 +139,10 @@ def _codec(shape: Shape) -> tuple[_Encode, _Decode]:
         members = _members(shape)
 
         def decode_member(value: Any, table: list[Any]) -> Any:
-            _corrupt_unless(type(value) is str and value in members, f"expected a {shape.enum.__name__} value")
+            _corrupt_unless(value in members and (value is None or type(value) is str),
+                            f"expected a {shape.enum.__name__} value")
             return members[value]
-        return (lambda value, index: value.value), decode_member
+        return (lambda value, index: None if value is None else value.value), decode_member
     if isinstance(shape, StrMapping):
         values = shape.values.types
 
@@ -217,13 +219,15 @@ def _column_codec(shape: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
     if isinstance(shape, Member):
         members = _members(shape)
 
+        values: frozenset[type] = _OPTIONAL_STR if shape.optional else _STR
+
         def decode_member(column: Any, table: list[Any], rows: int) -> list[Any]:
-            _corrupt_unless(_is_column(column, rows) and _types_within(column, _STR),
+            _corrupt_unless(_is_column(column, rows) and _types_within(column, values),
                             f"bad {shape.enum.__name__} column")
-            found = list(map(members.get, column))
-            _corrupt_unless(None not in found, f"unknown {shape.enum.__name__} value")
+            found = [members.get(v, _UNKNOWN) for v in column]
+            _corrupt_unless(_UNKNOWN not in found, f"unknown {shape.enum.__name__} value")
             return found
-        return (lambda column, index: [v.value for v in column]), decode_member
+        return (lambda column, index: [None if v is None else v.value for v in column]), decode_member
     if isinstance(shape, StrMapping):
         values = shape.values.types
 
@@ -241,8 +245,15 @@ def _is_column(column: Any, rows: int) -> bool:
     return type(column) is list and len(column) == rows
 
 
+_UNKNOWN = object()
+
+
 def _members(shape: Member) -> dict[Any, Any]:
-    return {m.value: m for m in shape.enum}
+    """Each value to its member; ``None`` to ``None`` when the field is optional."""
+    members: dict[Any, Any] = {m.value: m for m in shape.enum}
+    if shape.optional:
+        members[None] = None
+    return members
 
 
 def _names(allowed: frozenset[type]) -> str:

@@ -23,7 +23,7 @@ from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.ldso.tree import RootFS
 from muslcheck.model.ignore import Ignores
 from muslcheck.model.options import Context, Options, Progress, no_progress
-from muslcheck.model.report import FileReport, Skip, Verdict
+from muslcheck.model.report import FileKind, FileReport, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
@@ -37,14 +37,14 @@ class Judged:
     skipped: tuple[Skip, ...]  # files whose symbol tables turned out malformed when read in full
 
 
-def kind_of(facts: ElfFacts) -> str:
+def kind_of(facts: ElfFacts) -> FileKind:
     if facts.elf_type not in (ElfType.EXEC, ElfType.DYN):
-        return "other"
+        return FileKind.OTHER
     if not facts.has_dynamic or (facts.interpreter is None and facts.pie):
-        return "static"
+        return FileKind.STATIC
     if facts.interpreter is not None or facts.elf_type is ElfType.EXEC:
-        return "executable"
-    return "shared-library"
+        return FileKind.EXECUTABLE
+    return FileKind.SHARED_LIBRARY
 
 
 def default_jobs() -> int:
@@ -78,8 +78,8 @@ def judge(
     jobs = jobs or default_jobs()
     reports: dict[str, FileReport] = {}
     skipped: dict[str, Skip] = {}
-    executables: list[tuple[ElfFile, str]] = []
-    libraries: list[tuple[ElfFile, str]] = []
+    executables: list[tuple[ElfFile, FileKind]] = []
+    libraries: list[tuple[ElfFile, FileKind]] = []
     for f in files:
         kind = kind_of(f.facts)
         reason = _not_applicable(f.facts, kind, options)
@@ -89,9 +89,9 @@ def judge(
             reason = f"owned by the OS package {owner}: the Alpine base image provides its own"
         if reason is not None:
             reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
-        elif kind == "static":
+        elif kind is FileKind.STATIC:
             reports[f.path] = _plain_report(f, kind, Verdict.NATIVE, "statically linked: no dynamic loader involved")
-        elif (options.context or (Context.EXECUTABLE if kind == "executable" else None)) is Context.EXECUTABLE:
+        elif (options.context or (Context.EXECUTABLE if kind is FileKind.EXECUTABLE else None)) is Context.EXECUTABLE:
             executables.append((f, kind))
         else:
             libraries.append((f, kind))
@@ -199,7 +199,7 @@ class _Judging:
         return None
 
 
-def _judge_executables(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) -> _Share:
+def _judge_executables(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
     share = _Share()
     runs: dict[object, list[tuple[ElfFile, LoadResult, LoadResult, frozenset[str]]]] = {}
     options, ignores = judging.options, judging.options.ignores
@@ -232,7 +232,7 @@ def _judge_executables(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) 
     return share
 
 
-def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, str]]) -> _Share:
+def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
     share = _Share()
     options, app, root, cache, memo = judging.options, judging.app, judging.root, judging.cache, judging.memo
     for f, kind in files:
@@ -303,15 +303,15 @@ def _startup_report(
     )
 
 
-_Task = Callable[[_Judging, Sequence[tuple[ElfFile, str]]], _Share]
-_in_worker: tuple[_Judging, list[tuple[ElfFile, str]]] | None = None  # what a forked worker inherits
+_Task = Callable[[_Judging, Sequence[tuple[ElfFile, FileKind]]], _Share]
+_in_worker: tuple[_Judging, list[tuple[ElfFile, FileKind]]] | None = None  # what a forked worker inherits
 
 
 class _Workers:
     """Runs a task over shares of the candidate files: in this process, or in ``jobs`` forked workers
     that inherit the judging state (so nothing but file indices goes out, and shares come back)."""
 
-    def __init__(self, judging: _Judging, candidates: list[tuple[ElfFile, str]], jobs: int) -> None:
+    def __init__(self, judging: _Judging, candidates: list[tuple[ElfFile, FileKind]], jobs: int) -> None:
         self.judging, self.candidates = judging, candidates
         self.jobs = jobs if jobs > 1 and "fork" in multiprocessing.get_all_start_methods() else 1
         self._pool: multiprocessing.pool.Pool | None = None
@@ -357,17 +357,17 @@ def _unknown_host_context(path: str) -> Context:
     return Context.DLOPEN_LAZY if ARCHIVE_SEPARATOR in path else Context.DLOPEN_NOW
 
 
-def _not_applicable(facts: ElfFacts, kind: str, options: Options) -> str | None:
-    if kind == "other":
+def _not_applicable(facts: ElfFacts, kind: FileKind, options: Options) -> str | None:
+    if kind is FileKind.OTHER:
         return f"{facts.elf_type.value} file: not loaded by the dynamic linker"
     if options.arch is not None and facts.machine != options.arch:
         return f"built for {facts.machine}; the target is {options.arch}"
-    if facts.machine not in SUPPORTED_ARCHES and kind != "static":
+    if facts.machine not in SUPPORTED_ARCHES and kind is not FileKind.STATIC:
         return f"built for {facts.machine}: no musl table for that architecture"
     return None
 
 
-def _plain_report(f: ElfFile, kind: str, verdict: Verdict, note: str) -> FileReport:
+def _plain_report(f: ElfFile, kind: FileKind, verdict: Verdict, note: str) -> FileReport:
     return FileReport(
         path=f.path, arch=f.facts.machine, kind=kind, context=None, verdict=verdict,
         interpreter=f.facts.interpreter, soname=f.facts.soname, needed=f.facts.needed,

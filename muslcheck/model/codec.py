@@ -27,9 +27,10 @@ class Plain:
 
 @dataclass(frozen=True)
 class Member:
-    """A member of ``enum``, written as its value."""
+    """A member of ``enum``, written as its value; ``None`` too when ``optional``."""
 
     enum: type[Enum]
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def shape_of(hint: Any) -> Shape:
         return Plain(plain)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return Member(hint)
+    if (enum := _optional_enum(hint)) is not None:
+        return Member(enum, optional=True)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _record(hint)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -83,6 +86,17 @@ def shape_of(hint: Any) -> Shape:
         if isinstance(values, Plain):
             return StrMapping(values)
     raise TypeError(f"no codec handles {hint!r}")
+
+
+def _optional_enum(hint: Any) -> type[Enum] | None:
+    """E for ``E | None`` with E an enum, else None."""
+    if typing.get_origin(hint) not in (types.UnionType, typing.Union):
+        return None
+    members = [m for m in typing.get_args(hint) if m is not type(None)]
+    if len(members) == 1 and len(typing.get_args(hint)) == 2 and isinstance(members[0], type) \
+            and issubclass(members[0], Enum):
+        return members[0]
+    return None
 
 
 def _plain_types(hint: Any) -> frozenset[type] | None:
@@ -126,7 +140,8 @@ def _build(shape: Shape) -> Callable[[Any], Any]:
     if isinstance(shape, Plain):
         return _same
     if isinstance(shape, Member):
-        return shape.enum
+        enum = shape.enum
+        return (lambda value: None if value is None else enum(value)) if shape.optional else enum
     if isinstance(shape, StrMapping):
         return dict
     if isinstance(shape, Items):

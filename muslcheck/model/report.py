@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from muslcheck.model.codec import builder
+from muslcheck.model.options import Context
 
 SCHEMA_VERSION = "1.1"
 
@@ -36,6 +37,15 @@ _SEVERITY = {
     Verdict.NEEDS_GCOMPAT: 2,
     Verdict.BLOCKED: 3,
 }
+
+
+class FileKind(StrEnum):
+    """What an ELF file is to the dynamic linker."""
+
+    EXECUTABLE = "executable"  # has PT_INTERP (or is ET_EXEC): the loader starts it
+    STATIC = "static"  # no dynamic section, or a static PIE: no loader involved
+    SHARED_LIBRARY = "shared-library"
+    OTHER = "other"  # an object file, a core dump: never mapped by the loader
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,8 @@ class LoadStep:
 class FileReport:
     path: str
     arch: str
-    kind: str  # "executable" | "static" | "shared-library" | "other"
-    context: str | None
+    kind: FileKind
+    context: Context | None
     verdict: Verdict
     interpreter: str | None
     soname: str | None

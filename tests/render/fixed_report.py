@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from muslcheck.model.options import Context
 from muslcheck.model.report import (
+    FileKind,
     FileReport,
     Finding,
     LibraryFinding,
@@ -35,7 +37,8 @@ def symbol(name: str, version: str | None, file: str, *, gcompat: bool = False, 
     )
 
 
-def file_report(path: str, verdict: Verdict, *, kind: str = "executable", context: str | None = "executable",
+def file_report(path: str, verdict: Verdict, *, kind: FileKind = FileKind.EXECUTABLE,
+                context: Context | None = Context.EXECUTABLE,
                 arch: str = "x86_64", interpreter: str | None = INTERP, **fields: object) -> FileReport:
     base = FileReport(
         path=path, arch=arch, kind=kind, context=context, verdict=verdict, interpreter=interpreter, soname=None,
@@ -68,7 +71,7 @@ def fixed_report() -> Report:
     )
     jar_lib = "/opt/app/app.jar!/lib/libnative.so"
     nested = file_report(
-        jar_lib, Verdict.BLOCKED, kind="shared-library", context="dlopen-lazy", interpreter=None,
+        jar_lib, Verdict.BLOCKED, kind=FileKind.SHARED_LIBRARY, context=Context.DLOPEN_LAZY, interpreter=None,
         unresolved_symbols=(symbol("__isoc23_strtol", "GLIBC_2.38", jar_lib, fatal=False),),
         notes=("loads, then crashes on the first call of: __isoc23_strtol",),
         fixes=("rebuild against musl (glibc >= 2.38 with _GNU_SOURCE emits __isoc23_* names)",),
@@ -98,7 +101,7 @@ def fixed_report() -> Report:
     )
     cxx = "/opt/app/lib/libcxx.so"
     packages = file_report(
-        cxx, Verdict.NEEDS_PACKAGES, kind="shared-library", context="dlopen-now", interpreter=None,
+        cxx, Verdict.NEEDS_PACKAGES, kind=FileKind.SHARED_LIBRARY, context=Context.DLOPEN_NOW, interpreter=None,
         needed=("libstdc++.so.6", "libc.so.6"),
         missing_libraries=(LibraryFinding("libstdc++.so.6", cxx, "No such file or directory", "libstdc++"),),
         unresolved_symbols=(symbol("_ZdlPvm", "CXXABI_1.3.9", cxx, pending_on="libstdc++.so.6"),),
@@ -112,7 +115,7 @@ def fixed_report() -> Report:
     )
     native = file_report("/opt/app/bin/helper", Verdict.NATIVE, interpreter="/lib/ld-musl-x86_64.so.1")
     other = file_report(
-        "/opt/app/lib/arm/libarm.so", Verdict.NOT_APPLICABLE, kind="shared-library", context=None, arch="arm",
+        "/opt/app/lib/arm/libarm.so", Verdict.NOT_APPLICABLE, kind=FileKind.SHARED_LIBRARY, context=None, arch="arm",
         interpreter=None, notes=("built for arm: no musl table for that architecture",),
     )
     files = (blocked, nested, gcompat, packages, native, other)
