@@ -91,6 +91,9 @@ def version_key(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", v))
 
 
+EDGE = "edge"
+
+
 class Catalog:
     """Every table, loaded lazily and once per Catalog."""
 
@@ -99,6 +102,11 @@ class Catalog:
         rows = _load("alpine.json")["releases"]
         releases = [AlpineRelease(r["alpine"], r["musl"], r["source"]) for r in rows]
         return tuple(sorted(releases, key=lambda r: version_key(r.alpine)))
+
+    @cached_property
+    def unverified_alpine(self) -> dict[str, str]:
+        """Releases whose musl version no cited source confirms yet: release -> why."""
+        return {r["alpine"]: r["note"] for r in _load("alpine.json").get("unverified", ())}
 
     @cached_property
     def _loader(self) -> dict[str, Any]:
@@ -151,8 +159,15 @@ class Catalog:
         return self.alpine_releases[-1]
 
     def alpine_release(self, alpine: str) -> AlpineRelease:
+        """A release by name; ``edge`` (Alpine's rolling branch) is the newest musl that has a table."""
+        if alpine == EDGE:
+            newest = self.musl_versions[-1]
+            return AlpineRelease(EDGE, newest, f"edge: the newest musl muslcheck has tables for ({newest})")
         for release in self.alpine_releases:
             if release.alpine == alpine:
                 return release
-        known = ", ".join(r.alpine for r in self.alpine_releases)
+        known = ", ".join([*(r.alpine for r in self.alpine_releases), EDGE])
+        if alpine in self.unverified_alpine:
+            raise UsageError(f"Alpine {alpine} is known, but its musl version is not verified (muslcheck versions "
+                             f"says why): give --musl X.Y.Z, or one of: {known}")
         raise UsageError(f"unknown Alpine release {alpine!r}; known: {known}")
