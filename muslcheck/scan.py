@@ -21,7 +21,7 @@ from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import Report
 from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.image.sources.interface import Image
-from muslcheck.targets.reference import Reference, parse_reference
+from muslcheck.targets.reference import ARCHITECTURE_OF_OCI, MUSL_ARCH_OF_OCI, Reference, parse_reference
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -150,7 +150,9 @@ def _key_value(value: object) -> object:
     raise TypeError(f"no cache-key form for {type(value).__name__}")
 
 
-_PLATFORM_ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
+# "linux/amd64" -> "x86_64", "linux/arm64/v8" -> "aarch64": the platforms whose architecture the loader model judges.
+_PLATFORM_ARCHES = {platform: musl for oci, musl in MUSL_ARCH_OF_OCI.items()
+                    for platform in ARCHITECTURE_OF_OCI[oci].linux_platforms}
 
 
 def _arch_of_platform(platform: str, arch: str | None) -> str:

@@ -21,14 +21,11 @@ from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
 from muslcheck.targets.directory import DirectoryRoot, Discovered, add_archive_members, discover
 from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
-from muslcheck.targets.reference import Reference, parse_reference
+from muslcheck.targets.reference import MUSL_ARCH_OF_OCI, Reference, parse_reference
 
 if TYPE_CHECKING:
     from muslcheck.targets.image.fs import ImageRoot
     from muslcheck.targets.image.sources.interface import Image, ImageConfig
-
-# An image's config names its architecture as OCI does; the loader model names it as musl does.
-MUSL_ARCH_OF_OCI = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,41 @@
 """What the user wants scanned: a reference in the style of syft and skopeo.
 
-``dir:PATH``, ``file:PATH``, ``docker-archive:PATH[:REPO:TAG|:@INDEX]``, ``oci-archive:PATH[:TAG]``,
-``oci-dir:PATH[:TAG]``, ``registry:NAME[:TAG|@DIGEST]``, ``docker:NAME[:TAG|@DIGEST]``, or a plain path
-whose kind is detected from what it is (a directory, an OCI layout, a tar from ``docker save`` or
-``skopeo copy ... oci-archive:``, an ELF file).
+``KIND:BODY`` in one of the forms of ``SOURCE_KINDS`` (``dir:DIR``, ``oci-dir:DIR[:TAG]``, ``registry:NAME[:TAG]``,
+...), or a plain path whose kind is detected from what it is (a directory, an OCI layout, a tar from ``docker save``
+or ``skopeo copy ... oci-archive:``, an ELF file).
 
 Image names are normalised as Docker does: ``alpine`` is ``docker.io/library/alpine``, ``org/app`` is
 ``docker.io/org/app``, the first component is a registry host when it holds a ``.`` or a ``:`` or is
 ``localhost``, and the tag is ``latest`` unless a tag or a digest is given.
+
+``ARCHITECTURES`` names each CPU architecture as OCI, its other spellings and musl do; every other map of
+architecture names is derived from it.
 """
 
 from __future__ import annotations
 
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from muslcheck.ldso.tables import SUPPORTED_ARCHES
 from muslcheck.model.errors import InputError, UsageError
 
-KINDS = ("dir", "file", "docker-archive", "oci-archive", "oci-dir", "registry", "docker")
-IMAGE_KINDS = ("docker-archive", "oci-archive", "oci-dir", "registry", "docker")
+
+class ReferenceKind(StrEnum):
+    """What a reference names; the value is the prefix the user writes. Each has one row in ``SOURCE_KINDS``."""
+
+    DIR = "dir"
+    FILE = "file"
+    DOCKER_ARCHIVE = "docker-archive"
+    OCI_ARCHIVE = "oci-archive"
+    OCI_DIR = "oci-dir"
+    REGISTRY = "registry"
+    DOCKER = "docker"
+
 
 DOCKER_HUB = "docker.io"
 DEFAULT_TAG = "latest"
@@ -41,7 +56,7 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 @dataclass(frozen=True)
 class Reference:
-    kind: str  # one of KINDS
+    kind: ReferenceKind
     text: str  # as the user wrote it
     path: Path | None = None  # dir, file, docker-archive, oci-archive, oci-dir
     name: str | None = None  # registry, docker: "docker.io/library/alpine"
@@ -127,9 +142,93 @@ def _split_existing(body: str, *, first: bool = False) -> tuple[str, str | None]
     return body, None
 
 
-def _require_path(kind: str, text: str, body: str) -> None:
+def _need_path(kind: ReferenceKind, text: str, body: str) -> None:
     if not body:
         raise UsageError(f"{text}: {kind}: needs a path")
+
+
+# ---- the body of each form: (kind, the whole text, what follows "KIND:") -> Reference ----------------------
+
+def _path_only(kind: ReferenceKind, text: str, body: str) -> Reference:
+    """``PATH``."""
+    _need_path(kind, text, body)
+    return Reference(kind, text, path=Path(body))
+
+
+def _path_and_tag(kind: ReferenceKind, text: str, body: str) -> Reference:
+    """``PATH[:TAG]``, TAG being an OCI layout's ``ref.name``."""
+    path, tag = _split_existing(body)
+    _need_path(kind, text, path)
+    if tag is not None and not tag:
+        raise UsageError(f"{text}: empty tag after the path")
+    return Reference(kind, text, path=Path(path), tag=tag)
+
+
+def _path_and_selector(kind: ReferenceKind, text: str, body: str) -> Reference:
+    """``PATH[:REPO:TAG|:@INDEX]``: one image of a ``docker save`` tar, by its RepoTags or its position."""
+    path, selector = _split_existing(body, first=True)
+    _need_path(kind, text, path)
+    if selector is not None and not selector:
+        raise UsageError(f"{text}: empty image selector after the path")
+    if selector is not None and not selector.startswith("@"):
+        parse_image_name(selector)  # validate only; the archive's RepoTags are matched as written
+        if ":" not in selector.rsplit("/", 1)[-1]:
+            selector += ":" + DEFAULT_TAG
+    elif selector is not None and not selector[1:].isdigit():
+        raise UsageError(f"{text}: bad image index {selector!r} (expected @0, @1, ...)")
+    return Reference(kind, text, path=Path(path), tag=selector)
+
+
+def _image_name(kind: ReferenceKind, text: str, body: str) -> Reference:
+    """``NAME[:TAG][@DIGEST]``, normalised."""
+    image = parse_image_name(body)
+    return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest)
+
+
+def _image_spec(kind: ReferenceKind, text: str, body: str) -> Reference:
+    """An image name, with tag or digest, or an image id: kept as written for ``docker save``."""
+    if not body or body.startswith("-"):
+        raise UsageError(f"cannot parse reference {text!r}: {kind}: needs an image name")
+    if _IMAGE_ID.fullmatch(body):
+        return Reference(kind, text, spec=body)
+    image = parse_image_name(body)
+    return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest, spec=body)
+
+
+# ---- the kinds: each registered here once ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of reference: how it is written and read, and for an image the ``Source`` that opens it."""
+
+    kind: ReferenceKind
+    form: str  # as help text shows it: "oci-dir:DIR[:TAG]"
+    parse: Callable[[ReferenceKind, str, str], Reference]
+    # "module:Class" under muslcheck.targets.image.sources, imported only when such an image is opened;
+    # the class builds itself with Class.from_reference(ref, platform=, insecure_registry=, docker_config=).
+    # None: not an image (targets.open_target reads it).
+    source: str | None = None
+
+
+SOURCE_KINDS: tuple[SourceKind, ...] = (
+    SourceKind(ReferenceKind.DIR, "dir:DIR", _path_only),
+    SourceKind(ReferenceKind.FILE, "file:FILE", _path_only),
+    SourceKind(ReferenceKind.DOCKER_ARCHIVE, "docker-archive:FILE[:REPO:TAG]", _path_and_selector,
+               "archive:DockerArchiveSource"),
+    SourceKind(ReferenceKind.OCI_ARCHIVE, "oci-archive:FILE[:TAG]", _path_and_tag, "archive:OciArchiveSource"),
+    SourceKind(ReferenceKind.OCI_DIR, "oci-dir:DIR[:TAG]", _path_and_tag, "ocidir:OciDirSource"),
+    SourceKind(ReferenceKind.REGISTRY, "registry:NAME[:TAG]", _image_name, "registry:RegistrySource"),
+    SourceKind(ReferenceKind.DOCKER, "docker:NAME[:TAG]", _image_spec, "daemon:DockerDaemonSource"),
+)
+_SOURCE_KIND = {row.kind: row for row in SOURCE_KINDS}
+
+KINDS = tuple(row.kind for row in SOURCE_KINDS)
+IMAGE_KINDS = tuple(row.kind for row in SOURCE_KINDS if row.source is not None)
+IMAGE_FORMS = ", ".join(row.form for row in SOURCE_KINDS if row.source is not None)  # for help text
+
+
+def source_kind(kind: ReferenceKind) -> SourceKind:
+    return _SOURCE_KIND[kind]
 
 
 def parse_reference(text: str) -> Reference:
@@ -141,39 +240,39 @@ def parse_reference(text: str) -> Reference:
         raise UsageError(f"cannot parse reference {text!r}")
     m = _PREFIX.fullmatch(text)
     if m and m.group(1) in KINDS:
-        kind, body = m.group(1), m.group(2)
-        if kind in ("dir", "file"):
-            _require_path(kind, text, body)
-            return Reference(kind, text, path=Path(body))
-        if kind == "docker-archive":
-            path, selector = _split_existing(body, first=True)
-            _require_path(kind, text, path)
-            if selector is not None and not selector:
-                raise UsageError(f"{text}: empty image selector after the path")
-            if selector is not None and not selector.startswith("@"):
-                parse_image_name(selector)  # validate only; the archive's RepoTags are matched as written
-                if ":" not in selector.rsplit("/", 1)[-1]:
-                    selector += ":" + DEFAULT_TAG
-            elif selector is not None and not selector[1:].isdigit():
-                raise UsageError(f"{text}: bad image index {selector!r} (expected @0, @1, ...)")
-            return Reference(kind, text, path=Path(path), tag=selector)
-        if kind in ("oci-archive", "oci-dir"):
-            path, tag = _split_existing(body)
-            _require_path(kind, text, path)
-            if tag is not None and not tag:
-                raise UsageError(f"{text}: empty tag after the path")
-            return Reference(kind, text, path=Path(path), tag=tag)
-        if kind == "registry":
-            image = parse_image_name(body)
-            return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest)
-        # docker: a name, a name with tag or digest, or an image id, handed to `docker save` as written
-        if not body or body.startswith("-"):
-            raise UsageError(f"cannot parse reference {text!r}: docker: needs an image name")
-        if _IMAGE_ID.fullmatch(body):
-            return Reference(kind, text, spec=body)
-        image = parse_image_name(body)
-        return Reference(kind, text, name=image.name, tag=image.tag, digest=image.digest, spec=body)
+        row = _SOURCE_KIND[ReferenceKind(m.group(1))]
+        return row.parse(row.kind, text, m.group(2))
     return detect(text)
+
+
+# ---- architectures -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Architecture:
+    """One CPU architecture under each of its names."""
+
+    oci: str  # as image configs and platforms name it: "amd64"
+    musl: str  # as musl (and the loader model) names it: "x86_64"
+    aliases: tuple[str, ...] = ()  # other spellings found in configs and indexes, read as ``oci``
+    plain_variant: str | None = None  # the variant that says no more than the architecture ("v8" on arm64)
+
+    @property
+    def linux_platforms(self) -> tuple[str, ...]:
+        """How a platform names it: "linux/arm64", and "linux/arm64/v8" with the variant that adds nothing."""
+        plain = f"linux/{self.oci}"
+        return (plain, f"{plain}/{self.plain_variant}") if self.plain_variant else (plain,)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("amd64", "x86_64", ("x86_64", "x86-64"), plain_variant="v1"),
+    Architecture("arm64", "aarch64", ("aarch64",), plain_variant="v8"),
+    Architecture("arm", "arm", ("armhf", "armel")),
+    Architecture("386", "i386", ("i686", "i386")),
+)
+ARCHITECTURE_OF_OCI = {a.oci: a for a in ARCHITECTURES}
+OCI_ARCH_OF_ALIAS = {alias: a.oci for a in ARCHITECTURES for alias in a.aliases}
+# An image config names its architecture as OCI does, the loader model as musl does (those it has tables for).
+MUSL_ARCH_OF_OCI = {a.oci: a.musl for a in ARCHITECTURES if a.musl in SUPPORTED_ARCHES}
 
 
 def detect(text: str) -> Reference:
@@ -191,14 +290,14 @@ def detect(text: str) -> Reference:
         raise InputError(f"{text}: no such file or directory{hint}")
     if path.is_dir():
         if (path / "oci-layout").is_file() and (path / "index.json").is_file():
-            return Reference("oci-dir", text, path=path)
-        return Reference("dir", text, path=path)
+            return Reference(ReferenceKind.OCI_DIR, text, path=path)
+        return Reference(ReferenceKind.DIR, text, path=path)
     kind = sniff_file(path)
     return Reference(kind, text, path=path)
 
 
-def sniff_file(path: Path) -> str:
-    """"file", "docker-archive" or "oci-archive" from the content; ``InputError`` otherwise."""
+def sniff_file(path: Path) -> ReferenceKind:
+    """FILE, DOCKER_ARCHIVE or OCI_ARCHIVE from the content; ``InputError`` otherwise."""
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")  # a FIFO or device is never opened
     try:
@@ -207,7 +306,7 @@ def sniff_file(path: Path) -> str:
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}") from e
     if head.startswith(_ELF_MAGIC) or head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "file"  # one ELF file, or one archive (JAR, WAR, wheel, zip) of native libraries
+        return ReferenceKind.FILE  # one ELF file, or one archive (JAR, WAR, wheel, zip) of native libraries
     if head.startswith(_GZIP_MAGIC) or head.startswith(_ZSTD_MAGIC):
         raise InputError(f"{path}: a compressed file; decompress it first "
                          "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
@@ -215,9 +314,9 @@ def sniff_file(path: Path) -> str:
     if names is None:
         raise InputError(f"{path}: not an ELF file, a JAR/zip, a directory, a docker-archive or an oci-archive tar")
     if "manifest.json" in names:
-        return "docker-archive"
+        return ReferenceKind.DOCKER_ARCHIVE
     if "oci-layout" in names and "index.json" in names:
-        return "oci-archive"
+        return ReferenceKind.OCI_ARCHIVE
     raise InputError(f"{path}: a tar, but neither a docker-archive (no manifest.json) "
                      "nor an oci-archive (no oci-layout and index.json)")
 

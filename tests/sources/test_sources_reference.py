@@ -11,7 +11,7 @@ import pytest
 from sources_support import layer_tar, legacy_docker_archive, oci_docker_archive, tar_layout, tar_members
 
 from muslcheck.model.errors import InputError, UsageError
-from muslcheck.targets.reference import Reference, parse_reference
+from muslcheck.targets.reference import Reference, ReferenceKind, parse_reference
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -49,7 +49,7 @@ def test_prefixed_paths(tmp_path: Path) -> None:
     archive.write_bytes(b"")
     layout = tmp_path / "lay:out"  # a colon in the path itself
     layout.mkdir()
-    assert parse_reference(f"dir:{tmp_path}") == Reference("dir", f"dir:{tmp_path}", path=tmp_path)
+    assert parse_reference(f"dir:{tmp_path}") == Reference(ReferenceKind.DIR, f"dir:{tmp_path}", path=tmp_path)
     assert parse_reference(f"docker-archive:{archive}").path == archive
     ref = parse_reference(f"docker-archive:{archive}:repo/app:1")
     assert (ref.kind, ref.path, ref.tag) == ("docker-archive", archive, "repo/app:1")
@@ -75,7 +75,7 @@ def test_detect_directories(tmp_path: Path) -> None:
 def test_detect_files(tmp_path: Path) -> None:
     elf = tmp_path / "prog"
     elf.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))
-    assert parse_reference(str(elf)) == Reference("file", str(elf), path=elf)
+    assert parse_reference(str(elf)) == Reference(ReferenceKind.FILE, str(elf), path=elf)
     legacy = legacy_docker_archive(tmp_path / "legacy.tar", [(["app:1"], [{"a": b"x"}], "amd64")])
     assert parse_reference(str(legacy)).kind == "docker-archive"
     both = oci_docker_archive(tmp_path / "new.tar", ["app:1"], [{"a": b"x"}])  # manifest.json + oci-layout

@@ -23,27 +23,21 @@ from muslcheck.targets.image.sources.interface import (
     ImageConfig,
     Layer,
     Source,
+    SourceClass,
     SourceError,
     iter_chunks,
 )
-from muslcheck.targets.reference import IMAGE_KINDS, KINDS, Reference, parse_reference
+from muslcheck.targets.reference import IMAGE_KINDS, KINDS, SOURCE_KINDS, Reference, parse_reference, source_kind
 
 if TYPE_CHECKING:
-    from muslcheck.targets.image.sources.archive import DockerArchiveSource, OciArchiveSource
-    from muslcheck.targets.image.sources.daemon import DockerDaemonSource
     from muslcheck.targets.image.sources.oci import layer_compression, parse_platform
-    from muslcheck.targets.image.sources.ocidir import OciDirSource
-    from muslcheck.targets.image.sources.registry import RegistrySource
 
 # Imported on first use: a directory scan needs none of them (the registry client alone pulls in ssl and http).
+# The source classes are reachable here by the names SOURCE_KINDS gives them.
 _LAZY = {
-    "DockerArchiveSource": "archive",
-    "OciArchiveSource": "archive",
-    "DockerDaemonSource": "daemon",
     "layer_compression": "oci",
     "parse_platform": "oci",
-    "OciDirSource": "ocidir",
-    "RegistrySource": "registry",
+    **{cls: module for module, _, cls in (row.source.partition(":") for row in SOURCE_KINDS if row.source)},
 }
 
 __all__ = [
@@ -51,15 +45,10 @@ __all__ = [
     "KINDS",
     "BlobStore",
     "DigestMismatch",
-    "DockerArchiveSource",
-    "DockerDaemonSource",
     "Image",
     "ImageConfig",
     "Layer",
-    "OciArchiveSource",
-    "OciDirSource",
     "Reference",
-    "RegistrySource",
     "Source",
     "SourceError",
     "iter_chunks",
@@ -84,29 +73,13 @@ def source_for(ref: Reference, *, platform: str | None = None, insecure_registry
         from muslcheck.targets.image.sources.oci import parse_platform
 
         parse_platform(platform)  # UsageError before any I/O
-    # Only the source asked for is imported.
-    if ref.kind == "docker-archive" and ref.path is not None:
-        from muslcheck.targets.image.sources.archive import DockerArchiveSource
-
-        return DockerArchiveSource(ref.path, selector=ref.tag, platform=platform, reference=ref.text)
-    if ref.kind == "oci-archive" and ref.path is not None:
-        from muslcheck.targets.image.sources.archive import OciArchiveSource
-
-        return OciArchiveSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
-    if ref.kind == "oci-dir" and ref.path is not None:
-        from muslcheck.targets.image.sources.ocidir import OciDirSource
-
-        return OciDirSource(ref.path, tag=ref.tag, platform=platform, reference=ref.text)
-    if ref.kind == "registry" and ref.name is not None:
-        from muslcheck.targets.image.sources.registry import RegistrySource
-
-        return RegistrySource(ref.name, tag=ref.tag, digest=ref.digest, platform=platform,
-                              insecure=insecure_registry, docker_config=docker_config, reference=ref.text)
-    if ref.kind == "docker" and ref.spec is not None:
-        from muslcheck.targets.image.sources.daemon import DockerDaemonSource
-
-        return DockerDaemonSource(ref.spec, platform=platform, reference=ref.text)
-    raise UsageError(f"{ref.text}: a {ref.kind}, not a container image")
+    opener = source_kind(ref.kind).source
+    if opener is None:
+        raise UsageError(f"{ref.text}: a {ref.kind}, not a container image")
+    module, _, name = opener.partition(":")
+    cls: SourceClass = getattr(importlib.import_module(f"{__name__}.{module}"), name)  # only the one asked for
+    return cls.from_reference(ref, platform=platform, insecure_registry=insecure_registry,
+                              docker_config=docker_config)
 
 
 def open_image(ref: Reference, *, platform: str | None = None, insecure_registry: bool = False,

@@ -24,8 +24,8 @@ from typing import Any, BinaryIO
 
 from muslcheck.model.errors import UsageError
 from muslcheck.targets.image.sources import oci
-from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError
-from muslcheck.targets.reference import DIGEST, parse_image_name
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError, part_of
+from muslcheck.targets.reference import DIGEST, Reference, ReferenceKind, parse_image_name
 
 MAX_MEMBERS = 1_000_000
 MAX_LINK_HOPS = 16
@@ -304,12 +304,17 @@ def _docker_layers(blobs: TarBlobs, entry: _Entry, config: ImageConfig) -> tuple
 class DockerArchiveSource:
     """``docker save`` output, legacy or OCI-layout form; ``selector`` is "repo:tag" or "@N"."""
 
-    kind = "docker-archive"
+    kind = ReferenceKind.DOCKER_ARCHIVE
 
     def __init__(self, path: Path, *, selector: str | None = None, platform: str | None = None,
                  reference: str | None = None) -> None:
         self.path, self.selector, self.platform = path, selector, platform
-        self.reference = reference or f"docker-archive:{path}"
+        self.reference = reference or f"{self.kind}:{path}"
+
+    @classmethod
+    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
+                       docker_config: Path | None = None) -> DockerArchiveSource:
+        return cls(part_of(ref, ref.path, "path"), selector=ref.tag, platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:
@@ -333,12 +338,17 @@ class DockerArchiveSource:
 class OciArchiveSource:
     """An OCI image layout in a tar (``skopeo copy ... oci-archive:FILE[:TAG]``)."""
 
-    kind = "oci-archive"
+    kind = ReferenceKind.OCI_ARCHIVE
 
     def __init__(self, path: Path, *, tag: str | None = None, platform: str | None = None,
                  reference: str | None = None) -> None:
         self.path, self.tag, self.platform = path, tag, platform
-        self.reference = reference or f"oci-archive:{path}"
+        self.reference = reference or f"{self.kind}:{path}"
+
+    @classmethod
+    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
+                       docker_config: Path | None = None) -> OciArchiveSource:
+        return cls(part_of(ref, ref.path, "path"), tag=ref.tag, platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from muslcheck.targets.image.sources.archive import DockerArchiveSource
-from muslcheck.targets.image.sources.interface import Image, SourceError
+from muslcheck.targets.image.sources.interface import Image, SourceError, part_of
+from muslcheck.targets.reference import Reference, ReferenceKind
 
 PROBE_TIMEOUT = 10.0
 SAVE_TIMEOUT = 3600.0
@@ -35,14 +36,19 @@ def no_daemon_message(spec: str) -> str:
 
 
 class DockerDaemonSource:
-    kind = "docker"
+    kind = ReferenceKind.DOCKER
 
     def __init__(self, spec: str, *, platform: str | None = None, reference: str | None = None,
                  docker: str = "docker") -> None:
         if not spec or spec.startswith("-"):
-            raise SourceError(f"docker:{spec}: not an image name")
+            raise SourceError(f"{self.kind}:{spec}: not an image name")
         self.spec, self.platform, self.docker = spec, platform, docker
-        self.reference = reference or f"docker:{spec}"
+        self.reference = reference or f"{self.kind}:{spec}"
+
+    @classmethod
+    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
+                       docker_config: Path | None = None) -> DockerDaemonSource:
+        return cls(part_of(ref, ref.spec, "image"), platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:

@@ -1,7 +1,8 @@
 """What every image source hands to the layer reader: the chosen manifest's layers, its config, its blobs.
 
-One implementation per source kind (docker-archive, oci-archive, oci-dir, registry, docker daemon)
-lives beside this module; ``muslcheck.targets.image.sources.open_image`` picks one from a reference.
+One implementation per source kind lives beside this module, named by its row in
+``muslcheck.targets.reference.SOURCE_KINDS``; ``muslcheck.targets.image.sources.open_image`` picks one from a
+reference.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
-from muslcheck.model.errors import InputError
+from muslcheck.model.errors import InputError, UsageError
+from muslcheck.targets.reference import Reference, ReferenceKind
+
+_T = TypeVar("_T")
 
 
 class SourceError(InputError):
@@ -77,7 +81,7 @@ class BlobStore(Protocol):
 @dataclass(frozen=True)
 class Image:
     reference: str  # as the user wrote it
-    kind: str  # "docker-archive", "oci-archive", "oci-dir", "registry", "docker"
+    kind: ReferenceKind
     layers: tuple[Layer, ...]  # bottom first
     config: ImageConfig
     blobs: BlobStore
@@ -87,6 +91,20 @@ class Source(Protocol):
     """One kind of image source."""
 
     def open(self) -> AbstractContextManager[Image]: ...
+
+
+class SourceClass(Protocol):
+    """What ``SOURCE_KINDS`` names: a class that builds its ``Source`` from a reference and how to reach it."""
+
+    def from_reference(self, ref: Reference, *, platform: str | None, insecure_registry: bool,
+                       docker_config: Path | None) -> Source: ...
+
+
+def part_of(ref: Reference, value: _T | None, what: str) -> _T:
+    """``value`` (a part of ``ref``); ``UsageError`` when the reference lacks it."""
+    if value is None:
+        raise UsageError(f"{ref.text}: no {what} in this {ref.kind} reference")
+    return value
 
 
 def iter_chunks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from muslcheck.model.errors import UsageError
 from muslcheck.targets.image.sources.interface import BlobStore, DigestMismatch, ImageConfig, Layer, SourceError
-from muslcheck.targets.reference import DIGEST
+from muslcheck.targets.reference import ARCHITECTURE_OF_OCI, DIGEST, OCI_ARCH_OF_ALIAS
 
 MAX_JSON_BYTES = 16 << 20
 MAX_DEPTH = 8
@@ -57,9 +57,6 @@ _LAYER_COMPRESSION = {
 }
 LAYER_TYPES = tuple(_LAYER_COMPRESSION)
 
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
-                 "i686": "386", "i386": "386"}
-
 
 def layer_compression(media_type: str) -> str:
     """"none", "gzip" or "zstd" for a layer media type; ``SourceError`` for one that is not a layer."""
@@ -82,9 +79,8 @@ class Platform:
 
     @property
     def normal_variant(self) -> str | None:
-        if self.architecture == "arm64" and self.variant == "v8":
-            return None
-        if self.architecture == "amd64" and self.variant == "v1":
+        arch = ARCHITECTURE_OF_OCI.get(self.architecture)
+        if arch is not None and self.variant == arch.plain_variant:
             return None
         return self.variant or None
 
@@ -99,7 +95,7 @@ def parse_platform(text: str) -> Platform:
                                                             for p in parts):
         raise UsageError(f"bad platform {text!r} (expected OS/ARCH[/VARIANT], e.g. linux/arm64)")
     os_, arch = parts[0].lower(), parts[1].lower()
-    return Platform(os_, _ARCH_ALIASES.get(arch, arch), parts[2].lower() if len(parts) == 3 else None)
+    return Platform(os_, OCI_ARCH_OF_ALIAS.get(arch, arch), parts[2].lower() if len(parts) == 3 else None)
 
 
 def platform_matches(want: Platform, have: Platform) -> bool:
@@ -185,7 +181,7 @@ def parse_descriptor(obj: Any, where: str) -> Descriptor:
     if isinstance(p, dict) and isinstance(p.get("os"), str) and isinstance(p.get("architecture"), str):
         variant = p.get("variant")
         arch = p["architecture"].lower()
-        platform = Platform(p["os"].lower(), _ARCH_ALIASES.get(arch, arch),
+        platform = Platform(p["os"].lower(), OCI_ARCH_OF_ALIAS.get(arch, arch),
                             variant.lower() if isinstance(variant, str) and variant else None)
     annotations = d.get("annotations")
     notes = ({str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {})
@@ -247,7 +243,7 @@ def parse_config(data: bytes, where: str) -> ImageConfig:
     arch = arch.lower()
     return ImageConfig(
         os=os_.lower(),
-        architecture=_ARCH_ALIASES.get(arch, arch),
+        architecture=OCI_ARCH_OF_ALIAS.get(arch, arch),
         variant=variant.lower() if isinstance(variant, str) and variant else None,
         env=_strings(cfg.get("Env"), where, "config.Env"),
         workdir=workdir if isinstance(workdir, str) and workdir else None,

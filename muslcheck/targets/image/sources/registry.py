@@ -40,8 +40,8 @@ from typing import IO, Any, BinaryIO
 
 from muslcheck import __version__
 from muslcheck.targets.image.sources import oci
-from muslcheck.targets.image.sources.interface import BlobLocation, Image, SourceError
-from muslcheck.targets.reference import DIGEST, DOCKER_HUB
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, SourceError, part_of
+from muslcheck.targets.reference import DIGEST, DOCKER_HUB, Reference, ReferenceKind
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOKEN_BYTES = 1 << 20
@@ -321,7 +321,7 @@ class RegistryBlobs:
 
 
 class RegistrySource:
-    kind = "registry"
+    kind = ReferenceKind.REGISTRY
 
     def __init__(self, name: str, *, tag: str | None = None, digest: str | None = None,
                  platform: str | None = None, insecure: bool = False, docker_config: Path | None = None,
@@ -332,7 +332,13 @@ class RegistrySource:
         self.name, self.registry, self.repository = name, registry, repository
         self.tag, self.digest, self.platform = tag, digest, platform
         self.insecure, self.docker_config, self.timeout = insecure, docker_config, timeout
-        self.reference = reference or f"registry:{name}"
+        self.reference = reference or f"{self.kind}:{name}"
+
+    @classmethod
+    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
+                       docker_config: Path | None = None) -> RegistrySource:
+        return cls(part_of(ref, ref.name, "image name"), tag=ref.tag, digest=ref.digest, platform=platform,
+                   insecure=insecure_registry, docker_config=docker_config, reference=ref.text)
 
     @property
     def display(self) -> str:
