@@ -13,6 +13,7 @@ from muslcheck.apps.model import KEEP_METADATA
 from muslcheck.judging.judge import judge
 from muslcheck.ldso.tables import Catalog
 from muslcheck.ldso.tree import Resolved, RootFS, join
+from muslcheck.model.errors import UsageError
 from muslcheck.model.options import Options, Progress
 from muslcheck.model.report import SCHEMA_VERSION, FileReport, Report, TargetInfo, overall_verdict
 from muslcheck.targets import ImageAccess, Tree, open_target
@@ -37,6 +38,7 @@ def survey(
 ) -> Report:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``."""
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress)
+    _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
                       library_path=options.library_path or tree.library_path)
     ownership = read_ownership(tree.root)
@@ -86,6 +88,19 @@ def _entrypoint(tree: Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]:
             what = f"{judged.verdict.value}" if judged else "not an ELF file (a script or another runtime)"
             return (f"entrypoint {' '.join(command)}: {found.path} is {what}",)
     return (f"entrypoint {' '.join(command)}: {program} is not in the image",)
+
+
+def _check_in_tree(root: RootFS, options: Options) -> None:
+    """The preloads and library directories the user named must be in the target: a typo would otherwise change
+    nothing and pass silently. (A preload without a "/" is searched for, as musl does, so it cannot be checked.)"""
+    for entry in options.preload:
+        found = root.resolve(entry) if "/" in entry else None
+        if found is not None and not (isinstance(found, Resolved) and found.is_file):
+            raise UsageError(f"preload {entry}: no such file in the target")
+    for directory in (options.library_path or "").split(":"):
+        found = root.resolve(directory) if directory else None
+        if found is not None and not (isinstance(found, Resolved) and found.is_dir):
+            raise UsageError(f"library path {directory}: no such directory in the target")
 
 
 def _musl_based(root: RootFS) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from muslcheck import Context, FileReport, Report, ScanOptions, Verdict, scan
+from muslcheck import Context, FileReport, Report, ScanOptions, UsageError, Verdict, scan
 from muslcheck.model.report import FileKind
 from tests.elf.elfbuilder import ElfSpec, Sym
 
@@ -164,3 +164,22 @@ def test_the_report_does_not_depend_on_the_workers(tmp_path: Path, jobs: int) ->
     one = scan(tmp_path, ScanOptions(musl="1.2.5", jobs=1))
     many = scan(tmp_path, ScanOptions(musl="1.2.5", jobs=jobs))
     assert one.to_json_bytes() == many.to_json_bytes()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("preload", ("/nope.so",), "preload /nope.so: no such file in the target"),
+    ("preload", ("/app",), "preload /app: no such file in the target"),
+    ("library_path", "/app:/nowhere", "library path /nowhere: no such directory in the target"),
+])
+def test_a_preload_or_library_directory_missing_from_the_tree_is_a_usage_error(
+        tmp_path: Path, option: str, value: object, message: str) -> None:
+    write(tmp_path, "/app/libx.so", library("libx.so"))
+    with pytest.raises(UsageError) as e:
+        scan(tmp_path, ScanOptions(musl="1.2.5"), **{option: value})
+    assert str(e.value) == message
+
+
+def test_a_preload_searched_by_name_and_existing_paths_are_accepted(tmp_path: Path) -> None:
+    write(tmp_path, "/app/libx.so", library("libx.so"))
+    report = scan(tmp_path, ScanOptions(musl="1.2.5", preload=("/app/libx.so", "libfoo.so"), library_path="/app"))
+    assert report.verdict is not Verdict.NOTHING_TO_CHECK
