@@ -22,6 +22,7 @@ from muslcheck.model.options import Context, Progress, no_progress
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import RENDERERS, render_junit, render_table
 from muslcheck.scan import ScanOptions, resolve_version, scan
+from muslcheck.targets.reference import IMAGE_FORMS
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -78,7 +79,8 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
     return specs
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=EXIT_CODES_HELP, help="Judge every ELF file of TARGET: a directory (the target's root "
+              f"filesystem), one file, or an image: {IMAGE_FORMS}, or a path whose kind is detected from its content.")
 @click.argument("path", metavar="TARGET")
 @click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
@@ -138,9 +140,6 @@ def scan_command(
     jobs: int,
     quiet: bool,
 ) -> None:
-    """Judge every ELF file of TARGET: a directory (the target's root filesystem), one file, or an image:
-    docker-archive:FILE, oci-archive:FILE, oci-dir:DIR[:TAG], registry:NAME[:TAG], docker:NAME[:TAG],
-    or a path whose kind is detected from its content."""
     try:
         specs = parse_outputs(outputs, out_file)
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
