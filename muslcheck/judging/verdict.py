@@ -12,6 +12,7 @@ from muslcheck.ldso.tables import Gcompat
 from muslcheck.model.ignore import NO_IGNORES, Ignores
 from muslcheck.model.options import Context
 from muslcheck.model.report import (
+    FileKind,
     FileReport,
     Finding,
     LibraryFinding,
@@ -289,7 +290,7 @@ def file_report(
     *,
     path: str,
     facts: ElfFacts,
-    kind: str,
+    kind: FileKind,
     context: Context,
     verdict: Verdict,
     shown: Problems,
@@ -299,7 +300,7 @@ def file_report(
     aliases: tuple[str, ...],
 ) -> FileReport:
     return FileReport(
-        path=path, arch=facts.machine, kind=kind, context=context.value, verdict=verdict,
+        path=path, arch=facts.machine, kind=kind, context=context, verdict=verdict,
         interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
         missing_libraries=shown.libraries,
         unresolved_symbols=tuple(sorted(shown.symbols, key=lambda s: (s.file, s.name, s.version or ""))),
