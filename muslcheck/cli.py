@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import Context, Progress, no_progress
 from muslcheck.model.report import Report, Verdict, summary_line
-from muslcheck.render import RENDERERS, render_junit, render_table
+from muslcheck.render import DEFAULT_FORMAT, Renderer, RenderOptions, describe_formats, renderer_for
 from muslcheck.scan import ScanOptions, resolve_version, scan
 from muslcheck.targets.reference import IMAGE_FORMS
 
@@ -57,23 +57,23 @@ def main() -> None:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    fmt: str
+    renderer: Renderer
     file: Path | None  # None: stdout
 
 
 def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[OutputSpec]:
-    """``-o FORMAT[=FILE]``, repeatable (as syft); at most one output may go to stdout."""
+    """``-o FORMAT[=FILE]``, repeatable (as syft); FORMAT is a name or an alias of ``muslcheck.render.FORMATS``;
+    at most one output may go to stdout."""
     specs = []
-    for value in values or ("table",):
-        fmt, sep, file = value.partition("=")
-        if fmt not in RENDERERS:
-            raise UsageError(f"unknown output format {fmt!r}; known: {', '.join(sorted(RENDERERS))}")
+    for value in values or (DEFAULT_FORMAT.name,):
+        name, sep, file = value.partition("=")
+        renderer = renderer_for(name)
         if sep and not file:
             raise UsageError(f"-o {value}: the file name after '=' is empty")
-        specs.append(OutputSpec(fmt, Path(file) if sep else None))
+        specs.append(OutputSpec(renderer, Path(file) if sep else None))
     to_stdout = [s for s in specs if s.file is None]
     if default_file is not None and len(to_stdout) == 1:
-        specs = [OutputSpec(s.fmt, default_file) if s.file is None else s for s in specs]
+        specs = [OutputSpec(s.renderer, default_file) if s.file is None else s for s in specs]
     elif len(to_stdout) > 1:
         raise UsageError("more than one output goes to stdout: give FORMAT=FILE for all but one")
     return specs
@@ -102,7 +102,7 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
 @click.option("--library-path", metavar="DIRS", help="LD_LIBRARY_PATH for the model (paths inside the root).")
 @click.option("--preload", metavar="LIB", multiple=True, help="LD_PRELOAD entry for the model (repeatable).")
 @click.option("-o", "--output", "outputs", metavar="FORMAT[=FILE]", multiple=True,
-              help=f"Output format, repeatable: {', '.join(sorted(RENDERERS))} (default: table on stdout).")
+              help=f"Output format, repeatable: {describe_formats()} (default: {DEFAULT_FORMAT.name} on stdout).")
 @click.option("--file", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the output that would go to stdout here instead.")
 @click.option("--fail-on", type=click.Choice([v.value for v in FAIL_LEVELS]), default=Verdict.BLOCKED.value,
@@ -142,6 +142,7 @@ def scan_command(
 ) -> None:
     try:
         specs = parse_outputs(outputs, out_file)
+        render_options = RenderOptions(color=_stdout_takes_color(), fail_on=Verdict(fail_on))
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
             ignore_file = Path(DEFAULT_IGNORE_FILE)
         with _no_cycle_collection(), StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress, \
@@ -155,7 +156,7 @@ def scan_command(
             )
             report = scan(path, options)
             for spec in specs:
-                output = _render(spec, report, Verdict(fail_on))
+                output = _render(spec, report, render_options)
                 if spec.file is None:
                     click.echo(output, nl=False)
                 else:
@@ -172,8 +173,8 @@ def scan_command(
         _fail(f"internal error: {e!r}", EXIT_INPUT)
     if report.verdict is Verdict.NOTHING_TO_CHECK:
         click.echo(f"muslcheck: nothing to check: no ELF file under {path}", err=True)
-    elif not quiet and all(s.fmt not in ("table", "text") or s.file is not None for s in specs):
-        # No table on the terminal: its summary and notes go to stderr instead.
+    elif not quiet and not any(s.renderer.shows_summary and s.file is None for s in specs):
+        # No human summary (the table) on stdout: the notes and the summary line go to stderr instead.
         for line in (*report.notes, summary_line(report)):
             click.echo(f"muslcheck: {line}", err=True)
     sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked))
@@ -231,13 +232,14 @@ def _default_docker_config() -> Path | None:
     return path if path.is_file() else None
 
 
-def _render(spec: OutputSpec, report: Report, fail_on: Verdict) -> str | bytes:
-    """Colour only for the table on a terminal, and never with NO_COLOR set (no-color.org)."""
-    if spec.fmt in ("table", "text") and spec.file is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        return render_table(report, color=True)
-    if spec.fmt == "junit":
-        return render_junit(report, fail_on=fail_on)  # failed test cases are the ones that fail the gate
-    return RENDERERS[spec.fmt](report)
+def _stdout_takes_color() -> bool:
+    """A terminal on stdout, and NO_COLOR unset or empty (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _render(spec: OutputSpec, report: Report, options: RenderOptions) -> str | bytes:
+    """Colour (which only the table uses) goes to stdout alone, never into a file."""
+    return spec.renderer.render(report, options if spec.file is None else replace(options, color=False))
 
 
 class StderrProgress:

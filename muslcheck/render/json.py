@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from muslcheck.model.report import Report
+from muslcheck.render.interface import Renderer
 
 
 def render_json(report: Report) -> bytes:
     """UTF-8 JSON: written as it is, never copied into a ``str``."""
     return report.to_json_bytes()
+
+
+RENDERER = Renderer("json", lambda report, options: render_json(report))

@@ -19,6 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict
+from muslcheck.render.interface import Renderer
 
 SUITE_NAME = "muslcheck"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -56,6 +57,9 @@ def render_junit(report: Report, *, fail_on: Verdict = Verdict.BLOCKED) -> str:
         element.attrib.update(counts)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+RENDERER = Renderer("junit", lambda report, options: render_junit(report, fail_on=options.fail_on))
 
 
 def _failure_message(c: Component, live: list[Finding]) -> str:

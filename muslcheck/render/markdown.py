@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from muslcheck.model.report import Report, Verdict
+from muslcheck.render.interface import Renderer
 
 MAX_ROWS = 50
 _MARKUP = re.compile(r"[\\`*_<>\[\]|]")
@@ -55,6 +56,9 @@ def render_markdown(report: Report) -> str:
         lines.append("_" + " · ".join(extra) + "_")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+RENDERER = Renderer("markdown", lambda report, options: render_markdown(report))
 
 
 def badge(report: Report) -> str:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from muslcheck.model.report import Finding, Report, Skip, Verdict
 from muslcheck.model.rules import RULES, Rule
+from muslcheck.render.interface import Renderer
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -46,6 +47,9 @@ _URI_SAFE = "/!$&'()*+,;=@"
 
 def render_sarif(report: Report) -> str:
     return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+
+
+RENDERER = Renderer("sarif", lambda report, options: render_sarif(report))
 
 
 def sarif_log(report: Report) -> dict[str, Any]:

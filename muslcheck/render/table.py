@@ -1,7 +1,7 @@
 """The default, human format: grouped by verdict, blockers first, each with its fix; a summary line last.
 
-Colour is opt-in (``color=True``): the CLI decides (stdout is a TTY and ``NO_COLOR`` is unset);
-this module never looks at the environment. ``RENDERERS["table"]`` is the colourless form.
+Colour is opt-in (``color=True``, ``RenderOptions.color``): the CLI decides (stdout is a TTY and
+``NO_COLOR`` is unset); this module never looks at the environment.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 import click
 
 from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, summary_line
+from muslcheck.render.interface import Renderer
 
 _ORDER = (Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE)
 _MAX_SYMBOLS = 12
@@ -81,6 +82,11 @@ def render_table(report: Report, *, color: bool = False) -> str:
 def render_text(report: Report) -> str:
     """The former name of the colourless table."""
     return render_table(report)
+
+
+RENDERER = Renderer(
+    "table", lambda report, options: render_table(report, color=options.color), aliases=("text",), shows_summary=True
+)
 
 
 def _plain(text: str, verdict: Verdict) -> str:

@@ -7,32 +7,36 @@ and review the diff before committing it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fixed_report import fixed_report
 
-from muslcheck.model.report import Report
-from muslcheck.render import RENDERERS, render_table
+from muslcheck.render import FORMATS, RENDERERS, RenderOptions
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("MUSLCHECK_UPDATE_GOLDEN") == "1"
 
-FORMATS: dict[str, Callable[[Report], str | bytes]] = {
-    "report.table.txt": RENDERERS["table"],
-    "report.table-color.txt": lambda r: render_table(r, color=True),
-    "report.json": RENDERERS["json"],
-    "report.sarif": RENDERERS["sarif"],
-    "report.junit.xml": RENDERERS["junit"],
-    "report.md": RENDERERS["markdown"],
+# golden file -> the format and the options that render it
+GOLDEN_FILES: dict[str, tuple[str, RenderOptions]] = {
+    "report.table.txt": ("table", RenderOptions()),
+    "report.table-color.txt": ("table", RenderOptions(color=True)),
+    "report.json": ("json", RenderOptions()),
+    "report.sarif": ("sarif", RenderOptions()),
+    "report.junit.xml": ("junit", RenderOptions()),
+    "report.md": ("markdown", RenderOptions()),
 }
 
 
-@pytest.mark.parametrize("name", sorted(FORMATS))
+def render(name: str) -> str | bytes:
+    fmt, options = GOLDEN_FILES[name]
+    return RENDERERS[fmt].render(fixed_report(), options)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_FILES))
 def test_golden(name: str) -> None:
-    output = FORMATS[name](fixed_report())
-    assert output == FORMATS[name](fixed_report()), "not deterministic"
+    output = render(name)
+    assert output == render(name), "not deterministic"
     data = output if isinstance(output, bytes) else output.encode("utf-8")
     path = GOLDEN / name
     if UPDATE:
@@ -43,6 +47,15 @@ def test_golden(name: str) -> None:
 
 
 def test_every_format_has_a_golden_file() -> None:
-    covered = {RENDERERS[k] for k in ("table", "json", "sarif", "junit", "markdown")}
-    assert covered == {FORMATS[n] for n in FORMATS if n != "report.table-color.txt"}
+    assert {fmt for fmt, _ in GOLDEN_FILES.values()} == {r.name for r in FORMATS}
     assert RENDERERS["text"] is RENDERERS["table"]
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_every_name_and_alias_renders_its_format_golden_file(name: str) -> None:
+    renderer = RENDERERS[name]
+    golden = [g for g, (fmt, options) in GOLDEN_FILES.items() if fmt == renderer.name and options == RenderOptions()]
+    assert len(golden) == 1, f"{renderer.name}: no golden file with the default options"
+    output = renderer.render(fixed_report(), RenderOptions())
+    data = output if isinstance(output, bytes) else output.encode("utf-8")
+    assert data == (GOLDEN / golden[0]).read_bytes()

@@ -11,7 +11,7 @@ from fixed_report import fixed_report
 from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, file_components
-from muslcheck.render import RENDERERS
+from muslcheck.render import RENDERERS, RenderOptions
 from muslcheck.render.junit import render_junit
 
 
@@ -58,8 +58,12 @@ def check_counts(root: ET.Element, report: Report, fail_on: Verdict = Verdict.BL
         assert case.get("name") == f"{component.name} ({component.location})"
 
 
-def test_junit_registered() -> None:
-    assert RENDERERS["junit"](fixed_report()) == render_junit(fixed_report())
+def test_junit_registered_with_the_fail_on_option() -> None:
+    report = fixed_report()
+    outputs = {level: RENDERERS["junit"].render(report, RenderOptions(fail_on=level))
+               for level in (Verdict.NATIVE, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)}
+    assert outputs == {level: render_junit(report, fail_on=level) for level in outputs}
+    assert len(set(outputs.values())) == len(outputs)  # the option reaches the renderer
 
 
 def test_samples_counts(samples_report: Report) -> None:

@@ -11,7 +11,7 @@ from fixed_report import INTERP, file_report, finding, fixed_report
 from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, file_components
-from muslcheck.render import RENDERERS
+from muslcheck.render import RENDERERS, RenderOptions
 from muslcheck.render.markdown import MAX_ROWS, render_markdown
 
 ROW = re.compile(r"^\| .* \|$")
@@ -34,7 +34,7 @@ def rows(text: str) -> list[list[str]]:
 
 
 def test_markdown_registered() -> None:
-    assert RENDERERS["markdown"] is render_markdown
+    assert RENDERERS["markdown"].render(fixed_report(), RenderOptions()) == render_markdown(fixed_report())
 
 
 def test_samples_badge_and_blockers(samples_report: Report) -> None:

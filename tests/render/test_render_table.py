@@ -10,7 +10,7 @@ from fixed_report import fixed_report
 from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, summary_line
-from muslcheck.render import RENDERERS, render_table
+from muslcheck.render import RENDERERS, RenderOptions, render_table
 
 
 @pytest.fixture
@@ -18,10 +18,12 @@ def samples_report(samples_dir: Path) -> Report:
     return scan_samples(samples_dir)
 
 
-def test_registry() -> None:
-    assert set(RENDERERS) == {"table", "text", "json", "sarif", "junit", "markdown"}
+def test_registered_with_its_alias_and_colour_option() -> None:
     report = fixed_report()
-    assert RENDERERS["table"](report) == RENDERERS["text"](report) == render_table(report)
+    assert RENDERERS["text"] is RENDERERS["table"]
+    assert RENDERERS["table"].shows_summary
+    for color in (False, True):
+        assert RENDERERS["table"].render(report, RenderOptions(color=color)) == render_table(report, color=color)
 
 
 def test_plain_by_default_colour_on_request() -> None:
