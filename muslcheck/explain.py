@@ -8,11 +8,16 @@ Pure functions over the generated tables; nothing here prints.
 * musl's side comes from the musl export tables and the loader rules of the
   :class:`~muslcheck.ldso.tables.Catalog`; the LFS64 remap is decided by
   :func:`muslcheck.ldso.load.lfs64_base` itself, so ``explain`` and the scan agree.
+* A name no C library has may still be one a report prints: a C++ name (demangled by
+  :mod:`muslcheck.demangle`), the C++ runtime's (libstdc++) or the compiler runtime's (libgcc_s), or an
+  API that the host process exports to the libraries it loads (CPython, the JVM, Node, with the same
+  prefixes the scan uses).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from muslcheck.apps.application import host_provides
+from muslcheck.apps.model import Host
+from muslcheck.demangle import demangle
 from muslcheck.ldso.load import Target, lfs64_base
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog, tables_dir
 from muslcheck.model.errors import InputError, UsageError
@@ -146,6 +154,39 @@ class MuslAvailability:
         return self.state.value
 
 
+class ProviderKind(StrEnum):
+    CXX_RUNTIME = "c++-runtime"  # libstdc++.so.6
+    COMPILER_RUNTIME = "compiler-runtime"  # libgcc_s.so.1
+    HOST = "host"  # the process that loads the library: CPython, the JVM, Node
+    CXX_LIBRARY = "c++-library"  # some other C++ library's name
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Where a symbol that no C library exports comes from, and what provides it on Alpine."""
+
+    kind: ProviderKind
+    source: str  # "libstdc++.so.6 (the GNU C++ runtime)"
+    fix: str
+
+
+@dataclass(frozen=True)
+class TargetAnswer:
+    """The symbol on one target: each architecture's row of that musl version."""
+
+    musl: str
+    alpine: str | None
+    rows: tuple[MuslAvailability, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Alpine {self.alpine} (musl {self.musl})" if self.alpine else f"musl {self.musl}"
+
+    @property
+    def resolves(self) -> bool:
+        return all(r.resolves for r in self.rows)
+
+
 @dataclass(frozen=True)
 class Explanation:
     symbol: str
@@ -159,6 +200,9 @@ class Explanation:
     fix: str
     glibc_source: str
     alpine_rows: tuple[tuple[str, str], ...] = ()  # (Alpine release, musl version), for rendering
+    demangled: str | None = None  # a C++ name, as c++filt prints it
+    provider: Provider | None = None  # where a name that no C library has comes from
+    target: TargetAnswer | None = None  # the answer for one target (--alpine/--musl)
 
     def availability(self, musl: str, arch: str) -> MuslAvailability:
         return next(a for a in self.musl if a.musl == musl and a.arch == arch)
@@ -390,25 +434,156 @@ def _fix(c: _Ctx, catalog: Catalog, resolves_from: Mapping[str, str | None]) -> 
     return "; ".join(parts)
 
 
+# -- names no C library has ------------------------------------------------------
+
+
+_LIBSTDCXX = "libstdc++.so.6 (the GNU C++ runtime)"
+_LIBSTDCXX_FIX = "apk add libstdc++  (Alpine's libstdc++.so.6, built for musl; it needs libgcc too)"
+_LIBGCC = "libgcc_s.so.1 (GCC's runtime support library)"
+_LIBGCC_FIX = "apk add libgcc  (Alpine's libgcc_s.so.1, built for musl)"
+# libstdc++'s exports that are not mangled (GCC 12's libstdc++.so.6); __cxa_atexit and __cxa_finalize are
+# the C library's, and are found in its tables first.
+_LIBSTDCXX_C_NAMES = frozenset({
+    "__cxa_allocate_dependent_exception", "__cxa_allocate_exception", "__cxa_bad_cast", "__cxa_bad_typeid",
+    "__cxa_begin_catch", "__cxa_call_unexpected", "__cxa_current_exception_type", "__cxa_deleted_virtual",
+    "__cxa_demangle", "__cxa_end_catch", "__cxa_free_dependent_exception", "__cxa_free_exception",
+    "__cxa_get_exception_ptr", "__cxa_get_globals", "__cxa_get_globals_fast", "__cxa_guard_abort",
+    "__cxa_guard_acquire", "__cxa_guard_release", "__cxa_init_primary_exception", "__cxa_pure_virtual",
+    "__cxa_rethrow", "__cxa_thread_atexit", "__cxa_throw", "__cxa_throw_bad_array_length",
+    "__cxa_throw_bad_array_new_length", "__cxa_tm_cleanup", "__cxa_vec_cctor", "__cxa_vec_cleanup",
+    "__cxa_vec_ctor", "__cxa_vec_delete", "__cxa_vec_delete2", "__cxa_vec_delete3", "__cxa_vec_dtor",
+    "__cxa_vec_new", "__cxa_vec_new2", "__cxa_vec_new3", "__dynamic_cast", "__gxx_personality_v0",
+    "__once_proxy", "__atomic_flag_for_address", "__atomic_flag_wait_explicit", "atomic_flag_clear_explicit",
+    "atomic_flag_test_and_set_explicit",
+})
+_LIBGCC_PREFIXES = ("_Unwind_", "__register_frame", "__deregister_frame", "__emutls_", "__gcc_personality_v0",
+                    "__frame_state_for", "__clear_cache", "__cpu_indicator_init", "__cpu_model", "__cpu_features",
+                    "__enable_execute_stack")
+# GCC's arithmetic helpers (__divti3, __udivmodti4, __floattidf, __extendhfsf2, __powidf2, __mulsc3, ...):
+# an operation, a mode (si, di, ti for integers; hf, sf, df, xf, tf for floats; sc ... tc for complex) and
+# the operand count.
+_LIBGCC_HELPER = re.compile(
+    r"__(?:[a-z]+?)(?:[sdt]i|[hsdxt]f|[hsdxt]c)(?:[sdt]i|[hsdxt]f)?[1-5]"
+    r"|__(?:fix|fixuns)[hsdxt]f[sdt]i|__float(?:un)?[sdt]i[hsdxt]f")
+# How the C++ runtime's names start once "_Z", special-name prefixes ("vtable for") and "N" with its qualifiers
+# are gone: std:: (St) and its abbreviations (Sa allocator, Ss string, ...), libstdc++'s other namespaces, and
+# the global operators new and delete.
+_STD_MANGLED = ("St", "Sa", "Sb", "Ss", "Si", "So", "Sd", "9__gnu_cxx", "10__cxxabiv1", "10__gnu_norm",
+                "11__gnu_debug", "14__gnu_parallel", "15__gnu_internal", "nw", "na", "dl", "da")
+_NODE_MANGLED = ("2v8", "5cppgc", "4node")  # V8, cppgc and node:: (node's C++ API for addons)
+_SPECIAL_MANGLED = re.compile(r"T[VTIS]|Thn?\d+_|Tvn?\d+_n?\d+_|Tc(?:hn?\d+_|vn?\d+_n?\d+_){2}|GV|GT[tn]|T[HW]")
+_NESTED = re.compile(r"N[rVK]*[RO]?")
+
+
+def _cxx_scope(mangled: str) -> tuple[str, bool]:
+    """The mangled entity after ``_Z``, special-name prefixes and ``N``; whether there was a special prefix."""
+    rest, special = mangled[2:], False
+    while m := _SPECIAL_MANGLED.match(rest):
+        rest, special = rest[m.end():], True
+    m = _NESTED.match(rest)
+    return (rest[m.end():] if m else rest), special
+
+
+def _is_builtin_type(demangled: str) -> bool:
+    """``typeinfo for int``, ``typeinfo name for char const*``: about a type with no scope and no template."""
+    entity = demangled.rpartition(" for ")[2]
+    return "::" not in entity and "<" not in entity
+
+
+# What each host is, what provides it on Alpine, what the library it loads needs. The names it defines are the
+# prefixes the scan itself uses (each ecosystem's HostProcess.provides).
+_HOSTS: dict[Host, tuple[str, str, str]] = {
+    Host.PYTHON: ("CPython (the python executable or libpython3.x) exports the Python C API",
+                  "the python3 package", "the extension module needs a musl build (a musllinux wheel)"),
+    Host.JVM: ("the JVM (libjvm.so) exports JNI_*, JVM_* and jio_*",
+               "Alpine's OpenJDK (openjdk*-jre)", "the JNI library needs a musl build"),
+    Host.NODE: ("node exports Node-API (napi_*, node_api_*) and libuv (uv_*)",
+                "the nodejs package", "the addon needs a musl build (a linuxmusl prebuild)"),
+}
+# Node also re-exports the OpenSSL and zlib it bundles; those names are other libraries' too (libcrypto, libz),
+# so only its own APIs are named as Node's here.
+_NODE_OWN_API = ("napi_", "node_", "uv_")
+
+
+def _host_prefixes(host: Host) -> tuple[str, ...]:
+    prefixes = host_provides(host)
+    return tuple(p for p in prefixes if p.startswith(_NODE_OWN_API)) if host is Host.NODE else prefixes
+
+
+def provider_of(name: str, version: str | None = None) -> tuple[Provider | None, str | None]:
+    """Where ``name`` comes from when it is not the C library's, and its demangled form (None for a C name).
+
+    ``version`` is the symbol version a report printed (``CXXABI_1.3.9`` in ``_ZdlPvm@CXXABI_1.3.9``).
+    """
+    demangled = demangle(name) if name.startswith("_Z") else None
+    if version is not None and version.startswith(("GLIBCXX_", "CXXABI_")):
+        return Provider(ProviderKind.CXX_RUNTIME, _LIBSTDCXX, _LIBSTDCXX_FIX), demangled
+    if version is not None and version.startswith("GCC_"):
+        return Provider(ProviderKind.COMPILER_RUNTIME, _LIBGCC, _LIBGCC_FIX), demangled
+    if name in _LIBSTDCXX_C_NAMES:
+        return Provider(ProviderKind.CXX_RUNTIME, _LIBSTDCXX, _LIBSTDCXX_FIX), None
+    if name.startswith(_LIBGCC_PREFIXES) or _LIBGCC_HELPER.fullmatch(name):
+        return Provider(ProviderKind.COMPILER_RUNTIME, _LIBGCC, _LIBGCC_FIX), None
+    if demangled is not None:
+        scope, special = _cxx_scope(name)
+        if scope.startswith(_STD_MANGLED) or (special and _is_builtin_type(demangled)):
+            return Provider(ProviderKind.CXX_RUNTIME, _LIBSTDCXX, _LIBSTDCXX_FIX), demangled
+        if scope.startswith(_NODE_MANGLED):
+            return _host_provider(Host.NODE, "node exports its C++ API (V8, cppgc, node::)"), demangled
+        return Provider(
+            ProviderKind.CXX_LIBRARY, "a C++ library that defines it (not the C library, not the C++ runtime)",
+            "ship that library built for musl (or rebuilt on Alpine); a C++ library also needs apk add libstdc++",
+        ), demangled
+    for host in _HOSTS:
+        if name.startswith(_host_prefixes(host)):
+            return _host_provider(host), None
+    return None, None
+
+
+def _host_provider(host: Host, what: str | None = None) -> Provider:
+    exports, package, library = _HOSTS[host]
+    source = f"the host process: {what or exports} to the libraries it loads"
+    return Provider(ProviderKind.HOST, source, f"nothing for the symbol itself: {package} provides it; {library}")
+
+
 # ---------------------------------------------------------------------------
 
 
-def explain(symbol: str, catalog: Catalog, glibc: GlibcTable | None = None) -> Explanation:
-    """Everything the tables know about SYMBOL. Raises UsageError for a name nobody has."""
+def explain(symbol: str, catalog: Catalog, glibc: GlibcTable | None = None, *,
+            target_musl: str | None = None, target_alpine: str | None = None) -> Explanation:
+    """Everything the tables know about SYMBOL. Raises UsageError for a name nobody has.
+
+    ``target_musl`` (with its Alpine release, when the user chose one) adds the answer for that target.
+    """
     name = symbol.strip()
     if not name:
         raise UsageError("empty symbol name")
-    name = name.split("@", 1)[0]  # "memcpy@GLIBC_2.14": musl never checks versions
+    name, _, tag = name.partition("@")  # "memcpy@GLIBC_2.14": musl never checks versions
+    version = tag.lstrip("@") or None  # "name@@VERSION" is a default version
+    if target_musl is not None and target_musl not in catalog.musl_versions:
+        raise UsageError(f"unknown musl version {target_musl!r}; known: {', '.join(catalog.musl_versions)}")
     table = glibc or load_glibc_table()
     facts = _glibc_facts(name, table)
     versions = catalog.musl_versions
     rows = tuple(_musl_state(name, catalog, v, a) for v in versions for a in SUPPORTED_ARCHES)
     gcompat = catalog.gcompat
     provided = any(name in gcompat.symbols_for(a) for a in SUPPORTED_ARCHES)
+    target = (TargetAnswer(target_musl, target_alpine, tuple(r for r in rows if r.musl == target_musl))
+              if target_musl is not None else None)
+    alpine_rows = tuple((r.alpine, r.musl) for r in catalog.alpine_releases)
     if facts is None and not provided and not any(r.resolves for r in rows):
-        raise UsageError(
-            f"unknown symbol {name!r}: not in glibc ({table.source}), in any musl "
-            f"({', '.join(versions)}) or in gcompat {gcompat.version}")
+        provider, demangled = provider_of(name, version)
+        if provider is None:
+            raise UsageError(
+                f"unknown symbol {name!r}: not in glibc ({table.source}), in any musl "
+                f"({', '.join(versions)}) or in gcompat {gcompat.version}, and not a C++, compiler runtime "
+                "or host (CPython, JVM, Node) name")
+        return Explanation(
+            symbol=name, glibc=None, musl=rows, gcompat=False, gcompat_version=gcompat.version,
+            resolves_from=dict.fromkeys(SUPPORTED_ARCHES), alpine_from=dict.fromkeys(SUPPORTED_ARCHES),
+            cause=None, fix=provider.fix, glibc_source=table.source, alpine_rows=alpine_rows,
+            demangled=demangled, provider=provider, target=target,
+        )
     lfs64 = frozenset(
         n for v in versions for n in
         ({b + "64" for b in catalog.loader_rules(v).lfs64}
@@ -417,6 +592,11 @@ def explain(symbol: str, catalog: Catalog, glibc: GlibcTable | None = None) -> E
     ctx = _Ctx(name, facts, rows, provided, lfs64)
     resolves_from = {a: _resolves_from(rows, versions, a) for a in SUPPORTED_ARCHES}
     alpine_from = {a: _alpine_for(catalog, v) for a, v in resolves_from.items()}
+    fix = _fix(ctx, catalog, resolves_from)
+    if target is not None and target.resolves:
+        remapped = any(r.state is MuslState.REMAPPED for r in target.rows)
+        fix = (f"nothing on {target.label}: its loader resolves it (the LFS64 remap, which does not serve dlsym)"
+               if remapped else f"nothing on {target.label}: musl {target.musl} exports it")
     return Explanation(
         symbol=name,
         glibc=facts,
@@ -426,9 +606,10 @@ def explain(symbol: str, catalog: Catalog, glibc: GlibcTable | None = None) -> E
         resolves_from=resolves_from,
         alpine_from=alpine_from,
         cause=_cause(ctx, versions),
-        fix=_fix(ctx, catalog, resolves_from),
+        fix=fix,
         glibc_source=table.source,
-        alpine_rows=tuple((r.alpine, r.musl) for r in catalog.alpine_releases),
+        alpine_rows=alpine_rows,
+        target=target,
     )
 
 
@@ -464,6 +645,15 @@ def _alpine_span(catalog_rows: tuple[tuple[str, str], ...], musl: tuple[str, ...
 def render_explanation(e: Explanation) -> str:
     """A short human text, one fact per line; musl versions with the same outcome share a line."""
     lines = [e.symbol]
+    if e.demangled:
+        lines.append(f"  c++:      {e.demangled}")
+    if e.provider is not None:
+        lines.append(f"  from:     {e.provider.source}")
+        lines.append("  libc:     neither glibc nor musl (any version) exports it, nor gcompat")
+        if e.target is not None:
+            lines.append(f"  target:   {e.target.label}: not in its libc.so")
+        lines.append(f"  fix:      {e.fix}")
+        return "\n".join(lines) + "\n"
     lines += ["  " + ln for ln in _glibc_lines(e.glibc)]
     versions = list(dict.fromkeys(r.musl for r in e.musl))
     groups: list[tuple[list[str], str]] = []
@@ -480,6 +670,10 @@ def render_explanation(e: Explanation) -> str:
         alpine = _alpine_span(e.alpine_rows, tuple(vs))
         lines.append(f"  {'musl:' if i == 0 else '     '}     {span}{alpine}: {what}")
     lines.append(f"  gcompat:  {e.gcompat_version} {'provides it' if e.gcompat else 'does not provide it'}")
+    if e.target is not None:
+        texts = {r.text for r in e.target.rows}
+        what = texts.pop() if len(texts) == 1 else "; ".join(f"{r.arch}: {r.text}" for r in e.target.rows)
+        lines.append(f"  target:   {e.target.label}: {what}")
     if e.cause:
         lines.append(f"  cause:    {e.cause}")
     lines.append(f"  fix:      {e.fix}")

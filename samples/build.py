@@ -3,7 +3,8 @@
 
 Each sample is laid out like a root filesystem under ``OUTDIR/<sample>/``; ``OUTDIR/manifest.json``
 describes them and ``OUTDIR/_harness/dlopen_probe`` is the musl-built dlopen harness.
-Standard library only; needs gcc, g++, musl-gcc and readelf. See samples/README.md.
+Standard library only; needs gcc, g++, musl-gcc and readelf (``--demo``: gcc, g++ and readelf only).
+See samples/README.md.
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ SAMPLES: tuple[Sample, ...] = (
 
 # One of each verdict, built with gcc/g++ alone: what a fresh machine can show.
 DEMO = ("hello", "fortify", "cxx", "ifunc", "reloc-plt")
+# The Debian and Ubuntu packages that bring each tool (libc6-dev: the C headers that gcc alone lacks).
+APT_PACKAGES = {"gcc": ("gcc", "libc6-dev"), "g++": ("g++",), "readelf": ("binutils",), "musl-gcc": ("musl-tools",)}
+
+
+def apt_hint(tools: list[str]) -> str:
+    packages = sorted({p for t in tools for p in APT_PACKAGES.get(t, (t,))})
+    return f"on Debian or Ubuntu: sudo apt-get install {' '.join(packages)}"
 
 
 def compiler(unit: Unit) -> str:
@@ -170,7 +178,8 @@ def compiler(unit: Unit) -> str:
 def run(cmd: list[str]) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        sys.exit(f"build.py: {' '.join(cmd)} failed:\n{proc.stderr}")
+        hint = f"\n({apt_hint([cmd[0]])})" if "No such file or directory" in proc.stderr else ""
+        sys.exit(f"build.py: {' '.join(cmd)} failed:\n{proc.stderr}{hint}")
     return proc.stdout
 
 
@@ -238,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     with_harness = not args.demo and (not args.only or shutil.which("musl-gcc") is not None)
     needed = {"readelf", *(compiler(u) for s in chosen for u in s.units)} | ({"musl-gcc"} if with_harness else set())
     if missing := sorted(t for t in needed if shutil.which(t) is None):
-        sys.exit(f"build.py: missing tools: {', '.join(missing)}")
+        sys.exit(f"build.py: missing tools: {', '.join(missing)} ({apt_hint(missing)})")
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     if with_harness:
@@ -250,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 "host_harness": HOST_HARNESS if with_harness else None,
                 "samples": [build_sample(s, outdir) for s in chosen]}
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"build.py: built {len(chosen)} sample(s) in {outdir}: {', '.join(s.name for s in chosen)}")
     return 0
 
 

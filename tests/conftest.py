@@ -17,11 +17,34 @@ from oracle.sandbox import sandbox_problem
 REPO = Path(__file__).resolve().parents[1]
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def unavailable(reason: str) -> NoReturn:
     """Skip locally; under CI a missing prerequisite is a failure."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(f"CI: {reason}")
     pytest.skip(reason)
+
+
+# Tests that take minutes (README: "the whole suite"): the system differential tests over the machine's own
+# ELF files, and the README's demo in a fresh venv. A plain `pytest` skips them; CI runs them.
+SLOW_MARKERS = ("system", "slow")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true",
+                     help=f"also run the tests marked {' or '.join(SLOW_MARKERS)} (CI=true implies it)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow") or in_ci():
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (CI=true runs it)")
+    for item in items:
+        if any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from conftest import unavailable
 
+from muslcheck.cli import main
+from muslcheck.elf import read_elf_file
 from muslcheck.explain import (
     MuslState,
+    ProviderKind,
     explain,
     load_glibc_table,
+    provider_of,
     render_explanation,
     render_symbol_table,
     symbol_table,
@@ -171,3 +177,154 @@ def test_abilists_parser_roundtrip():
     symbols, baseline = glibc.from_abilists(parsed | {"targets": ["x86_64-linux-gnu", "aarch64-linux-gnu"]})
     assert symbols["foo"]["x86_64"] == {"c": ["2.2.5"], "m": ["2.2.5", "2.17"]}
     assert symbols["bar"]["kind"] == "object" and baseline == {"x86_64": "2.2.5"}
+
+
+# -- names no C library has (issue 15, part 4) ---------------------------------------------------------------
+
+
+def test_cxx_runtime_name_from_a_report(catalog):
+    """The cxx sample's report prints ``_ZdlPvm@CXXABI_1.3.9``; explain used to refuse it (exit 2)."""
+    e = explain("_ZdlPvm@CXXABI_1.3.9", catalog)
+    assert e.symbol == "_ZdlPvm"
+    assert e.demangled == "operator delete(void*, unsigned long)"
+    assert e.provider is not None and e.provider.kind is ProviderKind.CXX_RUNTIME
+    assert "libstdc++.so.6" in e.provider.source
+    assert e.fix.startswith("apk add libstdc++")
+    text = render_explanation(e)
+    assert "operator delete(void*, unsigned long)" in text and "apk add libstdc++" in text
+
+
+@pytest.mark.parametrize(("name", "demangled"), [
+    ("_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE9_M_createERmm",
+     "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >::_M_create(unsigned long&, "
+     "unsigned long)"),
+    ("_ZSt19__throw_logic_errorPKc", "std::__throw_logic_error(char const*)"),
+    ("_ZTIi", "typeinfo for int"),
+    ("_ZTVN10__cxxabiv117__class_type_infoE", "vtable for __cxxabiv1::__class_type_info"),
+    ("_Znwm", "operator new(unsigned long)"),
+    ("__cxa_throw", None),
+    ("__gxx_personality_v0", None),
+])
+def test_cxx_runtime_names_without_a_version(catalog, name, demangled):
+    e = explain(name, catalog)
+    assert e.provider is not None and e.provider.kind is ProviderKind.CXX_RUNTIME, name
+    assert e.demangled == demangled
+
+
+@pytest.mark.parametrize("name", ["_Unwind_Backtrace", "_Unwind_Resume", "__gcc_personality_v0", "__divti3",
+                                  "__udivmodti4", "__floattidf", "__extendhfsf2", "__popcountdi2"])
+def test_compiler_runtime_names(catalog, name):
+    e = explain(name, catalog)
+    assert e.provider is not None and e.provider.kind is ProviderKind.COMPILER_RUNTIME
+    assert "libgcc_s.so.1" in e.provider.source and e.fix.startswith("apk add libgcc")
+
+
+def test_symbol_version_names_the_runtime(catalog):
+    """A report's version tag decides even for a name the patterns do not know."""
+    assert provider_of("_ZN3foo3barEv", "GLIBCXX_3.4.21")[0].kind is ProviderKind.CXX_RUNTIME
+    assert provider_of("__some_helper", "GCC_4.2.0")[0].kind is ProviderKind.COMPILER_RUNTIME
+
+
+@pytest.mark.parametrize(("name", "host"), [
+    ("PyLong_FromLong", "CPython"), ("_Py_Dealloc", "CPython"),
+    ("JNI_GetCreatedJavaVMs", "the JVM"), ("JVM_GetStackTraceDepth", "the JVM"),
+    ("napi_create_string_utf8", "node"), ("uv_loop_init", "node"), ("_ZN2v87Isolate10GetCurrentEv", "node"),
+])
+def test_host_apis_are_named_as_the_hosts(catalog, name, host):
+    e = explain(name, catalog)
+    assert e.provider is not None and e.provider.kind is ProviderKind.HOST
+    assert e.provider.source.startswith(f"the host process: {host}")
+    assert e.fix.startswith("nothing for the symbol itself")
+
+
+def test_another_cxx_library(catalog):
+    e = explain("_ZN3foo3barEv", catalog)
+    assert e.demangled == "foo::bar()"
+    assert e.provider is not None and e.provider.kind is ProviderKind.CXX_LIBRARY
+
+
+@pytest.mark.parametrize("name", ["no_such_symbol_xyz", "_Zgarbage", "greet_value", "EVP_DigestInit"])
+def test_unknown_names_still_refused(catalog, name):
+    with pytest.raises(UsageError, match="unknown symbol"):
+        explain(name, catalog)
+
+
+def test_libc_names_keep_the_libc_answer(catalog):
+    """__cxa_atexit is the C library's (glibc and musl), even though libstdc++ has __cxa_* names."""
+    e = explain("__cxa_atexit", catalog)
+    assert e.provider is None and e.glibc is not None
+    assert all(r.state is MuslState.EXPORTED for r in e.musl)
+
+
+def _host_library(name: str) -> Path:
+    found = sorted(p for d in ("/usr/lib", "/usr/lib64", "/lib") for p in Path(d).glob(f"**/{name}") if p.is_file())
+    if not found:
+        unavailable(f"{name} is not installed")
+    return found[0]
+
+
+@pytest.mark.parametrize(("library", "kind"), [("libstdc++.so.6", ProviderKind.CXX_RUNTIME),
+                                               ("libgcc_s.so.1", ProviderKind.COMPILER_RUNTIME)])
+def test_every_export_of_the_real_runtime_is_attributed_to_it(catalog, library, kind):
+    """What the machine's own libstdc++ and libgcc_s export, by name alone (no version tag)."""
+    exports = read_elf_file(_host_library(library)).exports
+    assert len(exports) > 100
+    providers = {e.name: provider_of(e.name)[0] for e in exports}
+    wrong = [name for name, p in providers.items() if p is None or p.kind is not kind]
+    assert not wrong, wrong[:20]
+
+
+# -- a target (--alpine/--musl) ------------------------------------------------------------------------------
+
+
+def test_answer_for_a_target(catalog):
+    old = explain("statx", catalog, target_musl="1.2.4", target_alpine="3.18")
+    assert old.target is not None and not old.target.resolves
+    assert old.target.label == "Alpine 3.18 (musl 1.2.4)"
+    assert "Alpine >= 3.20" in old.fix
+    assert "target:   Alpine 3.18 (musl 1.2.4): absent" in render_explanation(old)
+    new = explain("statx", catalog, target_musl="1.2.5", target_alpine="3.20")
+    assert new.target is not None and new.target.resolves
+    assert new.fix == "nothing on Alpine 3.20 (musl 1.2.5): musl 1.2.5 exports it"
+    remapped = explain("fopen64", catalog, target_musl="1.2.5")
+    assert remapped.fix.startswith("nothing on musl 1.2.5: its loader resolves it")
+    with pytest.raises(UsageError, match="unknown musl version"):
+        explain("statx", catalog, target_musl="9.9.9")
+
+
+# -- the commands -----------------------------------------------------------------------------------------
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_explain_command_answers_report_names_and_targets():
+    cxx = cli("explain", "_ZdlPvm@CXXABI_1.3.9")
+    assert cxx.exit_code == 0, cxx.output
+    assert "operator delete(void*, unsigned long)" in cxx.stdout and "apk add libstdc++" in cxx.stdout
+    assert cli("explain", "PyLong_FromLong").exit_code == 0
+    unknown = cli("explain", "no_such_symbol_xyz")
+    assert unknown.exit_code == 2 and "unknown symbol" in unknown.stderr
+    target = cli("explain", "statx", "--alpine", "3.18")
+    assert target.exit_code == 0 and "target:   Alpine 3.18 (musl 1.2.4): absent" in target.stdout
+    assert cli("explain", "statx", "--musl", "1.2.5").stdout.count("nothing on musl 1.2.5") == 1
+    assert cli("explain", "statx", "--alpine", "9.9").exit_code == 2
+    assert cli("explain", "statx", "--alpine", "3.18", "--musl", "1.2.4").exit_code == 2
+
+
+def _exit_block(help_text: str) -> str:
+    return help_text[help_text.index("Exit codes"):]
+
+
+def test_each_command_shows_its_own_exit_codes():
+    scan_help = _exit_block(cli("scan", "--help").stdout)
+    assert "--fail-on" in scan_help and "every file was checked" in scan_help
+    for command in ("explain", "symbols"):
+        block = _exit_block(cli(command, "--help").stdout)
+        assert "--fail-on" not in block and "every file was checked" not in block, command
+        assert "0  " in block and "2  usage error" in block and "3  input error" in block
+    assert "symbol" in _exit_block(cli("explain", "--help").stdout)
+    assert "each command's --help" in _exit_block(cli("--help").stdout)
+    explain_help = cli("explain", "--help").stdout
+    assert "--alpine" in explain_help and "--musl" in explain_help
