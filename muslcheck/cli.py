@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import click
 
@@ -18,7 +18,7 @@ from muslcheck import __version__
 from muslcheck.cache import Store, default_cache_dir, default_salt
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
-from muslcheck.model.options import Context, Progress, no_progress
+from muslcheck.model.options import Context
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import DEFAULT_FORMAT, Renderer, RenderOptions, describe_formats, renderer_for
 from muslcheck.scan import ScanOptions, resolve_version, scan
@@ -36,8 +36,24 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  compatible: no component reaches the --fail-on level, and every file was checked
   1  incompatible: a component reaches it, or a file could not be checked (see --allow-unchecked)
-  2  usage error (unknown option, version, format, symbol; bad ignore file)
+  2  usage error (unknown option, version or format; bad ignore file)
   3  input error (missing path, unreadable input, unwritable output, internal error)"""
+MAIN_EXIT_CODES_HELP = """\b
+Exit codes (each command's --help lists its own):
+  0  success (scan: compatible)
+  1  scan: incompatible, or a file could not be checked
+  2  usage error
+  3  input error"""
+EXPLAIN_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  the symbol is known: where it comes from and what to do about it
+  2  usage error: a symbol that no C library, C++ or compiler runtime or host has; unknown --alpine/--musl
+  3  input error: a symbol table cannot be read"""
+SYMBOLS_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  the table was printed
+  2  usage error: unknown --alpine or --musl version, or both given
+  3  input error: a symbol table cannot be read"""
 
 
 def exit_code(report: Report, fail_on: Verdict, allow_unchecked: bool = False) -> int:
@@ -49,7 +65,7 @@ def exit_code(report: Report, fail_on: Verdict, allow_unchecked: bool = False) -
     return EXIT_OK if report.complete or allow_unchecked else EXIT_INCOMPATIBLE
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=MAIN_EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="muslcheck")
 def main() -> None:
     """Can this application move to Alpine (musl libc)? And if not, what breaks and what fixes it."""
@@ -155,6 +171,7 @@ def scan_command(
                 docker_config=docker_config or _default_docker_config(), progress=progress, cache=store, jobs=jobs,
             )
             report = scan(path, options)
+            progress.close()  # the bar's line is gone and the cursor back before any output
             for spec in specs:
                 output = _render(spec, report, render_options)
                 if spec.file is None:
@@ -243,54 +260,91 @@ def _render(spec: OutputSpec, report: Report, options: RenderOptions) -> str | b
 
 
 class StderrProgress:
-    """Progress on stderr: a click progress bar once the total is known, a counter before."""
+    """Progress on a terminal's stderr, on one line: a counter while the total is unknown, then a bar per stage.
 
-    def __init__(self, enabled: bool) -> None:
+    ``close()`` clears that line and shows the cursor again; the scan command calls it before any other
+    output, and leaving the ``with`` block calls it too (also on Ctrl-C and on errors)."""
+
+    CLEAR_LINE = "\r\033[K"
+    HIDE_CURSOR = "\033[?25l"
+    SHOW_CURSOR = "\033[?25h"
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
-        self._bar: Any = None
-        self._shown = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self._drawn = ""  # what the line shows now
+        self._cursor_hidden = False
 
-    def __enter__(self) -> Progress:
-        return self if self.enabled else no_progress
+    def __enter__(self) -> StderrProgress:
+        return self
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if total is None:
-            if done % 64 == 0:
-                click.echo(f"\r{stage}: {done}", nl=False, err=True)
+        if not self.enabled or (total is None and done % 64):
             return
-        if self._bar is None:
-            click.echo("\r\033[K", nl=False, err=True)
-            self._bar = click.progressbar(length=total, label=stage, file=sys.stderr)
-            self._bar.__enter__()
-        self._bar.update(done - self._shown)
-        self._shown = done
+        text = f"{stage}: {done}" if total is None else self._bar(stage, done, total)
+        if text != self._drawn:
+            self._write(("" if self._cursor_hidden else self.HIDE_CURSOR) + self.CLEAR_LINE + text)
+            self._cursor_hidden = True
+            self._drawn = text
+
+    def _bar(self, stage: str, done: int, total: int) -> str:
+        fraction = min(done / total, 1.0) if total > 0 else 1.0
+        width = min(40, self._columns() - len(stage) - 9)  # "STAGE [BAR] 100%" stays shorter than the line
+        if width < 10:
+            return f"{stage} {fraction:4.0%}"
+        filled = int(width * fraction)
+        return f"{stage} [{'#' * filled}{' ' * (width - filled)}] {fraction:4.0%}"
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            return 80
+
+    def close(self) -> None:
+        """Clear the progress line and show the cursor again; nothing when nothing was drawn."""
+        text = (self.CLEAR_LINE if self._drawn else "") + (self.SHOW_CURSOR if self._cursor_hidden else "")
+        self._drawn, self._cursor_hidden = "", False
+        if text:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # stderr went away: progress is not worth an error
+            self.enabled = False
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-        elif self.enabled:
-            click.echo("\r\033[K", nl=False, err=True)
+        self.close()
 
 
 scan_command.name = "scan"
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=EXPLAIN_EXIT_CODES_HELP)
 @click.argument("symbol")
-def explain(symbol: str) -> None:
-    """Where SYMBOL comes from (glibc version, musl versions, gcompat) and what to do about it."""
+@click.option("--alpine", metavar="X.Y", help="Also answer for this Alpine release.")
+@click.option("--musl", metavar="X.Y.Z", help="Also answer for this musl version.")
+def explain(symbol: str, alpine: str | None, musl: str | None) -> None:
+    """Where SYMBOL comes from (glibc version, musl versions, gcompat; or libstdc++, libgcc_s, the host
+    process for C++, compiler runtime and CPython/JVM/Node names) and what to do about it. SYMBOL may carry
+    its version as a report prints it (_ZdlPvm@CXXABI_1.3.9)."""
     from muslcheck.explain import explain as explain_symbol  # here: it loads the loader model, a scan may not
     from muslcheck.explain import render_explanation
 
+    catalog = Catalog()
     try:
-        click.echo(render_explanation(explain_symbol(symbol, Catalog())), nl=False)
+        target_musl, target_alpine = resolve_version(catalog, alpine, musl) if alpine or musl else (None, None)
+        explanation = explain_symbol(symbol, catalog, target_musl=target_musl, target_alpine=target_alpine)
+        click.echo(render_explanation(explanation), nl=False)
     except UsageError as e:
         _fail(str(e), EXIT_USAGE)
     except MuslcheckError as e:
         _fail(str(e), EXIT_INPUT)
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=SYMBOLS_EXIT_CODES_HELP)
 @click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), default="x86_64", show_default=True)
