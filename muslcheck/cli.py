@@ -372,6 +372,10 @@ def versions() -> None:
     try:
         for r in catalog.alpine_releases:
             click.echo(f"alpine {r.alpine:6} musl {r.musl:7} {r.source}")
+        edge = catalog.alpine_release("edge")
+        click.echo(f"alpine {edge.alpine:6} musl {edge.musl:7} {edge.source}")
+        for alpine, why in catalog.unverified_alpine.items():
+            click.echo(f"alpine {alpine:6} musl ?       not mapped: {why}")
         click.echo("musl versions: " + ", ".join(catalog.musl_versions))
     except MuslcheckError as e:
         _fail(str(e), EXIT_INPUT)
