@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from muslcheck.apps.application import Application, package_key
-from muslcheck.apps.jni import Choice
-from muslcheck.apps.model import Ecosystem, Flavour, Package
+from muslcheck.apps.application import Application
+from muslcheck.apps.model import Choice, Ecosystem, Flavour, Package, package_key
 from muslcheck.model.report import Component, FileReport, Verdict, component_id, file_components
 from muslcheck.targets.osdb import Ownership
 

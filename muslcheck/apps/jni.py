@@ -10,32 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from muslcheck.apps.model import Flavour, Package
-
-# Prefixes of the symbols the JVM process itself offers to JNI libraries: the java launcher dlopens libjvm with
-# RTLD_GLOBAL, and libjvm exports JNI_*, JVM_*, jio_*, AsyncGetCallTrace, the gHotSpot* serviceability tables and
-# numa_error/numa_warn (nm -D libjvm.so of OpenJDK 17 and Temurin 25; make/hotspot/symbols).
-JVM_PROVIDES: tuple[str, ...] = ("JNI_", "JVM_", "jio_", "AsyncGetCallTrace", "gHotSpot", "numa_error", "numa_warn")
-
-
-@dataclass(frozen=True)
-class Native:
-    path: str  # full location: "/app/app.jar!/org/sqlite/native/Linux-Musl/x86_64/libsqlitejdbc.so"
-    member: str  # the name inside its innermost archive: "org/sqlite/native/Linux-Musl/x86_64/libsqlitejdbc.so"
-    arch: str  # the ELF machine: "x86_64", "aarch64", "arm", "i386", "riscv64", "ppc64", "s390x", ...
-    flavour: Flavour  # from the ELF (muslcheck.apps.flavour.flavour_of)
-
-
-@dataclass(frozen=True)
-class Choice:
-    library: str  # "sqlite-jdbc", "netty-transport-native-epoll", or for an unknown library the .so stem
-    arch: str
-    selected: Native | None  # what the loader loads on musl for this arch; None: it loads nothing (how says why)
-    how: str  # one line: how the loader picks on musl
-    unused: tuple[Native, ...]  # Linux builds for this arch it never loads on musl (e.g. the glibc one)
-    upgrade: str | None  # when no musl build is selected: a fix naming a release that ships one
-    fallback: str | None = None  # what the application gets when nothing (or nothing loadable) is selected
-
+from muslcheck.apps.model import Choice, Flavour, Native, Package
 
 _OTHER_SYSTEMS = frozenset({
     "aix", "android", "darwin", "dragonfly", "dragonflybsd", "freebsd", "kfreebsd", "mac", "macos", "macosx",
@@ -43,11 +18,13 @@ _OTHER_SYSTEMS = frozenset({
 })
 
 
-def is_other_system(native: Native) -> bool:
-    """Android's libc, or a path naming another OS (FreeBSD, Solaris, macOS, Windows, AIX, Android)."""
+def other_system(native: Native) -> str | None:
+    """Why a native file in an archive is not a Linux build: Android's libc, or a path naming another OS
+    (FreeBSD, Solaris, macOS, Windows, AIX, Android); None for a Linux build."""
     if native.flavour is Flavour.BIONIC:
-        return True
-    return any(token in _OTHER_SYSTEMS for token in re.split(r"[^a-z0-9]+", native.member.lower()))
+        return "built for Android (bionic libc): not a Linux library"
+    named = next((t for t in re.split(r"[^a-z0-9]+", native.member.lower()) if t in _OTHER_SYSTEMS), None)
+    return None if named is None else f"built for {named} (by its path in the archive): not a Linux library"
 
 
 def _musl_hint(native: Native) -> bool:
@@ -164,30 +141,29 @@ def _rocksdb_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Pl
 
 
 def _os_arch_dirs(arch: str) -> tuple[str, ...]:
-    """System.getProperty("os.arch") on Linux for an ELF machine (little-endian first where both exist)."""
+    """System.getProperty("os.arch") on Linux for an ELF machine (little-endian first where both exist): the JVM's
+    names, not OCI's (aarch64 stays aarch64, i386 is not 386), so not ``targets.reference.ARCHITECTURES``."""
     return {"x86_64": ("amd64",), "i386": ("i386", "x86"), "ppc64": ("ppc64le", "ppc64"),
             "mips64": ("mips64el", "mips64")}.get(arch, (arch,))
 
 
-def _zstd_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
-    dirs = _os_arch_dirs(arch)
-    return _Plan(
-        keys=dirs,
-        found=f"{label} has no musl detection; after java.library.path it loads {{member}}",
-        missing=f"{label} has no musl detection and finds no linux/{dirs[0]}/libzstd-jni-*.so in this JAR: "
-        "UnsatisfiedLinkError 'Failed to open resource'",
-    )
+def _no_detection(label: str) -> str:
+    """How a loader without musl detection that tries java.library.path first loads its resource."""
+    return f"{label} has no musl detection; after java.library.path it loads {{member}}"
 
 
-def _lz4_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
-    dirs = _os_arch_dirs(arch)
-    return _Plan(
-        keys=dirs,
-        found=f"{label} has no musl detection; after java.library.path it loads {{member}}",
-        missing=f"{label} has no musl detection and finds no net/jpountz/util/linux/{dirs[0]}/liblz4-java.so "
-        "in this JAR: LZ4Factory.fastestInstance() falls back to the Java implementation",
-        fallback="LZ4Factory.fastestInstance() uses the pure-Java LZ4 when the native library fails to load",
-    )
+def _finds_none(label: str, wanted: str, failure: str) -> str:
+    return f"{label} has no musl detection and finds no {wanted} in this JAR: {failure}"
+
+
+def _os_arch_plan(resource: str, failure: str, fallback: str | None = None) -> _Planner:
+    """A loader that looks for ``resource`` under the JVM's os.arch ("{dir}"), after java.library.path."""
+    def plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
+        dirs = _os_arch_dirs(arch)
+        return _Plan(keys=dirs, found=_no_detection(label),
+                     missing=_finds_none(label, resource.format(dir=dirs[0]), failure), fallback=fallback)
+
+    return plan
 
 
 def _netty_arch(arch: str) -> tuple[str, ...]:
@@ -214,8 +190,8 @@ def _netty_plan(kind: str, fallback: str) -> _Planner:
         wanted = f"META-INF/native/lib{_NETTY_BASE[kind]}_{generic}.so"
         return _Plan(
             keys=keys,
-            found=f"{label} has no musl detection; after java.library.path it loads {{member}}",
-            missing=f"{label} has no musl detection and finds no {wanted} in this JAR: UnsatisfiedLinkError",
+            found=_no_detection(label),
+            missing=_finds_none(label, wanted, "UnsatisfiedLinkError"),
             upgrade=upgrade,
             fallback=fallback,
         )
@@ -232,8 +208,8 @@ def _conscrypt_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _
     return _Plan(
         keys=(*(f"-linux-{n}" for n in names), ""),
         found=f"{label} has no musl detection and loads {{member}}",
-        missing=f"{label} has no musl detection and finds no META-INF/native/libconscrypt_openjdk_jni-linux-"
-        f"{names[0]}.so in this JAR: UnsatisfiedLinkError",
+        missing=_finds_none(label, f"META-INF/native/libconscrypt_openjdk_jni-linux-{names[0]}.so",
+                            "UnsatisfiedLinkError"),
         fallback="Conscrypt.isAvailable() is false: the JDK's own TLS provider stays in use",
     )
 
@@ -244,8 +220,8 @@ def _jna_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
     return _Plan(
         keys=dirs,
         found=f"{label} has no musl detection and loads {{member}}",
-        missing=f"{label} has no musl detection and finds no com/sun/jna/linux-{dirs[0]}/libjnidispatch.so in this "
-        "JAR: UnsatisfiedLinkError 'Native library ... not found in resource path'",
+        missing=_finds_none(label, f"com/sun/jna/linux-{dirs[0]}/libjnidispatch.so",
+                            "UnsatisfiedLinkError 'Native library ... not found in resource path'"),
     )
 
 
@@ -264,9 +240,13 @@ _LIBRARIES: tuple[_Library, ...] = (
     _Library("rocksdbjni", frozenset({"rocksdbjni"}), re.compile(r"^(?P<key>librocksdbjni-linux[^/]*\.so)"),
              _rocksdb_plan),
     _Library("zstd-jni", frozenset({"zstd-jni"}), re.compile(r"^linux/(?P<key>[^/]+)/libzstd-jni[^/]*\.so"),
-             _zstd_plan),
+             _os_arch_plan("linux/{dir}/libzstd-jni-*.so", "UnsatisfiedLinkError 'Failed to open resource'")),
     _Library("lz4-java", frozenset({"lz4-java"}),
-             re.compile(r"(?:^|/)net/jpountz/util/linux/(?P<key>[^/]+)/liblz4-java\.so"), _lz4_plan),
+             re.compile(r"(?:^|/)net/jpountz/util/linux/(?P<key>[^/]+)/liblz4-java\.so"),
+             _os_arch_plan(
+                 "net/jpountz/util/linux/{dir}/liblz4-java.so",
+                 "LZ4Factory.fastestInstance() falls back to the Java implementation",
+                 "LZ4Factory.fastestInstance() uses the pure-Java LZ4 when the native library fails to load")),
     _netty("epoll", "netty-transport-native-epoll", {"netty-transport-native-epoll", "netty-all"},
            "Epoll.isAvailable() is false: an application that checks it uses NIO; Epoll.ensureAvailability() throws"),
     _netty("io_uring", "netty-transport-native-io_uring",
@@ -368,7 +348,7 @@ def choose(package: Package | None, natives: Sequence[Native], arch: str) -> tup
     unknown: dict[str, list[Native]] = {}
     order: list[tuple[bool, str]] = []
     for native in natives:
-        if is_other_system(native):
+        if other_system(native) is not None:
             continue
         found = _known(native)
         if found is not None:

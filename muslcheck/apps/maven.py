@@ -10,10 +10,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host, Package
+from muslcheck.apps.registry import MetadataFiles, anywhere, parent_name
 from muslcheck.model.report import Skip
 
 _POM_MEMBER = re.compile(r"META-INF/maven/[^/]+/[^/]+/pom\.properties")
 _MANIFEST_MEMBER = "meta-inf/manifest.mf"
+# What an archive keeps for identify_archive: every pom.properties, and the manifest.
+METADATA_FILES: MetadataFiles = {"pom.properties": anywhere,
+                                 "MANIFEST.MF": lambda path: parent_name(path) == "META-INF"}
 _ARCHIVE_SUFFIX = re.compile(r"\.(?:jar|war|ear|rar|sar|aar)$", re.IGNORECASE)
 
 _VALUE_MAX = 200  # longer coordinates, versions and titles are garbage, not metadata

@@ -1,7 +1,7 @@
 """What the application layer knows: which package a native file belongs to, and which process loads it.
 
-Detectors (``maven``, ``python``, ``node``, ``runtimes``) read small metadata files and hand back
-``Identified`` values; ``components`` turns them, with the judged files, into report components.
+Each ecosystem module registers its detector (``registry.register``) and hands back ``Identified`` values;
+``application`` merges them, and ``components`` turns them, with the judged files, into report components.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from muslcheck.apps.registry import is_metadata_path
 from muslcheck.model.report import Skip
 from muslcheck.targets.limits import KeepWhole
 
@@ -26,11 +27,12 @@ class Ecosystem(StrEnum):
 
 
 class Host(StrEnum):
-    """The process that loads a package's native files, and so their load context and what it provides."""
+    """The process that loads a package's native files; each is declared (context, what it provides) with the
+    ecosystem whose files it loads (``registry.HostProcess``)."""
 
-    JVM = "jvm"  # System.load: dlopen(RTLD_LAZY)
-    PYTHON = "python"  # CPython's extension import: dlopen(RTLD_NOW)
-    NODE = "node"  # process.dlopen: dlopen(RTLD_LAZY)
+    JVM = "jvm"
+    PYTHON = "python"
+    NODE = "node"
 
 
 class Flavour(StrEnum):
@@ -54,6 +56,33 @@ class Package:
     notes: tuple[str, ...] = ()  # facts the report states about the package
 
 
+def package_key(package: Package) -> str:
+    return f"{package.ecosystem.value}:{package.name}:{package.location}"
+
+
+@dataclass(frozen=True)
+class Native:
+    """An ELF file inside an archive, as an archive detector sees it."""
+
+    path: str  # full location: "/app/app.jar!/org/sqlite/native/Linux-Musl/x86_64/libsqlitejdbc.so"
+    member: str  # the name inside its innermost archive: "org/sqlite/native/Linux-Musl/x86_64/libsqlitejdbc.so"
+    arch: str  # the ELF machine: "x86_64", "aarch64", "arm", "i386", "riscv64", "ppc64", "s390x", ...
+    flavour: Flavour  # from the ELF (muslcheck.apps.flavour.flavour_of)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a library's own loader loads on musl for one architecture."""
+
+    library: str  # "sqlite-jdbc", "netty-transport-native-epoll", or for an unknown library the .so stem
+    arch: str
+    selected: Native | None  # what the loader loads on musl for this arch; None: it loads nothing (how says why)
+    how: str  # one line: how the loader picks on musl
+    unused: tuple[Native, ...]  # Linux builds for this arch it never loads on musl (e.g. the glibc one)
+    upgrade: str | None  # when no musl build is selected: a fix naming a release that ships one
+    fallback: str | None = None  # what the application gets when nothing (or nothing loadable) is selected
+
+
 @dataclass(frozen=True)
 class Identified:
     """One detector's result."""
@@ -61,21 +90,10 @@ class Identified:
     packages: tuple[Package, ...] = ()
     owner: Mapping[str, Package] = field(default_factory=dict)  # ELF file path -> the package it belongs to
     problems: tuple[Skip, ...] = ()  # metadata that could not be read: findings, the scan goes on
+    selected: Mapping[str, str] = field(default_factory=dict)  # ELF path -> how its package's loader picks it
+    unused: Mapping[str, str] = field(default_factory=dict)  # ELF path -> why musl never loads it
+    choices: Mapping[str, tuple[Choice, ...]] = field(default_factory=dict)  # package_key -> per native library
 
 
-def is_metadata_path(path: str) -> bool:
-    """Small files a detector reads, wherever they sit (an image layer keeps these whole)."""
-    parts = path.rsplit("/", 3)
-    name = parts[-1]
-    directory = parts[-2] if len(parts) > 1 else ""
-    if directory.endswith(".dist-info") and name in ("WHEEL", "METADATA", "RECORD"):
-        return True
-    if name == "package.json" and "node_modules/" in path:
-        return True
-    if name == "release" or name == "node_version.h":  # a Java runtime's home; Node's headers
-        return True
-    return name == "pom.properties" or (name == "MANIFEST.MF" and directory == "META-INF")
-
-
-# What the targets keep whole for the detectors: their metadata files, each up to METADATA_MAX_BYTES.
+# What the targets keep whole for the detectors: the metadata files the registered ecosystems declare.
 KEEP_METADATA = KeepWhole(is_metadata_path, METADATA_MAX_BYTES)

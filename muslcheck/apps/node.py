@@ -17,12 +17,14 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Host, Identified, Package
+from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
+from muslcheck.model.options import Context
 from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
@@ -49,12 +51,8 @@ _NODE_ARCH_ARMV = {"arm64": "8", "arm": "7"}  # node-gyp-build's armv: "8" on ar
 _UV_MAJOR = "1"  # process.versions.uv of every Node release
 
 
-@dataclass(frozen=True)
-class NodeIdentified(Identified):
-    """The detector's result, and which prebuilt addon node-gyp-build loads on musl."""
-
-    selected: Mapping[str, str] = field(default_factory=dict)  # ELF path -> how node-gyp-build picks it on musl
-    unused: Mapping[str, str] = field(default_factory=dict)  # ELF path -> why node-gyp-build never loads it on musl
+# Every package's package.json: its name, version and libc, and the optional dependencies naming musl siblings.
+METADATA_FILES: MetadataFiles = {"package.json": lambda path: "node_modules/" in path}
 
 
 @dataclass(frozen=True)
@@ -193,8 +191,9 @@ class _Reader:
         return self._listed[node_modules]
 
 
-def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> NodeIdentified:
-    """npm packages owning Node addons (and shared libraries under node_modules)."""
+def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> Identified:
+    """npm packages owning Node addons (and shared libraries under node_modules), and which prebuilt addon
+    node-gyp-build loads on musl (``selected``) or never loads there (``unused``)."""
     reader = _Reader(root)
     by_dir: dict[str, list[str]] = {}
     for path in sorted(elves):
@@ -219,7 +218,7 @@ def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> NodeIdentified:
         package = Package(Ecosystem.NPM, name, found.version, directory, Host.NODE, {}, advice, notes + choice.notes)
         packages.append(package)
         owner.update((p, package) for p in paths)
-    return NodeIdentified(tuple(packages), owner, tuple(reader.problems), selected, unused)
+    return Identified(tuple(packages), owner, tuple(reader.problems), selected, unused)
 
 
 def _musl_sibling(root: RootFS, reader: _Reader, directory: str, name: str,
@@ -430,3 +429,13 @@ def _local_build(root: RootFS, package_dir: str) -> str | None:
             if name.endswith(".node"):
                 return join(directory, name)
     return None
+
+
+register(Detector(
+    name="node",
+    order=10,  # first: a .node file is an addon wherever it sits
+    metadata=METADATA_FILES,
+    installed=identify,
+    # process.dlopen defaults to RTLD_LAZY
+    host=HostProcess(Host.NODE, Context.DLOPEN_LAZY, NODE_PROVIDES, lambda path: path.endswith(".node")),
+))

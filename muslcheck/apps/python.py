@@ -10,21 +10,32 @@ from __future__ import annotations
 import csv
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from muslcheck.apps.metadata import decode_metadata, read_metadata
-from muslcheck.apps.model import Ecosystem, Host, Identified, Package
+from muslcheck.apps.model import Ecosystem, Host, Identified, Native, Package
+from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, parent_name, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import RootFS, join
+from muslcheck.model.options import Context
 from muslcheck.model.report import Skip
-from muslcheck.targets.archives import ARCHIVE_SEPARATOR
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
 # Symbol-name prefixes the CPython process defines for extension modules: libpython (or a statically linked
 # python3) exports only Py*/_Py* definitions; its other dynamic symbols are libc/libm/expat imports.
 CPYTHON_PROVIDES: tuple[str, ...] = ("Py", "_Py")
 
 SITE_DIRS = ("site-packages", "dist-packages")
+WHEEL_SUFFIX = ".whl"
+
+
+def _in_dist_info(path: str) -> bool:
+    return parent_name(path).endswith(".dist-info")
+
+
+# An installed distribution's files, and a wheel's (``<name>-<version>.dist-info/`` at its top).
+METADATA_FILES: MetadataFiles = {"WHEEL": _in_dist_info, "METADATA": _in_dist_info, "RECORD": _in_dist_info}
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")  # a project name (PEP 508)
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,127}$")
@@ -149,6 +160,10 @@ def parse_record(path: str, text: str, site: str) -> tuple[frozenset[str], list[
         return frozenset(files), [Skip(path, f"RECORD is not CSV: {e}", unchecked=False)]
     problems = [Skip(path, f"RECORD: {bad} line(s) are not path,hash,size", unchecked=False)] if bad else []
     return frozenset(files), problems
+
+
+def in_site_dir(path: str) -> bool:
+    return any(f"/{d}/" in path for d in SITE_DIRS)
 
 
 def site_dirs_of(path: str) -> list[str]:
@@ -276,11 +291,39 @@ def _wheel_tags(location: str, directory: str, metadata: Mapping[str, bytes], pr
 def _wheel_file_name(location: str) -> WheelInfo | None:
     """``name-version(-build)?-python-abi-platform.whl`` (PEP 427), or None when the name is not of that form."""
     base = location.rsplit(ARCHIVE_SEPARATOR, 1)[-1].rsplit("/", 1)[-1]
-    if not base.lower().endswith(".whl"):
+    if not base.lower().endswith(WHEEL_SUFFIX):
         return None
-    parts = base[:-4].split("-")
+    parts = base[: -len(WHEEL_SUFFIX)].split("-")
     if len(parts) not in (5, 6) or not _TAG.match("-".join(parts[-3:])):
         return None
     name = parts[0] if _NAME.match(parts[0]) else None
     version = parts[1] if _VERSION.match(parts[1]) else None
     return WheelInfo(name, version, tuple(dict.fromkeys(expand_tags("-".join(parts[-3:])))))
+
+
+def _wheel(archive: ArchiveMetadata, natives: Sequence[Native], target_arch: str) -> Identified | None:
+    """A wheel's distribution, owning every native file in it; None for another kind of archive."""
+    if not archive.location.lower().endswith(WHEEL_SUFFIX):
+        return None
+    wheel, problems = identify_wheel(archive.location, archive.members)
+    if wheel is None:
+        return Identified(problems=problems)
+    return Identified((wheel,), {n.path: wheel for n in natives}, problems)
+
+
+def _cpython_loads(path: str) -> bool:
+    """A wheel's member, or a file below a site directory."""
+    if ARCHIVE_SEPARATOR in path:
+        return path.rsplit(ARCHIVE_SEPARATOR, 1)[0].endswith(WHEEL_SUFFIX)
+    return in_site_dir(path)
+
+
+register(Detector(
+    name="python",
+    order=20,  # before java: a wheel is Python's
+    metadata=METADATA_FILES,
+    installed=identify,
+    archive=_wheel,
+    # CPython imports an extension module with dlopen(RTLD_NOW)
+    host=HostProcess(Host.PYTHON, Context.DLOPEN_NOW, CPYTHON_PROVIDES, _cpython_loads),
+))

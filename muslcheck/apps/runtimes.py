@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Ecosystem, Flavour, Identified, Package
-from muslcheck.apps.python import SITE_DIRS
+from muslcheck.apps.python import in_site_dir
+from muslcheck.apps.registry import Detector, MetadataFiles, anywhere, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.report import Skip
@@ -27,6 +28,7 @@ _RELEASE_LINE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|(\S*))$')
 _JAVA_VERSION = re.compile(r"^(?:1\.(?P<old>\d+)|(?P<major>\d+))(?:[.+_-][0-9A-Za-z.+_-]*)?$")
 _DEBIAN_JVM = re.compile(r"/java-(?:1\.)?(?P<major>\d+)-openjdk-[a-z0-9]+$")  # /usr/lib/jvm/java-17-openjdk-amd64
 _NODE_DEFINE = re.compile(r"^#define\s+NODE_(MAJOR|MINOR|PATCH)_VERSION\s+(\d{1,6})\s*$", re.M)
+METADATA_FILES: MetadataFiles = {"release": anywhere, "node_version.h": anywhere}  # a Java home's; Node's headers
 
 VENDORS = {  # the release file's IMPLEMENTOR -> the distribution's name
     "Eclipse Adoptium": "Temurin",
@@ -219,13 +221,9 @@ def python_prefixes(root: RootFS, elves: Mapping[str, ElfFacts]) -> list[tuple[s
             continue
         libpython = f"{prefix}/lib/libpython{version}"
         owned = [path, *(p for p in elves if p.startswith(libpython) and ".so" in p)]
-        owned.extend(p for p in elves if p.startswith(stdlib + "/") and not _in_site_dir(p[len(stdlib):]))
+        owned.extend(p for p in elves if p.startswith(stdlib + "/") and not in_site_dir(p[len(stdlib):]))
         found.append((prefix, version, owned))
     return found
-
-
-def _in_site_dir(path: str) -> bool:
-    return any(f"/{d}/" in path for d in SITE_DIRS)
 
 
 def _distribution_prefix(prefix: str) -> bool:
@@ -270,3 +268,7 @@ def _node(root: RootFS, prefix: str, elves: Mapping[str, ElfFacts], problems: li
         image = f"node:{version.split('.')[0]}-alpine" if version else "node:<major>-alpine"
         advice = (image,) + (("apk add nodejs",) if _distribution_prefix(prefix) else ())
     return Package(Ecosystem.RUNTIME, "Node.js", version, prefix, None, details, advice)
+
+
+# Last: a runtime claims every ELF file of its home, except those a package claims first.
+register(Detector(name="runtimes", order=90, metadata=METADATA_FILES, installed=identify))

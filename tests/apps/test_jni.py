@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from muslcheck.apps.jni import JVM_PROVIDES, Choice, Native, choose, library_stem, split
-from muslcheck.apps.model import Ecosystem, Flavour, Host, Package
+from muslcheck.apps.java import JVM_PROVIDES
+from muslcheck.apps.jni import choose, library_stem, other_system, split
+from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Native, Package
 
 G, M, U, B = Flavour.GLIBC, Flavour.MUSL, Flavour.UNKNOWN, Flavour.BIONIC
 JAR = "/app/app.jar!/BOOT-INF/lib/lib.jar"
@@ -256,6 +257,21 @@ def test_other_systems_are_never_candidates() -> None:
     assert choose(package("sqlite-jdbc", "3.45.1.0"), others, "x86_64") == ()
     choice = only(choose(package("sqlite-jdbc", "3.45.1.0"), [*others, SQLITE_MUSL], "x86_64"))
     assert choice.selected == SQLITE_MUSL and choice.unused == ()
+
+
+@pytest.mark.parametrize(("member", "flavour", "reason"), [
+    ("natives/win/x86_64/libthing.so", G, "built for win (by its path in the archive): not a Linux library"),
+    ("natives/kfreebsd-amd64/libthing.so", G, "built for kfreebsd (by its path in the archive): not a Linux library"),
+    ("natives/Mac/x86_64/libthing.so", U, "built for mac (by its path in the archive): not a Linux library"),
+    ("lib/arm64-v8a/libthing.so", B, "built for Android (bionic libc): not a Linux library"),
+])
+def test_why_a_build_for_another_system_is_not_applicable(member: str, flavour: Flavour, reason: str) -> None:
+    assert other_system(native(member, flavour=flavour)) == reason
+
+
+def test_linux_builds_are_not_another_system() -> None:
+    assert other_system(SQLITE_GLIBC) is None
+    assert other_system(native("natives/linux-x86_64/libwindowing.so")) is None  # a token, not a substring
 
 
 def test_other_architectures_go_in_no_choice() -> None:

@@ -96,3 +96,20 @@ def test_hostile_member_names_and_garbage_wheel_metadata(samples_dir: Path, tmp_
     problems = [s for s in report.skipped if ".dist-info/" in s.path]
     assert problems and all(not s.unchecked for s in problems)
     assert report.complete
+
+
+def test_a_file_no_package_claims_is_loaded_by_the_host_its_path_names(samples_dir: Path, tmp_path: Path) -> None:
+    """The first claim wins: a .node file is Node's anywhere, a site directory CPython's, a jni directory the JVM's."""
+    lib = (samples_dir / GLIBC_JNI).read_bytes()
+    paths = {"jvm": "usr/lib/x86_64-linux-gnu/jni/libdemojni.so", "python": "usr/lib/python3/dist-packages/d/jni/d.so",
+             "node": "usr/lib/python3/dist-packages/d/addon.node", "none": "usr/lib/libdemojni.so"}
+    for path in paths.values():
+        put(tmp_path, path, lib)
+    report = scan(tmp_path, musl="1.2.5")
+    judged = {f.path: f for f in report.files}
+    missing = {host: {s.name: s.effect for s in judged[f"/{path}"].unresolved_symbols} for host, path in paths.items()}
+    contexts = {host: judged[f"/{path}"].context for host, path in paths.items()}
+    assert contexts == {"jvm": "dlopen-lazy", "python": "dlopen-now", "node": "dlopen-lazy", "none": "dlopen-now"}
+    assert "JNI_GetCreatedJavaVMs" not in missing["jvm"]  # libjvm defines it
+    assert missing["python"]["JNI_GetCreatedJavaVMs"] == "fatal"
+    assert missing["node"]["JNI_GetCreatedJavaVMs"] == "latent"

@@ -1,0 +1,59 @@
+"""The Java ecosystem: every archive no other ecosystem reads (a JAR, WAR, EAR, or a zip of them), its Maven
+packages (``maven``), and the build of each JNI library that its own loader picks on musl (``jni``), all loaded by
+the JVM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from muslcheck.apps import jni, maven
+from muslcheck.apps.model import Choice, Host, Identified, Native, Package, package_key
+from muslcheck.apps.registry import Detector, HostProcess, register
+from muslcheck.model.options import Context
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
+
+# Prefixes of the symbols the JVM process itself offers to JNI libraries: the java launcher dlopens libjvm with
+# RTLD_GLOBAL, and libjvm exports JNI_*, JVM_*, jio_*, AsyncGetCallTrace, the gHotSpot* serviceability tables and
+# numa_error/numa_warn (nm -D libjvm.so of OpenJDK 17 and Temurin 25; make/hotspot/symbols).
+JVM_PROVIDES: tuple[str, ...] = ("JNI_", "JVM_", "jio_", "AsyncGetCallTrace", "gHotSpot", "numa_error", "numa_warn")
+
+
+def identify_archive(archive: ArchiveMetadata, natives: Sequence[Native], target_arch: str) -> Identified:
+    """The archive's Maven packages, and for the target architecture what each JNI library's loader loads."""
+    declared, problems = maven.identify_archive(archive.location, archive.members)
+    packages: list[Package] = []
+    owner: dict[str, Package] = {}
+    choices: dict[str, tuple[Choice, ...]] = {}
+    selected: dict[str, str] = {}
+    unused = {n.path: reason for n in natives if (reason := jni.other_system(n)) is not None}
+    for package, own in jni.split(declared, natives):
+        if package is not None:
+            packages.append(package)
+            owner.update((n.path, package) for n in own)
+        picked = jni.choose(package, own, target_arch)
+        if package is not None:
+            choices[package_key(package)] = picked
+        for choice in picked:
+            if choice.selected is not None:
+                selected[choice.selected.path] = choice.how
+            for n in choice.unused:
+                unused[n.path] = f"not loaded on musl: {choice.how}"
+        for n in own:
+            if n.arch != target_arch and n.path not in unused:
+                unused[n.path] = f"built for {n.arch}: loaded only on {n.arch}; the target is {target_arch}"
+    return Identified(tuple(packages), owner, problems, selected, unused, choices)
+
+
+def _jvm_loads(path: str) -> bool:
+    """An archive's member (Java reads every archive another ecosystem does not), or Debian's java.library.path
+    (/usr/lib/<triplet>/jni)."""
+    return ARCHIVE_SEPARATOR in path or "/jni/" in path
+
+
+register(Detector(
+    name="java",
+    order=30,  # after python: a wheel is Python's; every other archive is Java's
+    metadata=maven.METADATA_FILES,
+    archive=identify_archive,
+    host=HostProcess(Host.JVM, Context.DLOPEN_LAZY, JVM_PROVIDES, _jvm_loads),  # System.load: dlopen(RTLD_LAZY)
+))

@@ -1,0 +1,120 @@
+"""The ecosystems the application layer knows. Each module of this package that has one ends with its
+``register(Detector(...))``: the metadata files it reads, the packages it finds on disk and in archives, and the
+host process that loads its native files. Nothing else lists them: ``detectors()`` imports the package's modules
+once and returns what they registered.
+
+Detectors are tried in ``order``, and the first claim wins: the owner of a file, the host that loads a file by its
+path, the detector that reads an archive.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from muslcheck import apps
+
+if TYPE_CHECKING:
+    from muslcheck.apps.model import Host, Identified, Native
+    from muslcheck.elf import ElfFacts
+    from muslcheck.ldso.tree import RootFS
+    from muslcheck.model.options import Context
+    from muslcheck.targets.archives import ArchiveMetadata
+
+# A metadata file's name -> whether a path with that name is one the detector reads (a path in the tree,
+# or a member name inside an archive). The target readers keep those files whole, and nothing else.
+MetadataFiles = Mapping[str, Callable[[str], bool]]
+InstalledDetector = Callable[["RootFS", Mapping[str, "ElfFacts"]], "Identified"]
+# (the archive and what it holds, its ELF members, the target's architecture) -> None when it is not this one's
+ArchiveDetector = Callable[["ArchiveMetadata", Sequence["Native"], str], "Identified | None"]
+
+
+def anywhere(path: str) -> bool:
+    return True
+
+
+def parent_name(path: str) -> str:
+    """The name of the directory that holds ``path`` ("" for a member at the top of an archive)."""
+    parts = path.rsplit("/", 2)
+    return parts[-2] if len(parts) > 1 else ""
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """A process that loads native files by itself, with dlopen."""
+
+    host: Host
+    context: Context  # the flags it passes to dlopen
+    provides: tuple[str, ...]  # prefixes of the symbol names it defines for the libraries it loads
+    loads: Callable[[str], bool]  # by its lowercased path alone: a file that no package claims is loaded by it
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    order: int  # lower first; the first claim wins (see the module's docstring)
+    metadata: MetadataFiles
+    installed: InstalledDetector | None = None  # packages in the tree, from the ELF files outside archives
+    archive: ArchiveDetector | None = None  # packages in one archive (top-level or nested)
+    host: HostProcess | None = None
+
+
+_REGISTERED: dict[str, Detector] = {}
+
+
+def register(detector: Detector) -> Detector:
+    """Called once, at the end of the module that defines the detector."""
+    if detector.name in _REGISTERED:
+        raise ValueError(f"a detector named {detector.name!r} is already registered")
+    _REGISTERED[detector.name] = detector
+    return detector
+
+
+@functools.cache
+def detectors() -> tuple[Detector, ...]:
+    """Every registered detector, in order (this package's modules are imported the first time)."""
+    for module in pkgutil.iter_modules(apps.__path__):
+        importlib.import_module(f"{apps.__name__}.{module.name}")
+    ordered = tuple(sorted(_REGISTERED.values(), key=lambda d: (d.order, d.name)))
+    hosts = [d.host.host for d in ordered if d.host is not None]
+    if len(set(hosts)) != len(hosts):
+        raise ValueError(f"a host is declared by two detectors: {hosts}")
+    return ordered
+
+
+@functools.cache
+def _hosts() -> dict[Host, HostProcess]:
+    return {d.host.host: d.host for d in detectors() if d.host is not None}
+
+
+def host_process(host: Host) -> HostProcess:
+    return _hosts()[host]
+
+
+def metadata_predicate(registered: Callable[[], Iterable[Detector]]) -> Callable[[str], bool]:
+    """Whether a path is a metadata file one of ``registered()`` reads (asked on the first call, once every
+    detector has registered): by its name first, one lookup for most paths."""
+    by_name: dict[str, tuple[Callable[[str], bool], ...]] | None = None
+
+    def wanted(path: str) -> bool:
+        nonlocal by_name
+        if by_name is None:
+            table: dict[str, list[Callable[[str], bool]]] = {}
+            for detector in registered():
+                for name, where in detector.metadata.items():
+                    table.setdefault(name, []).append(where)
+            by_name = {name: tuple(where) for name, where in table.items()}
+        conditions = by_name.get(path.rpartition("/")[2])
+        if conditions is None:
+            return False
+        return any(where(path) for where in conditions)
+
+    return wanted
+
+
+# A small file some registered detector reads, wherever it sits: in a tree, an image layer or an archive.
+is_metadata_path = metadata_predicate(detectors)
