@@ -257,10 +257,10 @@ def test_libc_names_keep_the_libc_answer(catalog):
 
 
 def _host_library(name: str) -> Path:
-    found = sorted(p for d in ("/usr/lib", "/usr/lib64", "/lib") for p in Path(d).glob(f"**/{name}") if p.is_file())
-    if not found:
-        unavailable(f"{name} is not installed")
-    return found[0]
+    for directory in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib"):
+        if (path := Path(directory, name)).is_file():
+            return path
+    unavailable(f"{name} is not installed")
 
 
 @pytest.mark.parametrize(("library", "kind"), [("libstdc++.so.6", ProviderKind.CXX_RUNTIME),
