@@ -35,7 +35,8 @@ DEFAULT_IGNORE_FILE = ".muslcheck.toml"
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  compatible: no component reaches the --fail-on level, and every file was checked
-  1  incompatible: a component reaches it, or a file could not be checked (see --allow-unchecked)
+  1  incompatible: a component reaches it, or a file could not be checked (see --allow-unchecked),
+     or there was no ELF file to check and --fail-on-empty was given
   2  usage error (unknown option, version or format; bad ignore file)
   3  input error (missing path, unreadable input, unwritable output, internal error)"""
 MAIN_EXIT_CODES_HELP = """\b
@@ -56,9 +57,12 @@ Exit codes:
   3  input error: a symbol table cannot be read"""
 
 
-def exit_code(report: Report, fail_on: Verdict, allow_unchecked: bool = False) -> int:
-    """1 when any counted component (not "not-applicable") reaches ``fail_on``, or when something that may
-    hold ELF code went unchecked (unless allowed); else 0."""
+def exit_code(report: Report, fail_on: Verdict, allow_unchecked: bool = False, fail_on_empty: bool = False) -> int:
+    """1 when any counted component (not "not-applicable") reaches ``fail_on``, when something that may
+    hold ELF code went unchecked (unless allowed), or when there was nothing to check (if ``fail_on_empty``);
+    else 0."""
+    if fail_on_empty and report.verdict is Verdict.NOTHING_TO_CHECK:
+        return EXIT_INCOMPATIBLE
     counted = [c.verdict for c in report.components if c.verdict is not Verdict.NOT_APPLICABLE]
     if any(v.severity >= fail_on.severity for v in counted):
         return EXIT_INCOMPATIBLE
@@ -125,6 +129,8 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
               show_default=True, help="Exit 1 when any component reaches this verdict.")
 @click.option("--ignore", "ignore_file", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
+@click.option("--fail-on-empty", is_flag=True,
+              help="Exit 1 when the target holds no ELF file (a mistyped path in CI then fails).")
 @click.option("--allow-unchecked", is_flag=True,
               help="Exit 0 even when some files could not be checked (malformed, unreadable, too large).")
 @click.option("--no-cache", is_flag=True,
@@ -152,6 +158,7 @@ def scan_command(
     out_file: Path | None,
     fail_on: str,
     ignore_file: Path | None,
+    fail_on_empty: bool,
     allow_unchecked: bool,
     jobs: int,
     quiet: bool,
@@ -189,12 +196,12 @@ def scan_command(
     except Exception as e:  # the CLI boundary: a bug still ends in one line and exit 3
         _fail(f"internal error: {e!r}", EXIT_INPUT)
     if report.verdict is Verdict.NOTHING_TO_CHECK:
-        click.echo(f"muslcheck: nothing to check: no ELF file under {path}", err=True)
+        click.echo(f"muslcheck: warning: nothing to check: no ELF file under {path}", err=True)
     elif not quiet and not any(s.renderer.shows_summary and s.file is None for s in specs):
         # No human summary (the table) on stdout: the notes and the summary line go to stderr instead.
         for line in (*report.notes, summary_line(report)):
             click.echo(f"muslcheck: {line}", err=True)
-    sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked))
+    sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked, fail_on_empty))
 
 
 @contextmanager

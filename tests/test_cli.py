@@ -287,9 +287,21 @@ def test_empty_directory(tmp_path: Path) -> None:
     empty.mkdir()
     result = run("scan", empty)
     assert result.exit_code == EXIT_OK
-    assert "nothing to check" in result.stderr
+    assert "warning: nothing to check" in result.stderr
     assert "error" not in result.stderr
     assert result.stdout.splitlines()[-1].startswith("Verdict: nothing-to-check")
+    quiet = run("scan", empty, "-q")
+    assert "warning: nothing to check" in quiet.stderr  # never silent, not even with -q
+
+
+def test_fail_on_empty_turns_an_empty_target_into_exit_1(tmp_path: Path, samples_dir: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README").write_text("a mistyped path in CI: no ELF file here")
+    result = run("scan", empty, "--fail-on-empty", "-o", "json")
+    assert result.exit_code == EXIT_INCOMPATIBLE
+    assert "warning: nothing to check" in result.stderr
+    assert run("scan", samples_dir / "hello-musl", "--fail-on-empty").exit_code == EXIT_OK
 
 
 def test_output_file_in_missing_directory(samples_dir: Path, tmp_path: Path) -> None:
