@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from muslcheck.cache import Store, directory_fingerprint, load_report, save_report, scan_key
+from muslcheck.cache import CacheStore, directory_fingerprint, load_report, save_report, scan_key
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import UsageError
 from muslcheck.model.ignore import NO_IGNORES, Ignores, load_ignores
@@ -59,7 +59,7 @@ class ScanOptions:
     docker_config: Path | None = field(default=None, metadata=_RUN_ONLY)  # a config.json with credentials
     progress: Progress = field(default=no_progress, metadata=_RUN_ONLY)  # progress(stage, done, total)
     catalog: Catalog | None = field(default=None, metadata=_RUN_ONLY)  # musl's tables (default: the bundled ones)
-    cache: Store | None = field(default=None, metadata=_RUN_ONLY)  # reports of unchanged targets
+    cache: CacheStore | None = field(default=None, metadata=_RUN_ONLY)  # reports of unchanged targets (Store, ...)
     jobs: int = field(default=1, metadata=_RUN_ONLY)  # worker processes; 0: one per CPU (the report is the same)
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from functools import cache
 from itertools import chain, count, filterfalse, islice, repeat
 from typing import Any
 
-from muslcheck.cache.store import Store
+from muslcheck.cache.interface import CacheStore
 from muslcheck.model.codec import Items, Member, Plain, Record, Shape, StrMapping, shape_of
 from muslcheck.model.report import Report
 
@@ -52,7 +52,7 @@ def decode_report(payload: bytes) -> Report:
     return report
 
 
-def load_report(store: Store, key: str) -> Report | None:
+def load_report(store: CacheStore, key: str) -> Report | None:
     """A cached report for ``key``, or None (a missing, corrupt or undecodable entry; removed)."""
     payload = store.get(key)
     if payload is None:
@@ -64,7 +64,7 @@ def load_report(store: Store, key: str) -> Report | None:
         return None
 
 
-def save_report(store: Store, key: str, report: Report) -> bool:
+def save_report(store: CacheStore, key: str, report: Report) -> bool:
     return store.put(key, encode_report(report))
 
 
