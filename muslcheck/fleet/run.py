@@ -1,0 +1,195 @@
+"""Scan a fleet of targets: locally in worker processes (concurrent.futures), or on an existing Dask cluster.
+
+The order of work puts images that share layers next to each other (sorted by their layer list, bottom
+first), so those sharing a base run back to back; the report keeps the order the targets were given.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from muslcheck.cache.codec import decode_report
+from muslcheck.fleet.report import FleetReport, TargetResult, failure, fleet_report, summarize
+from muslcheck.fleet.work import CacheSpec, Outcome, Task, portable, run_task, tool_identity
+from muslcheck.model.errors import InputError, MuslcheckError, UsageError
+from muslcheck.model.ignore import Ignores, load_ignores
+from muslcheck.model.options import Progress, no_progress
+from muslcheck.model.report import TargetInfo
+from muslcheck.scan import ScanOptions
+from muslcheck.targets.image.sources import open_image
+from muslcheck.targets.reference import ReferenceKind, parse_reference
+
+MAX_DEFAULT_WORKERS = 8  # as a single scan's --jobs 0
+DASK_CONNECT_TIMEOUT = "10s"
+_PLAN_THREADS = 8  # reading manifests is I/O: a few at a time
+_NO_PLAN = (ReferenceKind.DOCKER,)  # opening one exports the whole image: not worth it for the order alone
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """How a fleet runs; what each target's scan finds is ``ScanOptions``."""
+
+    jobs: int = 1  # local worker processes; 0: one per available CPU, at most 8
+    dask: str | None = None  # a Dask scheduler's address ("tcp://HOST:PORT"): run there instead
+    cache: CacheSpec | None = None  # the report cache every worker scans through
+    keep_reports: bool = False  # keep each target's whole Report in its TargetResult
+    progress: Progress = no_progress  # progress("scanning targets", done, total)
+
+
+def read_targets_file(path: str | os.PathLike[str]) -> list[str]:
+    """One reference per line; blank lines and ``#`` comments (whole lines or after a space) ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the targets file: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: the targets file is not UTF-8 ({e.reason} at byte {e.start})") from e
+    targets = []
+    for line in text.splitlines():
+        reference = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if reference:
+            targets.append(reference)
+    return targets
+
+
+def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
+               fleet: FleetOptions | None = None) -> FleetReport:
+    """Scan every target with ``options`` and gather one ``FleetReport``. A target that cannot be scanned is
+    an error in its own entry; the others are unaffected. ``UsageError`` for an empty fleet or a Dask
+    address without dask.distributed installed; ``InputError`` for a scheduler that cannot be reached."""
+    if not targets:
+        raise UsageError("no targets to scan")
+    options = options or ScanOptions()
+    if options.ignore is not None and not isinstance(options.ignore, Ignores):
+        options = replace(options, ignore=load_ignores(options.ignore))  # read once, here, not on each worker
+    fleet = fleet or FleetOptions()
+    start = time.monotonic()
+    order = work_order(targets, options)
+    if fleet.dask is not None:
+        outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(options), fleet.cache) for i in order],
+                            fleet.progress)
+    else:
+        outcomes = _locally(targets, order, options, fleet)
+    results, target_info = _gather(targets, outcomes, fleet.keep_reports)
+    return fleet_report(results, target_info, time.monotonic() - start)
+
+
+def work_order(targets: Sequence[str], options: ScanOptions) -> list[int]:
+    """The targets' indices, images sharing layers next to each other (by their diff_ids, bottom first);
+    a target whose layers are not known (a directory, a docker: image, one that fails to open) keeps its
+    place among those, before the images."""
+    def layers_of(target: str) -> tuple[str, ...]:
+        try:
+            ref = parse_reference(target)
+            if not ref.is_image or ref.kind in _NO_PLAN:
+                return ()
+            with open_image(ref, platform=options.platform, insecure_registry=options.insecure_registry,
+                            docker_config=options.docker_config) as image:
+                return tuple(layer.diff_id or layer.digest for layer in image.layers)
+        except (MuslcheckError, OSError):
+            return ()  # the scan itself says what is wrong
+
+    with ThreadPoolExecutor(min(_PLAN_THREADS, len(targets))) as pool:
+        layers = list(pool.map(layers_of, targets))
+    return sorted(range(len(targets)), key=lambda i: (layers[i], i))
+
+
+def local_workers(jobs: int) -> int:
+    """``--jobs`` as a single scan reads it: 0 is one per available CPU, at most 8."""
+    if jobs > 0:
+        return jobs
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_WORKERS)
+
+
+def _locally(targets: Sequence[str], order: list[int], options: ScanOptions,
+             fleet: FleetOptions) -> Iterator[Outcome]:
+    """One target per task in ``min(jobs, targets)`` worker processes, each scan with the jobs left over (a
+    fleet of 2 on 8 CPUs: 2 workers judging with 4 processes each); in this process when there is one."""
+    workers = min(local_workers(fleet.jobs), len(targets))
+    per_scan = max(1, local_workers(fleet.jobs) // workers)
+    tasks = [Task(i, targets[i], portable(options, jobs=per_scan), fleet.cache) for i in order]
+    fleet.progress("scanning targets", 0, len(tasks))
+    if workers == 1:
+        for done, task in enumerate(tasks, 1):
+            yield run_task(task)
+            fleet.progress("scanning targets", done, len(tasks))
+        return
+    # forkserver: workers start from a clean process, never from a fork of a caller's threads.
+    method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        futures = {pool.submit(run_task, task): task for task in tasks}
+        for done, future in enumerate(as_completed(futures), 1):
+            try:
+                yield future.result()
+            except BrokenProcessPool as e:  # a worker died (killed, out of memory): its targets failed
+                yield _lost(futures[future], f"a worker process died: {e}")
+            fleet.progress("scanning targets", done, len(tasks))
+
+
+def _lost(task: Task, why: str) -> Outcome:
+    return Outcome(task.index, None, f"internal error: {why}", "internal", "", 0.0)
+
+
+def _on_dask(address: str, tasks: list[Task], progress: Progress) -> Iterator[Outcome]:
+    """Every task on the Dask cluster at ``address``, highest priority first in the work order."""
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise UsageError("--dask needs dask.distributed: pip install 'muslcheck[fleet]'") from None
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(
+                Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False))  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError, ValueError) as e:
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        run = uuid.uuid4().hex[:12]
+        futures = {client.submit(run_task, task, key=f"muslcheck-{run}-{task.index}", pure=False,
+                                 priority=len(tasks) - n): task for n, task in enumerate(tasks)}
+        progress("scanning targets", 0, len(tasks))
+        for done, future in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
+            task = futures[future]
+            try:
+                yield future.result()
+            except Exception as e:  # the worker died (KilledWorker) or could not run the task
+                yield _lost(task, f"on the Dask cluster: {e!r}")
+            progress("scanning targets", done, len(tasks))
+
+
+def _gather(targets: Sequence[str], outcomes: Iterator[Outcome],
+            keep_reports: bool) -> tuple[list[TargetResult], TargetInfo | None]:
+    results: dict[int, TargetResult] = {}
+    target_info = None
+    here = tool_identity()
+    for outcome in outcomes:
+        target = targets[outcome.index]
+        if outcome.tool and outcome.tool != here:
+            raise UsageError(f"a worker runs muslcheck {outcome.tool}, this process {here}: install the same "
+                             "muslcheck on every worker")
+        if outcome.payload is None:
+            results[outcome.index] = failure(target, outcome.error_kind or "internal", outcome.error or "failed")
+            continue
+        try:
+            report = decode_report(outcome.payload)
+        except ValueError as e:
+            results[outcome.index] = failure(target, "internal", f"internal error: undecodable report: {e}")
+            continue
+        target_info = target_info or report.target
+        results[outcome.index] = summarize(target, report, keep_report=keep_reports)
+    return [results[i] for i in range(len(targets))], target_info
+
+
+__all__ = ["FleetOptions", "local_workers", "read_targets_file", "scan_fleet", "work_order"]

@@ -1,0 +1,82 @@
+"""One target's scan, as a worker runs it: in this process, a local worker process, or a Dask worker.
+
+Everything a task carries pickles plainly (the options without their callable and open parts); the cache is
+named, not shipped, and each worker process (each thread, as Store is not thread-safe) opens it once and scans
+every target it gets through it. The report comes back in the cache codec's compact columnar form.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import muslcheck
+from muslcheck.cache import CacheStore, default_salt, open_store
+from muslcheck.cache.codec import encode_report
+from muslcheck.cache.keys import code_digest
+from muslcheck.model.errors import InputError, MuslcheckError, UsageError
+from muslcheck.model.options import no_progress
+from muslcheck.scan import ScanOptions, scan
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Where the report cache is: a directory (on each worker's machine) or an fsspec URL, and its bound."""
+
+    location: str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Task:
+    index: int  # the target's place in the order given
+    target: str
+    options: ScanOptions  # without progress, catalog or cache (see ``portable``)
+    cache: CacheSpec | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    index: int
+    payload: bytes | None  # the report, ``encode_report``; None on error
+    error: str | None
+    error_kind: str | None  # "usage", "input", "internal"
+    tool: str  # the worker's muslcheck: version and code digest (a fleet must not mix two)
+    seconds: float
+
+
+def tool_identity() -> str:
+    return f"{muslcheck.__version__} {code_digest()}"
+
+
+def portable(options: ScanOptions, jobs: int = 1) -> ScanOptions:
+    """``options`` as a task carries them: what each worker opens for itself, or has no use for, left out;
+    ``jobs`` processes judge its files (1 on Dask: a worker's threads are its parallelism)."""
+    return replace(options, progress=no_progress, catalog=None, cache=None, jobs=jobs)
+
+
+_local = threading.local()  # this thread's open stores, by CacheSpec
+
+
+def _store(spec: CacheSpec) -> CacheStore:
+    stores: dict[CacheSpec, CacheStore] = _local.__dict__.setdefault("stores", {})
+    if spec not in stores:
+        stores[spec] = open_store(spec.location, salt=default_salt(), max_bytes=spec.max_bytes)
+    return stores[spec]
+
+
+def run_task(task: Task) -> Outcome:
+    """Scan one target; every error is part of the outcome, never raised (a worker outlives a bad target)."""
+    start = time.monotonic()
+    try:
+        cache = _store(task.cache) if task.cache is not None else None
+        report = scan(task.target, replace(task.options, cache=cache))
+        payload, error, kind = encode_report(report), None, None
+    except UsageError as e:
+        payload, error, kind = None, str(e), "usage"
+    except (InputError, MuslcheckError, OSError) as e:
+        payload, error, kind = None, str(e), "input"
+    except Exception as e:  # a bug on one target: one line in the report, the fleet goes on
+        payload, error, kind = None, f"internal error: {e!r}", "internal"
+    return Outcome(task.index, payload, error, kind, tool_identity(), time.monotonic() - start)
