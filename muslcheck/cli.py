@@ -6,16 +6,17 @@ import gc
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TextIO, TypeVar
 
 import click
 
 from muslcheck import __version__
-from muslcheck.cache import Store, default_cache_dir, default_salt
+from muslcheck.cache import CacheStore, Store, default_cache_dir, default_salt, open_store
+from muslcheck.cache.store import DEFAULT_MAX_BYTES
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import Context
@@ -23,6 +24,9 @@ from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import DEFAULT_FORMAT, Renderer, RenderOptions, describe_formats, renderer_for
 from muslcheck.scan import ScanOptions, resolve_version, scan
 from muslcheck.targets.reference import IMAGE_FORMS
+
+if TYPE_CHECKING:
+    from muslcheck.fleet import FleetReport
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -75,19 +79,32 @@ def main() -> None:
     """Can this application move to Alpine (musl libc)? And if not, what breaks and what fixes it."""
 
 
+_R = TypeVar("_R", bound="_Named")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True)
-class OutputSpec:
-    renderer: Renderer
+class OutputSpec(Generic[_R]):
+    renderer: _R
     file: Path | None  # None: stdout
 
 
-def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[OutputSpec]:
+def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[OutputSpec[Renderer]]:
     """``-o FORMAT[=FILE]``, repeatable (as syft); FORMAT is a name or an alias of ``muslcheck.render.FORMATS``;
     at most one output may go to stdout."""
+    return _parse_specs(values, default_file, renderer_for)
+
+
+def _parse_specs(values: tuple[str, ...], default_file: Path | None,
+                 lookup: Callable[[str], _R]) -> list[OutputSpec[_R]]:
     specs = []
     for value in values or (DEFAULT_FORMAT.name,):
         name, sep, file = value.partition("=")
-        renderer = renderer_for(name)
+        renderer = lookup(name)
         if sep and not file:
             raise UsageError(f"-o {value}: the file name after '=' is empty")
         specs.append(OutputSpec(renderer, Path(file) if sep else None))
@@ -100,8 +117,18 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
 
 
 @main.command(epilog=EXIT_CODES_HELP, help="Judge every ELF file of TARGET: a directory (the target's root "
-              f"filesystem), one file, or an image: {IMAGE_FORMS}, or a path whose kind is detected from its content.")
-@click.argument("path", metavar="TARGET")
+              f"filesystem), one file, or an image: {IMAGE_FORMS}, or a path whose kind is detected from its content. "
+              "Several targets (or --targets, or --dask) make one fleet report: per target its verdict and blockers, "
+              "and the blockers they share, ranked (formats: table, json, markdown).")
+@click.argument("paths", metavar="TARGET...", nargs=-1)
+@click.option("--targets", "targets_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read targets from FILE, one per line (blank lines and # comments ignored): a fleet report.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Scan the targets on the Dask cluster whose scheduler is ADDRESS (tcp://HOST:PORT); "
+                   "needs muslcheck[fleet].")
+@click.option("--cache", "cache_location", metavar="DIR|URL",
+              help="The report cache: a directory or an fsspec URL (s3://bucket/prefix, ...) workers share "
+                   "(default: $MUSLCHECK_CACHE_DIR, else $XDG_CACHE_HOME/muslcheck).")
 @click.option("--alpine", metavar="X.Y", help="Target Alpine release (default: the newest known).")
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), help="Judge only files of this architecture.")
@@ -139,7 +166,10 @@ def parse_outputs(values: tuple[str, ...], default_file: Path | None) -> list[Ou
               help="Worker processes that judge the files; 0: one per available CPU, at most 8.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
-    path: str,
+    paths: tuple[str, ...],
+    targets_file: Path | None,
+    dask_address: str | None,
+    cache_location: str | None,
     alpine: str | None,
     musl: str | None,
     arch: str | None,
@@ -163,13 +193,24 @@ def scan_command(
     jobs: int,
     quiet: bool,
 ) -> None:
+    if not paths and targets_file is None:
+        _fail("give a TARGET, several, or --targets FILE (muslcheck scan --help)", EXIT_USAGE)
+    if len(paths) > 1 or targets_file is not None or dask_address is not None:
+        _scan_fleet(paths, targets_file, dask_address, cache_location, outputs, out_file, fail_on, allow_unchecked,
+                    fail_on_empty, quiet, jobs, no_cache, dict(
+                        alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
+                        context=Context(load_context) if load_context else None, library_path=library_path,
+                        preload=preload, ignore=ignore_file, base=base, include_os_packages=include_os_packages,
+                        include_runtimes=include_runtimes, insecure_registry=insecure_registry,
+                        docker_config=docker_config))
+    path = paths[0]
     try:
         specs = parse_outputs(outputs, out_file)
         render_options = RenderOptions(color=_stdout_takes_color(), fail_on=Verdict(fail_on))
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
             ignore_file = Path(DEFAULT_IGNORE_FILE)
         with _no_cycle_collection(), StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress, \
-                _report_cache(no_cache) as store:
+                _report_cache(no_cache, cache_location) as store:
             options = ScanOptions(
                 alpine=alpine, musl=musl, arch=arch, platform=platform, gcompat=gcompat,
                 context=Context(load_context) if load_context else None, library_path=library_path,
@@ -204,6 +245,76 @@ def scan_command(
     sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked, fail_on_empty))
 
 
+def _scan_fleet(paths: tuple[str, ...], targets_file: Path | None, dask_address: str | None,
+                cache_location: str | None, outputs: tuple[str, ...], out_file: Path | None, fail_on: str,
+                allow_unchecked: bool, fail_on_empty: bool, quiet: bool, jobs: int, no_cache: bool,
+                scan_fields: dict[str, Any]) -> NoReturn:
+    """Several targets (or --targets, or --dask): one fleet report (docs/fleet.md), and its exit code."""
+    from muslcheck.fleet import CacheSpec, FleetOptions, fleet_renderer_for, read_targets_file, scan_fleet
+    from muslcheck.fleet import summary_line as fleet_summary_line
+
+    try:
+        specs = _parse_specs(outputs, out_file, fleet_renderer_for)
+        targets = [*paths, *(read_targets_file(targets_file) if targets_file is not None else ())]
+        if not targets:
+            raise UsageError(f"{targets_file}: no targets in the file")
+        if scan_fields["ignore"] is None and Path(DEFAULT_IGNORE_FILE).is_file():
+            scan_fields["ignore"] = Path(DEFAULT_IGNORE_FILE)
+        docker_config = scan_fields["docker_config"] or _default_docker_config()
+        options = ScanOptions(**{**scan_fields, "docker_config": docker_config})
+        location = cache_location if cache_location is not None else str(default_cache_dir())
+        cache = None if no_cache else CacheSpec(location, DEFAULT_MAX_BYTES)
+        render_options = RenderOptions(color=_stdout_takes_color(), fail_on=Verdict(fail_on))
+        with StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            fleet = scan_fleet(targets, options, FleetOptions(jobs=jobs, dask=dask_address, cache=cache,
+                                                              progress=progress))
+            progress.close()
+            for spec in specs:
+                output = spec.renderer.render(fleet, render_options if spec.file is None
+                                              else replace(render_options, color=False))
+                if spec.file is None:
+                    click.echo(output, nl=False)
+                else:
+                    _write_atomically(spec.file, output)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
+    except UsageError as e:
+        _fail(str(e), EXIT_USAGE)
+    except (InputError, MuslcheckError, OSError) as e:
+        _fail(str(e), EXIT_INPUT)
+    except Exception as e:  # the CLI boundary: a bug still ends in one line and exit 3
+        _fail(f"internal error: {e!r}", EXIT_INPUT)
+    for t in fleet.targets:
+        if t.error is not None:
+            where = "" if t.error.startswith(t.target) else f"{t.target}: "
+            click.echo(f"muslcheck: error: {where}{t.error}", err=True)
+        elif t.verdict is Verdict.NOTHING_TO_CHECK:
+            click.echo(f"muslcheck: warning: nothing to check: no ELF file under {t.target}", err=True)
+    if not quiet and not any(s.renderer.shows_summary and s.file is None for s in specs):
+        click.echo(f"muslcheck: {fleet_summary_line(fleet)}", err=True)
+    sys.exit(fleet_exit_code(fleet, Verdict(fail_on), allow_unchecked, fail_on_empty))
+
+
+def fleet_exit_code(fleet: FleetReport, fail_on: Verdict, allow_unchecked: bool = False,
+                    fail_on_empty: bool = False) -> int:
+    """``exit_code``'s rule over every target; a target that failed counts as unchecked (1), and when every
+    target failed: 2 if each failed on a usage error, else 3."""
+    scanned = [t for t in fleet.targets if not t.failed]
+    if not scanned:
+        return EXIT_USAGE if all(t.error_kind == "usage" for t in fleet.targets) else EXIT_INPUT
+    if len(scanned) < len(fleet.targets):
+        return EXIT_INCOMPATIBLE
+    for t in scanned:
+        if fail_on_empty and t.verdict is Verdict.NOTHING_TO_CHECK:
+            return EXIT_INCOMPATIBLE
+        if t.worst_component is not None and t.worst_component.severity >= fail_on.severity:
+            return EXIT_INCOMPATIBLE
+        if not (t.complete or allow_unchecked):
+            return EXIT_INCOMPATIBLE
+    return EXIT_OK
+
+
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
     """A scan makes many small acyclic objects (the facts, the report): the cycle collector would walk them
@@ -218,12 +329,15 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 @contextmanager
-def _report_cache(disabled: bool) -> Iterator[Store | None]:
+def _report_cache(disabled: bool, location: str | None = None) -> Iterator[CacheStore | None]:
     if disabled:
         yield None
         return
-    with Store(default_cache_dir(), salt=default_salt()) as store:
+    store = open_store(location if location is not None else default_cache_dir(), salt=default_salt())
+    try:
         yield store
+    finally:
+        store.close()
 
 
 @main.group()
@@ -261,7 +375,7 @@ def _stdout_takes_color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _render(spec: OutputSpec, report: Report, options: RenderOptions) -> str | bytes:
+def _render(spec: OutputSpec[Renderer], report: Report, options: RenderOptions) -> str | bytes:
     """Colour (which only the table uses) goes to stdout alone, never into a file."""
     return spec.renderer.render(report, options if spec.file is None else replace(options, color=False))
 

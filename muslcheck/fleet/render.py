@@ -42,11 +42,12 @@ def summary_line(fleet: FleetReport) -> str:
 
 
 def _where(fleet: FleetReport) -> str:
+    """`` on Alpine 3.23 (musl 1.2.5), gcompat not installed``, or why there is no target to name."""
     t = fleet.target
     if t is None:
-        return "no target could be scanned"
+        return "; no target could be scanned"
     where = f"Alpine {t.alpine} (musl {t.musl})" if t.alpine else f"musl {t.musl}"
-    return f"{where}, gcompat {'installed' if t.gcompat else 'not installed'}"
+    return f" on {where}, gcompat {'installed' if t.gcompat else 'not installed'}"
 
 
 def _state(t: TargetResult) -> str:
@@ -57,7 +58,7 @@ def render_table(fleet: FleetReport, *, color: bool = False) -> str:
     def paint(text: str, state: str) -> str:
         return click.style(text, fg=_STYLE.get(state), bold=state in _STYLE) if color else text
 
-    lines = [f"muslcheck {fleet.tool_version}: fleet of {len(fleet.targets)} target(s) on {_where(fleet)}", ""]
+    lines = [f"muslcheck {fleet.tool_version}: fleet of {len(fleet.targets)} target(s){_where(fleet)}", ""]
     lines.append("TARGETS")
     width = max(len(_state(t)) for t in fleet.targets)
     for t in fleet.targets:
@@ -86,8 +87,9 @@ def _shared(b: SharedBlocker, total: int) -> list[str]:
 
 def render_markdown(fleet: FleetReport) -> str:
     worst = [t for t in fleet.targets if t.verdict is Verdict.BLOCKED]
-    head = f"**muslcheck fleet: {_ICON['blocked' if worst else 'native']} {len(worst)} of {len(fleet.targets)} " \
-           f"target(s) blocked** — {_where(fleet)}"
+    icon = _ICON["blocked" if worst else "error" if fleet.failed else "native"]
+    head = f"**muslcheck fleet: {icon} {len(worst)} of {len(fleet.targets)} " \
+           f"target(s) blocked**{_where(fleet).replace(' on ', ' — ', 1)}"
     lines = [head, "", "| target | verdict | blockers |", "|---|---|---|"]
     for t in fleet.targets[:MAX_ROWS]:
         state = _state(t)

@@ -20,11 +20,12 @@ from pathlib import Path
 from muslcheck.cache.codec import decode_report
 from muslcheck.fleet.report import FleetReport, TargetResult, failure, fleet_report, summarize
 from muslcheck.fleet.work import CacheSpec, Outcome, Task, portable, run_task, tool_identity
+from muslcheck.ldso.tables import Catalog
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.ignore import Ignores, load_ignores
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import TargetInfo
-from muslcheck.scan import ScanOptions
+from muslcheck.scan import ScanOptions, resolve_version
 from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.reference import ReferenceKind, parse_reference
 
@@ -71,6 +72,7 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     options = options or ScanOptions()
     if options.ignore is not None and not isinstance(options.ignore, Ignores):
         options = replace(options, ignore=load_ignores(options.ignore))  # read once, here, not on each worker
+    resolve_version(options.catalog or Catalog(), options.alpine, options.musl)  # a bad one: one usage error
     fleet = fleet or FleetOptions()
     start = time.monotonic()
     order = work_order(targets, options)
