@@ -21,7 +21,7 @@ from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
 from muslcheck.targets.directory import DirectoryRoot, Discovered, add_archive_members, discover
 from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
-from muslcheck.targets.reference import MUSL_ARCH_OF_OCI, Reference, parse_reference
+from muslcheck.targets.reference import MUSL_ARCH_OF_OCI, Reference, ReferenceKind, parse_reference
 
 if TYPE_CHECKING:
     from muslcheck.targets.image.fs import ImageRoot
@@ -83,7 +83,10 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
 
     tree = read_image(image, progress, keep=keep, defer_digests=True)
     image_cache = FactsCache(tree)
-    from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"]
+    from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"
+                            if image.kind != ReferenceKind.ROOTFS else
+                            f"root filesystem {image.reference}: a tar with no image config; each file is judged "
+                            "for its own architecture"]
     if base is not None:
         from_layer, note = _app_layers(stack, base, image, access)
         notes.append(note)
@@ -94,12 +97,13 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
 
 
 def _with_archive_members(tree: Tree) -> Tree:
-    """ELF files found inside archives become loadable at their locations ("/app/app.jar!/lib/x.so")."""
+    """ELF files found inside archives become loadable at their locations ("/app/app.jar!/lib/x.so"), and each
+    archive a directory, as once installed (RPATH and $ORIGIN resolve inside it)."""
     members = {f.path: f.facts for f in tree.found.files if ARCHIVE_SEPARATOR in f.path}
     if not members:
         return tree
-    return Tree(MemberOverlay(tree.root, members), tree.cache, tree.found, tree.description, tree.library_path,
-                tree.arch, tree.notes, tree.config, tree.unverified)
+    return Tree(MemberOverlay(tree.root, members, tree.found.archives), tree.cache, tree.found, tree.description,
+                tree.library_path, tree.arch, tree.notes, tree.config, tree.unverified)
 
 
 def _app_layers(stack: ExitStack, base: str, image: Image, access: ImageAccess) -> tuple[int, str]:

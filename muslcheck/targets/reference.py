@@ -14,15 +14,19 @@ architecture names is derived from it.
 
 from __future__ import annotations
 
+import json
 import re
-import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from muslcheck.ldso.tables import SUPPORTED_ARCHES
 from muslcheck.model.errors import InputError, UsageError
+from muslcheck.targets.image.tarreader import TarError, TarReader
 
 
 class ReferenceKind(StrEnum):
@@ -35,6 +39,7 @@ class ReferenceKind(StrEnum):
     OCI_DIR = "oci-dir"
     REGISTRY = "registry"
     DOCKER = "docker"
+    ROOTFS = "rootfs"
 
 
 DOCKER_HUB = "docker.io"
@@ -219,6 +224,7 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind(ReferenceKind.OCI_DIR, "oci-dir:DIR[:TAG]", _path_and_tag, "ocidir:OciDirSource"),
     SourceKind(ReferenceKind.REGISTRY, "registry:NAME[:TAG]", _image_name, "registry:RegistrySource"),
     SourceKind(ReferenceKind.DOCKER, "docker:NAME[:TAG]", _image_spec, "daemon:DockerDaemonSource"),
+    SourceKind(ReferenceKind.ROOTFS, "rootfs:FILE", _path_only, "rootfs:RootfsSource"),
 )
 _SOURCE_KIND = {row.kind: row for row in SOURCE_KINDS}
 
@@ -297,7 +303,7 @@ def detect(text: str) -> Reference:
 
 
 def sniff_file(path: Path) -> ReferenceKind:
-    """FILE, DOCKER_ARCHIVE or OCI_ARCHIVE from the content; ``InputError`` otherwise."""
+    """FILE, DOCKER_ARCHIVE, OCI_ARCHIVE or ROOTFS from the content; ``InputError`` otherwise."""
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")  # a FIFO or device is never opened
     try:
@@ -308,30 +314,119 @@ def sniff_file(path: Path) -> ReferenceKind:
     if head.startswith(_ELF_MAGIC) or head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return ReferenceKind.FILE  # one ELF file, or one archive (JAR, WAR, wheel, zip) of native libraries
     if head.startswith(_GZIP_MAGIC) or head.startswith(_ZSTD_MAGIC):
-        raise InputError(f"{path}: a compressed file; decompress it first "
-                         "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
-    names = tar_top_names(path)
-    if names is None:
-        raise InputError(f"{path}: not an ELF file, a JAR/zip, a directory, a docker-archive or an oci-archive tar")
-    if "manifest.json" in names:
-        return ReferenceKind.DOCKER_ARCHIVE
-    if "oci-layout" in names and "index.json" in names:
-        return ReferenceKind.OCI_ARCHIVE
-    raise InputError(f"{path}: a tar, but neither a docker-archive (no manifest.json) "
-                     "nor an oci-archive (no oci-layout and index.json)")
-
-
-def tar_top_names(path: Path) -> set[str] | None:
-    """The names of a tar's top-level regular members, or None when it is not a tar."""
+        return _sniff_compressed(path, head.startswith(_GZIP_MAGIC))
     try:
-        if not tarfile.is_tarfile(path):
-            return None
-        names: set[str] = set()
-        with tarfile.open(path, "r:") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if "/" not in name:
-                    names.add(name)
-        return names
-    except (tarfile.TarError, OSError, EOFError):
+        with path.open("rb") as f:
+            kind = _sniff_tar(f, path.stat().st_size)
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from e
+    if kind is None:
+        raise InputError(f"{path}: not an ELF file, a JAR/zip, a directory, a tar of a root filesystem, "
+                         "a docker-archive or an oci-archive")
+    return kind
+
+
+# What the first members of an image archive are named: a root filesystem has none of these at its top.
+_IMAGE_ARCHIVE_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories", "blobs"})
+_LEGACY_LAYER_DIR = re.compile(r"[0-9a-f]{64}(?:\.json)?")
+_SNIFF_BYTES = 1 << 20  # of a compressed file, inflated to tell a root filesystem from an image archive
+_SNIFF_MEMBERS = 64
+_MAX_MANIFEST_BYTES = 16 << 20
+
+
+def _sniff_compressed(path: Path, gzip: bool) -> ReferenceKind:
+    """A compressed tar is a root filesystem (``docker export | gzip``), unless its first members name an
+    image archive: those are read uncompressed."""
+    try:
+        head = _inflated_head(path, gzip)
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise InputError(f"{path}: a compressed file that is not a tar ({e})") from e
+    names: list[str] = []
+    try:
+        for entry in TarReader(BytesIO(head), where=str(path)):
+            names.append(entry.name)
+            if len(names) >= _SNIFF_MEMBERS:
+                break
+    except TarError as e:
+        if not names and "truncated" not in str(e):
+            raise InputError(f"{path}: a compressed file that is not a tar ({e})") from e
+    if not names and len(head) < 512:
+        raise InputError(f"{path}: a compressed file that is not a tar")
+    if any(_top(name) in _IMAGE_ARCHIVE_NAMES or _LEGACY_LAYER_DIR.fullmatch(_top(name)) for name in names):
+        raise InputError(f"{path}: a compressed image archive; decompress it first "
+                         "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
+    return ReferenceKind.ROOTFS
+
+
+def _inflated_head(path: Path, gzip: bool) -> bytes:
+    """Up to ``_SNIFF_BYTES`` of the file inflated (never more); ``ValueError`` for corrupt data."""
+    with path.open("rb") as f:
+        if gzip:
+            try:
+                return zlib.decompressobj(31).decompress(f.read(_SNIFF_BYTES), _SNIFF_BYTES)
+            except zlib.error as e:
+                raise ValueError(str(e)) from e
+        import zstandard  # imported only for a zstd file
+
+        try:
+            with zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(f) as reader:
+                return reader.read(_SNIFF_BYTES)
+        except zstandard.ZstdError as e:
+            raise ValueError(str(e)) from e
+
+
+def _top(name: str) -> str:
+    return name.removeprefix("./").split("/", 1)[0]
+
+
+def _sniff_tar(f: BinaryIO, size: int) -> ReferenceKind | None:
+    """An uncompressed tar's kind: a docker-archive when its manifest.json has the shape of one (a non-empty
+    list of images whose Config and Layers name members of the tar), an oci-archive when it holds oci-layout
+    and index.json, else a root filesystem; None when it is not a tar."""
+    top: set[str] = set()
+    manifest: tuple[int, int] | None = None
+    try:
+        for entry in TarReader(f, size, where="tar"):
+            name = entry.name.removeprefix("./")
+            if "/" not in name and entry.isreg():
+                top.add(name)
+                if name == "manifest.json":
+                    manifest = (entry.offset_data, entry.size)
+    except TarError:
         return None
+    if manifest is not None and _docker_manifest(f, size, manifest):
+        return ReferenceKind.DOCKER_ARCHIVE
+    if "oci-layout" in top and "index.json" in top:
+        return ReferenceKind.OCI_ARCHIVE
+    return ReferenceKind.ROOTFS
+
+
+def _docker_manifest(f: BinaryIO, size: int, where: tuple[int, int]) -> bool:
+    """Whether the manifest.json at ``where`` (offset, size) is a docker-archive's: a non-empty list of objects
+    with a Config and a Layers list, naming members of the tar."""
+    offset, length = where
+    if length > _MAX_MANIFEST_BYTES:
+        return True  # too large to be a stray file: the docker-archive reader says what is wrong with it
+    f.seek(offset)
+    try:
+        doc = json.loads(f.read(length))
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(doc, list) or not doc or not all(isinstance(item, dict) for item in doc):
+        return False
+    wanted: set[str] = set()
+    for item in doc:
+        config, layers = item.get("Config"), item.get("Layers")
+        if not isinstance(config, str) or not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            return False
+        wanted.add(config)
+        wanted.update(layers)
+    wanted = {"/".join(p for p in name.split("/") if p not in ("", ".")) for name in wanted}
+    f.seek(0)
+    try:  # one named member is enough: an archive that lacks the others is a damaged docker-archive, said as such
+        return any("/".join(p for p in entry.name.split("/") if p not in ("", ".")) in wanted
+                   for entry in TarReader(f, size, where="tar"))
+    except TarError:
+        return False

@@ -145,9 +145,11 @@ def test_missing_layer_and_config(tmp_path: Path) -> None:
         [{"Config": "c.json", "Layers": ["gone/layer.tar"]}])})
     with pytest.raises(SourceError, match=r"gone/layer.tar is missing from the archive"):
         open_image(parse_reference(str(path))).__enter__()
+    # Naming nothing the tar holds, it is detected as a root filesystem; forced, the docker-archive reader says why not.
     path = tar_members(tmp_path / "n.tar", {"manifest.json": dumps([{"Config": "c.json", "Layers": []}])})
+    assert parse_reference(str(path)).kind == "rootfs"
     with pytest.raises(SourceError, match=r"c.json is missing from the archive"):
-        open_image(parse_reference(str(path))).__enter__()
+        open_image(parse_reference(f"docker-archive:{path}")).__enter__()
 
 
 def test_truncated_archive(tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ from muslcheck.targets.reference import (
 def test_every_kind_has_one_row_and_its_old_string() -> None:
     assert [row.kind for row in SOURCE_KINDS] == list(ReferenceKind) == list(KINDS)
     # The values are what users write and what JSON carries: they never change.
-    assert [str(k) for k in KINDS] == ["dir", "file", "docker-archive", "oci-archive", "oci-dir", "registry", "docker"]
-    assert json.dumps(list(IMAGE_KINDS)) == '["docker-archive", "oci-archive", "oci-dir", "registry", "docker"]'
+    assert [str(k) for k in KINDS] == ["dir", "file", "docker-archive", "oci-archive", "oci-dir", "registry", "docker",
+                                       "rootfs"]
+    assert json.dumps(list(IMAGE_KINDS)) == ('["docker-archive", "oci-archive", "oci-dir", "registry", "docker", '
+                                             '"rootfs"]')
     assert {row.kind for row in SOURCE_KINDS if row.source is None} == {ReferenceKind.DIR, ReferenceKind.FILE}
     for row in SOURCE_KINDS:
         assert row.form.startswith(f"{row.kind}:"), row
@@ -55,6 +57,7 @@ def _image_references(tmp: Path) -> dict[ReferenceKind, tuple[str, dict[str, Any
                                  {"name": "ghcr.io/org/app", "tag": "1.4", "digest": None, "insecure": True,
                                   "docker_config": tmp / "config.json"}),
         ReferenceKind.DOCKER: ("docker:app:3", {"spec": "app:3"}),
+        ReferenceKind.ROOTFS: (f"rootfs:{tmp}/app.tar", {"path": tmp / "app.tar"}),
     }
 
 

@@ -88,7 +88,8 @@ def test_detect_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"just text\n", "not an ELF file, a JAR/zip, a directory, a docker-archive or an oci-archive"),
+    (b"just text\n", "not an ELF file, a JAR/zip, a directory, a tar of a root filesystem, a docker-archive or an "
+                    "oci-archive"),
     (gzip.compress(layer_tar({"manifest.json": b"[]"})), "compressed"),
 ])
 def test_detect_rejects(tmp_path: Path, content: bytes, message: str) -> None:
@@ -98,10 +99,9 @@ def test_detect_rejects(tmp_path: Path, content: bytes, message: str) -> None:
         parse_reference(str(path))
 
 
-def test_detect_plain_tar_that_is_no_image(tmp_path: Path) -> None:
+def test_detect_plain_tar_that_is_no_image_as_a_root_filesystem(tmp_path: Path) -> None:
     path = tar_members(tmp_path / "x.tar", {"hello.txt": b"hi"})
-    with pytest.raises(InputError, match=r"neither a docker-archive"):
-        parse_reference(str(path))
+    assert parse_reference(str(path)).kind == "rootfs"
 
 
 def test_missing_path_suggests_registry(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ directory drops the directory's children.
 from __future__ import annotations
 
 import io
-import tarfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import BinaryIO, cast
 
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
@@ -33,7 +33,9 @@ from muslcheck.targets.directory import Discovered, add_archive_members
 from muslcheck.targets.image.layerstream import LayerStream, compression_of
 from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
+from muslcheck.targets.image.tarreader import TarEntry, TarError, TarReader
 from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, Budget, KeepWhole
+from muslcheck.targets.reference import ReferenceKind
 
 READ_CHUNK = 1 << 20
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
@@ -143,14 +145,25 @@ class ImageRoot:
         return sorted(child.rpartition("/")[2] for child in self.nodes.children.get(path, ()))
 
     def elf_files(self, cache: FactsCache, layers_from: int = 0) -> Discovered:
-        """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped."""
+        """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped.
+
+        Hard links to one file are one file with aliases (as in a directory scan): a thousand links cost one
+        report, and an archive behind them is listed once."""
         files: list[ElfFile] = []
         skipped = list(self.rejected)
         archives: list[ArchiveMetadata] = []
+        first_path: dict[object, str] = {}  # identity -> the first path that holds it
+        aliases: dict[object, list[str]] = {}
         for path in sorted(self.nodes):
             node = self.nodes[path]
             if node.layer < layers_from:
                 continue
+            if node.kind == "file" and (node.facts is not None or node.problem is not None
+                                        or node.archive is not None):
+                if node.identity in first_path:
+                    aliases.setdefault(node.identity, []).append(path)
+                    continue
+                first_path[node.identity] = path
             if node.archive is not None:
                 members: dict[object, ElfFile] = {}
                 add_archive_members(node.archive, members, skipped, archives, cache)
@@ -164,7 +177,18 @@ class ImageRoot:
                 found = self.resolve(path)
                 if isinstance(found, Unresolvable):
                     skipped.append(Skip(path, f"broken link: {found.reason}", unchecked=False))
+        if aliases:
+            files = [replace(f, aliases=tuple(aliases[f.identity])) if f.identity in aliases else f for f in files]
+            skipped = [_with_links(s, aliases.get(self.nodes[s.path].identity, ())) if s.path in self.nodes
+                       else s for s in skipped]
         return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)
+
+
+def _with_links(skip: Skip, links: list[str] | tuple[()]) -> Skip:
+    if not links:
+        return skip
+    return replace(skip, reason=f"{skip.reason} (and {len(links)} hard links to it: {', '.join(links[:3])}"
+                                f"{', ...' if len(links) > 3 else ''})")
 
 
 def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhole = KEEP_NOTHING,
@@ -174,35 +198,45 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
 
     A streamed layer's digests are checked as it goes by. A mapped layer's are computed apart: here, unless
     ``defer_digests``; then the caller calls ``start_verifying()`` and, before it trusts the tree, ``verify()``.
+    A layer listed again (the same digest) is not read again: its entries, as first read, are applied again.
     """
     unverified: list[tuple[int, Layer, BlobLocation]] = []
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skip] = []
-    kept = _Keeping(keep, Budget(MAX_KEPT_BYTES))
-    entries = 0
+    state = _Reading(nodes, rejected, _Keeping(keep, Budget(MAX_KEPT_BYTES)), image.reference)
+    listed = Counter(layer.digest for layer in image.layers)
+    recorded: dict[str, list[tuple[TarEntry, Node | None]]] = {}
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
+        if layer.digest in recorded:
+            state.replay(recorded[layer.digest], index)
+            continue
+        record = recorded.setdefault(layer.digest, []) if listed[layer.digest] > 1 else None
+        what = image.reference if image.kind == ReferenceKind.ROOTFS else f"layer {index + 1} ({layer.digest})"
         location = image.blobs.locate_blob(layer.digest)
         try:
             mapped = MappedLayer.of(location)
             if mapped is not None and location is not None and compression_of(
                 layer.media_type, bytes(mapped.view(0, 4))
             ) is None:
-                with tarfile.open(fileobj=mapped.reader(), mode="r:") as tar:  # random access: content is skipped
-                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference, mapped)
+                tar = TarReader(cast(BinaryIO, mapped.reader()), location.size, where=what)
+                state.apply_layer(tar, index, mapped, record)  # random access: content is skipped
                 unverified.append((index, layer, location))  # one stream: the blob is the tar
                 continue
             with image.blobs.open_blob(layer.digest) as raw, LayerStream(raw, layer.media_type) as stream:
-                # Random-access mode over a stream that seeks forward: content is skipped, not copied.
-                with tarfile.open(fileobj=io.BufferedReader(stream), mode="r:") as tar:
-                    entries = _apply_layer(tar, nodes, index, rejected, kept, entries, image.reference)
+                # A stream that seeks forward: content is skipped, not copied. (Held here: a buffered reader that
+                # is collected closes the stream under it.)
+                buffered = io.BufferedReader(stream)
+                state.apply_layer(TarReader(cast(BinaryIO, buffered), where=what), index, None, record)
                 stream.drain()
                 digests = stream.digests()
-        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        except (TarError, EOFError, OSError, ValueError) as e:
             if isinstance(e, SourceError):
                 raise
-            raise SourceError(f"layer {index + 1} ({layer.digest}) is truncated or corrupt: {e}") from e
+            if isinstance(e, TarError) and str(e).startswith(what):
+                raise SourceError(str(e)) from e
+            raise SourceError(f"{what} is truncated or corrupt: {e}") from e
         _check_digests(index, layer, *digests)
     progress("reading layers", len(image.layers), len(image.layers))
     root = ImageRoot(nodes, len(image.layers), rejected, unverified)
@@ -220,40 +254,69 @@ def _check_digests(index: int, layer: Layer, blob_digest: str, tar_digest: str) 
                              f"not the config's diff_id {layer.diff_id}")
 
 
-def _apply_layer(tar: tarfile.TarFile, nodes: Nodes, index: int, rejected: list[Skip], kept: _Keeping,
-                 entries: int, reference: str, mapped: MappedLayer | None = None) -> int:
-    """Apply every entry of one layer's tar (``mapped``: read from that map); the count of entries so far."""
-    for member in tar:
-        entries += 1
-        if entries > MAX_ENTRIES:
-            raise SourceError(f"{reference}: more than {MAX_ENTRIES} entries in its layers")
-        _apply(nodes, member, tar, index, rejected, kept, mapped)
-    return entries
-
-
 @dataclass(frozen=True)
 class _Keeping:
-    """What the image reader keeps whole, and the one budget for all of it."""
+    """What the image reader keeps whole, and the one budget for all of it (archives' metadata included)."""
 
     keep: KeepWhole
     budget: Budget
 
 
-def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int,
-           rejected: list[Skip], kept: _Keeping, mapped: MappedLayer | None) -> None:
+class _Reading:
+    """The tree being built, and what every layer applied to it shares: rejections, the budget, the entry count."""
+
+    def __init__(self, nodes: Nodes, rejected: list[Skip], kept: _Keeping, reference: str) -> None:
+        self.nodes, self.rejected, self.kept, self.reference = nodes, rejected, kept, reference
+        self.entries = 0
+
+    def count(self) -> None:
+        self.entries += 1
+        if self.entries > MAX_ENTRIES:
+            raise SourceError(f"{self.reference}: more than {MAX_ENTRIES} entries in its layers")
+
+    def apply_layer(self, tar: TarReader, index: int, mapped: MappedLayer | None,
+                    record: list[tuple[TarEntry, Node | None]] | None) -> None:
+        """Apply every entry of one layer's tar (``mapped``: read from that map); ``record`` keeps them."""
+        for entry in tar:
+            self.count()
+            made = _apply(self, entry, tar, index, mapped, None)
+            if record is not None:
+                record.append((entry, made))
+
+    def replay(self, record: list[tuple[TarEntry, Node | None]], index: int) -> None:
+        """Apply a layer read before again, as layer ``index``: nothing is read, nothing rejected twice."""
+        again = _Reading(self.nodes, [], self.kept, self.reference)
+        again.entries = self.entries
+        for entry, made in record:
+            again.count()
+            _apply(again, entry, None, index, None, made)
+        self.entries = again.entries
+
+
+def _apply(state: _Reading, member: TarEntry, tar: TarReader | None, layer: int, mapped: MappedLayer | None,
+           prepared: Node | None) -> Node | None:
+    """Apply one entry; the node of a regular file it made (``prepared``: made before, from the same entry)."""
+    nodes, rejected = state.nodes, state.rejected
     path = _clean(member.name)
     if path is None:
         rejected.append(Skip("/" + member.name.lstrip("/"), "layer entry name leads out of the root: ignored"))
-        return
+        return None
+    if path == "/" and not member.isdir():
+        rejected.append(Skip("/", f"layer {layer + 1} replaces the root directory with a {_kind_name(member)}: "
+                                  "ignored (the tree below it is judged as it was)"))
+        return None
     parent, _, base = path.rpartition("/")
     parent = parent or "/"
     if base == OPAQUE:
-        _remove_below(nodes, parent, layer, keep_self=True)
-        return
+        removed = _remove_below(nodes, parent, layer, keep_self=True)
+        if parent == "/" and removed:
+            rejected.append(Skip("/", f"layer {layer + 1} empties the root directory (an opaque whiteout): "
+                                      f"{removed} entries of the layers below are gone"))
+        return None
     if base.startswith(WHITEOUT):
         if base != WHITEOUT:  # ".wh." alone names nothing
             _remove_below(nodes, parent.rstrip("/") + "/" + base[len(WHITEOUT):], layer, keep_self=False)
-        return
+        return None
     _make_parents(nodes, parent, layer)
     existing = nodes.get(path)
     if existing is not None and existing.kind == "dir" and not member.isdir():
@@ -261,7 +324,7 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
     if member.isdir():
         if existing is None or existing.kind != "dir":
             nodes[path] = Node("dir", layer, ("dir", path))
-        return
+        return None
     if member.issym():
         nodes[path] = Node("symlink", layer, ("link", layer, path), link_target=member.linkname)
     elif member.islnk():
@@ -271,18 +334,30 @@ def _apply(nodes: Nodes, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: i
             rejected.append(Skip(path, f"hard link to {member.linkname}, which is not a file in the image"))
             if path in nodes:
                 del nodes[path]
-            return
+            return None
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
                            head=source.head, archive=source.archive, content=source.content)
     elif member.isreg():
-        nodes[path] = _regular_file(path, member, tar, layer, kept, rejected, mapped)
+        if prepared is not None:
+            nodes[path] = replace(prepared, layer=layer)
+            return prepared
+        assert tar is not None
+        made = nodes[path] = _regular_file(path, member, tar, layer, state.kept, rejected, mapped)
+        return made
     else:
         nodes[path] = Node("other", layer, ("other", layer, path))
+    return None
 
 
-def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, layer: int, kept: _Keeping,
+def _kind_name(member: TarEntry) -> str:
+    return {"symlink": "symbolic link", "hardlink": "hard link", "file": "file"}.get(member.kind, "special file")
+
+
+def _regular_file(path: str, member: TarEntry, tar: TarReader, layer: int, kept: _Keeping,
                   rejected: list[Skip], mapped: MappedLayer | None) -> Node:
     node = Node("file", layer, ("file", layer, path))
+    if member.sparse:
+        return _sparse_file(node, path, member, tar)
     small = (_kept_whole(path) and member.size <= MAX_SMALL_FILE) or kept.keep(path, member.size)
     if small and not kept.budget.take(member.size):
         rejected.append(Skip(path, f"more than {MAX_KEPT_BYTES} bytes of metadata files in the image: not read",
@@ -290,11 +365,9 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         small = False
     if member.size < len(ELF_MAGIC) and not small:
         return node
-    if mapped is not None and not member.issparse():  # a sparse member is read through tarfile
-        return _mapped_file(node, path, member, mapped, small, kept.keep)
-    stream = tar.extractfile(member)
-    if stream is None:
-        return node
+    if mapped is not None:
+        return _mapped_file(node, path, member, mapped, small, kept)
+    stream = tar.content(member)
     head = stream.read(len(ELF_MAGIC))
     if small:
         node.head = head + stream.read(MAX_SMALL_FILE)
@@ -303,13 +376,34 @@ def _regular_file(path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, laye
         return node
     data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
     if archive:
-        node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep)
+        node.archive = _scanned(scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep), kept.budget)
         return node
     try:
         node.facts = read_elf(data)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
     return node
+
+
+def _sparse_file(node: Node, path: str, member: TarEntry, tar: TarReader) -> Node:
+    """A sparse member is never read: its map is not kept, and its size is a claim its stored bytes do not back.
+    One that starts with the ELF magic (or an archive's) is a finding; any other is a file with no content."""
+    if member.head_offset is None or member.stored < len(ELF_MAGIC):
+        return node
+    head = tar.read_at(member.head_offset, len(ELF_MAGIC))
+    if _read_as(node, path, head, member.size) is not None:
+        node.problem = f"sparse file of {member.size} bytes that looks like ELF code or an archive: not read"
+    return node
+
+
+def _scanned(archive: ArchiveScan, budget: Budget) -> ArchiveScan:
+    """The archive's metadata files stay only while the image's one budget for files kept whole allows."""
+    for metadata in archive.archives:
+        if metadata.members and not budget.take(sum(len(data) for data in metadata.members.values())):
+            archive.skipped.append(Skip(metadata.location, f"more than {MAX_KEPT_BYTES} bytes of metadata files "
+                                                           "in the image: its metadata is not kept", unchecked=False))
+            metadata.members.clear()
+    return archive
 
 
 def _read_as(node: Node, path: str, head: bytes, size: int) -> bool | None:
@@ -325,8 +419,8 @@ def _read_as(node: Node, path: str, head: bytes, size: int) -> bool | None:
     return archive
 
 
-def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedLayer, small: bool,
-                 keep: KeepWhole) -> Node:
+def _mapped_file(node: Node, path: str, member: TarEntry, mapped: MappedLayer, small: bool,
+                 kept: _Keeping) -> Node:
     """A regular file of a mapped layer: read in place (and only an ELF file's headers for now); the pages
     read are let go afterwards."""
     content = mapped.view(member.offset_data, member.size)
@@ -339,7 +433,8 @@ def _mapped_file(node: Node, path: str, member: tarfile.TarInfo, mapped: MappedL
         if archive is None:
             return node
         if archive:
-            node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path, keep)
+            node.archive = _scanned(scan_archive(cast(BinaryIO, BufferReader(content)), path, kept.keep),
+                                    kept.budget)
         else:
             node.facts = read_elf(content, symbols=False)
             node.content = MappedMember(mapped, member.offset_data, member.size)
@@ -398,11 +493,15 @@ def _make_parents(nodes: Nodes, directory: str, layer: int) -> None:
         nodes[path] = Node("dir", layer, ("dir", path))
 
 
-def _remove_below(nodes: Nodes, path: str, before_layer: int, *, keep_self: bool) -> None:
-    """Drop ``path`` (unless keep_self; never the root) and everything under it from layers below ``before_layer``."""
+def _remove_below(nodes: Nodes, path: str, before_layer: int, *, keep_self: bool) -> int:
+    """Drop ``path`` (unless keep_self; never the root) and everything under it from layers below
+    ``before_layer``; how many entries went."""
     doomed = [p for p in nodes.descendants(path) if nodes[p].layer < before_layer]
     if not keep_self and path != "/" and path in nodes and nodes[path].layer < before_layer:
         doomed.append(path)
+    removed = 0
     for p in doomed:
         if p in nodes:
             del nodes[p]
+            removed += 1
+    return removed

@@ -28,6 +28,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_WBITS = 31  # a gzip wrapper, checked (CRC-32 and size) by the inflater
 _END = object()  # what the thread queues after the last chunk
+# A layer inflates to at most this much plus this ratio times the compressed bytes read so far: gzip cannot pass
+# 1032:1, so only a zstd (or a crafted) bomb meets the bound, and the time it costs stays linear in the blob.
+MAX_INFLATE_FREE = 4 << 30
+MAX_INFLATE_RATIO = 1100
+MAX_ZSTD_WINDOW = 1 << 27  # 128 MiB, zstd's own default limit for decompression: a frame asking for more is refused
 
 
 class LayerStream(io.RawIOBase):
@@ -78,6 +83,8 @@ class LayerStream(io.RawIOBase):
 
     def drain(self) -> None:
         """Read to the end (the tar's trailing blocks and padding are part of the digests)."""
+        if self.closed:
+            raise ValueError("the layer stream was closed before its end")
         while self._fill():
             self._position += len(self._chunk)
             self._chunk = memoryview(b"")
@@ -145,20 +152,38 @@ class _TarChunks:
 
     def __init__(self, blob: BinaryIO, media_type: str) -> None:
         self._blob_sha = hashlib.sha256()
-        raw = _hashed(iter(partial(blob.read, CHUNK), b""), self._blob_sha)
+        self._read = [0]  # compressed bytes read so far
+        raw = _counted(_hashed(iter(partial(blob.read, CHUNK), b""), self._blob_sha), self._read)
         first = next(raw, b"")
         self._tar_sha: Any = None  # uncompressed: one digest for both
         inflated: Iterator[bytes] = _chained(first, raw)
         compression = compression_of(media_type, first)
         if compression == "zstd":
-            self._tar_sha, inflated = hashlib.sha256(), _zstd(inflated)
+            self._tar_sha, inflated = hashlib.sha256(), _bounded(_zstd(inflated), self._read)
         elif compression == "gzip":
-            self._tar_sha, inflated = hashlib.sha256(), _gunzip(inflated)
+            self._tar_sha, inflated = hashlib.sha256(), _bounded(_gunzip(inflated), self._read)
         self.chunks = inflated if self._tar_sha is None else _hashed(inflated, self._tar_sha)
 
     def result(self) -> tuple[str, str]:
         blob_digest = "sha256:" + self._blob_sha.hexdigest()
         return blob_digest, blob_digest if self._tar_sha is None else "sha256:" + self._tar_sha.hexdigest()
+
+
+def _counted(chunks: Iterator[bytes], total: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        total[0] += len(chunk)
+        yield chunk
+
+
+def _bounded(inflated: Iterator[bytes], read: list[int]) -> Iterator[bytes]:
+    """``inflated``, stopped with ``OSError`` as soon as it outgrows its budget (checked after every chunk)."""
+    out = 0
+    for chunk in inflated:
+        out += len(chunk)
+        if out > MAX_INFLATE_FREE + MAX_INFLATE_RATIO * read[0]:
+            raise OSError(f"inflates to more than {MAX_INFLATE_FREE >> 30} GiB plus {MAX_INFLATE_RATIO} times its "
+                          f"compressed size (a decompression bomb?)")
+        yield chunk
 
 
 def _hashed(chunks: Iterator[bytes], sha: Any) -> Iterator[bytes]:
@@ -220,7 +245,8 @@ def _zstd(compressed: Iterator[bytes]) -> Iterator[bytes]:
     import zstandard  # a well-kept binding; imported only for zstd layers
 
     source = cast(BinaryIO, _IteratorReader(compressed))
-    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True)
+    reader = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW).stream_reader(
+        source, read_size=CHUNK, read_across_frames=True)
     try:
         while chunk := reader.read(CHUNK):
             yield chunk

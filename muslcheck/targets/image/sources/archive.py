@@ -15,7 +15,6 @@ import io
 import os
 import posixpath
 import re
-import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ from typing import Any, BinaryIO
 from muslcheck.model.errors import UsageError
 from muslcheck.targets.image.sources import oci
 from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError, part_of
+from muslcheck.targets.image.tarreader import TarEntry, TarError, TarReader
 from muslcheck.targets.reference import DIGEST, Reference, ReferenceKind, parse_image_name
 
-MAX_MEMBERS = 1_000_000
+MAX_MEMBERS = 100_000  # ten times the layer limit; each member kept is a small slotted record
 MAX_LINK_HOPS = 16
 _BLOB_PATH = re.compile(r"blobs/(sha256)/([0-9a-f]{64})|blobs/(sha512)/([0-9a-f]{128})")
 _ID_JSON = re.compile(r"(?:.*/)?([0-9a-f]{64})\.json")
@@ -87,11 +87,11 @@ class TarBlobs:
 
     def __init__(self, path: Path, where: str) -> None:
         self.path, self.where = path, where
-        self.members: dict[str, tarfile.TarInfo] = {}
+        self.members: dict[str, TarEntry] = {}
         self.by_digest: dict[str, str] = {}  # digest -> member name, where the name does not say it
         try:
-            with tarfile.open(path, "r:") as tar:
-                for member in tar:
+            with path.open("rb") as f:
+                for member in TarReader(f, os.fstat(f.fileno()).st_size, where=where):
                     if len(self.members) >= MAX_MEMBERS:
                         raise SourceError(f"{where}: more than {MAX_MEMBERS} members")
                     parts = [p for p in member.name.split("/") if p not in ("", ".")]
@@ -105,10 +105,10 @@ class TarBlobs:
                               ) from None
         except OSError as e:
             raise SourceError(f"{path}: {e.strerror or e}") from None
-        except (tarfile.TarError, EOFError) as e:
+        except TarError as e:
             raise SourceError(f"{where}: not a readable tar (truncated or damaged: {e})") from None
 
-    def _resolve(self, name: str) -> tarfile.TarInfo | None:
+    def _resolve(self, name: str) -> TarEntry | None:
         for _ in range(MAX_LINK_HOPS):
             member = self.members.get(name)
             if member is None:
@@ -126,7 +126,7 @@ class TarBlobs:
             name = target.removeprefix("./")
         raise SourceError(f"{self.where}: member {name}: too many links")
 
-    def member(self, name: str) -> tarfile.TarInfo:
+    def member(self, name: str) -> TarEntry:
         found = self._resolve(safe_member_name(name, self.where))
         if found is None:
             raise SourceError(f"{self.where}: {name} is missing from the archive")
@@ -286,8 +286,12 @@ def _docker_layers(blobs: TarBlobs, entry: _Entry, config: ImageConfig) -> tuple
         raise SourceError(f"{blobs.where}: manifest.json lists {len(entry.layers)} layers, "
                           f"the config {len(config.diff_ids)} diff_ids")
     layers = []
+    known_layers: dict[tuple[str, str], Layer] = {}  # a layer listed again is sniffed and hashed once
     for raw_name, diff_id in zip(entry.layers, config.diff_ids, strict=True):
         name = safe_member_name(raw_name, blobs.where)
+        if (name, diff_id) in known_layers:
+            layers.append(known_layers[name, diff_id])
+            continue
         member = blobs.member(name)  # SourceError when missing
         digest = _blob_digest(name)
         media_type = _sniff_media_type(blobs, name, oci_form=digest is not None)
@@ -297,7 +301,7 @@ def _docker_layers(blobs: TarBlobs, entry: _Entry, config: ImageConfig) -> tuple
             known = blobs.by_digest.setdefault(digest, name)
             if known != name and blobs.member(known).size != member.size:
                 raise SourceError(f"{blobs.where}: {known} and {name} claim the same digest {digest}")
-        layers.append(Layer(digest, media_type, member.size, diff_id))
+        layers.append(known_layers.setdefault((name, diff_id), Layer(digest, media_type, member.size, diff_id)))
     return tuple(layers)
 
 
