@@ -86,7 +86,8 @@ def identify(
             unused.setdefault(path, reason)
         for path, how in each.selected.items():
             selected.setdefault(path, how)
-        choices.update(each.choices)
+        # the target architecture's: an installed package's choices cover every architecture it ships
+        choices.update((key, tuple(c for c in picked if c.arch == target_arch)) for key, picked in each.choices.items())
 
     runtime_files: dict[str, Package] = {}  # every file a glibc runtime claims, even one a package claimed first
     for each in () if include_runtimes else found:

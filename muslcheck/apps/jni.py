@@ -60,7 +60,8 @@ class _Plan:
     found: str  # how, when the first present key is loaded ("{member}" is replaced by the loaded member)
     missing: str  # how, when none of the keys is in the JAR
     upgrade: str | None = None
-    fallback: str | None = None
+    fallback: str | None = None  # what the application runs when the load fails; None: the feature fails
+    lost: str | None = None  # with a fallback: what is lost
 
 
 _Planner = Callable[[str, tuple[int, ...] | None, str], _Plan]
@@ -156,12 +157,12 @@ def _finds_none(label: str, wanted: str, failure: str) -> str:
     return f"{label} has no musl detection and finds no {wanted} in this JAR: {failure}"
 
 
-def _os_arch_plan(resource: str, failure: str, fallback: str | None = None) -> _Planner:
+def _os_arch_plan(resource: str, failure: str, fallback: str | None = None, lost: str | None = None) -> _Planner:
     """A loader that looks for ``resource`` under the JVM's os.arch ("{dir}"), after java.library.path."""
     def plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
         dirs = _os_arch_dirs(arch)
         return _Plan(keys=dirs, found=_no_detection(label),
-                     missing=_finds_none(label, resource.format(dir=dirs[0]), failure), fallback=fallback)
+                     missing=_finds_none(label, resource.format(dir=dirs[0]), failure), fallback=fallback, lost=lost)
 
     return plan
 
@@ -172,7 +173,7 @@ def _netty_arch(arch: str) -> tuple[str, ...]:
             "s390x": ("s390_64",), "loongarch64": ("loongarch_64",)}.get(arch, (arch,))
 
 
-def _netty_plan(kind: str, fallback: str) -> _Planner:
+def _netty_plan(kind: str, fallback: str | None, lost: str | None) -> _Planner:
     def plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
         upgrade = None
         if kind == "tcnative" and (version is None or version <= (2, 0, 81)):
@@ -182,18 +183,23 @@ def _netty_plan(kind: str, fallback: str) -> _Planner:
         if kind == "tcnative":  # OpenSsl.loadTcNative: the os-release ID classifier first (alpine), then generic
             keys = (*(f"linux_{n}_alpine" for n in names), *(f"linux_{n}" for n in names),
                     *(f"linux_{n}_fedora" for n in names), "")
-        elif kind == "quic":
-            keys = (*(f"linux_{n}" for n in names), "")
+        elif kind == "quic":  # Quiche.loadNativeLibrary: netty_quiche42_<os>_<arch> and no other name
+            keys = tuple(f"linux_{n}" for n in names)
         else:
             keys = (*names, "")
         generic = f"linux_{names[0]}" if kind in ("tcnative", "quic") else names[0]
-        wanted = f"META-INF/native/lib{_NETTY_BASE[kind]}_{generic}.so"
+        # netty 4.2 names them ..._io_uring42_ and ..._quiche42_; the 4.1-era incubator artifacts (0.0.x) do not
+        base = _NETTY_BASE[kind] + ("42" if kind in ("quic", "io_uring") and _since(version, (4, 2)) else "")
+        wanted = f"META-INF/native/lib{base}_{generic}.so"
+        failure = "UnsatisfiedLinkError" + ("" if fallback else ": Quic.isAvailable() is false and QUIC cannot be "
+                                            "used (there is no fallback)")
         return _Plan(
             keys=keys,
             found=_no_detection(label),
-            missing=_finds_none(label, wanted, "UnsatisfiedLinkError"),
+            missing=_finds_none(label, wanted, failure),
             upgrade=upgrade,
             fallback=fallback,
+            lost=lost,
         )
 
     return plan
@@ -211,6 +217,7 @@ def _conscrypt_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _
         missing=_finds_none(label, f"META-INF/native/libconscrypt_openjdk_jni-linux-{names[0]}.so",
                             "UnsatisfiedLinkError"),
         fallback="Conscrypt.isAvailable() is false: the JDK's own TLS provider stays in use",
+        lost="Conscrypt's BoringSSL TLS provider (the JDK's TLS is used instead)",
     )
 
 
@@ -225,11 +232,43 @@ def _jna_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
     )
 
 
-def _netty(kind: str, name: str, artifacts: set[str], fallback: str) -> _Library:
+def _jansi_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
+    # OSInfo.getArchName: os.arch through archMapping (amd64 -> x86_64, aarch64 -> arm64, i386 -> x86); on ARM
+    # `uname -m` decides (armv7l -> armv7); ppc64le is not mapped and keeps its name, which no JAR carries
+    dirs = {"x86_64": ("x86_64",), "i386": ("x86",), "aarch64": ("arm64",), "arm": ("armv7", "armv6", "arm"),
+            "ppc64": ("ppc64le",)}.get(arch, (arch,))
+    return _Plan(
+        keys=dirs,
+        found=f"{label} has no musl detection and loads {{member}} (after library.jansi.path, before "
+        "java.library.path)",
+        missing=_finds_none(label, f"org/fusesource/jansi/internal/native/Linux/{dirs[0]}/libjansi.so",
+                            "'No native library found for os.name=Linux'"),
+        fallback="jansi.graceful (true by default): AnsiConsole treats the console as unsupported and strips the "
+        "ANSI escape sequences",
+        lost="ANSI colours and cursor control on the console (the output is plain text)",
+    )
+
+
+def _commons_crypto_plan(arch: str, version: tuple[int, ...] | None, label: str) -> _Plan:
+    # OsInfo.getArchName: amd64 -> x86_64, i386 -> x86; on ARM it runs `readelf -A` on libjvm.so and takes armhf
+    # only when that succeeds (Alpine has no readelf unless binutils is installed); ppc64le keeps its name
+    dirs = {"x86_64": ("x86_64",), "i386": ("x86",), "arm": ("arm",), "ppc64": ("ppc64le",)}.get(arch, (arch,))
+    return _Plan(
+        keys=dirs,
+        found=f"{label} has no musl detection and loads {{member}} (after commons.crypto.lib.path)",
+        missing=_finds_none(label, f"org/apache/commons/crypto/native/Linux/{dirs[0]}/libcommons-crypto.so",
+                            "IllegalStateException 'No native library is found for os.name=Linux'"),
+        fallback="CryptoCipherFactory and CryptoRandomFactory try OPENSSL, then JCE / JAVA (the defaults): the "
+        "JDK's ciphers and SecureRandom are used",
+        lost="OpenSSL's AES-NI ciphers and random source (the JDK's JCE is used instead)",
+    )
+
+
+def _netty(kind: str, name: str, artifacts: set[str], fallback: str | None, lost: str | None) -> _Library:
     base = _NETTY_BASE[kind].replace("_", "[-_]") + ("(?:42)?" if kind in ("io_uring", "quic") else "")
     # NativeLibraryLoader prefixes the shading package, mangled: lib<prefix>netty_..._<arch>.so
     pattern = re.compile(rf"(?:^|/)META-INF/native/lib(?:\w*?_)??{base}(?:_(?P<key>\w+))?\.so")
-    return _Library(name, frozenset(artifacts), pattern, _netty_plan(kind, fallback))
+    return _Library(name, frozenset(artifacts), pattern, _netty_plan(kind, fallback, lost))
 
 
 _LIBRARIES: tuple[_Library, ...] = (
@@ -246,20 +285,30 @@ _LIBRARIES: tuple[_Library, ...] = (
              _os_arch_plan(
                  "net/jpountz/util/linux/{dir}/liblz4-java.so",
                  "LZ4Factory.fastestInstance() falls back to the Java implementation",
-                 "LZ4Factory.fastestInstance() uses the pure-Java LZ4 when the native library fails to load")),
+                 "LZ4Factory.fastestInstance() uses the pure-Java LZ4 when the native library fails to load",
+                 "the native LZ4 codec (the slower pure-Java LZ4 is used instead)")),
     _netty("epoll", "netty-transport-native-epoll", {"netty-transport-native-epoll", "netty-all"},
-           "Epoll.isAvailable() is false: an application that checks it uses NIO; Epoll.ensureAvailability() throws"),
+           "Epoll.isAvailable() is false: an application that checks it uses NIO; Epoll.ensureAvailability() throws",
+           "the epoll transport (NIO is used instead, where the application checks Epoll.isAvailable())"),
     _netty("io_uring", "netty-transport-native-io_uring",
            {"netty-transport-native-io_uring", "netty-incubator-transport-native-io_uring", "netty-all"},
-           "IoUring.isAvailable() is false: an application that checks it uses epoll or NIO"),
+           "IoUring.isAvailable() is false: an application that checks it uses epoll or NIO",
+           "the io_uring transport (epoll or NIO is used instead, where the application checks)"),
     _netty("tcnative", "netty-tcnative", {"netty-tcnative-boringssl-static", "netty-tcnative"},
-           "OpenSsl.isAvailable() is false: SslProvider.JDK is used unless OPENSSL is required"),
+           "OpenSsl.isAvailable() is false: SslProvider.JDK is used unless OPENSSL is required",
+           "BoringSSL TLS (the JDK's TLS is used instead: no OpenSSL-only ciphers, slower handshakes)"),
+    # Quic.ensureAvailability() throws and no QUIC channel can be built: there is no fallback
     _netty("quic", "netty-codec-native-quic", {"netty-codec-native-quic", "netty-incubator-codec-native-quic"},
-           "Quic.isAvailable() is false: QUIC cannot be used"),
+           None, None),
     _Library("conscrypt", frozenset({"conscrypt-openjdk-uber", "conscrypt-openjdk"}),
              re.compile(r"(?:^|/)META-INF/native/libconscrypt_openjdk_jni(?P<key>[^/]*)\.so"), _conscrypt_plan),
     _Library("jna", frozenset({"jna"}), re.compile(r"(?:^|/)com/sun/jna/linux-(?P<key>[^/]+)/libjnidispatch\.so"),
              _jna_plan),
+    _Library("jansi", frozenset({"jansi"}),
+             re.compile(r"(?:^|/)org/fusesource/jansi/internal/native/Linux/(?P<key>[^/]+)/libjansi\.so"), _jansi_plan),
+    _Library("commons-crypto", frozenset({"commons-crypto"}),
+             re.compile(r"(?:^|/)org/apache/commons/crypto/native/Linux/(?P<key>[^/]+)/libcommons-crypto\.so"),
+             _commons_crypto_plan),
 )
 
 
@@ -319,14 +368,14 @@ def _known_choice(library: _Library, keyed: Sequence[tuple[Native, str]], packag
     selected = next((n for wanted in plan.keys for n, key in candidates if key == wanted), None)
     unused = tuple(n for n, _ in candidates if n is not selected)
     if selected is None:
-        return Choice(library.name, arch, None, plan.missing, unused, plan.upgrade, plan.fallback)
+        return Choice(library.name, arch, None, plan.missing, unused, plan.upgrade, plan.fallback, plan.lost)
     how = plan.found.replace("{member}", selected.member)
     if selected.flavour is Flavour.GLIBC:
         how += " (a glibc build)"
     elif selected.flavour is Flavour.MUSL and not _musl_hint(selected):
         how += " (a musl build)"
     upgrade = plan.upgrade if selected.flavour is not Flavour.MUSL else None
-    return Choice(library.name, arch, selected, how, unused, upgrade, plan.fallback)
+    return Choice(library.name, arch, selected, how, unused, upgrade, plan.fallback, plan.lost)
 
 
 def split(packages: Sequence[Package], natives: Sequence[Native]) -> list[tuple[Package | None, list[Native]]]:

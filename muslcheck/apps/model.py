@@ -80,7 +80,10 @@ class Choice:
     how: str  # one line: how the loader picks on musl
     unused: tuple[Native, ...]  # Linux builds for this arch it never loads on musl (e.g. the glibc one)
     upgrade: str | None  # when no musl build is selected: a fix naming a release that ships one
-    fallback: str | None = None  # what the application gets when nothing (or nothing loadable) is selected
+    # When nothing (or nothing loadable) is selected: what the application then runs instead ("the JDK's own TLS
+    # provider"); None when there is no fallback and the feature fails (netty's QUIC, sqlite-jdbc)
+    fallback: str | None = None
+    lost: str | None = None  # with a fallback, what it costs: "BoringSSL TLS (OpenSSL-only ciphers, speed)"
 
 
 @dataclass(frozen=True)

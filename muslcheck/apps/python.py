@@ -2,7 +2,13 @@
 
 An installed distribution lists its files in ``RECORD`` (``path,hash,size``, relative to the site directory),
 its name and version in ``METADATA`` and its wheel tags in ``WHEEL``. A glibc wheel (``manylinux``, or ``linux``
-when built locally) has a musl counterpart only where its release publishes a ``musllinux`` wheel.
+when built locally) has a musl counterpart only where its release publishes a ``musllinux`` wheel; pip on musl
+(packaging's ``sys_tags``) never offers a manylinux tag, so such a tree was installed elsewhere.
+
+Which module CPython imports is decided by its file name: an interpreter imports ``<name>.<SOABI>.so``,
+``<name>.abi3.so`` and ``<name>.so`` (``Python/dynload_shlib.c``), and from CPython 3.11 the SOABI of a musl build
+ends in ``-linux-musl`` (python/cpython#24502): CPython 3.11+ on Alpine never imports a ``-linux-gnu`` module; it
+imports a ``.py`` module of the same name instead, where the wheel has one.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import decode_metadata, read_metadata
-from muslcheck.apps.model import Ecosystem, Host, Identified, Native, Package
+from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Identified, Native, Package, package_key
 from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, parent_name, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import RootFS, join
@@ -28,6 +35,15 @@ CPYTHON_PROVIDES: tuple[str, ...] = ("Py", "_Py")
 
 SITE_DIRS = ("site-packages", "dist-packages")
 WHEEL_SUFFIX = ".whl"
+
+# An extension module's file name with a CPython SOABI tag: json.cpython-311-x86_64-linux-gnu.so
+_SOABI_MODULE = re.compile(
+    r"^(?P<module>[A-Za-z_][A-Za-z0-9_]*)\.cpython-3(?P<minor>\d+)(?P<flags>[a-z]*)-(?P<triplet>[^.]+)\.so$")
+# The CPU of a SOABI's platform triplet, as the ELF machine ("powerpc64le" -> "ppc64")
+_TRIPLET_MACHINES = {"x86_64": "x86_64", "aarch64": "aarch64", "i386": "i386", "i686": "i386", "arm": "arm",
+                     "powerpc64le": "ppc64", "powerpc64": "ppc64", "s390x": "s390x", "riscv64": "riscv64",
+                     "loongarch64": "loongarch64"}
+MUSL_SOABI_SINCE = 11  # CPython 3.11: a musl build's SOABI ends in -linux-musl, no longer -linux-gnu
 
 
 def _in_dist_info(path: str) -> bool:
@@ -89,9 +105,9 @@ def is_glibc_only(platforms: tuple[str, ...]) -> bool:
 
 
 def musl_advice(name: str, version: str | None) -> str:
-    release = f"{name} {version}" if version else name
-    return (f"pip install on Alpine selects a musllinux wheel of {release} when that release publishes one; "
-            "otherwise pip builds it from source (apk add build-base python3-dev)")
+    requirement = f"{name}=={version}" if version else name
+    return (f"pip install {requirement} in the Alpine image: pip there installs the release's musllinux wheel where "
+            "one is published (never a manylinux one), else builds it from source (apk add build-base python3-dev)")
 
 
 def make_package(location: str, info: WheelInfo, fallback_name: str) -> Package:
@@ -178,13 +194,92 @@ class _Installed:
     files: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Unimportable:
+    """A distribution's extension modules that CPython on musl never imports, for one architecture."""
+
+    choice: Choice
+    unused: Mapping[str, str]  # path -> why musl never loads it (the modules, and what only they load)
+
+
+def soabi_module(path: str) -> re.Match[str] | None:
+    return _SOABI_MODULE.match(path.rsplit("/", 1)[-1])
+
+
+def unimportable_on_musl(path: str) -> bool:
+    """A ``-linux-gnu`` module for CPython 3.11 or later: its name is not among a musl CPython's suffixes."""
+    match = soabi_module(path)
+    return match is not None and int(match["minor"]) >= MUSL_SOABI_SINCE and "-linux-gnu" in match["triplet"]
+
+
+def unimportable(name: str, natives: list[Native], listed: frozenset[str]) -> list[Unimportable]:
+    """For each architecture with ``-linux-gnu`` modules of CPython 3.11+: what CPython on musl does instead.
+    ``listed``: the distribution's files (RECORD), where a ``.py`` module of the same name is the fallback."""
+    out = []
+    for machine in sorted({n.arch for n in natives}):
+        mine = [n for n in natives if n.arch == machine]
+        gnu = [n for n in mine if unimportable_on_musl(n.path)]
+        if not gnu:
+            continue
+        match = soabi_module(gnu[0].path)
+        assert match is not None
+        version = f"3.{match['minor']}"
+        musl_triplet = match["triplet"].replace("-linux-gnu", "-linux-musl")
+        musl_suffix = f".cpython-3{match['minor']}{match['flags']}-{musl_triplet}.so"
+        names = [n.path.rsplit("/", 1)[-1] for n in gnu]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        how = (f"CPython {version} on musl imports only extension modules named *{musl_suffix}, *.abi3.so or *.so: "
+               f"{shown} {'is' if len(names) == 1 else 'are'} never imported")
+        fallbacks = [_pure_python(n.path, listed) for n in gnu]
+        fallback = lost = None
+        if all(fallbacks):
+            modules = ", ".join(f[len(n.path.rsplit("/", 1)[0]) + 1:] for n, f in zip(gnu, fallbacks, strict=True) if f)
+            fallback = f"CPython imports the pure-Python {modules} beside {'it' if len(gnu) == 1 else 'them'} instead"
+            lost = f"the compiled speed of {', '.join(names)}"
+        else:
+            how += ": the import fails (ModuleNotFoundError)"
+        unused = {n.path: how for n in gnu}
+        if len(gnu) == sum(1 for n in mine if soabi_module(n.path) or n.path.endswith(".abi3.so")):
+            # no module of this architecture is imported: the libraries auditwheel vendored for them are never loaded
+            vendored = f"loaded only by {name}'s extension modules, which CPython {version} on musl never imports"
+            unused.update((n.path, vendored) for n in mine if n not in gnu and parent_name(n.path).endswith(".libs"))
+        choice = Choice(name, machine, None, how, tuple(gnu), None, fallback, lost)
+        out.append(Unimportable(choice, unused))
+    return out
+
+
+def _pure_python(path: str, listed: frozenset[str]) -> str | None:
+    """The ``<module>.py`` (or package) beside an extension module that the import system finds in its stead."""
+    match = soabi_module(path)
+    if match is None:
+        return None
+    directory = path.rsplit("/", 1)[0]
+    for candidate in (f"{directory}/{match['module']}.py", f"{directory}/{match['module']}/__init__.py"):
+        if candidate in listed:
+            return candidate
+    return None
+
+
+def _native(path: str) -> Native:
+    """An installed extension module as a Native: the machine and libc from its SOABI tag (its name, not the ELF)."""
+    match = soabi_module(path)
+    cpu = match["triplet"].split("-", 1)[0] if match else ""
+    flavour = Flavour.UNKNOWN if match is None else (
+        Flavour.GLIBC if "-linux-gnu" in match["triplet"] else Flavour.MUSL if "-linux-musl" in match["triplet"]
+        else Flavour.UNKNOWN)
+    return Native(path, path.rsplit("/", 1)[-1], _TRIPLET_MACHINES.get(cpu, cpu), flavour)
+
+
 def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> Identified:
-    """The installed distributions that own ELF files below a site-packages or dist-packages directory."""
+    """The installed distributions that own ELF files below a site-packages or dist-packages directory, and their
+    extension modules that CPython on musl never imports (``unused``, with a ``Choice`` per architecture)."""
     problems: list[Skip] = []
     claimed: dict[str, str] = {}  # ELF path -> dist-info directory
+    listed: dict[str, frozenset[str]] = {}  # dist-info directory -> its RECORD
     sites = {site for path in elves if ARCHIVE_SEPARATOR not in path for site in site_dirs_of(path)}
     for site in sorted(sites, key=lambda s: (-s.count("/"), s)):  # a nested site directory's RECORDs first
         for dist in _installed(root, site, problems):
+            listed.setdefault(dist.directory, dist.files)
             for path in sorted(dist.files):
                 if path in elves:
                     claimed.setdefault(path, dist.directory)
@@ -192,7 +287,23 @@ def identify(root: RootFS, elves: Mapping[str, ElfFacts]) -> Identified:
     for directory in sorted(set(claimed.values())):
         packages[directory] = _package(root, directory, problems)
     owner = {path: packages[directory] for path, directory in claimed.items()}
-    return Identified(tuple(packages.values()), owner, tuple(problems))
+    unused: dict[str, str] = {}
+    choices: dict[str, tuple[Choice, ...]] = {}
+    by_dist: dict[str, list[str]] = {}
+    for path, directory in sorted(claimed.items()):
+        by_dist.setdefault(directory, []).append(path)
+    for directory, paths in by_dist.items():
+        if not any(unimportable_on_musl(p) for p in paths):
+            continue
+        package = packages[directory]
+        natives = [_native(p) if soabi_module(p) else Native(p, p.rsplit("/", 1)[-1], elves[p].machine,
+                                                             flavour_of(elves[p])) for p in paths]
+        found = unimportable(package.name, natives, listed[directory])
+        if found:
+            choices[package_key(package)] = tuple(u.choice for u in found)
+            for u in found:
+                unused.update(u.unused)
+    return Identified(tuple(packages.values()), owner, tuple(problems), unused=unused, choices=choices)
 
 
 def _installed(root: RootFS, site: str, problems: list[Skip]) -> Iterator[_Installed]:
@@ -302,13 +413,30 @@ def _wheel_file_name(location: str) -> WheelInfo | None:
 
 
 def _wheel(archive: ArchiveMetadata, natives: Sequence[Native], target_arch: str) -> Identified | None:
-    """A wheel's distribution, owning every native file in it; None for another kind of archive."""
+    """A wheel's distribution, owning every native file in it, and its modules CPython on musl never imports;
+    None for another kind of archive."""
     if not archive.location.lower().endswith(WHEEL_SUFFIX):
         return None
     wheel, problems = identify_wheel(archive.location, archive.members)
     if wheel is None:
         return Identified(problems=problems)
-    return Identified((wheel,), {n.path: wheel for n in natives}, problems)
+    listed = _wheel_record(archive.location, archive.members)
+    found = unimportable(wheel.name, [n for n in natives if n.arch == target_arch], listed)
+    unused = {path: why for u in found for path, why in u.unused.items()}
+    choices = {package_key(wheel): tuple(u.choice for u in found)} if found else {}
+    return Identified((wheel,), {n.path: wheel for n in natives}, problems, unused=unused, choices=choices)
+
+
+def _wheel_record(location: str, members: Mapping[str, bytes]) -> frozenset[str]:
+    """The wheel's files by full path (``<wheel>!/<member>``), from its RECORD; empty when it has none."""
+    record = next((m for m in sorted(members) if m.count("/") == 1 and m.endswith(".dist-info/RECORD")), None)
+    if record is None:
+        return frozenset()
+    text = decode_metadata(f"{location}{ARCHIVE_SEPARATOR}{record}", members[record])
+    if isinstance(text, Skip):
+        return frozenset()
+    files, _ = parse_record(record, text, "/")
+    return frozenset(f"{location}{ARCHIVE_SEPARATOR}{f.lstrip('/')}" for f in files)
 
 
 def _cpython_loads(path: str) -> bool:

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from muslcheck import Verdict, scan
+from muslcheck.apps import java
+from muslcheck.apps.model import Flavour, Native, package_key
 from muslcheck.model.report import Component, Report
+from muslcheck.targets.archives import ArchiveMetadata
 
 GLIBC_JNI = "jni/app/lib/glibc/libdemojni.so"  # fortified: __memcpy_chk, __snprintf_chk; JNI_GetCreatedJavaVMs
 MUSL_JNI = "jni/app/lib/musl/libdemojni.so"
@@ -166,3 +169,30 @@ def test_a_library_with_a_java_fallback_survives_only_a_build_that_fails_to_load
     assert f.verdict is Verdict.BLOCKED  # the file itself does not load or run on musl
     assert lz4.verdict is verdict
     assert any("pure-Java" in n for n in lz4.notes) is (verdict is Verdict.NATIVE)
+
+
+@pytest.mark.parametrize(("jar", "artifact", "member", "fallback"), [
+    ("netty-codec-native-quic-4.2.7.Final-linux-x86_64.jar", "netty-codec-native-quic",
+     "META-INF/native/libnetty_quiche42_linux_x86_64.so", False),
+    ("netty-tcnative-boringssl-static-2.0.74.Final-linux-x86_64.jar", "netty-tcnative-boringssl-static",
+     "META-INF/native/libnetty_tcnative_linux_x86_64.so", True),
+    ("jansi-2.4.1.jar", "jansi", "org/fusesource/jansi/internal/native/Linux/x86_64/libjansi.so", True),
+    ("commons-crypto-1.2.0.jar", "commons-crypto", "org/apache/commons/crypto/native/Linux/x86_64/libcommons-crypto.so",
+     True),
+    ("jna-5.14.0.jar", "jna", "com/sun/jna/linux-x86-64/libjnidispatch.so", False),
+])
+def test_a_jar_records_whether_its_library_survives_a_native_part_that_cannot_load(
+    jar: str, artifact: str, member: str, fallback: bool
+) -> None:
+    """The fallback is data on the package's Choice, for the component layer: QUIC and JNA have none."""
+    group = {"jansi": "org.fusesource.jansi", "commons-crypto": "org.apache.commons", "jna": "net.java.dev.jna"}
+    version = jar.removeprefix(f"{artifact}-").split("-linux")[0].removesuffix(".jar")
+    location = f"/app/lib/{jar}"
+    lib = Native(f"{location}!/{member}", member, "x86_64", Flavour.GLIBC)
+    metadata = ArchiveMetadata(location, pom(group.get(artifact, "io.netty"), artifact, version))
+    found = java.identify_archive(metadata, [lib], "x86_64")
+    [package] = found.packages
+    [choice] = found.choices[package_key(package)]
+    assert (package.name, package.version, choice.selected) == (artifact, version, lib)
+    assert found.selected == {lib.path: choice.how}
+    assert (choice.fallback is not None, choice.lost is not None) == (fallback, fallback)

@@ -351,3 +351,92 @@ def test_jvm_provides_the_libjvm_exports() -> None:
     for symbol in ("JNI_CreateJavaVM", "JVM_GetVersionInfo", "jio_snprintf", "AsyncGetCallTrace"):
         assert symbol.startswith(JVM_PROVIDES)
     assert not "__memcpy_chk".startswith(JVM_PROVIDES)
+
+
+# jansi 2.x, commons-crypto, QUIC: the real JARs' member names (jansi-2.4.1.jar, commons-crypto-1.2.0.jar,
+# netty-codec-native-quic-4.2.7.Final-linux-x86_64.jar)
+
+JANSI = {arch: native(f"org/fusesource/jansi/internal/native/Linux/{d}/libjansi.so", arch)
+         for d, arch in (("x86_64", "x86_64"), ("arm64", "aarch64"), ("x86", "i386"), ("armv7", "arm"))}
+JANSI_FREEBSD = native("org/fusesource/jansi/internal/native/FreeBSD/x86_64/libjansi.so", flavour=U)
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "i386", "arm"])
+def test_jansi_loads_its_linux_folder_by_os_arch_and_strips_colours_without_it(arch: str) -> None:
+    armv6 = native("org/fusesource/jansi/internal/native/Linux/armv6/libjansi.so", "arm")
+    choice = only(choose(package("jansi", "2.4.1"), [*JANSI.values(), armv6, JANSI_FREEBSD], arch))
+    assert (choice.library, choice.selected) == ("jansi", JANSI[arch])
+    assert "no musl detection" in choice.how and "before java.library.path" in choice.how
+    assert choice.unused == ((armv6,) if arch == "arm" else ())
+    assert choice.fallback is not None and "strips the ANSI escape sequences" in choice.fallback
+    assert choice.lost is not None and "ANSI colours" in choice.lost
+
+
+def test_jansi_on_ppc64le_finds_no_folder_of_that_name() -> None:
+    be = native("org/fusesource/jansi/internal/native/Linux/ppc64/libjansi.so", "ppc64")
+    choice = only(choose(package("jansi", "2.4.1"), [be], "ppc64"))
+    assert choice.selected is None and "Linux/ppc64le/libjansi.so" in choice.how
+    assert choice.unused == (be,) and choice.fallback is not None
+
+
+COMMONS_CRYPTO = {d: native(f"org/apache/commons/crypto/native/Linux/{d}/libcommons-crypto.so", arch)
+                  for d, arch in (("x86_64", "x86_64"), ("aarch64", "aarch64"), ("x86", "i386"), ("arm", "arm"),
+                                  ("armhf", "arm"))}
+
+
+def test_commons_crypto_loads_the_glibc_build_and_falls_back_to_the_jdk() -> None:
+    choice = only(choose(package("commons-crypto", "1.2.0"), list(COMMONS_CRYPTO.values()), "x86_64"))
+    assert (choice.library, choice.selected) == ("commons-crypto", COMMONS_CRYPTO["x86_64"])
+    assert choice.fallback is not None and "JCE" in choice.fallback
+    assert choice.lost is not None and "OpenSSL" in choice.lost
+    # on ARM it takes armhf only when `readelf -A` succeeds, and Alpine has no readelf by default
+    arm = only(choose(package("commons-crypto", "1.2.0"), list(COMMONS_CRYPTO.values()), "arm"))
+    assert arm.selected == COMMONS_CRYPTO["arm"] and arm.unused == (COMMONS_CRYPTO["armhf"],)
+    missing = only(choose(package("commons-crypto", "1.2.0"), [COMMONS_CRYPTO["x86_64"]], "riscv64"))
+    assert missing.selected is None and "No native library is found" in missing.how
+
+
+QUIC = native("META-INF/native/libnetty_quiche42_linux_x86_64.so")
+
+
+def test_quic_4_2_loads_its_one_name_and_has_no_fallback() -> None:
+    choice = only(choose(package("netty-codec-native-quic", "4.2.7.Final"), [QUIC], "x86_64"))
+    assert (choice.library, choice.selected) == ("netty-codec-native-quic", QUIC)
+    assert (choice.fallback, choice.lost) == (None, None)
+    missing = only(choose(package("netty-codec-native-quic", "4.2.7.Final"), [QUIC], "aarch64"))
+    assert missing.selected is None and missing.fallback is None
+    assert "libnetty_quiche42_linux_aarch_64.so" in missing.how and "no fallback" in missing.how
+    # the 4.1-era incubator artifact names it without "42"; a name without the platform is never tried
+    incubator = native("META-INF/native/libnetty_quiche_linux_aarch_64.so", "aarch64")
+    bare = native("META-INF/native/libnetty_quiche.so", "aarch64")
+    old = only(choose(package("netty-incubator-codec-native-quic", "0.0.62.Final"), [bare, incubator], "aarch64"))
+    assert old.selected == incubator and old.unused == (bare,)
+    assert "libnetty_quiche_linux_aarch_64.so" in only(choose(
+        package("netty-incubator-codec-native-quic", "0.0.62.Final"), [QUIC], "aarch64")).how
+
+
+@pytest.mark.parametrize(("artifact", "version", "member", "lost"), [
+    ("netty-tcnative-boringssl-static", "2.0.74.Final", "META-INF/native/libnetty_tcnative_linux_x86_64.so",
+     "BoringSSL TLS (the JDK's TLS is used instead"),
+    ("conscrypt-openjdk-uber", "2.5.2", "META-INF/native/libconscrypt_openjdk_jni-linux-x86_64.so",
+     "the JDK's TLS is used instead"),
+    ("lz4-java", "1.8.0", "net/jpountz/util/linux/amd64/liblz4-java.so", "pure-Java LZ4"),
+    ("netty-transport-native-epoll", "4.2.7.Final", "META-INF/native/libnetty_transport_native_epoll_x86_64.so",
+     "NIO is used instead"),
+    ("netty-transport-native-io_uring", "4.2.7.Final",
+     "META-INF/native/libnetty_transport_native_io_uring42_x86_64.so", "epoll or NIO is used instead"),
+    ("jna", "5.14.0", "com/sun/jna/linux-x86-64/libjnidispatch.so", None),
+    ("zstd-jni", "1.5.5-11", "linux/amd64/libzstd-jni-1.5.5-11.so", None),
+    ("sqlite-jdbc", "3.45.1.0", "org/sqlite/native/Linux-Musl/x86_64/libsqlitejdbc.so", None),
+    ("snappy-java", "1.1.10.8", "org/xerial/snappy/native/Linux/x86_64-musl/libsnappyjava.so", None),
+    ("rocksdbjni", "9.7.3", "librocksdbjni-linux64-musl.so", None),
+])
+def test_what_each_library_loses_when_its_native_part_cannot_load(artifact: str, version: str, member: str,
+                                                                    lost: str | None) -> None:
+    lib = native(member)
+    choice = only(choose(package(artifact, version), [lib], "x86_64"))
+    assert choice.selected == lib
+    if lost is None:  # no fallback: the feature fails with the library
+        assert (choice.fallback, choice.lost) == (None, None)
+    else:
+        assert choice.fallback is not None and choice.lost is not None and lost in choice.lost

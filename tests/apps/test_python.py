@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from apptrees import elves_of, put
 
-from muslcheck.apps import python
-from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host
+from muslcheck.apps import python, registry
+from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Flavour, Host, Native, package_key
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.ldso.tree import Resolved
 from muslcheck.model.report import Skip
+from muslcheck.targets.archives import ArchiveMetadata
 from muslcheck.targets.directory import DirectoryRoot
 
 SITE = "/usr/local/lib/python3.11/site-packages"
@@ -70,9 +71,17 @@ def test_a_manylinux_distribution_owns_its_extension(tmp_path: Path, extension: 
         "platform": "manylinux_2_17_x86_64 manylinux2014_x86_64",
     }
     assert package.advice == (
-        "pip install on Alpine selects a musllinux wheel of orjson 3.9.10 when that release publishes one; "
-        "otherwise pip builds it from source (apk add build-base python3-dev)",)
+        "pip install orjson==3.9.10 in the Alpine image: pip there installs the release's musllinux wheel where one "
+        "is published (never a manylinux one), else builds it from source (apk add build-base python3-dev)",)
     assert found.owner == {ORJSON_SO: package}
+    # CPython 3.11 on musl never imports a -linux-gnu module: nothing of orjson loads there
+    how = ("CPython 3.11 on musl imports only extension modules named *.cpython-311-x86_64-linux-musl.so, *.abi3.so "
+           "or *.so: orjson.cpython-311-x86_64-linux-gnu.so is never imported: the import fails (ModuleNotFoundError)")
+    assert found.unused == {ORJSON_SO: how}
+    [choice] = found.choices[package_key(package)]
+    assert (choice.library, choice.arch, choice.selected, choice.how, choice.fallback) == (
+        "orjson", "x86_64", None, how, None)
+    assert [n.path for n in choice.unused] == [ORJSON_SO]
 
 
 def test_a_musllinux_distribution_needs_no_advice(tmp_path: Path, extension: Path) -> None:
@@ -97,8 +106,9 @@ def test_a_locally_built_linux_wheel_gets_the_advice_and_dist_packages_count(tmp
     found = python.identify(DirectoryRoot(tmp_path), elves_of(tmp_path))
     [package] = found.packages
     assert package.details["platform"] == "linux_x86_64"
-    assert package.advice[0].startswith("pip install on Alpine selects a musllinux wheel of fastpkg 0.1 ")
+    assert package.advice[0].startswith("pip install fastpkg==0.1 in the Alpine image: ")
     assert found.owner == {so: package}
+    assert (found.unused, found.choices) == ({}, {})  # a plain .so module: CPython on musl imports it too
 
 
 def test_record_paths_with_dotdot_and_unowned_extensions(tmp_path: Path, extension: Path) -> None:
@@ -216,7 +226,7 @@ def test_a_wheel_file_from_its_members() -> None:
     assert (package.name, package.version, package.location) == ("orjson", "3.9.10", WHEEL_LOCATION)
     assert package.host is Host.PYTHON
     assert package.details["platform"] == "manylinux_2_17_x86_64 manylinux2014_x86_64"
-    assert package.advice[0].startswith("pip install on Alpine selects a musllinux wheel of orjson 3.9.10")
+    assert package.advice[0].startswith("pip install orjson==3.9.10 in the Alpine image")
 
 
 def test_a_wheel_with_garbage_metadata_falls_back_to_its_names() -> None:
@@ -259,3 +269,75 @@ def test_cpython_provides_every_export_of_libpython() -> None:
     linker = {"_init", "_fini", "_edata", "_end", "__bss_start"}
     assert any(name.startswith("PyObject_") for name in exports)
     assert {n for n in exports - linker if not n.startswith(python.CPYTHON_PROVIDES)} == set()
+
+
+@pytest.mark.parametrize(("name", "importable"), [
+    ("_cffi.cpython-311-x86_64-linux-gnu.so", False),
+    ("_cffi.cpython-313t-aarch64-linux-gnu.so", False),
+    ("_cffi.cpython-312-arm-linux-gnueabihf.so", False),
+    ("_cffi.cpython-310-x86_64-linux-gnu.so", True),  # CPython 3.10 on musl names its own modules linux-gnu too
+    ("_cffi.cpython-311-x86_64-linux-musl.so", True),
+    ("_cffi.abi3.so", True),
+    ("_cffi.so", True),
+    ("libfoo-1a2b3c4d.so.1.0", True),  # a vendored library, not a module
+])
+def test_which_module_names_cpython_on_musl_imports(name: str, importable: bool) -> None:
+    assert python.unimportable_on_musl(f"{SITE}/pkg/{name}") is not importable
+
+
+def numpy_tree(tree: Path, extension: Path, with_python: bool) -> list[str]:
+    """numpy's manylinux layout: modules, and the libraries auditwheel vendored in numpy.libs."""
+    files = ["numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+             "numpy/random/_pcg64.cpython-311-x86_64-linux-gnu.so", "numpy.libs/libgfortran-040039e1.so.5.0.0"]
+    for f in files:
+        put(tree, f"{SITE}/{f}", extension)
+    listed = [*files, "numpy/__init__.py"]
+    if with_python:  # mypyc-style: the pure-Python source beside each compiled module
+        listed += ["numpy/core/_multiarray_umath.py", "numpy/random/_pcg64/__init__.py"]
+    dist(tree, "numpy-1.26.4.dist-info", "".join(f"{f},,\n" for f in listed), "Name: numpy\nVersion: 1.26.4\n",
+         "Tag: cp311-cp311-manylinux_2_17_x86_64\n")
+    return [f"{SITE}/{f}" for f in files]
+
+
+def test_a_manylinux_distribution_loads_nothing_on_musl_not_even_its_vendored_libraries(tmp_path: Path,
+                                                                                        extension: Path) -> None:
+    umath, pcg64, gfortran = numpy_tree(tmp_path, extension, with_python=False)
+    found = python.identify(DirectoryRoot(tmp_path), elves_of(tmp_path))
+    [package] = found.packages
+    [choice] = found.choices[package_key(package)]
+    assert choice.selected is None and choice.fallback is None
+    assert "_multiarray_umath.cpython-311-x86_64-linux-gnu.so, _pcg64.cpython-311-x86_64-linux-gnu.so are never " \
+           "imported" in choice.how
+    assert set(found.unused) == {umath, pcg64, gfortran}
+    assert found.unused[gfortran] == "loaded only by numpy's extension modules, which CPython 3.11 on musl never " \
+                                     "imports"
+
+
+def test_a_pure_python_module_beside_each_compiled_one_is_the_fallback(tmp_path: Path, extension: Path) -> None:
+    numpy_tree(tmp_path, extension, with_python=True)
+    found = python.identify(DirectoryRoot(tmp_path), elves_of(tmp_path))
+    [package] = found.packages
+    [choice] = found.choices[package_key(package)]
+    assert choice.selected is None
+    assert choice.fallback == ("CPython imports the pure-Python _multiarray_umath.py, _pcg64/__init__.py beside them "
+                               "instead")
+    assert choice.lost is not None and "_pcg64.cpython-311-x86_64-linux-gnu.so" in choice.lost
+
+
+def test_a_wheel_file_scanned_directly_gets_the_same_rule() -> None:
+    location = "/app/wheels/orjson-3.9.10-cp311-cp311-manylinux_2_17_x86_64.whl"
+    members = {"orjson-3.9.10.dist-info/WHEEL": MANYLINUX_WHEEL.encode(),
+               "orjson-3.9.10.dist-info/METADATA": b"Name: orjson\nVersion: 3.9.10\n",
+               "orjson-3.9.10.dist-info/RECORD": b"orjson/orjson.cpython-311-x86_64-linux-gnu.so,,\n"
+                                                 b"orjson/__init__.py,,\n"}
+    module = Native(f"{location}!/orjson/orjson.cpython-311-x86_64-linux-gnu.so",
+                    "orjson/orjson.cpython-311-x86_64-linux-gnu.so", "x86_64", Flavour.GLIBC)
+    abi3 = Native(f"{location}!/orjson/_extra.abi3.so", "orjson/_extra.abi3.so", "x86_64", Flavour.GLIBC)
+    [detector] = [d for d in registry.detectors() if d.name == "python"]
+    assert detector.archive is not None
+    found = detector.archive(ArchiveMetadata(location, members), [module, abi3], "x86_64")
+    assert found is not None
+    [package] = found.packages
+    assert set(found.unused) == {module.path}  # the abi3 module is imported and judged
+    [choice] = found.choices[package_key(package)]
+    assert choice.selected is None and choice.unused == (module,)

@@ -1,6 +1,6 @@
-"""Real artifacts, downloaded on first use (tests/artifacts.py): Debian's JNA and sqlite-jdbc with their JNI
-libraries, Debian's OpenJDK 17 runtime, and orjson's manylinux and musllinux wheels. Verdicts are held
-against the real musl loader (``--list``) where a file is claimed to load or not."""
+"""Real artifacts, downloaded on first use (tests/artifacts.py, tests/apps/pinned.py): Debian's JNA and sqlite-jdbc
+with their JNI libraries, Debian's OpenJDK 17 runtime, orjson's manylinux and musllinux wheels and @parcel/watcher.
+Verdicts are held against the real musl loader (``--list``) where a file is claimed to load or not."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from artifacts import ORJSON, debian_package, npm_package, wheel_site
+from artifacts import ORJSON, debian_package, wheel_site
 from oracle.ldd import run_list
+from pinned import install, pip_site
 
 from muslcheck import Verdict, scan
 from muslcheck.apps.application import host_provides
@@ -100,10 +101,12 @@ def test_debians_openjdk_is_a_runtime_replaced_by_alpines(tmp_path: Path) -> Non
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("flavour", ["manylinux", "musllinux"])
-def test_orjson_wheels_as_cpython_loads_them(flavour: str, tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
-    site = tmp_path / "usr/local/lib/python3.11/site-packages"
-    shutil.copytree(wheel_site("orjson", ORJSON, flavour), site)
+@pytest.mark.parametrize(("python", "platform"), [("3.11", "musllinux_1_2_x86_64"), ("3.10", "manylinux_2_17_x86_64")])
+def test_orjson_modules_cpython_on_musl_imports(python: str, platform: str, tmp_path: Path,
+                                                musl_loaders: dict[str, Path]) -> None:
+    """The musllinux module, and a manylinux one for CPython 3.10 (whose musl build names modules -linux-gnu too)."""
+    site = tmp_path / f"usr/local/lib/python{python}/site-packages"
+    shutil.copytree(pip_site("orjson", ORJSON, platform, python), site)
     report = scan(tmp_path, musl="1.2.5")
     orjson = only(report, "orjson")
     assert (orjson.ecosystem, orjson.version) == ("pypi", ORJSON)
@@ -113,9 +116,25 @@ def test_orjson_wheels_as_cpython_loads_them(flavour: str, tmp_path: Path, musl_
     # The real loader runs the module alone, so CPython's Py* names are missing there; the interpreter has them.
     assert model_errors(module) == (libs, {s for s in symbols if not s.startswith(("Py", "_Py"))})
     # orjson's manylinux build imports only what musl also exports (checked above against the real loader):
-    # both wheels run on Alpine, the manylinux one through musl's libc.so.6 mapping.
-    assert orjson.verdict is Verdict.NATIVE and orjson.fix is None
-    assert module.needed == (("libc.so.6",) if flavour == "manylinux" else ("libc.so",))
+    # it runs through musl's libc.so.6 mapping; pip on Alpine would still install the musllinux wheel.
+    assert orjson.verdict is Verdict.NATIVE
+    assert module.needed == (("libc.so.6",) if platform.startswith("manylinux") else ("libc.so",))
+
+
+def test_orjsons_manylinux_module_for_cpython_3_11_is_never_imported_on_musl(tmp_path: Path) -> None:
+    """CPython 3.11 on musl imports *.cpython-311-x86_64-linux-musl.so: the manylinux wheel's module is invisible to
+    it (ModuleNotFoundError), whatever it would import."""
+    site = tmp_path / "usr/local/lib/python3.11/site-packages"
+    shutil.copytree(wheel_site("orjson", ORJSON, "manylinux"), site)
+    report = scan(tmp_path, musl="1.2.5")
+    orjson = only(report, "orjson")
+    [module] = [f for f in report.files if f.component == orjson.id]
+    assert module.path.endswith("/orjson.cpython-311-x86_64-linux-gnu.so")
+    assert module.verdict is Verdict.NOT_APPLICABLE and "never imported" in module.notes[0]
+    assert orjson.verdict is Verdict.BLOCKED and orjson.selected == {}
+    assert orjson.fix == (f"pip install orjson=={ORJSON} in the Alpine image: pip there installs the release's "
+                          "musllinux wheel where one is published (never a manylinux one), else builds it from "
+                          "source (apk add build-base python3-dev)")
 
 
 PARCEL = "2.4.1"  # @parcel/watcher: per-libc optional dependencies, -glibc and -musl
@@ -124,24 +143,31 @@ NODE = host_provides(Host.NODE)
 
 @pytest.mark.oracle
 def test_parcel_watcher_glibc_build_points_at_its_musl_sibling(tmp_path: Path, musl_loaders: dict[str, Path]) -> None:
-    nm = tmp_path / "app/node_modules/@parcel"
-    for name in ("watcher", "watcher-linux-x64-glibc"):
-        shutil.copytree(npm_package(f"@parcel/{name}@{PARCEL}"), nm / name)
+    """On musl @parcel/watcher's index.js requires @parcel/watcher-linux-x64-musl (detect-libc 1.0.3: `ldd --version`
+    names musl): the -glibc package is never loaded there, and the fix is to install on Alpine."""
+    install(tmp_path, f"@parcel/watcher@{PARCEL}", f"@parcel/watcher-linux-x64-glibc@{PARCEL}")
     report = scan(tmp_path, musl="1.2.5")
     glibc = only(report, "@parcel/watcher-linux-x64-glibc")
-    assert glibc.fix == ("npm ci on Alpine installs @parcel/watcher-linux-x64-musl instead "
-                         "(an optional dependency of @parcel/watcher)")
+    assert glibc.fix is not None and glibc.fix.startswith(
+        "npm ci on Alpine installs @parcel/watcher-linux-x64-musl (an optional dependency of @parcel/watcher;")
+    [unused] = report.files
+    assert unused.verdict is Verdict.NOT_APPLICABLE and glibc.verdict is Verdict.BLOCKED and glibc.selected == {}
+
+    # The same build loaded by itself (no @parcel/watcher to pick another): judged as node loads it.
+    alone = tmp_path / "alone"
+    install(alone, f"@parcel/watcher-linux-x64-glibc@{PARCEL}")
+    report = scan(alone, musl="1.2.5")
+    glibc = only(report, "@parcel/watcher-linux-x64-glibc")
     [addon] = report.files
     assert addon.context == "dlopen-lazy" and addon.component == glibc.id
-    libs, symbols = real_errors(musl_loaders["1.2.5"], tmp_path / addon.path.lstrip("/"))
+    libs, symbols = real_errors(musl_loaders["1.2.5"], alone / addon.path.lstrip("/"))
     # Alone, the real loader misses Node-API too; under node, node defines it.
     assert model_errors(addon) == (libs, {s for s in symbols if not s.startswith(NODE)})
     assert any(s.startswith("napi_") for s in symbols)
     assert glibc.verdict is Verdict.NEEDS_PACKAGES  # libstdc++ and libgcc: the rest waits on them
 
     musl_tree = tmp_path / "musl"
-    shutil.copytree(npm_package(f"@parcel/watcher-linux-x64-musl@{PARCEL}"),
-                    musl_tree / "app/node_modules/@parcel/watcher-linux-x64-musl")
+    install(musl_tree, f"@parcel/watcher@{PARCEL}", f"@parcel/watcher-linux-x64-musl@{PARCEL}")
     musl_report = scan(musl_tree, musl="1.2.5")
     [musl_addon] = musl_report.files
     libs, symbols = real_errors(musl_loaders["1.2.5"], musl_tree / musl_addon.path.lstrip("/"))

@@ -35,11 +35,11 @@ def dist_info(tree: Path, name: str, version: str, tag: str, files: list[str]) -
 
 
 def test_a_manylinux_extension_blocked_on_musl_asks_for_a_musllinux_wheel(samples_dir: Path, tmp_path: Path) -> None:
-    module_path = f"{SITE}/fastthing/_speedups.cpython-311-x86_64-linux-gnu.so"
+    module_path = f"{SITE}/fastthing/_speedups.abi3.so"  # the stable-ABI name: CPython on musl imports it too
     put(tmp_path, module_path, (samples_dir / GLIBC_JNI).read_bytes())
     put(tmp_path, f"{SITE}/fastthing/__init__.py", "")
-    dist_info(tmp_path, "fastthing", "2.0.1", "cp311-cp311-manylinux_2_17_x86_64",
-              ["fastthing/__init__.py", "fastthing/_speedups.cpython-311-x86_64-linux-gnu.so"])
+    dist_info(tmp_path, "fastthing", "2.0.1", "cp311-abi3-manylinux_2_17_x86_64",
+              ["fastthing/__init__.py", "fastthing/_speedups.abi3.so"])
     report = scan(tmp_path, musl="1.2.5")
     fast = only(report, "fastthing")
     assert (fast.ecosystem, fast.version, fast.verdict) == ("pypi", "2.0.1", Verdict.BLOCKED)
@@ -49,12 +49,24 @@ def test_a_manylinux_extension_blocked_on_musl_asks_for_a_musllinux_wheel(sample
     # JNI_GetCreatedJavaVMs is the JVM's, not CPython's: missing here, unlike in a JAR.
     assert {(s.name, s.effect) for s in module.unresolved_symbols} == {
         ("__memcpy_chk", "fatal"), ("__snprintf_chk", "fatal"), ("JNI_GetCreatedJavaVMs", "fatal")}
-    assert fast.fix is not None and "musllinux" in fast.fix
+    assert fast.fix is not None and fast.fix.startswith("pip install fastthing==2.0.1 in the Alpine image")
+
+
+def test_a_linux_gnu_module_is_never_imported_by_cpython_on_musl(samples_dir: Path, tmp_path: Path) -> None:
+    """CPython 3.11+ on musl looks for *.cpython-311-x86_64-linux-musl.so: the manylinux module is not even loaded."""
+    put(tmp_path, f"{SITE}/demo.cpython-311-x86_64-linux-gnu.so", (samples_dir / PY_EXT).read_bytes())
+    dist_info(tmp_path, "demo", "1.0", "cp311-cp311-manylinux_2_17_x86_64", ["demo.cpython-311-x86_64-linux-gnu.so"])
+    report = scan(tmp_path, musl="1.2.5")
+    demo = only(report, "demo")
+    [module] = report.files
+    assert module.verdict is Verdict.NOT_APPLICABLE and "never imported" in module.notes[0]
+    assert demo.verdict is Verdict.BLOCKED and demo.selected == {}
+    assert demo.fix is not None and demo.fix.startswith("pip install demo==1.0 in the Alpine image")
 
 
 def test_cpythons_own_symbols_are_not_missing(samples_dir: Path, tmp_path: Path) -> None:
-    put(tmp_path, f"{SITE}/demo.cpython-311-x86_64-linux-gnu.so", (samples_dir / PY_EXT).read_bytes())
-    dist_info(tmp_path, "demo", "1.0", "cp311-cp311-manylinux_2_17_x86_64", ["demo.cpython-311-x86_64-linux-gnu.so"])
+    put(tmp_path, f"{SITE}/demo.cpython-310-x86_64-linux-gnu.so", (samples_dir / PY_EXT).read_bytes())
+    dist_info(tmp_path, "demo", "1.0", "cp310-cp310-manylinux_2_17_x86_64", ["demo.cpython-310-x86_64-linux-gnu.so"])
     report = scan(tmp_path, musl="1.2.5")
     assert only(report, "demo").verdict is Verdict.NATIVE  # PyLong_FromLong is the interpreter's
     [module] = report.files
@@ -71,13 +83,19 @@ def test_an_npm_package_with_only_its_gnu_build_installed_points_at_the_musl_one
     put(tmp_path, f"{nm}/core/package.json", json.dumps({
         "name": "@swc/core", "version": "1.3.100",
         "optionalDependencies": {"@swc/core-linux-x64-gnu": "1.3.100", "@swc/core-linux-x64-musl": "1.3.100"}}))
+    put(tmp_path, "app/node_modules/fastaddon/build/Release/fast.node", (samples_dir / GLIBC_JNI).read_bytes())
     report = scan(tmp_path, musl="1.2.5")
     swc = only(report, "@swc/core-linux-x64-gnu")
-    assert (swc.ecosystem, swc.verdict) == ("npm", Verdict.BLOCKED)
-    [addon] = report.files
+    assert (swc.ecosystem, swc.verdict, swc.selected) == ("npm", Verdict.BLOCKED, {})
+    files = {f.path.rsplit("/", 1)[-1]: f for f in report.files}
+    assert files["swc.linux-x64-gnu.node"].verdict is Verdict.NOT_APPLICABLE  # @swc/core requires the -musl one
+    assert swc.fix is not None and swc.fix.startswith(
+        "npm ci on Alpine installs @swc/core-linux-x64-musl (an optional dependency of @swc/core;")
+    addon = files["fast.node"]  # an addon compiled on the glibc machine, loaded as it is
     assert addon.context == "dlopen-lazy"  # process.dlopen defaults to RTLD_LAZY: the fortified calls are latent
     assert {s.effect for s in addon.unresolved_symbols} == {"latent"}
-    assert swc.fix == "npm ci on Alpine installs @swc/core-linux-x64-musl instead (an optional dependency of @swc/core)"
+    assert only(report, "fastaddon").fix == ("npm rebuild fastaddon on Alpine: this build was made on a glibc machine "
+                                             "(apk add build-base python3 to compile it there)")
 
 
 def test_hostile_member_names_and_garbage_wheel_metadata(samples_dir: Path, tmp_path: Path) -> None:
