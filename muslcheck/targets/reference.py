@@ -327,7 +327,7 @@ def sniff_file(path: Path) -> ReferenceKind:
 
 
 # What the first members of an image archive are named: a root filesystem has none of these at its top.
-_IMAGE_ARCHIVE_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories", "blobs"})
+_IMAGE_ARCHIVE_NAMES = frozenset({"index.json", "oci-layout", "repositories", "blobs"})
 _LEGACY_LAYER_DIR = re.compile(r"[0-9a-f]{64}(?:\.json)?")
 _SNIFF_BYTES = 1 << 20  # of a compressed file, inflated to tell a root filesystem from an image archive
 _SNIFF_MEMBERS = 64
@@ -344,9 +344,12 @@ def _sniff_compressed(path: Path, gzip: bool) -> ReferenceKind:
     except ValueError as e:
         raise InputError(f"{path}: a compressed file that is not a tar ({e})") from e
     names: list[str] = []
+    manifest: bytes | None = None
     try:
         for entry in TarReader(BytesIO(head), where=str(path)):
-            names.append(entry.name)
+            names.append(_top(entry.name))
+            if entry.name.removeprefix("./") == "manifest.json" and entry.isreg():
+                manifest = head[entry.offset_data : entry.offset_data + entry.size]
             if len(names) >= _SNIFF_MEMBERS:
                 break
     except TarError as e:
@@ -354,7 +357,8 @@ def _sniff_compressed(path: Path, gzip: bool) -> ReferenceKind:
             raise InputError(f"{path}: a compressed file that is not a tar ({e})") from e
     if not names and len(head) < 512:
         raise InputError(f"{path}: a compressed file that is not a tar")
-    if any(_top(name) in _IMAGE_ARCHIVE_NAMES or _LEGACY_LAYER_DIR.fullmatch(_top(name)) for name in names):
+    if any(name in _IMAGE_ARCHIVE_NAMES or _LEGACY_LAYER_DIR.fullmatch(name) for name in names) or (
+            manifest is not None and _docker_shape(manifest)):
         raise InputError(f"{path}: a compressed image archive; decompress it first "
                          "(muslcheck reads docker-archive and oci-archive tars uncompressed)")
     return ReferenceKind.ROOTFS
@@ -403,6 +407,25 @@ def _sniff_tar(f: BinaryIO, size: int) -> ReferenceKind | None:
     return ReferenceKind.ROOTFS
 
 
+def _docker_shape(manifest: bytes) -> set[str]:
+    """The member names a docker-archive's manifest.json names (a non-empty list of objects, each with a Config and
+    a Layers list); empty when it has not that shape."""
+    try:
+        doc = json.loads(manifest)
+    except (ValueError, RecursionError):
+        return set()
+    if not isinstance(doc, list) or not doc or not all(isinstance(item, dict) for item in doc):
+        return set()
+    wanted: set[str] = set()
+    for item in doc:
+        config, layers = item.get("Config"), item.get("Layers")
+        if not isinstance(config, str) or not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            return set()
+        wanted.add(config)
+        wanted.update(layers)
+    return {"/".join(p for p in name.split("/") if p not in ("", ".")) for name in wanted}
+
+
 def _docker_manifest(f: BinaryIO, size: int, where: tuple[int, int]) -> bool:
     """Whether the manifest.json at ``where`` (offset, size) is a docker-archive's: a non-empty list of objects
     with a Config and a Layers list, naming members of the tar."""
@@ -410,20 +433,9 @@ def _docker_manifest(f: BinaryIO, size: int, where: tuple[int, int]) -> bool:
     if length > _MAX_MANIFEST_BYTES:
         return True  # too large to be a stray file: the docker-archive reader says what is wrong with it
     f.seek(offset)
-    try:
-        doc = json.loads(f.read(length))
-    except (ValueError, RecursionError):
+    wanted = _docker_shape(f.read(length))
+    if not wanted:
         return False
-    if not isinstance(doc, list) or not doc or not all(isinstance(item, dict) for item in doc):
-        return False
-    wanted: set[str] = set()
-    for item in doc:
-        config, layers = item.get("Config"), item.get("Layers")
-        if not isinstance(config, str) or not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-            return False
-        wanted.add(config)
-        wanted.update(layers)
-    wanted = {"/".join(p for p in name.split("/") if p not in ("", ".")) for name in wanted}
     f.seek(0)
     try:  # one named member is enough: an archive that lacks the others is a damaged docker-archive, said as such
         return any("/".join(p for p in entry.name.split("/") if p not in ("", ".")) in wanted

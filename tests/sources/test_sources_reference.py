@@ -90,7 +90,8 @@ def test_detect_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("content", "message"), [
     (b"just text\n", "not an ELF file, a JAR/zip, a directory, a tar of a root filesystem, a docker-archive or an "
                     "oci-archive"),
-    (gzip.compress(layer_tar({"manifest.json": b"[]"})), "compressed"),
+    (gzip.compress(layer_tar({"manifest.json": b'[{"Config": "c.json", "Layers": ["l/layer.tar"]}]'})),
+     "compressed image archive"),
 ])
 def test_detect_rejects(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "thing"
