@@ -20,7 +20,7 @@ from typing import BinaryIO
 from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError, part_of
 from muslcheck.targets.reference import Reference, ReferenceKind
 
-_CHUNK = 1 << 20
+_CHUNK = 4 << 20
 # The layer of a root filesystem tar; compression is read from its first bytes.
 ROOTFS_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 NO_CONFIG = ImageConfig(os="linux", architecture="", variant=None, env=(), workdir=None, entrypoint=(), cmd=(),
@@ -77,13 +77,13 @@ class RootfsSource:
                 raise SourceError(f"{self.reference}: not a regular file")
             sha = hashlib.sha256()
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-            try:
+            buffer = bytearray(_CHUNK)
+            view = memoryview(buffer)
+            with os.fdopen(fd, "rb", buffering=0) as f:
                 size = 0
-                while chunk := os.read(fd, _CHUNK):
-                    sha.update(chunk)
-                    size += len(chunk)
-            finally:
-                os.close(fd)
+                while n := f.readinto(buffer):
+                    sha.update(view[:n])
+                    size += n
         except FileNotFoundError:
             raise SourceError(f"{self.path}: no such file") from None
         except OSError as e:
