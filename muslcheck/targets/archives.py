@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -60,29 +61,100 @@ class ArchiveScan:
 
 
 class MemberOverlay:
-    """A root filesystem plus the ELF files found inside its archives, so the loader model can load them."""
+    """A root filesystem plus what was read inside its archives (ELF members, kept metadata), so that each archive
+    is a directory for the loader model, as once installed: ``/x.whl!`` holds ``numpy/``, ``numpy.libs/``..., and
+    ``$ORIGIN/../../numpy.libs`` of ``/x.whl!/numpy/core/m.so`` is ``/x.whl!/numpy.libs``. Inside an archive ``..``
+    is lexical (members are no links); from an archive's root it leads to the directory that holds the archive."""
 
-    def __init__(self, base: RootFS, members: dict[str, ElfFacts]) -> None:
+    def __init__(self, base: RootFS, members: Mapping[str, ElfFacts],
+                 metadata: Sequence[ArchiveMetadata] = ()) -> None:
         self.base = base
-        self.members = members
-        self.directories = {m.rsplit("/", 1)[0] for m in members}
+        self.members = dict(members)
+        self.kept = {  # the metadata files kept whole
+            f"{a.location}{ARCHIVE_SEPARATOR}{name}": data for a in metadata for name, data in a.members.items()
+        }
+        self.archives = {a.location for a in metadata}  # every archive read, nested ones too
+        self.children: dict[str, set[str]] = {f"{a}!": set() for a in self.archives}  # directory -> its names
+        for location in (*self.members, *self.kept):
+            path = location
+            if any(part in ("", ".", "..") for part in location.split(ARCHIVE_SEPARATOR, 1)[1].split("/")):
+                continue  # a name that is no path inside the archive ("../../etc/x.so"): found as it is, only
+            while ARCHIVE_SEPARATOR in path:
+                head, name = path.rsplit("/", 1)
+                self.children.setdefault(head, set()).add(name)
+                if head.endswith("!"):
+                    self.archives.add(head[:-1])
+                    head = head[:-1]
+                path = head
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
-        if path in self.members:
+        if path in self.members or path in self.kept:  # as found, whatever its name holds ("../" included)
             return Resolved(path, (), True, False, ("archive", path))
-        if path in self.directories:
-            return Resolved(path, (), False, True, ("archive-dir", path))
-        return self.base.resolve(path)
+        where = self._where(path) if "!" in path else path
+        if not isinstance(where, _Inside):
+            return self.base.resolve(where)
+        inside = where.location
+        if inside in self.members or inside in self.kept:
+            return Resolved(inside, (), True, False, ("archive", inside))
+        if inside in self.children:
+            return Resolved(inside, (), False, True, ("archive-dir", inside))
+        if inside in self.archives:  # an archive inside an archive: a file, not a library
+            return Resolved(inside, (), True, False, ("archive", inside))
+        return Unresolvable(inside, "no such file", ())
+
+    def _where(self, path: str, through_links: bool = True) -> _Inside | str:
+        """``path`` inside a known archive (normalised), or the path for the base tree to resolve: one that names
+        no archive, or whose ``..`` climbs out of the outermost archive."""
+        parts = path.split("/")
+        at = next((i for i, part in enumerate(parts)
+                   if part.endswith("!") and "/".join(parts[: i + 1])[:-1] in self.archives), None)
+        if at is None:
+            return self._through_link(path) if through_links else path
+        inner: list[str] = []
+        for i in range(at + 1, len(parts)):
+            part = parts[i]
+            if part in ("", "."):
+                continue
+            if part != "..":
+                inner.append(part)
+            elif inner:
+                inner.pop()
+            else:  # above the archive's root: the directory that holds it
+                return "/".join([*parts[:at], *parts[i + 1 :]]) or "/"
+        return _Inside("/".join([*parts[: at + 1], *inner]))
+
+    def _through_link(self, path: str) -> _Inside | str:
+        """An archive named by another path than its own (a link to it, a ``..`` on the way): the archive as the
+        base tree resolves it, then the rest inside it."""
+        outer, sep, rest = path.partition(ARCHIVE_SEPARATOR)
+        if sep:
+            found = self.base.resolve(outer)
+            if isinstance(found, Resolved) and found.path != outer and found.path in self.archives:
+                return self._where(f"{found.path}{ARCHIVE_SEPARATOR}{rest}", through_links=False)
+        return path
 
     def read_facts(self, resolved: Resolved) -> ElfFacts:
         facts = self.members.get(resolved.path)
-        return facts if facts is not None else self.base.read_facts(resolved)
+        if facts is not None:
+            return facts
+        if resolved.path in self.kept or resolved.path in self.archives:  # metadata, a nested archive
+            raise MalformedElf("not an ELF file")
+        return self.base.read_facts(resolved)
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
-        return self.base.read_head(resolved, limit)
+        data = self.kept.get(resolved.path)
+        return data[:limit] if data is not None else self.base.read_head(resolved, limit)
 
     def list_dir(self, path: str) -> list[str]:
-        return self.base.list_dir(path)
+        where = self._where(path) if "!" in path else path
+        if isinstance(where, _Inside):
+            return sorted(self.children.get(where.location, ()))
+        return self.base.list_dir(where)
+
+
+@dataclass(frozen=True)
+class _Inside:
+    location: str  # normalised: "/x.whl!/numpy.libs/libgcc_s.so.1"
 
 
 class BufferReader(io.RawIOBase):
