@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 import muslcheck
 from muslcheck.cache import CacheStore, default_salt, open_store
 from muslcheck.cache.codec import encode_report
-from muslcheck.cache.keys import code_digest
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import no_progress
 from muslcheck.scan import ScanOptions, scan
@@ -42,12 +41,14 @@ class Outcome:
     payload: bytes | None  # the report, ``encode_report``; None on error
     error: str | None
     error_kind: str | None  # "usage", "input", "internal"
-    tool: str  # the worker's muslcheck: version and code digest (a fleet must not mix two)
+    tool: str  # the worker's muslcheck version (a fleet must not mix two)
     seconds: float
 
 
 def tool_identity() -> str:
-    return f"{muslcheck.__version__} {code_digest()}"
+    """The version, not the code digest: a checkout edited while a fleet runs is not another release (and each
+    worker's cache salt holds its own code digest, so two codes never share an entry)."""
+    return muslcheck.__version__
 
 
 def portable(options: ScanOptions, jobs: int = 1) -> ScanOptions:

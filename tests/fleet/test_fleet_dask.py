@@ -1,0 +1,98 @@
+"""A fleet on a real Dask cluster: a LocalCluster with two worker processes, a cache directory they share, and
+Debian's docker-registry on 127.0.0.1 serving several images built here on one common base layer. Each
+target's part of the fleet report must equal that image's own scan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from dask.distributed import Client, LocalCluster
+from fleet_support import imagebuild, layer, library, program
+
+from muslcheck import ScanOptions, scan
+from muslcheck.cli import EXIT_INCOMPATIBLE, main
+from muslcheck.fleet import CacheSpec, FleetOptions, scan_fleet, work_order
+from muslcheck.fleet.report import summarize
+
+BASE = {  # the common base: a libc-only tool and a glibc-only library that blocks every image built on it
+    "/usr/bin/basetool": program(uses=("memcpy",)),
+    "/usr/lib/libbase.so": library("libbase.so", uses=("__base_glibc_only",)),
+}
+APPS = {
+    "svc-a": {"/app/liba.so": library("liba.so", needed=("libc.so", "libgone.so.1"))},
+    "svc-b": {"/app/libb.so": library("libb.so", needed=("libc.so", "libgone.so.1"), uses=("no_such_fn",))},
+    "svc-c": {"/app/bin/c": program(uses=("printf",))},
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as local, Client(local) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield local.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """registry: references of the three services, each the base layer plus its own layer."""
+    imagebuild.require_tools("docker-registry", "skopeo")
+    work = tmp_path_factory.mktemp("fleet-registry")
+    with imagebuild.registry(work / "registry") as reg:
+        references = []
+        for name, files in APPS.items():
+            layout = work / name
+            imagebuild.write_oci_dir(layout, [layer(BASE), layer(files)], tag="1")
+            references.append(f"registry:{reg.push(f'oci:{layout}:1', f'{name}:1')}")
+        yield references
+
+
+OPTIONS = ScanOptions(musl="1.2.5", insecure_registry=True)
+
+
+def test_a_dask_fleet_equals_each_image_scan(cluster: str, pushed: list[str], tmp_path: Path) -> None:
+    cache = CacheSpec(str(tmp_path / "shared-cache"), 1 << 26)
+    fleet = scan_fleet(pushed, OPTIONS, FleetOptions(dask=cluster, cache=cache, keep_reports=True))
+    assert [t.target for t in fleet.targets] == pushed
+    for target, result in zip(pushed, fleet.targets, strict=True):
+        alone = scan(target, OPTIONS)
+        assert result.report == alone
+        assert result == summarize(target, alone)
+    # The base's blocker is shared by all three images; the app layers' own by the ones that have them.
+    ranked = [(b.subject, b.count) for b in fleet.blockers]
+    assert ranked[0] == ("__base_glibc_only", 3)
+    assert ("libgone.so.1", 2) in ranked and ("no_such_fn", 1) in ranked
+    # Both workers wrote to the one cache directory; a second fleet is served from it, report for report.
+    entries = [p for p in (tmp_path / "shared-cache").rglob("*") if p.is_file() and len(p.name) == 62]
+    assert len(entries) == len(pushed)
+    again = scan_fleet(pushed, OPTIONS, FleetOptions(dask=cluster, cache=cache))
+    assert again == fleet
+    # The same fleet in this one process: the same report.
+    assert scan_fleet(pushed, OPTIONS, FleetOptions(jobs=1)) == fleet
+
+
+def test_images_sharing_a_base_run_back_to_back(pushed: list[str], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    imagebuild.write_oci_dir(other, [layer({"/x/libz.so": library("libz.so")})], tag="1")
+    mixed = [pushed[0], f"oci-dir:{other}:1", pushed[1], str(tmp_path), pushed[2]]
+    order = work_order(mixed, OPTIONS)
+    positions = sorted(order.index(i) for i in (0, 2, 4))
+    assert positions == list(range(positions[0], positions[0] + 3))  # the three on one base are neighbours
+    assert order[0] == 3  # a directory has no layers: first, in its place
+
+
+def test_cli_dask_flag_writes_the_fleet_report(cluster: str, pushed: list[str], tmp_path: Path) -> None:
+    listing = tmp_path / "targets.txt"
+    listing.write_text("\n".join([*pushed, "registry:127.0.0.1:1/nothing:1"]) + "\n")
+    args = ["scan", "--musl", "1.2.5", "--insecure-registry", "--targets", str(listing), "-o", "json", "-q",
+            "--cache", str(tmp_path / "cli-cache")]
+    on_dask = CliRunner(catch_exceptions=False).invoke(main, [*args, "--dask", cluster])
+    local = CliRunner(catch_exceptions=False).invoke(main, [*args, "-j", "2"])
+    assert on_dask.exit_code == local.exit_code == EXIT_INCOMPATIBLE, on_dask.output
+    assert json.loads(on_dask.stdout) == json.loads(local.stdout)
+    failed = json.loads(on_dask.stdout)["targets"][-1]
+    assert failed["verdict"] is None and failed["error_kind"] == "input"
