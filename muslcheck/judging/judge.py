@@ -1,4 +1,5 @@
-"""Judge each ELF file of a tree: load it as musl would, in its context, with and without gcompat.
+"""Judge each ELF file of a tree: load it as musl would, in its context, with and without gcompat. The load graph
+decides the context: a library that other files load is judged inside their loads.
 
 Judging can run in worker processes (``jobs``): each worker reads the symbols of its share of files
 (and of the libraries they load) itself, and only the file reports cross back to the parent.
@@ -13,17 +14,18 @@ import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import NamedTuple
 
 from muslcheck.apps.application import Application
 from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.judging.verdict import Problems, decide, file_report, problems
 from muslcheck.ldso.facts import ElfFile, FactsCache, NotLoadable
-from muslcheck.ldso.load import LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.ldso.load import Effect, LoadedObject, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
-from muslcheck.ldso.tree import RootFS
+from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.ignore import Ignores
 from muslcheck.model.options import Context, Options, Progress, no_progress
-from muslcheck.model.report import FileKind, FileReport, Skip, Verdict
+from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
@@ -72,7 +74,12 @@ def judge(
     """Judge ``files``; with ``jobs`` > 1 (and a platform that can fork), in that many worker processes, and
     with ``jobs`` 0 in ``default_jobs()``. The result does not depend on ``jobs``. ``meanwhile`` is called
     once the workers run (so a thread it starts is not forked): work to overlap with the judging. ``replaced``
-    maps the files the Alpine base replaces (OS packages, glibc runtimes) to their owner."""
+    maps the files the Alpine base replaces (OS packages, glibc runtimes) to their owner.
+
+    The load graph decides each library's context. Roots are the executables, what a host loads by itself, and
+    the libraries no load reaches; each root is judged in its own load. A library that roots load is judged
+    inside each of those loads (their rpaths, ``$ORIGIN``, what they loaded before it), and its report is the
+    first of the worst. One that no root load reaches is judged alone. A ``--context`` makes every file a root."""
     replaced = replaced or {}
     judging = _Judging(root, cache, options, catalog, app, replaced)
     jobs = jobs or default_jobs()
@@ -91,54 +98,92 @@ def judge(
             reports[f.path] = _plain_report(f, kind, Verdict.NOT_APPLICABLE, reason)
         elif kind is FileKind.STATIC:
             reports[f.path] = _plain_report(f, kind, Verdict.NATIVE, "statically linked: no dynamic loader involved")
-        elif (options.context or (Context.EXECUTABLE if kind is FileKind.EXECUTABLE else None)) is Context.EXECUTABLE:
+        elif _as_program(kind, options):
             executables.append((f, kind))
         else:
             libraries.append((f, kind))
 
     judging.libraries = {f.identity: f for f, _ in libraries}
+    # What each library's own load reaches, read before the workers fork (headers only: no symbol is read).
+    reach = _reach(judging, libraries, {f.identity: f for f in files}) if judging.graph else {}
     candidates = [*executables, *libraries]
+    first_library = len(executables)
     with _Workers(judging, candidates, jobs if len(candidates) >= PARALLEL_MIN_FILES else 1) as workers:
         if meanwhile is not None:
             meanwhile()
-        # Executables first: the libraries they load are judged in the start-up context.
-        startup: dict[object, tuple[int, FileReport]] = {}
-        for share in workers.map(_judge_executables, range(len(executables))):
+        loads: dict[object, _Dependency] = {}  # library identity -> its first worst run inside a root's load
+
+        def record(share: _Share) -> None:
             for path, outcome in share.files.items():
-                _record(path, outcome, reports, skipped)
-            for identity, (severity, report) in share.startup.items():
-                if identity not in startup or severity > startup[identity][0]:  # the first of the worst run wins
-                    startup[identity] = (severity, report)
+                if isinstance(outcome, Skip):
+                    skipped[path] = outcome
+                else:
+                    reports[path] = outcome
+            for identity, run in share.dependencies.items():
+                seen = loads.get(identity)
+                if seen is None:
+                    loads[identity] = run
+                else:  # shares come back in order: the first of the worst run stays
+                    loads[identity] = run.after(seen) if run.severity > seen.severity else seen.after(run)
             progress("judging", len(reports) + len(skipped), len(files))
 
-        by_startup = options.context in (None, Context.STARTUP_LIBRARY)
-        rest = []
-        for i, (f, _) in enumerate(libraries, start=len(executables)):
-            if by_startup and f.identity in startup:
-                reports[f.path] = startup[f.identity][1]
-            else:
-                rest.append(i)
-        for share in workers.map(_judge_libraries, rest):
-            for path, outcome in share.files.items():
-                _record(path, outcome, reports, skipped)
-            progress("judging", len(reports) + len(skipped), len(files))
+        for share in workers.map(_judge_roots, range(first_library)):
+            record(share)
+        roots = (_library_roots(libraries, reach, set(loads)) if judging.graph
+                 else {f.identity for f, _ in libraries})
+        for share in workers.map(_judge_roots, [i for i, (f, _) in enumerate(libraries, first_library)
+                                                if f.identity in roots]):
+            record(share)
+        alone = []
+        for i, (f, _) in enumerate(libraries, first_library):
+            if f.identity in roots:
+                continue
+            if (run := loads.get(f.identity)) is not None:
+                reports[f.path] = run.report_naming_its_root()
+            else:  # named by some DT_NEEDED, yet no root's load reaches this file
+                alone.append(i)
+        progress("judging", len(reports) + len(skipped), len(files))
+        for share in workers.map(_judge_alone, alone):
+            record(share)
     return Judged(tuple(reports[f.path] for f in files if f.path in reports), tuple(skipped.values()))
 
 
-def _record(path: str, outcome: FileReport | Skip, reports: dict[str, FileReport], skipped: dict[str, Skip]) -> None:
-    if isinstance(outcome, Skip):
-        skipped[path] = outcome
-    else:
-        reports[path] = outcome
+def _as_program(kind: FileKind, options: Options) -> bool:
+    return (options.context or (Context.EXECUTABLE if kind is FileKind.EXECUTABLE else None)) is Context.EXECUTABLE
+
+
+@dataclass(frozen=True)
+class _Dependency:
+    """A library loaded by a root: its report in the first of its worst runs, the root of that run, and how many
+    root loads reach it."""
+
+    severity: int
+    report: FileReport
+    root: str
+    loads: int = 1
+
+    def after(self, other: _Dependency) -> _Dependency:
+        """This run, counting ``other``'s loads too."""
+        return replace(self, loads=self.loads + other.loads)
+
+    def report_naming_its_root(self) -> FileReport:
+        r = self.report
+        where = f"in the load of {self.root}"
+        note = (f"loaded as a dependency: judged {where}" if self.loads == 1 else
+                f"loaded as a dependency: judged {where}, the first with the worst verdict of the {self.loads} "
+                "loads in the tree that reach it")
+        findings = tuple(Finding(f.rule, f.rule_id, f.level, f.path, f.object, f.subject, f"{f.message} ({where})",
+                                 f.fix, f.ignored) for f in r.findings)  # built directly: replace() is slow
+        return replace(r, notes=(note, *r.notes), findings=findings)
 
 
 @dataclass
 class _Share:
-    """What judging some files found: a report (or a skip) per file, and for executables, the worst
-    start-up report of each library they load (its severity first), by the library's identity."""
+    """What judging some files found: a report (or a skip) per file, and for the roots among them, the first worst
+    run of each library their loads reach, by the library's identity."""
 
     files: dict[str, FileReport | Skip] = field(default_factory=dict)
-    startup: dict[object, tuple[int, FileReport]] = field(default_factory=dict)
+    dependencies: dict[object, _Dependency] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,6 +219,7 @@ class _Judging:
         self.replaced = replaced
         self.memo = RelocationMemo()
         self.libraries: dict[object, ElfFile] = {}  # the libraries to judge, by identity
+        self.graph = options.context is None  # the load graph decides each library's context
         self._targets: dict[str, _Targets] = {}
 
     def targets_for(self, arch: str) -> _Targets:
@@ -190,6 +236,11 @@ class _Judging:
             self._targets[arch] = _Targets(bare, replace(bare, gcompat=catalog.gcompat), options.gcompat)
         return self._targets[arch]
 
+    def context_of(self, f: ElfFile) -> tuple[Context, bool]:
+        """How ``f`` is loaded when nothing loads it first, and whether a host process loads it by itself."""
+        host = self.app.context_of(f.path) if self.app is not None else None
+        return self.options.context or host or _unknown_host_context(f.path), host is not None
+
     def malformed(self, f: ElfFile) -> Skip | None:
         """A skip for ``f`` when its symbol tables, read in full only now, are malformed."""
         facts = self.cache.complete(f)
@@ -199,77 +250,238 @@ class _Judging:
         return None
 
 
-def _judge_executables(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
+class _Headers(FactsCache):
+    """The tree's ELF files with the facts discovery read (headers: needed, rpath, soname...): enough for the
+    loader's search, and no symbol table is read. Any other file is the judging's cache's to read."""
+
+    def __init__(self, files: Mapping[object, ElfFile], cache: FactsCache) -> None:
+        super().__init__(cache.root)
+        self.files, self.cache = files, cache
+
+    def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
+        f = self.files.get(resolved.identity)
+        return f.facts if f is not None and resolved.is_file else self.cache.get(resolved)
+
+
+def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
+           files: Mapping[object, ElfFile]) -> dict[object, frozenset[object]]:
+    """Each library -> the other libraries to judge that its own load (in its own context) brings in. The search
+    alone decides that, so the headers of ``files`` are enough: relocating no symbol costs little."""
+    headers = _Headers(files, judging.cache)
+    memo = RelocationMemo()  # of header facts: kept apart from the judging's
+    reach: dict[object, frozenset[object]] = {}
+    for f, _ in libraries:
+        t = judging.targets_for(f.facts.machine)
+        reserved = t.bare.rules.reserved_prefixes
+        if all(n.startswith("lib") and n[3:].startswith(reserved) for n in f.facts.needed):
+            reach[f.identity] = frozenset()  # it names only libc (DL:1072-1098): nothing else comes in
+            continue
+        try:
+            result = load(judging.root, headers, t.bare, f.path, judging.context_of(f)[0], memo=memo)
+        except FileNotFoundError:  # gone since discovery: judging says so
+            reach[f.identity] = frozenset()
+            continue
+        reach[f.identity] = frozenset(  # what the dlopen itself brought in: not the preloads, loaded before
+            o.identity for o in result.objects if o.runtime_loaded and o.identity in judging.libraries
+        ) - {f.identity}
+    return reach
+
+
+def _library_roots(libraries: Sequence[tuple[ElfFile, FileKind]], reach: Mapping[object, frozenset[object]],
+                   by_programs: set[object]) -> set[object]:
+    """The libraries that no load brings in: none that an executable loads, nor another library's load, except
+    within a cycle of libraries that load each other and nothing else loads (its first file is the root)."""
+    loaded_by: dict[object, list[object]] = {}
+    for identity, reached in reach.items():
+        for other in reached:
+            loaded_by.setdefault(other, []).append(identity)
+    order = {f.identity: i for i, (f, _) in enumerate(libraries)}
+    roots = set()
+    for f, _ in libraries:
+        me = f.identity
+        if me in by_programs:
+            continue
+        others = loaded_by.get(me, ())
+        if all(o in reach[me] and order[me] < order[o] for o in others):
+            roots.add(me)
+    return roots
+
+
+def _judge_roots(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
+    """Roots: each in its own load, and the libraries each load brings in, inside that load."""
     share = _Share()
-    runs: dict[object, list[tuple[ElfFile, LoadResult, LoadResult, frozenset[str]]]] = {}
+    worst: dict[object, _Worst] = {}
+    for f, kind in files:
+        if (skip := judging.malformed(f)) is not None:
+            share.files[f.path] = skip
+            continue
+        run = _judge_program(judging, f, kind, share) if _as_program(kind, judging.options) else \
+            _judge_library(judging, f, kind, share)
+        if run is not None and judging.graph:
+            _dependencies(judging, worst, run)
+    _settle(judging, worst, share)
+    return share
+
+
+def _judge_alone(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
+    """Libraries that some file names, yet no root's load reaches: each in a load of its own."""
+    share = _Share()
+    for f, kind in files:
+        if (skip := judging.malformed(f)) is not None:
+            share.files[f.path] = skip
+        else:
+            _judge_library(judging, f, kind, share)
+    return share
+
+
+def _judge_program(judging: _Judging, f: ElfFile, kind: FileKind, share: _Share) -> _Run:
     options, ignores = judging.options, judging.options.ignores
-    libraries = judging.libraries
-    for f, kind in files:
-        if (skip := judging.malformed(f)) is not None:
-            share.files[f.path] = skip
-            continue
-        ctx = options.context or Context.EXECUTABLE
-        t = judging.targets_for(f.facts.machine)
-        bare = load(judging.root, judging.cache, t.bare, f.path, ctx, memo=judging.memo)
-        with_gc = load(judging.root, judging.cache, t.gcompat, f.path, ctx, memo=judging.memo)
-        p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare),
-                          path=f.path, ignores=ignores)
-        p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat),
-                        path=f.path, ignores=ignores)
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        share.files[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=decide(p_bare, p_gc), shown=shown,
-            result=result, scope=None, preload_fixes=False, aliases=f.aliases,
-        )
-        for obj in bare.objects[1:]:
-            lib = libraries.get(obj.identity)
-            if obj.facts is not None and lib is not None:
-                scope = frozenset(o.path for o in (*bare.objects, *with_gc.objects) if o.identity == obj.identity)
-                runs.setdefault(obj.identity, []).append((lib, bare, with_gc, scope))
-    for identity, lib_runs in runs.items():
-        share.startup[identity] = _startup_report(lib_runs, judging.targets_for(lib_runs[0][0].facts.machine),
-                                                  ignores)
-    return share
+    ctx = options.context or Context.EXECUTABLE
+    t = judging.targets_for(f.facts.machine)
+    bare = load(judging.root, judging.cache, t.bare, f.path, ctx, memo=judging.memo)
+    with_gc = load(judging.root, judging.cache, t.gcompat, f.path, ctx, memo=judging.memo)
+    p_bare = problems(bare, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.bare),
+                      path=f.path, ignores=ignores)
+    p_gc = problems(with_gc, None, t.gcompat.gcompat, _glibc_interpreter(f.facts, t.gcompat),
+                    path=f.path, ignores=ignores)
+    shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
+    share.files[f.path] = file_report(
+        path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=decide(p_bare, p_gc), shown=shown,
+        result=result, scope=None, preload_fixes=False, aliases=f.aliases,
+    )
+    return _Run(f.path, Context.STARTUP_LIBRARY, t, bare, with_gc, None)
 
 
-def _judge_libraries(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
-    share = _Share()
-    options, app, root, cache, memo = judging.options, judging.app, judging.root, judging.cache, judging.memo
-    for f, kind in files:
-        if (skip := judging.malformed(f)) is not None:
-            share.files[f.path] = skip
-            continue
-        t = judging.targets_for(f.facts.machine)
-        host_context = app.context_of(f.path) if app is not None else None
-        ctx = options.context or host_context or _unknown_host_context(f.path)
-        provided = app.provides_of(f.path) if app is not None else ()
-        if ctx is Context.STARTUP_LIBRARY:
-            # Not needed by any executable here: load it as the first object of a program.
-            stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
-            bare = load(root, cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path, memo=memo)
-            with_gc = load(root, cache, t.preloaded, f.path, Context.EXECUTABLE,
-                           ldso_name=gcompat_stub_name(t.gcompat, stub), memo=memo)
-            share.files[f.path] = _startup_report([(f, bare, with_gc, frozenset({f.path}))], t, options.ignores)[1]
-            continue
-        # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
-        bare = load(root, cache, t.bare, f.path, ctx, host_provides=provided, memo=memo)
-        p_bare = problems(bare, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        with_gc, p_gc = bare, p_bare
-        if (p_bare.blockers and t.gcompat_may_help(bare)) or t.show_gcompat:
-            with_gc = load(root, cache, t.gcompat, f.path, ctx, host_provides=provided, memo=memo)
-            p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-        verdict = decide(p_bare, p_gc)
-        preload_fixes = False
-        if verdict is Verdict.BLOCKED and not _beyond_symbols(p_gc):
-            preloaded = load(root, cache, t.preloaded, f.path, ctx, host_provides=provided, memo=memo)
-            p_preload = problems(preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
-            preload_fixes = p_preload.blockers == 0
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        share.files[f.path] = file_report(
-            path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=result,
-            scope=None, preload_fixes=preload_fixes, aliases=f.aliases,
+def _judge_library(judging: _Judging, f: ElfFile, kind: FileKind, share: _Share) -> _Run | None:
+    """``f`` in its own load (a report in ``share``), and that load; None in the start-up context."""
+    options, app, memo = judging.options, judging.app, judging.memo
+    t = judging.targets_for(f.facts.machine)
+    ctx, hosted = judging.context_of(f)
+    if ctx is Context.STARTUP_LIBRARY:
+        # Not needed by any executable here: load it as the first object of a program.
+        stub = t.gcompat.gcompat.loader_paths.get(f.facts.machine) if t.gcompat.gcompat else None
+        bare = load(judging.root, judging.cache, t.bare, f.path, Context.EXECUTABLE, ldso_name=t.bare.ldso_path,
+                    memo=memo)
+        with_gc = load(judging.root, judging.cache, t.preloaded, f.path, Context.EXECUTABLE,
+                       ldso_name=gcompat_stub_name(t.gcompat, stub), memo=memo)
+        run = _Run(f.path, ctx, t, bare, with_gc, None)
+        share.files[f.path] = run.report(f, frozenset({f.path}), options.ignores)[1]
+        return None
+    provided = app.provides_of(f.path) if app is not None else ()
+
+    def load_in(target: Target) -> LoadResult:
+        return load(judging.root, judging.cache, target, f.path, ctx, host_provides=provided, memo=memo)
+
+    # dlopen: gcompat's files (libresolv.so.2, ...) can help; its symbols only when preloaded.
+    bare = load_in(t.bare)
+    p_bare = problems(bare, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
+    with_gc, p_gc = bare, p_bare
+    if (p_bare.blockers and t.gcompat_may_help(bare)) or t.show_gcompat:
+        with_gc = load_in(t.gcompat)
+        p_gc = problems(with_gc, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores)
+    verdict = decide(p_bare, p_gc)
+    preloaded = None
+    if verdict is Verdict.BLOCKED and not _beyond_symbols(p_gc):
+        preloaded = load_in(t.preloaded)
+    preload_fixes = preloaded is not None and problems(
+        preloaded, None, t.gcompat.gcompat, None, path=f.path, ignores=options.ignores).blockers == 0
+    shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
+    report = file_report(
+        path=f.path, facts=f.facts, kind=kind, context=ctx, verdict=verdict, shown=shown, result=result,
+        scope=None, preload_fixes=preload_fixes, aliases=f.aliases,
+    )
+    if judging.graph and not hosted:
+        report = replace(report, notes=(UNREFERENCED, *report.notes))
+    share.files[f.path] = report
+    return _Run(f.path, ctx, t, bare, with_gc, preloaded)
+
+
+UNREFERENCED = "not referenced in the tree: it may be dlopen-ed by name at run time"
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One root's load: how its libraries fare inside it."""
+
+    root: str
+    context: Context  # of the libraries it brings in
+    targets: _Targets
+    bare: LoadResult
+    with_gcompat: LoadResult
+    preloaded: LoadResult | None  # gcompat preloaded, when that was tried for the root
+
+    @cached_property
+    def paths(self) -> dict[object, frozenset[str]]:
+        """Each object's names in the two loads, by identity (a file found under two names is one object)."""
+        found: dict[object, set[str]] = {}
+        for o in (*self.bare.objects, *self.with_gcompat.objects):
+            found.setdefault(o.identity, set()).add(o.path)
+        return {identity: frozenset(paths) for identity, paths in found.items()}
+
+    @cached_property
+    def _troubled(self) -> frozenset[str]:
+        """The objects the plain load reports a missing library or DT_RELR for."""
+        return frozenset((*(m.needed_by for m in self.bare.missing), *self.bare.relr_unsupported))
+
+    def clean(self, obj: LoadedObject, scope: frozenset[str]) -> bool:
+        """Nothing to report on ``obj`` (of the plain load): native, without judging it (most libraries of most
+        loads)."""
+        return not (obj.unsupported_relocations or obj.tls_errors or obj.wrong_arch
+                    or any(u.effect is not Effect.NULL for u in obj.unresolved)) and scope.isdisjoint(self._troubled)
+
+    def verdict(self, f: ElfFile, scope: frozenset[str], ignores: Ignores) -> tuple[Verdict, Problems, Problems]:
+        gcompat = self.targets.gcompat.gcompat
+        p_bare = problems(self.bare, scope, gcompat, None, path=f.path, ignores=ignores)
+        p_gc = p_bare if self.with_gcompat is self.bare else problems(
+            self.with_gcompat, scope, gcompat, None, path=f.path, ignores=ignores)
+        return decide(p_bare, p_gc), p_bare, p_gc
+
+    def report(self, f: ElfFile, scope: frozenset[str], ignores: Ignores) -> tuple[int, FileReport]:
+        """``f``'s own problems in this load, and that verdict's severity."""
+        verdict, p_bare, p_gc = self.verdict(f, scope, ignores)
+        shown, result = (p_gc, self.with_gcompat) if self.targets.show_gcompat else (p_bare, self.bare)
+        preload_fixes = (verdict is Verdict.BLOCKED and self.preloaded is not None and not _beyond_symbols(p_gc)
+                         and problems(self.preloaded, scope, self.targets.gcompat.gcompat, None, path=f.path,
+                                      ignores=ignores).blockers == 0)
+        return verdict.severity, file_report(
+            path=f.path, facts=f.facts, kind=kind_of(f.facts), context=self.context, verdict=verdict,
+            shown=shown, result=result, scope=scope, preload_fixes=preload_fixes, aliases=f.aliases,
         )
-    return share
+
+
+class _Worst(NamedTuple):
+    """The first of a library's worst runs so far, in one share; ``loads``: how many runs reached it."""
+
+    severity: int
+    run: _Run
+    library: ElfFile
+    scope: frozenset[str]
+    loads: int
+
+
+def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> None:
+    """The libraries ``run`` brings in, each judged inside it: ``worst`` keeps the first of each one's worst runs."""
+    ignores = judging.options.ignores
+    for obj in run.bare.objects[1:]:
+        lib = judging.libraries.get(obj.identity)
+        if obj.facts is None or lib is None or lib.path == run.root:
+            continue
+        scope = run.paths[obj.identity]
+        severity = 0 if run.clean(obj, scope) else run.verdict(lib, scope, ignores)[0].severity
+        seen = worst.get(obj.identity)
+        if seen is None:
+            worst[obj.identity] = _Worst(severity, run, lib, scope, 1)
+        elif severity > seen.severity:
+            worst[obj.identity] = _Worst(severity, run, lib, scope, seen.loads + 1)
+        else:
+            worst[obj.identity] = seen._replace(loads=seen.loads + 1)
+
+
+def _settle(judging: _Judging, worst: Mapping[object, _Worst], share: _Share) -> None:
+    """Each library's report from its worst run in this share (only reports cross back from a worker)."""
+    for identity, w in worst.items():
+        severity, report = w.run.report(w.library, w.scope, judging.options.ignores)
+        share.dependencies[identity] = _Dependency(severity, report, w.run.root, w.loads)
 
 
 def _beyond_symbols(p: Problems) -> bool:
@@ -279,28 +491,6 @@ def _beyond_symbols(p: Problems) -> bool:
 
 
 _SYMBOL_RULES = frozenset({"unresolved-symbol", "latent-symbol"})
-
-
-def _startup_report(
-    runs: list[tuple[ElfFile, LoadResult, LoadResult, frozenset[str]]], t: _Targets, ignores: Ignores
-) -> tuple[int, FileReport]:
-    """A library loaded at start-up by executables in the tree: its own problems in their loads, from the
-    first run with the worst verdict; with that verdict's severity."""
-    worst: tuple[Verdict, Problems, LoadResult, frozenset[str]] | None = None
-    f = runs[0][0]
-    for _, bare, with_gc, scope in runs:
-        p_bare = problems(bare, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
-        p_gc = problems(with_gc, scope, t.gcompat.gcompat, None, path=f.path, ignores=ignores)
-        verdict = decide(p_bare, p_gc)
-        shown, result = (p_gc, with_gc) if t.show_gcompat else (p_bare, bare)
-        if worst is None or verdict.severity > worst[0].severity:
-            worst = (verdict, shown, result, scope)
-    assert worst is not None
-    verdict, shown, result, scope = worst
-    return verdict.severity, file_report(
-        path=f.path, facts=f.facts, kind=kind_of(f.facts), context=Context.STARTUP_LIBRARY, verdict=verdict,
-        shown=shown, result=result, scope=scope, preload_fixes=False, aliases=f.aliases,
-    )
 
 
 _Task = Callable[[_Judging, Sequence[tuple[ElfFile, FileKind]]], _Share]
