@@ -7,12 +7,15 @@ Every limit that is hit becomes a skipped entry naming the limit, and the rest g
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import struct
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.ldso.tree import Resolved, RootFS, Unresolvable
@@ -28,6 +31,8 @@ MAX_RATIO = 200  # uncompressed / compressed size of one member
 MAX_NESTED_BYTES = 512 << 20  # a nested archive read into memory
 MAX_TOTAL_BYTES = 4 << 30  # uncompressed bytes read from one top-level archive, nested ones included
 MAX_METADATA_MEMBERS = 10_000  # pom.properties, manifests, dist-info files kept per archive
+MAX_KEPT_BYTES = 256 << 20  # metadata kept whole across one scan (a caller passes one Budget for the whole scan)
+_READ_CHUNK = 64 << 10  # compressed bytes given to a decompressor at once
 
 
 def is_archive_name(name: str) -> bool:
@@ -185,15 +190,27 @@ class BufferReader(io.RawIOBase):
         return self.pos
 
 
-def scan_archive(stream: BinaryIO, location: str, keep: KeepWhole = KEEP_NOTHING) -> ArchiveScan:
+def scan_archive(stream: BinaryIO, location: str, keep: KeepWhole = KEEP_NOTHING,
+                 kept: Budget | None = None) -> ArchiveScan:
     """Every ELF file in the archive at ``location`` (a seekable stream), the members ``keep`` asks for
-    (its archives' metadata), and what could not be read."""
+    (its archives' metadata), and what could not be read.
+
+    ``kept`` bounds the metadata kept in memory: pass one Budget for a whole scan (default: this archive alone
+    gets ``MAX_KEPT_BYTES``). It is taken before a member is read."""
     scanned = ArchiveScan([], [], [])
-    _scan(stream, location, 1, Budget(MAX_TOTAL_BYTES), keep, scanned)
+    _scan(stream, location, 1, _Budgets(Budget(MAX_TOTAL_BYTES), kept or Budget(MAX_KEPT_BYTES)), keep, scanned)
     return scanned
 
 
-def _scan(stream: BinaryIO, location: str, depth: int, budget: Budget, keep: KeepWhole, scanned: ArchiveScan) -> None:
+@dataclass(frozen=True)
+class _Budgets:
+    read: Budget  # uncompressed bytes read from one top-level archive
+    kept: Budget  # metadata bytes kept, across the scan
+
+
+def _scan(stream: BinaryIO, location: str, depth: int, budgets: _Budgets, keep: KeepWhole,
+          scanned: ArchiveScan) -> None:
+    budget = budgets.read
     found, skipped = scanned.elves, scanned.skipped
     entries = _declared_entries(stream)
     if entries is None:
@@ -208,15 +225,19 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: Budget, keep: Kee
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
         skipped.append(Skip(location, f"corrupt archive: {e}"))
         return
-    metadata = ArchiveMetadata(location, {})
-    scanned.archives.append(metadata)
     with archive:
+        overlap = _overlapping(archive)
+        if overlap is not None:
+            skipped.append(Skip(location, overlap))
+            return
+        metadata = ArchiveMetadata(location, {})
+        scanned.archives.append(metadata)
         for info in archive.infolist():
             if info.is_dir():
                 continue
             inner = f"{location}{ARCHIVE_SEPARATOR}{info.filename}"
             if keep.wanted(info.filename):
-                _read_metadata(archive, info, inner, budget, keep.max_bytes, metadata, skipped)
+                _read_metadata(stream, info, inner, budgets, keep.max_bytes, metadata, skipped)
                 continue
             nested = is_archive_name(info.filename)
             if not (nested or _native_name(info.filename)):
@@ -230,12 +251,12 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: Budget, keep: Kee
                                               "archive: the rest is not read"))
                 return
             try:
-                data = _read(archive, info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+                data = _read(stream, info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, lzma.LZMAError) as e:
                 skipped.append(Skip(inner, f"unreadable archive member: {e}"))
                 continue
             if nested:
-                _scan(io.BytesIO(data), inner, depth + 1, budget, keep, scanned)
+                _scan(io.BytesIO(data), inner, depth + 1, budgets, keep, scanned)
             elif data.startswith(ELF_MAGIC):
                 try:
                     found.append(ArchiveElf(inner, read_elf(data)))
@@ -243,7 +264,7 @@ def _scan(stream: BinaryIO, location: str, depth: int, budget: Budget, keep: Kee
                     skipped.append(Skip(inner, f"malformed ELF: {e}"))
 
 
-def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo, inner: str, budget: Budget, max_bytes: int,
+def _read_metadata(stream: BinaryIO, info: zipfile.ZipInfo, inner: str, budgets: _Budgets, max_bytes: int,
                    metadata: ArchiveMetadata, skipped: list[Skip]) -> None:
     """Keep a small metadata member; one that cannot be kept is a finding (no ELF code goes unchecked)."""
     if len(metadata.members) >= MAX_METADATA_MEMBERS:
@@ -251,13 +272,15 @@ def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo, inner: str, 
     problem = _refuse(info, False, 0)
     if problem is None and info.file_size > max_bytes:
         problem = f"metadata file of {info.file_size} bytes, above the limit of {max_bytes}: not read"
-    if problem is None and not budget.take(info.file_size):
+    if problem is None and not budgets.read.take(info.file_size):
         problem = f"more than {MAX_TOTAL_BYTES} uncompressed bytes read from this archive: not read"
+    if problem is None and not budgets.kept.take(info.file_size):
+        problem = f"more than {MAX_KEPT_BYTES} bytes of metadata files kept in this scan: not read"
     if problem is None:
         try:
-            metadata.members[info.filename] = _read(archive, info)
+            metadata.members[info.filename] = _read(stream, info)
             return
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, lzma.LZMAError) as e:
             problem = f"unreadable archive member: {e}"
     skipped.append(Skip(inner, problem, unchecked=False))
 
@@ -276,13 +299,94 @@ def _refuse(info: zipfile.ZipInfo, nested: bool, depth: int) -> str | None:
     return None
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The member, never more than its declared size (a lying header cannot inflate it further)."""
-    with archive.open(info) as member:
-        data = member.read(info.file_size + 1)
-    if len(data) > info.file_size:
-        raise ValueError("member is larger than its declared size")
-    return data
+def _overlapping(archive: zipfile.ZipFile) -> str | None:
+    """Why the members' data overlap (several entries naming the same bytes: a zip bomb), or None.
+
+    Each member takes at least its 30-byte local header and its compressed size, before the next one starts;
+    the last ends before the central directory."""
+    members = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    ends = [info.header_offset + 30 + info.compress_size for info in members]
+    starts = [info.header_offset for info in members[1:]] + [getattr(archive, "start_dir", ends[-1] if ends else 0)]
+    for info, end, start in zip(members, ends, starts, strict=True):
+        if end > start:
+            return f"archive members overlap (at {info.filename!r}; a zip bomb?): not read"
+    return None
+
+
+def _read(stream: BinaryIO, info: zipfile.ZipInfo) -> bytes:
+    """The member, inflated by our own loop so that no more than its declared size is ever produced (zipfile hands
+    bzip2 and lzma data to a decompressor with no bound on its output); then checked against its CRC."""
+    stream.seek(info.header_offset)
+    header = stream.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("bad local file header")
+    name_size, extra_size = struct.unpack_from("<HH", header, 26)
+    stream.seek(info.header_offset + 30 + name_size + extra_size)
+    left = info.compress_size
+    inflate = _Bounded(info.file_size)
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        inflate.decompressor = zlib.decompressobj(-15)
+    elif info.compress_type == zipfile.ZIP_BZIP2:
+        inflate.decompressor = bz2.BZ2Decompressor()
+    elif info.compress_type == zipfile.ZIP_LZMA:
+        inflate.decompressor, used = _lzma_decompressor(stream, info.file_size)
+        left -= used
+    elif info.compress_type != zipfile.ZIP_STORED:
+        raise NotImplementedError(f"compression method {info.compress_type}")
+    while left > 0:
+        chunk = stream.read(min(left, _READ_CHUNK))
+        if not chunk:
+            raise EOFError("archive member is truncated")
+        left -= len(chunk)
+        inflate(chunk)
+    if len(inflate.out) != info.file_size or zlib.crc32(inflate.out) != info.CRC:
+        raise ValueError("member does not match its declared size and CRC")
+    return bytes(inflate.out)
+
+
+def _lzma_decompressor(stream: BinaryIO, size: int) -> tuple[lzma.LZMADecompressor, int]:
+    """A zip LZMA member: version (2 bytes), properties size (2), the LZMA1 properties, then a raw stream.
+
+    The dictionary never needs to be larger than the output, so a claimed 4 GiB one allocates no more."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise EOFError("archive member is truncated")
+    (props_size,) = struct.unpack_from("<H", head, 2)
+    props = stream.read(props_size)
+    if props_size != 5 or len(props) != 5:
+        raise ValueError("bad LZMA properties")
+    lclppb, dict_size = props[0], struct.unpack_from("<I", props, 1)[0]
+    if lclppb >= 9 * 5 * 5:
+        raise ValueError("bad LZMA properties")
+    lc, lp, pb = lclppb % 9, lclppb // 9 % 5, lclppb // 45
+    dict_size = max(4096, min(dict_size, size))
+    lzma_filter = {"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter]), 4 + props_size
+
+
+class _Bounded:
+    """Feeds a decompressor and keeps its output, never more than ``limit`` + 1 bytes (then it raises)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out = bytearray()
+        self.decompressor: Any = None  # zlib's, bz2's or lzma's decompressor; None for a stored member
+
+    def __call__(self, chunk: bytes) -> None:
+        d, out = self.decompressor, self.out
+        if d is None:
+            out += chunk
+        elif isinstance(d, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
+            if not d.eof:
+                out += d.decompress(chunk, self.limit + 1 - len(out))
+                while not d.needs_input and not d.eof and len(out) <= self.limit:
+                    out += d.decompress(b"", self.limit + 1 - len(out))
+        else:
+            out += d.decompress(chunk, self.limit + 1 - len(out))
+            while d.unconsumed_tail and len(out) <= self.limit:
+                out += d.decompress(d.unconsumed_tail, self.limit + 1 - len(out))
+        if len(out) > self.limit:
+            raise ValueError(f"member inflates past its declared size of {self.limit} bytes (a zip bomb?)")
 
 
 def _declared_entries(stream: BinaryIO) -> int | None:

@@ -13,8 +13,8 @@ from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, join, resolve_lin
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
-from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
-from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
+from muslcheck.targets.archives import MAX_KEPT_BYTES, ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
+from muslcheck.targets.limits import KEEP_NOTHING, Budget, KeepWhole
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
     found: dict[object, ElfFile] = {}
     skipped: list[Skip] = []
     archives: list[ArchiveMetadata] = []
+    kept = Budget(MAX_KEPT_BYTES)  # one budget for the metadata of every archive in the tree
 
     def unreadable_dir(error: OSError) -> None:
         rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
@@ -129,7 +130,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                 if not _starts_with_elf_magic(host_path):
                     if is_archive_name(name):
                         with open(host_path, "rb") as f:
-                            add_archive_members(scan_archive(f, path, keep), found, skipped, archives, cache)
+                            add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
                     continue
                 facts = read_elf_file(host_path, symbols=False)
             except OSError as e:
