@@ -153,7 +153,8 @@ def _logical_lines(text: str) -> Iterator[str]:
             continue
         trailing = len(line) - len(line.rstrip("\\"))
         if trailing % 2:
-            pending = [*(pending or []), line[:-1]]
+            pending = pending or []
+            pending.append(line[:-1])  # appended, never copied: linear in the continuation lines
             continue
         yield "".join([*(pending or []), line])
         pending = None
@@ -210,7 +211,7 @@ def _manifest_attributes(data: bytes) -> dict[str, str]:
         raise _Unreadable(f"manifest larger than {METADATA_MAX_BYTES >> 20} MiB")
     if b"\x00" in data:
         raise _Unreadable("manifest holds binary data")
-    raw: list[tuple[bytes, bytes]] = []
+    raw: list[tuple[bytes, list[bytes]]] = []  # continuation lines joined once at the end: linear time
     for line in re.split(rb"\r\n|\r|\n", data):
         if len(line) > _MANIFEST_LINE_MAX:
             raise _Unreadable(f"manifest line longer than {_MANIFEST_LINE_MAX} bytes")
@@ -221,14 +222,14 @@ def _manifest_attributes(data: bytes) -> dict[str, str]:
         if line.startswith(b" "):
             if not raw:
                 raise _Unreadable("manifest starts with a continuation line")
-            raw[-1] = (raw[-1][0], raw[-1][1] + line[1:])
+            raw[-1][1].append(line[1:])
             continue
         header = _MANIFEST_HEADER.fullmatch(line)
         if header is None:
             raise _Unreadable(f"manifest has an invalid header line: {_shorten(line.decode('latin-1'))}")
-        raw.append((header[1], header[2]))
+        raw.append((header[1], [header[2]]))
     try:
-        return {name.decode("ascii").lower(): value.decode("utf-8").strip() for name, value in raw}
+        return {name.decode("ascii").lower(): b"".join(value).decode("utf-8").strip() for name, value in raw}
     except UnicodeDecodeError:
         raise _Unreadable("manifest is not UTF-8") from None
 

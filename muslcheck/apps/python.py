@@ -60,22 +60,23 @@ _HEADER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):[ \t]*(.*)$")
 
 
 def parse_headers(text: str) -> list[tuple[str, str]] | str:
-    """RFC 822 style headers up to the first blank line (continuation lines folded); or what is wrong."""
-    headers: list[tuple[str, str]] = []
+    """RFC 822 style headers up to the first blank line (continuation lines folded); or what is wrong.
+
+    Continuation lines are collected and joined once: folding them one by one would copy the value each time."""
+    headers: list[tuple[str, list[str]]] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             break
         if line[0] in " \t":
             if not headers:
                 return f"line {number} continues no header"
-            key, value = headers[-1]
-            headers[-1] = (key, f"{value} {line.strip()}")
+            headers[-1][1].append(line.strip())
             continue
         match = _HEADER.match(line)
         if match is None:
             return f"line {number} is not a 'Name: value' header"
-        headers.append((match.group(1), match.group(2).strip()))
-    return headers
+        headers.append((match.group(1), [match.group(2).strip()]))
+    return [(key, " ".join(parts)) for key, parts in headers]
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,17 @@ class WheelInfo:
     tags: tuple[str, ...]
 
 
+MAX_WHEEL_TAGS = 1024  # tags of one wheel, once expanded (real wheels list a few dozen)
+
+
+def tag_count(tag: str) -> int:
+    """How many tags ``tag`` expands to, counted before any is made."""
+    python, abi, platform = tag.split("-")
+    return (python.count(".") + 1) * (abi.count(".") + 1) * (platform.count(".") + 1)
+
+
 def expand_tags(tag: str) -> Iterator[str]:
-    """``py2.py3-none-any`` is the compressed form of two tags."""
+    """``py2.py3-none-any`` is the compressed form of two tags (callers check ``tag_count`` first)."""
     python, abi, platform = tag.split("-")
     for p in python.split("."):
         for a in abi.split("."):
@@ -156,6 +166,10 @@ def parse_wheel(path: str, text: str) -> tuple[tuple[str, ...], list[Skip]]:
         if not _TAG.match(value):
             problems.append(Skip(path, "WHEEL Tag is not python-abi-platform", unchecked=False))
             continue
+        if len(tags) + tag_count(value) > MAX_WHEEL_TAGS:
+            problems.append(Skip(path, f"WHEEL lists more than {MAX_WHEEL_TAGS} tags: the rest are not read",
+                                 unchecked=False))
+            break
         tags.extend(expand_tags(value))
     return tuple(dict.fromkeys(tags)), problems
 
@@ -409,7 +423,9 @@ def _wheel_file_name(location: str) -> WheelInfo | None:
         return None
     name = parts[0] if _NAME.match(parts[0]) else None
     version = parts[1] if _VERSION.match(parts[1]) else None
-    return WheelInfo(name, version, tuple(dict.fromkeys(expand_tags("-".join(parts[-3:])))))
+    tag = "-".join(parts[-3:])
+    tags = tuple(dict.fromkeys(expand_tags(tag))) if tag_count(tag) <= MAX_WHEEL_TAGS else ()
+    return WheelInfo(name, version, tags)
 
 
 def _wheel(archive: ArchiveMetadata, natives: Sequence[Native], target_arch: str) -> Identified | None:

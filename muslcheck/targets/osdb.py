@@ -12,6 +12,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, Final
 
 from muslcheck.ldso.tree import Resolved, RootFS
 
@@ -97,17 +98,18 @@ def _read(root: RootFS, path: str) -> bytes:
 
 
 def _paragraphs(text: str) -> Iterator[dict[str, str]]:
+    """RFC 822 paragraphs; continuation lines are collected and joined once (linear in the text)."""
     for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
+        fields: dict[str, list[str]] = {}
         key = None
         for line in block.splitlines():
             if line[:1] in (" ", "\t") and key:
-                fields[key] += "\n" + line.strip()
+                fields[key].append(line.strip())
             elif ":" in line:
                 key, _, value = line.partition(":")
-                fields[key] = value.strip()
+                fields[key] = [value.strip()]
         if fields:
-            yield fields
+            yield {name: "\n".join(lines) for name, lines in fields.items()}
 
 
 def _dpkg_status(data: bytes) -> Iterator[OsPackage]:
@@ -143,19 +145,45 @@ _RPM_NAME, _RPM_VERSION, _RPM_RELEASE = 1000, 1001, 1002
 _RPM_DIRINDEXES, _RPM_BASENAMES, _RPM_DIRNAMES = 1116, 1117, 1118
 
 
+MAX_SQL_STEPS = 20_000_000  # sqlite virtual-machine instructions per query (about a second), then interrupted
+_SQL_STEP_BATCH = 1000  # the progress handler runs every so many instructions
+_SQL_ALLOWED: Final = {  # the one query, on named tables: anything else (a view, a function, a CTE) is denied
+    (sqlite3.SQLITE_SELECT, None, None),
+    (sqlite3.SQLITE_READ, "sqlite_master", "type"),
+    (sqlite3.SQLITE_READ, "sqlite_master", "name"),
+    (sqlite3.SQLITE_READ, "Packages", "blob"),
+}
+
+
 def _rpm_sqlite(data: bytes) -> dict[str, OsPackage]:
-    """rpm >= 4.16's sqlite database: each row of Packages is one header blob."""
+    """rpm >= 4.16's sqlite database: each row of Packages is one header blob.
+
+    The database is the image's: only two fixed queries run, ``Packages`` must be a table (never a view, which
+    could be a recursive query), an authorizer denies every other table, column and function, triggers cannot
+    fire on a read-only connection, and each query is interrupted after ``MAX_SQL_STEPS`` instructions."""
     owners: dict[str, OsPackage] = {}
     with tempfile.NamedTemporaryFile(suffix=".sqlite") as copy:  # sqlite3 reads files only
         copy.write(data)
         copy.flush()
-        db = sqlite3.connect(f"file:{copy.name}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{copy.name}?mode=ro&immutable=1", uri=True)
         try:
-            rows = db.execute("SELECT blob FROM Packages").fetchall()
+            db.execute("PRAGMA trusted_schema = OFF")  # no function of the schema runs (views, defaults)
+            db.execute("PRAGMA query_only = ON")
+            db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_DB_BYTES)
+            columns = _query(db, "PRAGMA table_xinfo(Packages)")  # cid, name, type, notnull, default, pk, hidden
+            if not any(row[1] == "blob" and row[6] == 0 for row in columns):
+                raise ValueError("Packages has no stored blob column")  # a generated one is computed on read
+            db.set_authorizer(_authorize)
+            kinds = _query(db, "SELECT type FROM sqlite_master WHERE name = 'Packages'")
+            if kinds != [("table",)]:
+                raise ValueError("Packages is not a table")
+            rows = _query(db, "SELECT blob FROM Packages", MAX_DB_BYTES)
         finally:
             db.close()
     for (blob,) in rows:
-        tags = _rpm_header(bytes(blob))
+        if not isinstance(blob, bytes):
+            continue
+        tags = _rpm_header(blob)
         name = tags.get(_RPM_NAME)
         if not isinstance(name, list) or not name:
             continue
@@ -166,6 +194,32 @@ def _rpm_sqlite(data: bytes) -> dict[str, OsPackage]:
             if isinstance(index, int) and 0 <= index < len(dirs):
                 owners[f"{dirs[index]}{base}"] = pkg
     return owners
+
+
+def _authorize(action: int, first: str | None, second: str | None, database: str | None, source: str | None) -> int:
+    return sqlite3.SQLITE_OK if (action, first, second) in _SQL_ALLOWED else sqlite3.SQLITE_DENY
+
+
+def _query(db: sqlite3.Connection, sql: str, max_bytes: int = 1 << 20) -> list[Any]:
+    """The rows of ``sql``; interrupted (``sqlite3.OperationalError``) past ``MAX_SQL_STEPS`` instructions,
+    refused (``ValueError``) past ``max_bytes`` of blobs and strings."""
+    steps = [0]
+
+    def progress() -> int:
+        steps[0] += _SQL_STEP_BATCH
+        return steps[0] > MAX_SQL_STEPS  # true interrupts the query
+
+    db.set_progress_handler(progress, _SQL_STEP_BATCH)
+    rows: list[Any] = []
+    try:
+        for row in db.execute(sql):
+            max_bytes -= sum(len(value) for value in row if isinstance(value, (bytes, str)))
+            if max_bytes < 0:
+                raise ValueError("the query returns more data than the database holds")
+            rows.append(row)
+    finally:
+        db.set_progress_handler(None, 0)
+    return rows
 
 
 def _rpm_header(blob: bytes) -> dict[int, list[str | int]]:
