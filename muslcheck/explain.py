@@ -29,7 +29,8 @@ from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
 from muslcheck.demangle import demangle
 from muslcheck.ldso.load import Target, lfs64_base
-from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog, tables_dir
+from muslcheck.ldso.tables import EXPLAINED_ARCHES as SUPPORTED_ARCHES
+from muslcheck.ldso.tables import Catalog, tables_dir
 from muslcheck.model.errors import InputError, UsageError
 
 GLIBC_TABLE = "glibc-abilists.json"

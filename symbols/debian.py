@@ -4,8 +4,8 @@ the machine's apt setup.
 
 CLI (kept stable, other code depends on it)::
 
-    python3 symbols/debian.py --dest DIR [--arch amd64|arm64 ...] \
-        [--suite bullseye|bookworm|trixie|sid ...]
+    python3 symbols/debian.py --dest DIR [--arch amd64|arm64|i386|armhf|ppc64el|s390x|riscv64 ...] \
+        [--suite bullseye|bookworm|trixie|sid ...] [--package NAME=VERSION ...]
 
 For every (suite, arch) pair this produces::
 
@@ -23,7 +23,9 @@ How apt is kept private:
   (e.g. post-invoke clean-ups) never run;
 * ``Dir::Etc::SourceList`` is a private sources file, ``SourceParts`` is
   /dev/null, ``Dir::State``/``Dir::Cache`` are private directories under
-  ``DIR/.apt/<suite>/`` and ``APT::Architectures`` is ``amd64,arm64``;
+  ``DIR/.apt/<suite>-<arch>/`` and ``APT::Architectures`` is that one
+  architecture (a suite that lacks it, e.g. riscv64 before trixie, fails
+  with a one-line error);
 * the mirror URI is never hard-coded: it is read at run time from the
   machine's own apt configuration (``URIs:`` of /etc/apt/sources.list.d/
   *.sources, or ``deb`` lines of /etc/apt/sources.list).  Security mirrors
@@ -45,11 +47,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SUITES = ("bullseye", "bookworm", "trixie", "sid")
-ARCHES = ("amd64", "arm64")
+ARCHES = ("amd64", "arm64", "i386", "armhf", "ppc64el", "s390x", "riscv64")
 PACKAGE = "musl"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-# Debian arch -> musl arch name used in file names
-MUSL_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+# Debian arch -> musl's name in ld-musl-NAME.so.1 (Debian's armhf is ARMv7
+# hard-float: musl's "armhf" subarch; armel would be soft-float "arm").
+MUSL_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i386",
+             "armhf": "armhf", "ppc64el": "powerpc64le", "s390x": "s390x",
+             "riscv64": "riscv64"}
 
 
 class FetchError(RuntimeError):
@@ -148,10 +153,12 @@ def find_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
 # --------------------------------------------------------------------------
 
 class PrivateApt:
-    def __init__(self, base: Path, suite: str, mirror: str):
+    def __init__(self, base: Path, suite: str, mirror: str,
+                 arch: str = "amd64,arm64"):  # one arch, or a comma list
         self.base = base
         self.suite = suite
         self.mirror = mirror
+        self.arch = arch
         self.extra: list[str] = []
         for d in ("etc/parts", "etc/preferences.d", "state/lists/partial",
                   "cache/archives/partial", "log"):
@@ -159,7 +166,7 @@ class PrivateApt:
         self.sources = base / "etc" / "sources.list"
         keyring = f" signed-by={KEYRING}" if Path(KEYRING).is_file() else ""
         self.sources.write_text(
-            f"deb [arch={','.join(ARCHES)}{keyring}] {mirror} {suite} main\n"
+            f"deb [arch={arch}{keyring}] {mirror} {suite} main\n"
         )
         self.status = base / "state" / "status"
         self.status.touch()
@@ -182,7 +189,7 @@ class PrivateApt:
             "-o", f"Dir::State::status={self.status}",
             "-o", f"Dir::Cache={b / 'cache'}",
             "-o", f"Dir::Log={b / 'log'}",
-            "-o", f"APT::Architectures={','.join(ARCHES)}",
+            "-o", f"APT::Architectures={self.arch}",
             "-o", "APT::Architecture=amd64",
             "-o", "Acquire::Languages=none",
             "-o", "Acquire::PDiffs=false",
@@ -231,12 +238,25 @@ class PrivateApt:
             self.extra = ["-o", "Acquire::Check-Valid-Until=false"]
             self.run(["update"])
 
-    def candidate(self, arch: str) -> str:
-        out = self.cache(["show", "--no-all-versions", f"{PACKAGE}:{arch}"])
+    def candidate(self, arch: str, package: str = PACKAGE) -> str:
+        out = self.cache(["show", "--no-all-versions", f"{package}:{arch}"])
         m = re.search(r"^Version:\s*(\S+)", out, re.M)
         if not m:
-            raise FetchError(f"no {PACKAGE}:{arch} in {self.suite}")
+            raise FetchError(f"no {package}:{arch} in {self.suite}")
         return m.group(1)
+
+    def download(self, package: str, version: str, dest: Path) -> Path:
+        """``apt-get download PACKAGE:ARCH=VERSION`` into DEST; the .deb's path."""
+        dest.mkdir(parents=True, exist_ok=True)
+        self.run(["download", f"{package}:{self.arch}={version}"], cwd=dest)
+        # apt-get download escapes ':' in the epoch as %3a
+        debs = [p for p in dest.glob(f"{package}_*.deb")
+                if p.name.split("_")[1].replace("%3a", ":") == version
+                and p.name.rsplit("_", 1)[1] in (f"{self.arch}.deb", "all.deb")]
+        if not debs:
+            raise FetchError(f"download produced no .deb for {package}:"
+                             f"{self.arch}={version} ({self.suite})")
+        return debs[0]
 
 
 # --------------------------------------------------------------------------
@@ -260,9 +280,11 @@ def upstream_of(version: str) -> str:
 
 def _find_libc_and_loader(root: Path, arch: str) -> tuple[str, str]:
     march = MUSL_ARCH.get(arch, arch)
+    # libc.so sits in Debian's multiarch directory: x86_64-linux-musl,
+    # arm-linux-musleabihf, powerpc64le-linux-musl, ...
     libc = None
     for cand in sorted(root.rglob("libc.so")):
-        if f"{march}-linux-musl" in str(cand) and cand.is_file():
+        if "-linux-musl" in cand.parent.name and cand.is_file():
             libc = cand
             break
     if libc is None:
@@ -284,24 +306,10 @@ def fetch_one(dest: Path, suite: str, arch: str, mirror: str | None = None,
         _log(f"{suite}-{arch}: info.json exists, skipping")
         return json.loads(info_path.read_text())
     if apt is None:
-        apt = PrivateApt(dest / ".apt" / suite, suite, mirror or find_mirror())
-    if not apt.updated():
-        apt.update()
+        apt = private_apt(dest, suite, arch, mirror)
     version = apt.candidate(arch)
-    dl = dest / ".debs"
-    dl.mkdir(parents=True, exist_ok=True)
     _log(f"{suite}-{arch}: downloading {PACKAGE}:{arch}={version}")
-    before = set(dl.iterdir())
-    apt.run(["download", f"{PACKAGE}:{arch}={version}"], cwd=dl)
-    # apt-get download escapes ':' in the epoch as %3a
-    debs = [p for p in dl.glob(f"{PACKAGE}_*_{arch}.deb")
-            if upstream_of(version) in p.name and
-            p.name.split("_")[1].replace("%3a", ":") == version]
-    if not debs:
-        new = set(dl.iterdir()) - before
-        raise FetchError(f"download produced no .deb for {suite}-{arch} "
-                         f"(new files: {sorted(p.name for p in new)})")
-    deb = debs[0]
+    deb = apt.download(PACKAGE, version, dest / ".debs")
     root = out / "root"
     if root.exists():
         shutil.rmtree(root)
@@ -331,6 +339,38 @@ def fetch_one(dest: Path, suite: str, arch: str, mirror: str | None = None,
     return info
 
 
+def private_apt(dest: Path, suite: str, arch: str,
+                mirror: str | None = None) -> PrivateApt:
+    """An updated private apt for one suite and architecture."""
+    apt = PrivateApt(dest / ".apt" / f"{suite}-{arch}", suite,
+                     mirror or find_mirror(), arch)
+    if not apt.updated():
+        apt.update()
+    return apt
+
+
+def fetch_package(dest: Path, suite: str, arch: str, package: str,
+                  version: str) -> Path:
+    """One pinned package, extracted: DEST/pkgs/<suite>-<arch>/<package>_<version>/root.
+
+    Idempotent (an existing ``root`` is reused).  Returns the root."""
+    out = dest / "pkgs" / f"{suite}-{arch}" / f"{package}_{version}"
+    root = out / "root"
+    if (out / "done").is_file():
+        return root
+    apt = private_apt(dest, suite, arch)
+    deb = apt.download(package, version, dest / ".debs")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    p = subprocess.run(["dpkg-deb", "-x", str(deb), str(root)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise FetchError(f"dpkg-deb -x {deb.name} failed: {p.stderr.strip()}")
+    (out / "done").write_text(sha256_file(deb) + "\n")
+    return root
+
+
 def fetch_musl(dest: Path, suites: Sequence[str],
                arches: Sequence[str]) -> list[dict]:
     """Fetch and extract musl for every (suite, arch); return info dicts."""
@@ -345,14 +385,13 @@ def fetch_musl(dest: Path, suites: Sequence[str],
     mirror: str | None = None
     infos = []
     for suite in suites:
-        apt = None
         for arch in arches:
+            apt = None
             if not (dest / f"{suite}-{arch}" / "info.json").is_file():
                 if mirror is None:
                     mirror = find_mirror()
                     _log(f"mirror from machine apt config: {mirror}")
-                if apt is None:
-                    apt = PrivateApt(dest / ".apt" / suite, suite, mirror)
+                apt = private_apt(dest, suite, arch, mirror)
             infos.append(fetch_one(dest, suite, arch, mirror, apt))
     return infos
 
@@ -367,10 +406,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="repeatable; default amd64")
     ap.add_argument("--suite", action="append", choices=SUITES,
                     help="repeatable; default all four suites")
+    ap.add_argument("--package", action="append", metavar="NAME=VERSION",
+                    help="instead of musl: fetch and extract these pinned "
+                         "packages (one suite, one arch) into DIR/pkgs/")
     args = ap.parse_args(argv)
     arches = args.arch or ["amd64"]
     suites = args.suite or list(SUITES)
     try:
+        if args.package:
+            if len(arches) != 1 or len(suites) != 1:
+                raise FetchError("--package needs exactly one --arch and one --suite")
+            for spec in args.package:
+                name, sep, version = spec.partition("=")
+                if not sep or not name or not version:
+                    raise FetchError(f"--package {spec!r}: expected NAME=VERSION")
+                print(fetch_package(args.dest, suites[0], arches[0], name, version))
+            return 0
         fetch_musl(args.dest, suites, arches)
     except FetchError as e:
         print(f"debian.py: error: {e}", file=sys.stderr)

@@ -47,9 +47,35 @@ import debian  # noqa: E402
 import glibc  # noqa: E402
 
 GENERATOR = "symbols/generate.py"
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}          # musl -> Debian
+# The model's architecture names are ELF machine names (ElfFacts.machine);
+# each row: Debian arch, musl's ld-musl-NAME, glibc's PT_INTERP, Alpine's
+# names.  Alpine's armhf (ARMv6) and armv7 are both musl's hard-float "armhf"
+# ABI (one loader name, one export set); Debian's armhf is ARMv7 hard-float,
+# the same musl ABI; Debian's armel is soft-float (ld-musl-arm.so.1), which
+# no Alpine architecture uses.  "ppc64" is little-endian ELFv2 only.
+ARCH_ROWS = {
+    "x86_64": ("amd64", "x86_64", "/lib64/ld-linux-x86-64.so.2", ("x86_64",)),
+    "aarch64": ("arm64", "aarch64", "/lib/ld-linux-aarch64.so.1", ("aarch64",)),
+    "i386": ("i386", "i386", "/lib/ld-linux.so.2", ("x86",)),
+    "arm": ("armhf", "armhf", "/lib/ld-linux-armhf.so.3", ("armhf", "armv7")),
+    "ppc64": ("ppc64el", "powerpc64le", "/lib64/ld64.so.2", ("ppc64le",)),
+    "s390x": ("s390x", "s390x", "/lib/ld64.so.1", ("s390x",)),
+    "riscv64": ("riscv64", "riscv64", "/lib/ld-linux-riscv64-lp64d.so.1", ("riscv64",)),
+}
+ARCHES = {a: row[0] for a, row in ARCH_ROWS.items()}       # model -> Debian
 DEBIAN_SUITES = {"1.2.2": "bullseye", "1.2.3": "bookworm",
                  "1.2.5": "trixie", "1.2.6": "sid"}
+# (version, arch) that Debian does not ship: riscv64 became a release
+# architecture in trixie (bullseye/bookworm have no riscv64).  Alpine added
+# riscv64 in 3.20 (musl 1.2.5), so no Alpine release needs these tables;
+# they are left out (1.2.4 riscv64 comes from zig's libc.S like every 1.2.4).
+DEBIAN_MISSING = {("1.2.2", "riscv64"): "bullseye has no riscv64",
+                  ("1.2.3", "riscv64"): "bookworm has no riscv64",
+                  ("1.2.2", "ppc64"): "bullseye builds musl for no ppc64el",
+                  ("1.2.2", "s390x"): "bullseye builds musl for no s390x"}
+# Of those, derived from the real 1.2.3 table of the same arch (see
+# derive_122): Alpine 3.13-3.15 ship musl 1.2.2 on ppc64le and s390x.
+DERIVED_122 = ("ppc64", "s390x")
 ZIG_FOR = {"1.2.4": "0.11.0", "1.2.5": "0.13.0"}           # libc.S version
 ALL_VERSIONS = ["1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6"]
 DEFAULT_MUSL_GIT = "/work/.mirror/bminor+musl/repo"
@@ -216,8 +242,22 @@ def loader_strings(libc: Path) -> dict:
 # ---------------------------------------------------------------------------
 # zig's libc.S
 # ---------------------------------------------------------------------------
-ZIG_DEFS = {"x86_64": {"ARCH_x86_64", "FAMILY_x86", "PTR64"},
-            "aarch64": {"ARCH_aarch64", "FAMILY_aarch64", "PTR64"}}
+# zig's libc.S is generated from the arches zig builds musl for; its #if
+# lists name only those, so for any other arch (arm, s390x) it would list
+# every arch's extras (measured: __cachectl, ioperm, ... for arm).  It is
+# also wrong for 32-bit arches: it lists __xstat __fxstat __fxstatat
+# __lxstat unconditionally, but src/stat/__xstat.c is `#if !_REDIR_TIME64`
+# (absent from the real i386 and armhf libc.so).  So only the 64-bit arches
+# zig covers take 1.2.4 from libc.S; the others are derived (derive_from).
+ZIG_COVERED = ("x86_64", "aarch64", "ppc64", "riscv64")
+DERIVED_124 = ("i386", "arm", "s390x")
+ZIG_DEFS = {"x86_64": {"ARCH_x86_64", "PTR64"},
+            "aarch64": {"ARCH_aarch64", "PTR64"},
+            "i386": {"ARCH_x86", "PTR32"},
+            "arm": {"ARCH_arm", "PTR32"},
+            "ppc64": {"ARCH_powerpc64", "PTR64"},
+            "s390x": {"ARCH_s390x", "PTR64"},
+            "riscv64": {"ARCH_riscv64", "PTR64"}}
 _IGNORED_DIRECTIVES = {".text", ".data", ".bss", ".rodata", ".data.rel.ro",
                        ".section", ".protected", ".hidden", ".balign",
                        ".p2align", ".align"}
@@ -339,7 +379,8 @@ def musl_src_tokens(gitdir: str | None, ref: str) -> set[str] | None:
     if not gitdir or not Path(gitdir).exists():
         return None
     p = subprocess.run(["git", "-C", gitdir, "archive", "--format=tar", ref,
-                        "src", "ldso", "arch", "compat"], capture_output=True)
+                        "src", "ldso", "arch", "compat", "include"],
+                       capture_output=True)
     if p.returncode != 0:
         return None
     import tarfile
@@ -375,12 +416,16 @@ def diff_sets(a: dict, b: dict) -> dict:
 
 
 def build_debian(work: Path, musl_gitdir: str | None, zig: dict) -> dict:
-    infos = debian.fetch_musl(work / "debian", list(DEBIAN_SUITES.values()),
-                              list(ARCHES.values()))
+    infos = []
+    for ver, suite in DEBIAN_SUITES.items():
+        arches = [d for a, d in ARCHES.items() if (ver, a) not in DEBIAN_MISSING]
+        infos += debian.fetch_musl(work / "debian", [suite], arches)
     by = {(i["suite"], i["arch"]): i for i in infos}
     raw = {}
     for ver, suite in DEBIAN_SUITES.items():
         for arch, darch in ARCHES.items():
+            if (ver, arch) in DEBIAN_MISSING:
+                continue
             info = by[(suite, darch)]
             if info["upstream_version"] != ver:
                 raise SystemExit(f"{suite}/{darch}: expected musl {ver}, Debian "
@@ -412,7 +457,7 @@ def apply_deviations(ver, arch, syms, z124) -> tuple[dict, list]:
 
 def cross_check_debian(ver, arch, syms, raw_syms, upstream, tokens, notes):
     """Verify a corrected Debian table against upstream evidence."""
-    if ver == "1.2.5":
+    if ver == "1.2.5" and (ver, arch) in upstream:
         z = upstream[("1.2.5", arch)]
         if set(z) != set(syms):
             raise SystemExit(f"1.2.5/{arch}: Debian (corrected) != zig 0.13.0 "
@@ -430,17 +475,35 @@ def cross_check_debian(ver, arch, syms, raw_syms, upstream, tokens, notes):
                              f"source: {missing}")
         notes["all_names_in_upstream_source"] = True
     # names upstream exports on both sides of this version must be present
-    z124 = upstream[("1.2.4", arch)]
-    z125 = upstream[("1.2.5", arch)]
-    if ver == "1.2.3":
+    z124 = upstream.get(("1.2.4", arch))
+    z125 = upstream.get(("1.2.5", arch), upstream.get(("debian-1.2.5", arch)))
+    if ver == "1.2.3" and z124 is not None:
         lost = sorted(set(z124) - set(syms))
         if lost:
             raise SystemExit(f"1.2.3/{arch}: in 1.2.4 but not 1.2.3: {lost}")
     if ver == "1.2.6":
-        lost = sorted(set(z125) - set(syms))
+        lost = sorted(set(z125) - set(syms) - UPSTREAM_HIDDEN_126.get(arch, set()))
+        if arch in UPSTREAM_HIDDEN_126:
+            notes["hidden_since_1.2.5"] = {"names": sorted(UPSTREAM_HIDDEN_126[arch]),
+                                           "why": "musl commit 362fc545 (riscv: mark "
+                                                  "__restore and __restore_rt hidden)"}
         if lost:
             raise SystemExit(f"1.2.6/{arch}: in 1.2.5 but not 1.2.6: {lost}")
         notes["new_vs_upstream_1.2.5"] = sorted(set(syms) - set(z125))
+
+
+ARCH_NOTES = [
+    "Keys are ELF machine names as muslcheck reads them; alpine_arches maps "
+    "Alpine's names onto them.",
+    "Alpine armhf (ARMv6) and armv7 share musl's hard-float ABI: one loader "
+    "name (ld-musl-armhf.so.1), one export set. Their tables come from "
+    "Debian armhf (ARMv7 hard-float, the same musl ABI); Debian armel is "
+    "soft-float (ld-musl-arm.so.1), which no Alpine architecture uses.",
+    "ppc64 is little-endian only (Alpine ppc64le, Debian ppc64el): "
+    "ld-musl-powerpc64le.so.1.",
+    "riscv64 has no table for musl 1.2.2 and 1.2.3: Debian has no riscv64 "
+    "before trixie, and Alpine has riscv64 only from 3.20 (musl 1.2.5).",
+]
 
 
 def build_tables(work: Path, musl_gitdir: str | None) -> dict:
@@ -450,11 +513,11 @@ def build_tables(work: Path, musl_gitdir: str | None) -> dict:
             raise SystemExit(f"ziglang {ZIG_FOR[v]} carries musl {z['musl']}, "
                              f"expected {v}")
     upstream = {(v, a): parse_libc_S(zig[v]["text"], a)
-                for v in zig for a in ARCHES}
+                for v in zig for a in ZIG_COVERED}
     raw = build_debian(work, musl_gitdir, zig)
     tags = {v: musl_git(musl_gitdir, "rev-parse", f"v{v}^{{commit}}") for v in ALL_VERSIONS}
     tokens = {}
-    for v in ("1.2.2", "1.2.3"):
+    for v in ("1.2.2", "1.2.3", "1.2.5"):
         tokens[v] = musl_src_tokens(musl_gitdir, f"v{v}") if tags[v] else None
     # 1.2.6 is not tagged in the mirror: use master (post-1.2.5) plus names
     # that upstream's own 1.2.6 release notes (WHATSNEW, shipped in the
@@ -465,9 +528,12 @@ def build_tables(work: Path, musl_gitdir: str | None) -> dict:
     tables = {}
     summary = {}
     for (ver, arch), (info, libc, syms) in sorted(raw.items()):
-        fixed, devs = apply_deviations(ver, arch, syms, upstream[("1.2.4", arch)])
+        # crypt's type/binding (the "added" deviation): the same on every arch
+        fixed, devs = apply_deviations(ver, arch, syms, upstream[("1.2.4", "x86_64")])
         notes: dict = {}
         cross_check_debian(ver, arch, fixed, syms, upstream, tokens.get(ver), notes)
+        if ver == "1.2.5" and arch not in ZIG_COVERED:
+            upstream[("debian-1.2.5", arch)] = fixed  # 1.2.6 must keep these
         if ver == "1.2.6":
             wn = whatsnew_126(work, info)
             notes["upstream_release_notes_1.2.6"] = wn
@@ -481,13 +547,17 @@ def build_tables(work: Path, musl_gitdir: str | None) -> dict:
                                     {"cross_check": notes,
                                      "debian_raw_count": len(syms)})
         summary[(ver, arch)] = (len(syms), len(fixed))
+    for arch in DERIVED_122:
+        tables[("1.2.2", arch)] = derive_from("1.2.2", "1.2.3", arch, tables,
+                                              DERIVED_122, musl_gitdir)
+        summary[("1.2.2", arch)] = (None, len(tables[("1.2.2", arch)]["symbols"]))
     # 1.2.4 from zig 0.11.0
-    for arch in ARCHES:
+    for arch in ZIG_COVERED:
         z = upstream[("1.2.4", arch)]
-        d3 = tables[("1.2.3", arch)]["symbols"]
         d5 = tables[("1.2.5", arch)]["symbols"]
-        t3 = {s[0]: tuple(s[1:]) for s in d3}
         t5 = {s[0]: tuple(s[1:]) for s in d5}
+        t3 = ({s[0]: tuple(s[1:]) for s in tables[("1.2.3", arch)]["symbols"]}
+              if ("1.2.3", arch) in tables else None)
         devs = []
         for n, a, b in diff_sets(t5, z)["type_binding_differs"]:
             devs.append({"name": n, "action": "flagged",
@@ -495,7 +565,9 @@ def build_tables(work: Path, musl_gitdir: str | None) -> dict:
                                    f"1.2.3 and 1.2.5 libc.so have {a[0]}/{a[1]} "
                                    "(both resolvable by the loader; value kept "
                                    "as libc.S states)"})
-        notes = {"vs_debian_1.2.3_corrected": diff_sets(t3, z),
+        check_124_between(arch, z, t3, t5)
+        notes = {"vs_debian_1.2.3_corrected": (diff_sets(t3, z) if t3 is not None
+                                               else "no Debian 1.2.3 for this arch"),
                  "vs_debian_1.2.5_corrected": diff_sets(t5, z),
                  "function_sizes": "libc.S gives sizes for objects only; "
                                    "function sizes are null"}
@@ -508,14 +580,96 @@ def build_tables(work: Path, musl_gitdir: str | None) -> dict:
         tables[("1.2.4", arch)] = table("1.2.4", arch, prov, devs, z,
                                         {"cross_check": notes})
         summary[("1.2.4", arch)] = (None, len(z))
+    for arch in DERIVED_124:
+        t = tables[("1.2.4", arch)] = derive_from("1.2.4", "1.2.5", arch, tables,
+                                                  DERIVED_124, musl_gitdir)
+        z = {x[0]: tuple(x[1:]) for x in t["symbols"]}
+        check_124_between(arch, z, {x[0]: tuple(x[1:]) for x in tables[("1.2.3", arch)]["symbols"]},
+                          {x[0]: tuple(x[1:]) for x in tables[("1.2.5", arch)]["symbols"]})
+        summary[("1.2.4", arch)] = (None, len(z))
     # record the zig 1.2.5 reference used for the 1.2.5 cross-check
-    for arch in ARCHES:
+    for arch in ZIG_COVERED:
         z5 = zig["1.2.5"]
         tables[("1.2.5", arch)]["cross_check"]["upstream_reference"] = {
             "package": "ziglang", "package_version": ZIG_FOR["1.2.5"],
             "wheel": z5["wheel"].name, "sha256": z5["sha256"],
             "file": z5["member"], "file_sha256": z5["file_sha256"]}
     return tables, raw, summary
+
+
+def derive_from(ver: str, base_ver: str, arch: str, tables: dict,
+                derived: tuple[str, ...], musl_gitdir: str | None) -> dict:
+    """musl VER for an arch without a real or libc.S table: that arch's real
+    BASE_VER table with the VER..BASE_VER change undone.  The change (names
+    gained and lost, type/binding changes) is measured on every arch that
+    has both tables from a source, and must be the same on all of them; the
+    arch's own files changed between the tags are recorded."""
+    def syms(v: str, a: str) -> dict:
+        return {x[0]: tuple(x[1:]) for x in tables[(v, a)]["symbols"]}
+    deltas = {}
+    for a in ARCH_ROWS:
+        if (ver, a) in tables and (base_ver, a) in tables and a not in derived:
+            old, new = syms(ver, a), syms(base_ver, a)
+            deltas[a] = (tuple(sorted(set(new) - set(old))), tuple(sorted(set(old) - set(new))))
+    if len(set(deltas.values())) != 1:
+        raise SystemExit(f"{ver}/{arch}: the {ver}->{base_ver} change differs per arch: {deltas}")
+    gained, lost = next(iter(deltas.values()))
+    if lost:
+        raise SystemExit(f"{ver}/{arch}: names gone in {base_ver} {lost}: no source for them")
+    # type/binding changes: only those every reference arch agrees on
+    changed = None
+    for a in deltas:
+        old, new = syms(ver, a), syms(base_ver, a)
+        c = {n: old[n][:2] for n in set(old) & set(new) if old[n][:2] != new[n][:2]}
+        changed = c if changed is None else {n: t for n, t in changed.items() if c.get(n) == t}
+    out = syms(base_ver, arch)
+    for n in gained:
+        out.pop(n)
+    for n, tb in sorted((changed or {}).items()):
+        out[n] = (*tb, out[n][2])
+    march = ARCH_ROWS[arch][1].removesuffix("le").removesuffix("hf")
+    own = musl_git(musl_gitdir, "diff", "--stat", f"v{min(ver, base_ver)}",
+                   f"v{max(ver, base_ver)}", "--", f"arch/{march}",
+                   f"src/*/{march}", f"ldso/{march}", f"crt/{march}")
+    if own is None:
+        raise SystemExit(f"{ver}/{arch}: needs --musl-git to check arch/{march}")
+    base = tables[(base_ver, arch)]
+    prov = {"source": "derived",
+            "from": f"musl-{base_ver}-{arch}.json (Debian {base['provenance']['package_version']} "
+                    f"{base['provenance']['debian_arch']}, sha256 {base['provenance']['sha256']})",
+            "method": f"the real {base_ver} table with the {ver}..{base_ver} change undone; "
+                      f"the change is the one measured between the {ver} and {base_ver} "
+                      f"tables of {', '.join(deltas)}, identical on all of them",
+            f"arch_files_changed_v{min(ver, base_ver)}..v{max(ver, base_ver)}":
+                own.strip().splitlines()[:-1],
+            "generator": GENERATOR}
+    return table(ver, arch, prov, [], out,
+                 {"cross_check": {f"names_gained_in_{base_ver}": list(gained),
+                                  "type_binding_undone": sorted(changed or {})}})
+
+
+# Exports upstream itself withdrew after 1.2.5 (checked in musl's git log).
+UPSTREAM_HIDDEN_126 = {"riscv64": {"__restore", "__restore_rt"}}
+LFS64_REMOVED_IN_124 = 60
+TIME32_XSTAT = {"__fxstat", "__fxstatat", "__lxstat", "__xstat"}   # musl commit 246f1c81: 59 *64 aliases + readdir64_r
+NEW_IN_125 = {"preadv2", "pwritev2", "statx"}
+
+
+def check_124_between(arch: str, z124: dict, t123: dict | None, t125: dict) -> None:
+    """zig's 1.2.4 libc.S must sit exactly between the real 1.2.3 and 1.2.5."""
+    if t123 is not None:
+        gone = set(t123) - set(z124)
+        # 32-bit: compat/time32/__xstat.c defines __fxstat64 ... at v1.2.3 and
+        # __fxstat ... at v1.2.4 (the LFS64 rename), so those four are new
+        gained_ok = TIME32_XSTAT if ARCH_ROWS[arch][2] in ("/lib/ld-linux.so.2",
+                                                          "/lib/ld-linux-armhf.so.3") else set()
+        if set(z124) - set(t123) - gained_ok or len(gone) != LFS64_REMOVED_IN_124 or not all(
+                n.endswith("64") or n == "readdir64_r" for n in gone):
+            raise SystemExit(f"1.2.4/{arch}: libc.S is not 1.2.3 minus the LFS64 "
+                             f"names: {diff_sets(t123, z124)}")
+    if set(z124) - set(t125) or set(t125) - set(z124) != NEW_IN_125:
+        raise SystemExit(f"1.2.4/{arch}: libc.S is not 1.2.5 minus {sorted(NEW_IN_125)}: "
+                         f"{diff_sets(t125, z124)}")
 
 
 def whatsnew_126(work: Path, info: dict) -> list[str]:
@@ -627,15 +781,16 @@ def build_loader(raw: dict, musl_gitdir: str | None, probes: dict | None,
         src_ref = f"v{ver}" if musl_git(musl_gitdir, "rev-parse", f"v{ver}") else None
         src = musl_git(musl_gitdir, "show", f"{src_ref}:ldso/dynlink.c") if src_ref else None
         if ver in DEBIAN_SUITES:
-            per_arch = {a: loader_strings(raw[(ver, a)][1]) for a in ARCHES}
+            per_arch = {a: loader_strings(raw[(ver, a)][1]) for a in ARCHES
+                        if (ver, a) in raw}
             vals = list(per_arch.values())
             if any(v != vals[0] for v in vals):
                 raise SystemExit(f"{ver}: loader strings differ per arch: {per_arch}")
             facts = dict(vals[0])
             info = raw[(ver, "x86_64")][0]
             source = (f"reserved_prefixes and lfs64 read from the .rodata of the "
-                      f"real libc.so of Debian musl {info['version']} (amd64 and "
-                      f"arm64 agree)")
+                      f"real libc.so of Debian musl {info['version']} (all of "
+                      f"{', '.join(ARCHES[a] for a in per_arch)} agree)")
             if src:
                 if reserved_from_source(src) != facts["reserved_prefixes"]:
                     raise SystemExit(f"{ver}: reserved prefixes differ from source")
@@ -701,7 +856,10 @@ def build_loader(raw: dict, musl_gitdir: str | None, probes: dict | None,
                 raise SystemExit(f"{ver}: relr probe contradicts relr={relr}")
         versions[ver] = v
     return {"kind": "musl-loader", "versions": versions,
-            "ldso_names": {a: f"ld-musl-{a}.so.1" for a in ARCHES},
+            "ldso_names": {a: f"ld-musl-{row[1]}.so.1" for a, row in ARCH_ROWS.items()},
+            "glibc_interpreters": {a: row[2] for a, row in ARCH_ROWS.items()},
+            "alpine_arches": {alp: a for a, row in ARCH_ROWS.items() for alp in row[3]},
+            "arch_notes": ARCH_NOTES,
             "default_path": "/lib:/usr/local/lib:/usr/lib",
             "generator": GENERATOR}
 
@@ -718,16 +876,28 @@ GCOMPAT_DEFAULTS = {"repository": "github:truboxl/gcompat (mirror of "
 # WITH_OBSTACK=musl-obstack; neither defines HAVE_LIBUCONTEXT or
 # NO_BROKEN_SHADOW_SETRLIMIT).  SYS__sysctl exists in musl's x86_64 syscall
 # table only.
+# SYS__sysctl: __NR__sysctl in arch/*/bits/syscall.h.in of musl v1.2.5
+# (x86_64, i386, arm, powerpc64, s390x have it; aarch64, riscv64 do not).
+# __powerpc__: GCC defines it for 64-bit PowerPC too.
+_SYSCTL_ARCHES = {"x86_64", "i386", "arm", "ppc64", "s390x"}
 GCOMPAT_CONDS = {
-    "0": {"x86_64": False, "aarch64": False},
-    "defined(__powerpc__)": {"x86_64": False, "aarch64": False},
-    "SYS__sysctl": {"x86_64": True, "aarch64": False},
-    "!HAVE_LIBUCONTEXT": {"x86_64": True, "aarch64": True},
-    "!NO_BROKEN_SHADOW_SETRLIMIT": {"x86_64": True, "aarch64": True},
+    "0": dict.fromkeys(ARCH_ROWS, False),
+    "defined(__powerpc__)": {a: a == "ppc64" for a in ARCH_ROWS},
+    "SYS__sysctl": {a: a in _SYSCTL_ARCHES for a in ARCH_ROWS},
+    "!HAVE_LIBUCONTEXT": dict.fromkeys(ARCH_ROWS, True),
+    "!NO_BROKEN_SHADOW_SETRLIMIT": dict.fromkeys(ARCH_ROWS, True),
     # LINKER/LOADER are always passed by the Makefile: #error branches off
-    "!LINKER": {"x86_64": False, "aarch64": False},
-    "!LOADER": {"x86_64": False, "aarch64": False},
+    "!LINKER": dict.fromkeys(ARCH_ROWS, False),
+    "!LOADER": dict.fromkeys(ARCH_ROWS, False),
 }
+# aports main/gcompat/APKBUILD (commit 9e88698c): LINKER_PATH is
+# /lib/ld-musl-$ARCH.so.1 with ARCH=arm on armhf/armv7 and ARCH=powerpc64 on
+# ppc64le: not the loader names musl installs there (ld-musl-armhf.so.1,
+# ld-musl-powerpc64le.so.1).  Recorded as the APKBUILD states it.
+GCOMPAT_LINKER_ARCH = {"x86_64": "x86_64", "aarch64": "aarch64", "i386": "i386",
+                       "arm": "arm", "ppc64": "powerpc64", "s390x": "s390x",
+                       "riscv64": "riscv64"}
+GCOMPAT_LIB64_LINK = ("x86_64", "ppc64", "aarch64", "s390x", "riscv64")
 
 
 def _strip_c(text: str) -> str:
@@ -853,8 +1023,13 @@ def build_gcompat(src_dir: Path, repo: str, tag: str, commit: str) -> dict:
                            "libpthread.so.0", "libresolv.so.2", "librt.so.1",
                            "libutil.so.1"],
             "libc_links_source": "aports main/gcompat/APKBUILD package()",
-            "loader_paths": {"x86_64": "/lib64/ld-linux-x86-64.so.2",
-                             "aarch64": "/lib/ld-linux-aarch64.so.1"},
+            "loader_paths": {a: row[2] for a, row in ARCH_ROWS.items()},
+            "loader_paths_source": "glibc's PT_INTERP per arch; aports "
+                                   "main/gcompat/APKBUILD installs the stub "
+                                   "as /lib/$_ld, with a /lib64 link on "
+                                   + ", ".join(GCOMPAT_LIB64_LINK),
+            "stub_linker_paths": {a: f"/lib/ld-musl-{m}.so.1"
+                                  for a, m in GCOMPAT_LINKER_ARCH.items()},
             "loader_stub": stub_facts(loader),
             "preload": "/lib/libgcompat.so.0"}
 
@@ -955,7 +1130,8 @@ def main(argv=None) -> int:
         return 1
     for (ver, arch), (rawn, n) in sorted(summary.items()):
         log(f"musl {ver} {arch}: {n} symbols"
-            + (f" (Debian raw {rawn})" if rawn is not None else " (zig libc.S)"))
+            + (f" (Debian raw {rawn})" if rawn is not None else
+               f" ({tables[(ver, arch)]['provenance']['source']})"))
     return 0
 
 

@@ -16,7 +16,11 @@ from typing import Any
 
 from muslcheck.model.errors import InputError, UsageError
 
-SUPPORTED_ARCHES = ("x86_64", "aarch64")
+# ELF machine names (ElfFacts.machine) with a musl table; loader.json's alpine_arches maps Alpine's names
+# (x86, armhf, armv7, ppc64le) onto them. "arm" is musl's hard-float ABI, "ppc64" little-endian.
+SUPPORTED_ARCHES = ("x86_64", "aarch64", "i386", "arm", "ppc64", "s390x", "riscv64")
+# The arches `muslcheck explain` answers for (glibc-abilists.json covers these two).
+EXPLAINED_ARCHES = ("x86_64", "aarch64")
 
 
 def tables_dir() -> Path:
@@ -136,6 +140,9 @@ class Catalog:
         if arch not in SUPPORTED_ARCHES:
             raise UsageError(f"no musl table for architecture {arch!r}; known: {', '.join(SUPPORTED_ARCHES)}")
         self.loader_rules(version)  # validates the version
+        if not (tables_dir() / f"musl-{version}-{arch}.json").is_file():
+            raise UsageError(f"no musl {version} table for {arch} (no Alpine release ships that pair; "
+                             f"see symbols/README.md)")
         raw = _load(f"musl-{version}-{arch}.json")
         symbols = {name: Definition(type_, binding, int(size or 0)) for name, type_, binding, size in raw["symbols"]}
         return MuslExports(version, arch, symbols, dict(raw["provenance"]))
@@ -154,6 +161,16 @@ class Catalog:
             loader_paths=dict(raw["loader_paths"]),
             preload=str(raw["preload"]),
         )
+
+    @property
+    def glibc_interpreters(self) -> dict[str, str]:
+        """arch -> glibc's PT_INTERP on that architecture ("/lib/ld-linux-armhf.so.3")."""
+        return dict(self._loader["glibc_interpreters"])
+
+    @property
+    def alpine_arches(self) -> dict[str, str]:
+        """Alpine's architecture name -> the ELF machine name muslcheck uses ("armv7" -> "arm")."""
+        return dict(self._loader["alpine_arches"])
 
     def newest_alpine(self) -> AlpineRelease:
         return self.alpine_releases[-1]

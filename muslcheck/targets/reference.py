@@ -274,6 +274,9 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("arm64", "aarch64", ("aarch64",), plain_variant="v8"),
     Architecture("arm", "arm", ("armhf", "armel")),
     Architecture("386", "i386", ("i686", "i386")),
+    Architecture("ppc64le", "ppc64", ("powerpc64le",)),
+    Architecture("s390x", "s390x"),
+    Architecture("riscv64", "riscv64"),
 )
 ARCHITECTURE_OF_OCI = {a.oci: a for a in ARCHITECTURES}
 OCI_ARCH_OF_ALIAS = {alias: a.oci for a in ARCHITECTURES for alias in a.aliases}
