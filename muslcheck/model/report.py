@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -13,13 +14,18 @@ import orjson
 from muslcheck.model.codec import builder
 from muslcheck.model.options import Context
 
-SCHEMA_VERSION = "1.1"
+# 2.0: "degraded" joined the verdicts of components and of the whole report, where a 1.x reader's enum rejects it
+# (docs/api.md: within a major version fields are only added); ``plan`` and a component's ``steps`` and ``lost``.
+SCHEMA_VERSION = "2.0"
+READABLE_MAJORS = ("1", "2")  # a 1.x document is a 2.0 one without those fields
 
 
 class Verdict(StrEnum):
     NATIVE = "native"
     NEEDS_PACKAGES = "needs-packages"
     NEEDS_GCOMPAT = "needs-gcompat"
+    # components only: the native part cannot load on musl, and the library runs without it (``Component.lost``)
+    DEGRADED = "degraded"
     BLOCKED = "blocked"
     NOT_APPLICABLE = "not-applicable"  # another OS/architecture, or not loaded by the dynamic linker
     NOTHING_TO_CHECK = "nothing-to-check"  # overall only: no ELF file was found
@@ -35,8 +41,11 @@ _SEVERITY = {
     Verdict.NATIVE: 0,
     Verdict.NEEDS_PACKAGES: 1,
     Verdict.NEEDS_GCOMPAT: 2,
-    Verdict.BLOCKED: 3,
+    Verdict.DEGRADED: 3,
+    Verdict.BLOCKED: 4,
 }
+# What a file can be judged (a file either loads or not: "degraded" is a component's, "nothing-to-check" a report's).
+FILE_VERDICTS = tuple(v for v in Verdict if v not in (Verdict.DEGRADED, Verdict.NOTHING_TO_CHECK))
 
 
 class FileKind(StrEnum):
@@ -131,6 +140,25 @@ class FileReport:
     component: str | None = None  # the id of the component it belongs to
 
 
+class StepKind(StrEnum):
+    """What a fix does, in the order of preference a component's ``steps`` keep."""
+
+    REINSTALL = "reinstall"  # the ecosystem's own fix in the Alpine image: pip install, npm ci, npm rebuild
+    UPGRADE = "upgrade"  # a release of the library that ships a musl build
+    BASE_IMAGE = "base-image"  # the Alpine variant of a runtime's image
+    APK = "apk"  # an Alpine package: a cited name, or so:SONAME / cmd:NAME for apk to resolve by its provides
+    GCOMPAT = "gcompat"  # apk add gcompat, where it applies to the load
+    PRELOAD = "preload"  # LD_PRELOAD=/lib/libgcompat.so.0 for a dlopen-ed library
+    REBUILD = "rebuild"  # rebuild (or replace) against musl
+
+
+@dataclass(frozen=True)
+class FixStep:
+    kind: StepKind
+    text: str  # the line a person reads
+    action: str | None = None  # what a tool runs: the command, the apk package or so:/cmd: form, the image
+
+
 @dataclass(frozen=True)
 class Component:
     """A unit a user acts on: a Maven library, a Python distribution, an npm package, a runtime,
@@ -147,6 +175,8 @@ class Component:
     id: str = ""  # "ecosystem:name:location", what a file's ``component`` names
     fixes: tuple[str, ...] = ()  # every fix line, most preferred first
     notes: tuple[str, ...] = ()  # how its loader picks a build, why a file does not count...
+    steps: tuple[FixStep, ...] = ()  # ``fixes`` with what each does, in the same order
+    lost: str | None = None  # degraded: what the application runs without (its native part cannot load)
 
 
 def component_id(ecosystem: str, name: str, location: str) -> str:
@@ -155,14 +185,142 @@ def component_id(ecosystem: str, name: str, location: str) -> str:
 
 def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
     """Each file its own component (ecosystem "file")."""
-    return tuple(
-        Component(
+    out = []
+    for f in files:
+        steps = file_steps(f) if f.verdict not in (Verdict.NATIVE, Verdict.NOT_APPLICABLE) else ()
+        fixes = tuple(s.text for s in steps)
+        out.append(Component(
             name=f.path.rsplit("/", 1)[-1], version=None, ecosystem="file", location=f.path, verdict=f.verdict,
             files=(f.path,), selected={f.arch: f.path} if f.verdict is not Verdict.NOT_APPLICABLE else {},
-            fix=f.fixes[0] if f.fixes else None, id=component_id("file", f.path.rsplit("/", 1)[-1], f.path),
-            fixes=f.fixes,
-        )
-        for f in files
+            fix=fixes[0] if fixes else None, id=component_id("file", f.path.rsplit("/", 1)[-1], f.path),
+            fixes=fixes, steps=steps,
+        ))
+    return tuple(out)
+
+
+# -- fixes as steps: one ranked list per component, and one plan for the whole target --------------------------
+
+_HASHED_SONAME = re.compile(r"-[0-9a-f]{8}\.so(?:\.|$)")  # auditwheel/delocate vendored copies: never packaged
+_GLIBC_ONLY = ("libnsl.so.1", "libanl.so.1", "libmvec.so.1", "libBrokenLocale.so.1", "libthread_db.so.1")
+_OWN_FIX_LINES = ("apk add ", "install the Alpine package", "ship a musl build of",
+                  "rebuild against musl: musl does not export")
+
+
+def apk_spec(lib: LibraryFinding) -> str | None:
+    """What ``apk add`` takes for a missing library: the cited package name the judge recorded, else
+    ``so:SONAME`` (apk installs whichever package provides that soname, or says none does); None where no Alpine
+    package can hold it (a glibc-only library, an auditwheel copy with a hashed name: those come with a rebuild or
+    a reinstall)."""
+    if lib.package == "gcompat":
+        return "gcompat"
+    if lib.package and " " not in lib.package:
+        return lib.package
+    if lib.name in _GLIBC_ONLY or _HASHED_SONAME.search(lib.name) or "/" in lib.name:
+        return None
+    return f"so:{lib.name}"
+
+
+def waits_on_library(symbol: SymbolFinding, f: FileReport) -> bool:
+    """The symbol is looked for in a library that is missing, not in libc: it is no fault of musl's."""
+    if symbol.pending_on is not None:
+        return True
+    if symbol.version is not None and symbol.version.startswith("GLIBC_"):
+        return False  # glibc's own version: libc's symbol
+    return any(apk_spec(lib) != "gcompat" for lib in f.missing_libraries)
+
+
+def file_steps(f: FileReport) -> tuple[FixStep, ...]:
+    """A judged file's fixes, ranked: Alpine packages, gcompat where it applies, then a rebuild.
+
+    Built from the file's facts, not its fix lines: a symbol that waits on a missing library is never blamed on
+    musl, and whatever gcompat's package installs (its loader stub, the libc.so.6-style links) is its step."""
+    steps: list[FixStep] = []
+    gcompat_covers: list[str] = []
+    unpackaged: list[str] = []
+    for lib in f.missing_libraries:
+        spec = apk_spec(lib)
+        if spec == "gcompat":
+            gcompat_covers.append(lib.name)
+        elif spec is None:
+            unpackaged.append(lib.name)
+        else:
+            why = (f"apk installs whichever package provides {lib.name}; no verified Alpine name" if
+                   spec.startswith("so:") else f"provides {lib.name}")
+            steps.append(FixStep(StepKind.APK, f"apk add {spec}  ({why})", spec))
+    if f.interpreter and "ld-linux" in f.interpreter:
+        gcompat_covers.insert(0, f"the interpreter {f.interpreter}")
+    if f.verdict is Verdict.NEEDS_GCOMPAT:
+        steps.append(FixStep(StepKind.GCOMPAT, "apk add gcompat  (glibc compatibility layer; it applies to this "
+                                               "file's load context)", "gcompat"))
+    elif gcompat_covers:
+        steps.append(FixStep(StepKind.GCOMPAT, f"apk add gcompat  (its package provides {', '.join(gcompat_covers)})",
+                             "gcompat"))
+    for line in f.fixes:
+        if line.startswith(_OWN_FIX_LINES):
+            continue
+        steps.append(FixStep(StepKind.PRELOAD if line.startswith("LD_PRELOAD") else StepKind.REBUILD, line))
+    blamed = sorted({s.name for s in f.unresolved_symbols if not waits_on_library(s, f)
+                     and not (s.gcompat and f.verdict is Verdict.NEEDS_GCOMPAT)})
+    if f.verdict is Verdict.BLOCKED and blamed:
+        shown = ", ".join(blamed[:8]) + (f" and {len(blamed) - 8} more" if len(blamed) > 8 else "")
+        steps.append(FixStep(StepKind.REBUILD, f"rebuild against musl: musl does not export {shown}"))
+    if unpackaged:
+        steps.append(FixStep(StepKind.REBUILD, f"ship a musl build of {', '.join(unpackaged)} (not in the tree, and "
+                                               "no Alpine package holds it)"))
+    return rank(steps)
+
+
+def rank(steps: list[FixStep] | tuple[FixStep, ...]) -> tuple[FixStep, ...]:
+    """Steps in the order of ``StepKind``, each text once (a stable sort: the order within a kind stays)."""
+    order = {kind: i for i, kind in enumerate(StepKind)}
+    unique = {s.text: s for s in steps}
+    return tuple(sorted(unique.values(), key=lambda s: order[s.kind]))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One migration plan for the whole target, from the components' steps: run in this order."""
+
+    base_images: tuple[str, ...]  # the Alpine image of each glibc runtime found ("python:3.11-alpine")
+    reinstall: tuple[str, ...]  # the ecosystems' own commands, run in the Alpine image ("pip install x==1.0")
+    apk: tuple[str, ...]  # the arguments of one `apk add` line: cited package names, so:SONAME, cmd:NAME
+    upgrades: tuple[str, ...]  # library releases that ship a musl build (JARs)
+    gcompat: tuple[str, ...]  # what `apk add gcompat` covers, one line per component it helps
+    rebuild: tuple[str, ...]  # what only a rebuild against musl fixes: "component: how"
+    lost: tuple[str, ...]  # degraded components: "component: what it runs without"
+
+
+def plan_of(components: tuple[Component, ...]) -> Plan:
+    images: list[str] = []
+    reinstall: list[str] = []
+    apk: list[str] = []
+    upgrades: list[str] = []
+    gcompat: list[str] = []
+    rebuild: list[str] = []
+    for c in components:
+        title = f"{c.name} {c.version}" if c.version else c.name
+        own_fix = any(s.kind in (StepKind.REINSTALL, StepKind.UPGRADE, StepKind.BASE_IMAGE) for s in c.steps)
+        for s in c.steps:
+            if s.kind is StepKind.BASE_IMAGE and s.action:
+                images.append(s.action)
+            elif s.kind is StepKind.REINSTALL:
+                reinstall.append(s.action or s.text)
+            elif s.kind is StepKind.UPGRADE:
+                upgrades.append(s.text)
+            elif own_fix:
+                continue  # the ecosystem's own fix replaces the files these steps are about
+            elif s.kind is StepKind.APK and s.action:
+                apk.append(s.action)
+            elif s.kind is StepKind.GCOMPAT:
+                apk.append("gcompat")
+                gcompat.append(f"{title}: {s.text.split('(', 1)[-1].rstrip(')')}" if "(" in s.text else title)
+            elif s.kind in (StepKind.PRELOAD, StepKind.REBUILD):
+                rebuild.append(f"{title}: {s.text}")
+    lost = tuple(f"{c.name}: {c.lost}" for c in components if c.verdict is Verdict.DEGRADED and c.lost)
+    return Plan(
+        base_images=tuple(dict.fromkeys(images)), reinstall=tuple(dict.fromkeys(reinstall)),
+        apk=tuple(sorted(set(apk))), upgrades=tuple(dict.fromkeys(upgrades)), gcompat=tuple(dict.fromkeys(gcompat)),
+        rebuild=tuple(dict.fromkeys(rebuild)), lost=lost,
     )
 
 
@@ -200,8 +358,13 @@ class Report:
         return not any(s.unchecked for s in self.skipped)
 
     @property
+    def plan(self) -> Plan:
+        """The migration plan, derived from the components (so a report read back has the same one)."""
+        return plan_of(self.components)
+
+    @property
     def summary(self) -> dict[str, int]:
-        counts = {v.value: 0 for v in Verdict if v is not Verdict.NOTHING_TO_CHECK}
+        counts = {v.value: 0 for v in FILE_VERDICTS}
         for f in self.files:
             counts[f.verdict.value] += 1
         return counts
@@ -210,6 +373,7 @@ class Report:
         data: dict[str, Any] = _plain(self)
         data["summary"] = self.summary
         data["complete"] = self.complete
+        data["plan"] = _plain(self.plan)
         return data
 
     def to_json(self, indent: bool = False) -> str:
@@ -219,7 +383,7 @@ class Report:
     def to_json_bytes(self, indent: bool = False) -> bytes:
         """``to_json`` as UTF-8, encoded straight from the dataclasses by orjson: a large tree's report is
         big (26 MB for 1,000 glibc libraries), and a ``str`` of it would be one more copy."""
-        top = {**vars(self), "summary": self.summary, "complete": self.complete}
+        top = {**vars(self), "summary": self.summary, "complete": self.complete, "plan": self.plan}
         try:
             return orjson.dumps(top, option=orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0))
         except orjson.JSONEncodeError:  # a name that is not UTF-8 (surrogate escapes): json writes it as \udcXX
@@ -227,9 +391,10 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
-        """The inverse of ``to_dict``; unknown keys (from newer 1.x writers) are ignored."""
+        """The inverse of ``to_dict`` for schema 1.x and 2.x; unknown keys (from newer minor versions) are ignored,
+        and ``plan`` is derived from the components again."""
         major = str(data.get("schema_version", "")).split(".")[0]
-        if major != SCHEMA_VERSION.split(".")[0]:
+        if major not in READABLE_MAJORS:
             raise ValueError(f"unsupported schema_version {data.get('schema_version')!r}")
         report: Report = builder(cls)(data)
         return report

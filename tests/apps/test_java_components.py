@@ -153,7 +153,7 @@ def test_garbage_pom_properties_is_a_finding_and_the_scan_goes_on(
 ABS64 = "reloc-abs64/app/lib/libabs64.so"  # an absolute relocation to a glibc-only function: never deferred
 
 
-@pytest.mark.parametrize(("build", "verdict"), [(ABS64, Verdict.NATIVE), (GLIBC_JNI, Verdict.BLOCKED)],
+@pytest.mark.parametrize(("build", "verdict"), [(ABS64, Verdict.DEGRADED), (GLIBC_JNI, Verdict.BLOCKED)],
                          ids=["fails-to-load", "loads-then-crashes"])
 def test_a_library_with_a_java_fallback_survives_only_a_build_that_fails_to_load(
     samples_dir: Path, tmp_path: Path, build: str, verdict: Verdict
@@ -168,7 +168,9 @@ def test_a_library_with_a_java_fallback_survives_only_a_build_that_fails_to_load
     [f] = report.files
     assert f.verdict is Verdict.BLOCKED  # the file itself does not load or run on musl
     assert lz4.verdict is verdict
-    assert any("pure-Java" in n for n in lz4.notes) is (verdict is Verdict.NATIVE)
+    assert any("pure-Java" in n for n in lz4.notes) is (verdict is Verdict.DEGRADED)
+    # degraded: the report names what is lost; a blocked component has nothing to lose it to
+    assert (lz4.lost is not None and "pure-Java LZ4" in lz4.lost) is (verdict is Verdict.DEGRADED)
 
 
 @pytest.mark.parametrize(("jar", "artifact", "member", "fallback"), [
