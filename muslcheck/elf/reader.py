@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from itertools import chain, compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
@@ -195,9 +196,11 @@ _Relocations = tuple[tuple[int, int], ...]  # ((relocation type, count), ...), s
 class _Image:
     """The file, its layouts, and the address map its PT_LOAD segments define."""
 
-    def __init__(self, buf: Buffer, layout: _Layout, machine: int) -> None:
+    def __init__(self, buf: Buffer, layout: _Layout, machine: int, holes: Sequence[tuple[int, int]] = ()) -> None:
         self.buf = buf
         self.size = len(buf)
+        self.holes = list(holes)
+        self.hole_starts = [start for start, _ in holes]
         self.layout = layout
         self.machine = machine
         self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
@@ -220,6 +223,11 @@ class _Image:
     def check(self, offset: int, size: int, what: str) -> None:
         if offset < 0 or size < 0 or offset + size > self.size:
             raise MalformedElf(f"{what} extends past the end of the file")
+        if self.holes and size:  # the last hole starting before the range's end is the only one that can meet it
+            i = bisect_left(self.hole_starts, offset + size) - 1
+            if i >= 0 and self.holes[i][1] > offset:
+                raise MalformedElf(f"{what} of {size} bytes is not backed by the file's data (a hole of a sparse "
+                                   "file, or a file that shrank while read)")
 
     def bytes_at(self, offset: int, size: int, what: str) -> bytes:
         self.check(offset, size, what)
@@ -315,24 +323,72 @@ def _from_latin1(name: str) -> str:
     return name if name.isascii() else name.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
+MAX_FILE_BYTES: Final = 1 << 30  # a larger file is not read (the image reader's MAX_ELF_BYTES)
+MAX_NEEDED: Final = 4096  # DT_NEEDED entries of one file (real ones have at most a few hundred)
+_READ_CHUNK: Final = 16 << 20
+
+
 def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True) -> ElfFacts:
-    """Read the facts of the ELF file at ``path`` through a read-only mmap (see ``read_elf``)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """Read the facts of the ELF file at ``path`` (see ``read_elf``).
+
+    The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
+    It is read into anonymous memory, and only its data extents (``SEEK_DATA``): a sparse file costs the bytes it
+    really holds, and a table that claims a hole (or what a shrinking file no longer holds) is ``MalformedElf``.
+    The open never blocks (``O_NONBLOCK``) and anything but a regular file is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        if os.fstat(fd).st_size == 0:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MalformedElf("not a regular file")
+        if st.st_size == 0:
             raise MalformedElf("empty file")
-        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        if st.st_size > MAX_FILE_BYTES:
+            raise MalformedElf(f"ELF file of {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit: not read")
+        memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
+        try:
+            holes = _read_extents(fd, memory, st.st_size)
+        except BaseException:
+            memory.close()
+            raise
     finally:
-        os.close(fd)  # the map holds its own descriptor
-    with mapped:
-        return read_elf(mapped, symbols=symbols)
+        os.close(fd)
+    with memory:
+        return read_elf(memory, symbols=symbols, holes=holes)
 
 
-def read_elf(data: Buffer, *, symbols: bool = True) -> ElfFacts:
+def _read_extents(fd: int, memory: mmap.mmap, size: int) -> list[tuple[int, int]]:
+    """Read the file's data extents into ``memory``; return its holes, (start, end) ascending."""
+    holes: list[tuple[int, int]] = []
+    position = 0
+    with memoryview(memory) as whole:
+        while position < size:
+            try:
+                start = min(os.lseek(fd, position, os.SEEK_DATA), size)
+                end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            except OSError:  # ENXIO: no data from here on
+                start = end = size
+            if start > position:
+                holes.append((position, start))
+            while start < end:
+                n = os.preadv(fd, [whole[start : min(end, start + _READ_CHUNK)]], start)
+                if n <= 0:  # the file shrank while it was read: what is gone is a hole
+                    holes.append((start, size))
+                    return holes
+                start += n
+            if end <= position:  # no progress (a file changing under us): the rest is a hole
+                holes.append((position, size))
+                break
+            position = end
+    return holes
+
+
+def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, int]] = ()) -> ElfFacts:
     """Read the facts musl's loader acts on from an in-memory ELF image.
 
     ``symbols=False`` stops after the dynamic section's tags: relocations, uses and exports stay
     empty and ``symbols_read`` is False (a problem in the symbol tables is then not yet found).
+    ``holes`` are (start, end) ranges, ascending, that the file does not really hold (a sparse file's holes):
+    no table may lie in one.
     """
     buf: Buffer = data.cast("B") if isinstance(data, memoryview) and data.format != "B" else data
     ident = bytes(buf[:16])
@@ -346,7 +402,7 @@ def read_elf(data: Buffer, *, symbols: bool = True) -> ElfFacts:
     if len(buf) < 16 + layout.ehdr.size:
         raise MalformedElf("truncated ELF header")
     e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, *_ = layout.ehdr.unpack_from(buf, 16)
-    image = _Image(buf, layout, e_machine)
+    image = _Image(buf, layout, e_machine, holes)
     machine = _MACHINES.get(e_machine, (f"EM_{e_machine}",) * 2)[layout.bits == 64]
 
     interp: tuple[int, int] | None = None
@@ -426,6 +482,8 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols
     tags, values = tags[:end], values[:end]
     tag: dict[int, int] = dict(zip(tags, values, strict=True))
     needed_offsets = [v for t, v in zip(tags, values, strict=True) if t == _DT_NEEDED]
+    if len(needed_offsets) > MAX_NEEDED:
+        raise MalformedElf(f"{len(needed_offsets)} DT_NEEDED entries (library names), above the limit of {MAX_NEEDED}")
 
     strings = _Strings(b"")
     if _DT_STRTAB in tag:
@@ -463,7 +521,14 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols
         _count_into(infos, image.words(layout.word, offset, size // word_size, "relocation table", 1, entry_words))
     relocations, refs = _group_relocations(infos, layout.r_sym_shift, layout.r_type_mask)
 
-    symtab = _read_symbols(image, tag, max(refs) + 1 if refs else 0)
+    with _read_symbols(image, tag, max(refs) + 1 if refs else 0) as symtab:
+        return _read_symbol_facts(image, tag, head, infos, relocations, refs, strings, symtab, machine)
+
+
+def _read_symbol_facts(image: _Image, tag: dict[int, int], head: _Dynamic, infos: Counter[int],
+                       relocations: _Relocations, refs: dict[int, _Relocations], strings: _Strings,
+                       symtab: memoryview, machine: str) -> _Dynamic:
+    layout = image.layout
     nsyms = len(symtab) // layout.sym_size
     versyms: array[int] | None = None
     if _DT_VERSYM in tag and nsyms:
@@ -562,14 +627,15 @@ def _relocation_tables(tag: dict[int, int]) -> Iterable[tuple[int, int, bool]]:
         yield _DT_RELA, _DT_RELASZ, True
 
 
-def _read_symbols(image: _Image, tag: dict[int, int], referenced: int) -> bytes:
-    """The raw dynamic symbol table: as many entries as the hash table names, or relocations use."""
+def _read_symbols(image: _Image, tag: dict[int, int], referenced: int) -> memoryview:
+    """The raw dynamic symbol table, a view (not a copy): as many entries as the hash table names, or relocations
+    use."""
     if _DT_SYMTAB not in tag:
         if referenced:
             raise MalformedElf("relocations name symbols but there is no DT_SYMTAB")
-        return b""
+        return memoryview(b"")
     nsyms = max(_symbol_count(image, tag), referenced)
-    return image.read_at(tag[_DT_SYMTAB], nsyms * image.layout.sym_size, "symbol table")
+    return image.view_at(tag[_DT_SYMTAB], nsyms * image.layout.sym_size, "symbol table")
 
 
 def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
@@ -707,25 +773,28 @@ def _export_key(row: _ExportRow) -> tuple[str, str, bool, str, str, int, bool]:
     return name, version or "", version is None, sym_type, binding, size, plt_only
 
 
-def _symbol_columns(layout: _Layout, symtab: bytes) -> tuple[array[int], bytes, array[int], array[int], array[int]]:
-    """st_name, st_info, st_shndx, st_value and st_size of every symbol, a column each, cut at C speed."""
+def _symbol_columns(layout: _Layout, symtab: memoryview) -> tuple[array[int], bytes, array[int], array[int],
+                                                                   array[int]]:
+    """st_name, st_info, st_shndx, st_value and st_size of every symbol, a column each, cut at C speed.
+
+    Each column is copied out of the table alone (never the whole table per column): the memory is the
+    columns', about the table's size."""
     step = layout.sym_size
     columns = []
     for code, offset in (("I", 0), ("H", layout.sym_shndx_offset), (layout.word, layout.sym_value_offset),
                          (layout.word, layout.sym_value_offset + layout.bits // 8)):
-        words = array(code)
-        words.frombytes(symtab)
-        column = words[offset // words.itemsize :: step // words.itemsize]
+        column = array(code)
+        column.frombytes(_every(symtab, code, offset // column.itemsize, step // column.itemsize))
         if layout.swap:
             column.byteswap()
         columns.append(column)
     names, shndx, values, sizes = columns
-    return names, symtab[layout.sym_info_offset :: step], shndx, values, sizes
+    return names, symtab[layout.sym_info_offset :: step].tobytes(), shndx, values, sizes
 
 
 def _collect_symbols(
     layout: _Layout,
-    symtab: bytes,
+    symtab: memoryview,
     versyms: array[int] | None,
     versions: dict[int, tuple[str, str | None]],
     strings: _Strings,
