@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +63,10 @@ class DirectoryRoot:
         return read_elf_file(self.host_path(resolved.path))
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
-        with open(self.host_path(resolved.path), "rb") as f:
+        fd = os.open(self.host_path(resolved.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
             return f.read(limit)
 
     def list_dir(self, path: str) -> list[str]:
@@ -82,9 +87,58 @@ def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skip
     archives.extend(scanned.archives)
 
 
+MAX_DEPTH = 256  # directories below the root; deeper ones are a finding, not walked (Linux paths: 4,096 bytes)
+
+
+def _walk(top: str, onerror: Callable[[OSError], None], skipped: list[Skip],
+          host_root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` (top-down, links not followed, names sorted), with a stack instead of recursion (Python 3.11's
+    recurses: a tree 1,200 deep raised RecursionError) and a depth limit that reports."""
+    stack = [(top, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError as e:
+            onerror(e)
+            continue
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            (dirnames if is_dir or (entry.is_symlink() and _is_dir_link(entry.path)) else filenames).append(entry.name)
+        dirnames.sort()
+        yield directory, dirnames, filenames
+        real = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]
+        if real and depth + 1 > MAX_DEPTH:
+            rel = os.path.relpath(directory, host_root)
+            skipped.append(Skip("/" + rel.lstrip("./"), f"directories nested more than {MAX_DEPTH} deep: "
+                                                        "what is below is not read"))
+            continue
+        stack.extend((os.path.join(directory, d), depth + 1) for d in reversed(real))
+
+
+def _is_dir_link(path: str) -> bool:
+    """A link to a directory (os.walk lists it among the directories, and does not enter it)."""
+    try:
+        return os.path.isdir(path)
+    except OSError:
+        return False
+
+
 def _starts_with_elf_magic(host_path: str) -> bool:
-    with open(host_path, "rb") as f:
-        return is_elf(f.read(4))
+    """The first four bytes; the open never blocks (a FIFO or device swapped in after the lstat)."""
+    fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return is_elf(os.pread(fd, 4, 0))
+    finally:
+        os.close(fd)
 
 
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress,
@@ -102,8 +156,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
         rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
         skipped.append(Skip("/" + rel.lstrip("./"), f"unreadable directory: {error.strerror}"))
 
-    for host_dir, dirnames, filenames in os.walk(root.host_root, onerror=unreadable_dir):
-        dirnames.sort()
+    for host_dir, dirnames, filenames in _walk(str(root.host_root), unreadable_dir, skipped, root.host_root):
         rel = os.path.relpath(host_dir, root.host_root)
         base = "/" if rel == "." else "/" + rel.replace(os.sep, "/")
         for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(host_dir, d))]):
@@ -129,7 +182,8 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
             try:
                 if not _starts_with_elf_magic(host_path):
                     if is_archive_name(name):
-                        with open(host_path, "rb") as f:
+                        with open(os.open(host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW),
+                                  "rb") as f:
                             add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
                     continue
                 facts = read_elf_file(host_path, symbols=False)
