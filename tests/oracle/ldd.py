@@ -83,11 +83,12 @@ def parse_loader_output(text: str) -> LoaderReport:
 
 
 def run_list(loader: Path, file: Path, *, path_file: str | None = "",
-             env_library_path: str | None = None) -> tuple[int, LoaderReport, str]:
+             env_library_path: str | None = None, arch: str = "x86_64",
+             runner: tuple[str, ...] = ()) -> tuple[int, LoaderReport, str]:
     """``loader --list FILE`` in the sandbox (see sandbox.py for ``path_file``).
 
     Returns (exit status, parsed report, raw output): 0 when clean, 127 after load errors.
     """
     rc, text = run_loader(loader, ["--list", str(Path(file).absolute())], path_file=path_file,
-                          env_library_path=env_library_path)
+                          env_library_path=env_library_path, arch=arch, runner=runner)
     return rc, parse_loader_output(text), text

@@ -33,9 +33,9 @@ def default_cache() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "muslcheck-tests" / "musl"
 
 
-def loader_version(loader: Path) -> str:
-    """The version the loader itself reports when run without arguments."""
-    proc = subprocess.run([str(loader)], capture_output=True, text=True, timeout=30)
+def loader_version(loader: Path, runner: tuple[str, ...] = ()) -> str:
+    """The version the loader itself reports when run without arguments (through ``runner``, e.g. qemu)."""
+    proc = subprocess.run([*runner, str(loader)], capture_output=True, text=True, timeout=60)
     m = re.search(r"^Version (\S+)$", proc.stderr, re.M)
     if not m:
         raise LoadersUnavailable(f"{loader} does not look like a musl loader: {proc.stderr[:200]!r}")
@@ -52,7 +52,8 @@ def _fetch(cache: Path, suite: str, arch: str) -> str | None:
 
 
 def available_loaders(cache: Path | None = None, *, suites: tuple[str, ...] = SUITES,
-                      arch: str = "amd64", download: bool = True) -> dict[str, Path]:
+                      arch: str = "amd64", download: bool = True,
+                      runner: tuple[str, ...] = ()) -> dict[str, Path]:
     """Upstream musl version -> extracted ``libc.so``, downloading missing suites first.
 
     Versions come from the loaders themselves; a version shipped by two suites is kept once.
@@ -69,7 +70,7 @@ def available_loaders(cache: Path | None = None, *, suites: tuple[str, ...] = SU
             continue
         info = json.loads(info_file.read_text())
         loader = info_file.parent / "root" / info["libc_so"]
-        found.setdefault(loader_version(loader), loader)
+        found.setdefault(loader_version(loader, runner), loader)
     if not found:
         raise LoadersUnavailable("; ".join(problems) or f"no musl loader in {cache}")
     return dict(sorted(found.items(), key=lambda kv: version_key(kv[0])))

@@ -56,8 +56,11 @@ def _unshare() -> list[str]:
 
 def run_loader(loader: Path, args: list[str], *, path_file: str | None = "",
                env_library_path: str | None = None, arch: str = "x86_64",
-               timeout: float = 60) -> tuple[int, str]:
+               runner: tuple[str, ...] = (), timeout: float = 60) -> tuple[int, str]:
     """Run ``loader [--library-path P] ARGS`` sandboxed; return (exit status, stdout+stderr).
+
+    ``arch`` is musl's name in ``ld-musl-ARCH.so.1``; ``runner`` runs a foreign loader
+    (``("qemu-aarch64-static",)``): qemu-user gives it the symlink as argv[0], as the kernel would.
 
     A negative status is the signal that killed the loader's process.
     """
@@ -70,7 +73,7 @@ def run_loader(loader: Path, args: list[str], *, path_file: str | None = "",
             Path(tmp, "etc", f"ld-musl-{arch}.path").write_text(path_file)
         lib_path = ["--library-path", env_library_path] if env_library_path is not None else []
         argv = [*_unshare(), "sh", "-c", SCRIPT, "sh", "0" if path_file is None else "1", path_file or "",
-                arch, str(link), *lib_path, *args]
+                arch, *runner, str(link), *lib_path, *args]
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace", env=ENV, timeout=timeout)
     if proc.returncode == 125:

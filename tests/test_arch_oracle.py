@@ -1,0 +1,182 @@
+"""Every Alpine architecture against its real musl loader: Debian's musl for that architecture, run under
+qemu-user-static as ``--list`` on programs cross-built at test time (zig, or Debian's cross gcc where zig
+cannot build), and muslcheck's model in ldd mode against it, Debian's own patches set aside.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from conftest import unavailable
+from oracle.ldd import LoaderReport, run_list
+from oracle.loaders import LoadersUnavailable, available_loaders
+from oracle.sandbox import sandbox_problem
+
+from muslcheck.ldso.facts import FactsCache
+from muslcheck.ldso.load import Context, Effect, Target, load
+from muslcheck.ldso.relocs import RELOC_CLASSES
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog, Definition, tables_dir
+from muslcheck.targets.directory import DirectoryRoot
+
+pytestmark = pytest.mark.oracle
+CATALOG = Catalog()
+
+
+@dataclass(frozen=True)
+class Arch:
+    debian: str  # Debian's name, for the musl package
+    qemu: str  # qemu-user-static binary
+    zig: str | None  # zig's glibc target, when zig 0.13 can build for it
+    gcc: str | None  # Debian's cross gcc otherwise (zig fails: s390x needs libcalls it lacks, riscv64 start.S)
+    cflags: tuple[str, ...] = ()
+
+
+ARCHES = {
+    "aarch64": Arch("arm64", "qemu-aarch64-static", "aarch64-linux-gnu", None),
+    "i386": Arch("i386", "qemu-i386-static", "x86-linux-gnu", None),
+    "arm": Arch("armhf", "qemu-arm-static", "arm-linux-gnueabihf", None),
+    "ppc64": Arch("ppc64el", "qemu-ppc64le-static", "powerpc64le-linux-gnu", None),
+    "s390x": Arch("s390x", "qemu-s390x-static", None, "s390x-linux-gnu-gcc"),
+    "riscv64": Arch("riscv64", "qemu-riscv64-static", None, "riscv64-linux-gnu-gcc"),
+}
+assert set(ARCHES) == set(SUPPORTED_ARCHES) - {"x86_64"}
+
+SOURCES = {
+    "hello.c": '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n',
+    "version.c": '#include <stdio.h>\n#include <gnu/libc-version.h>\n'
+                 'int main(void){puts(gnu_get_libc_version());return 0;}\n',
+    "dep.c": "int greet_value(void){return 42;}\n",
+    "usedep.c": "int greet_value(void);\nint main(void){return greet_value()==42?0:1;}\n",
+    "plt.c": '#include <gnu/libc-version.h>\nconst char *plt_version(void){return gnu_get_libc_version();}\n',
+    "useplt.c": "const char *plt_version(void);\nint main(void){return plt_version()!=0;}\n",
+}
+# sample -> (build steps as (output, sources, extra flags), entry, the tokens the loader prints)
+SAMPLES = {
+    "hello": ([("app/bin/hello", ["hello.c"], [])], "app/bin/hello", set()),
+    "glibc-version": ([("app/bin/version", ["version.c"], [])], "app/bin/version",
+                      {"version: gnu_get_libc_version"}),
+    "missing-dep": ([("build/libdep.so", ["dep.c"], ["-shared", "-fPIC", "-Wl,-soname,libdep.so"]),
+                     ("app/bin/app", ["usedep.c"], ["-Lbuild", "-ldep"])], "app/bin/app",
+                    {"missing libdep.so", "app: greet_value"}),
+    "reloc-plt": ([("app/lib/libplt.so", ["plt.c"], ["-shared", "-fPIC", "-Wl,-soname,libplt.so"]),
+                   ("app/bin/app", ["useplt.c"], ["-Lapp/lib", "-lplt", "-Wl,-rpath,$ORIGIN/../lib"])],
+                  "app/bin/app", {"libplt.so: gnu_get_libc_version"}),
+}
+
+
+def compiler(arch: Arch) -> list[str]:
+    if arch.zig is not None:
+        if importlib.util.find_spec("ziglang") is None:
+            unavailable("zig (the PyPI package ziglang) is not installed: it cross-builds the samples")
+        return [sys.executable, "-m", "ziglang", "cc", "-target", arch.zig]
+    assert arch.gcc is not None
+    if shutil.which(arch.gcc) is None:
+        unavailable(f"{arch.gcc} is not installed (Debian package gcc-{arch.gcc.removesuffix('-gcc')})")
+    return [arch.gcc]
+
+
+def build(arch: Arch, out: Path) -> None:
+    cc = compiler(arch)
+    for name, text in SOURCES.items():
+        (out / "src").mkdir(parents=True, exist_ok=True)
+        (out / "src" / name).write_text(text)
+    for sample, (steps, _, _) in SAMPLES.items():
+        root = out / sample
+        for output, sources, flags in steps:
+            (root / output).parent.mkdir(parents=True, exist_ok=True)
+            cmd = [*cc, "-O1", "-fno-stack-protector", "-o", output, *(str(out / "src" / s) for s in sources),
+                   *flags]
+            proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+            if proc.returncode:
+                pytest.fail(f"{' '.join(cmd)}:\n{proc.stderr}")
+        shutil.rmtree(root / "build", ignore_errors=True)  # missing-dep: the library is not shipped
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHES))
+def arch_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[str, Arch, dict[str, Path], Path]:
+    name: str = request.param
+    arch = ARCHES[name]
+    if problem := sandbox_problem():
+        unavailable(problem)
+    if shutil.which(arch.qemu) is None:
+        unavailable(f"{arch.qemu} is not installed (Debian package qemu-user-static)")
+    try:
+        loaders = available_loaders(arch=arch.debian, runner=(arch.qemu,))
+    except LoadersUnavailable as e:
+        pytest.skip(f"qemu cannot run musl's {name} loader here: {e}")
+    out = tmp_path_factory.mktemp(f"arch-{name}")
+    build(arch, out)
+    return name, arch, loaders, out
+
+
+def tokens(r: LoaderReport) -> set[str]:
+    return ({f"missing {n}" for n, _ in r.missing_libraries}
+            | {f"{Path(f).name}: {s}" for f, s in r.unresolved_symbols}
+            | {f"{Path(f).name}: reloc {t}" for f, t in r.unsupported_relocations}
+            | {f"{Path(f).name}: IE TLS {s}" for f, s, _ in r.tls_errors}
+            | set(r.other_errors))
+
+
+def debian_target(version: str, arch: str) -> Target:
+    """The target as Debian's libc.so for ARCH is: the table's recorded Debian deviations put back."""
+    upstream = CATALOG.musl_exports(version, arch)
+    raw = json.loads((tables_dir() / f"musl-{version}-{arch}.json").read_text())
+    symbols = dict(upstream.symbols)
+    for d in raw["deviations"]:
+        if d["action"] == "removed":
+            symbols[d["name"]] = Definition("FUNC", "GLOBAL", 0)
+        elif d["action"] == "added":
+            symbols.pop(d["name"], None)
+    return Target(arch, replace(upstream, symbols=symbols), CATALOG.loader_rules(version))
+
+
+def model_tokens(root: Path, entry: str, version: str, arch: str) -> set[str]:
+    directory = DirectoryRoot(root)
+    result = load(directory, FactsCache(directory), debian_target(version, arch), "/" + entry, Context.EXECUTABLE)
+    return ({f"missing {m.name}" for m in result.missing}
+            | {f"{Path(o.path).name}: {u.name}" for o in result.objects for u in o.unresolved
+               if u.effect is Effect.FATAL}
+            | {f"{Path(o.path).name}: reloc {t}" for o in result.objects for t, _ in o.unsupported_relocations})
+
+
+def test_every_alpine_arch_has_a_loader_version(arch_setup: tuple[str, Arch, dict[str, Path], Path]) -> None:
+    """The loaders qemu ran report the versions the tables cover (riscv64: 1.2.5 and 1.2.6 only)."""
+    name, _, loaders, _ = arch_setup
+    assert {"1.2.5", "1.2.6"} <= set(loaders)
+    assert set(loaders) <= set(CATALOG.musl_versions)
+    for version in loaders:
+        assert (tables_dir() / f"musl-{version}-{name}.json").is_file()
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_real_loader_on_cross_built_samples(arch_setup: tuple[str, Arch, dict[str, Path], Path],
+                                            sample: str) -> None:
+    name, arch, loaders, out = arch_setup
+    _, entry, expected = SAMPLES[sample]
+    ldso_arch = CATALOG.loader_rules("1.2.5").ldso_names[name].removeprefix("ld-musl-").removesuffix(".so.1")
+    for version, loader in loaders.items():
+        rc, report, raw = run_list(loader, out / sample / entry, arch=ldso_arch, runner=(arch.qemu,))
+        assert tokens(report) == expected, (version, raw)
+        assert rc == (127 if expected else 0), (version, raw)
+        assert report.loader_name == CATALOG.glibc_interpreters[name], raw
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_model_agrees_with_the_real_loader(arch_setup: tuple[str, Arch, dict[str, Path], Path],
+                                           sample: str) -> None:
+    name, arch, loaders, out = arch_setup
+    if name not in RELOC_CLASSES:
+        pytest.skip(f"the loader model has no relocation classes for {name} yet (muslcheck/ldso/relocs.py)")
+    _, entry, _ = SAMPLES[sample]
+    ldso_arch = CATALOG.loader_rules("1.2.5").ldso_names[name].removeprefix("ld-musl-").removesuffix(".so.1")
+    for version, loader in loaders.items():
+        _, report, raw = run_list(loader, out / sample / entry, arch=ldso_arch, runner=(arch.qemu,))
+        assert model_tokens(out / sample, entry, version, name) == tokens(report), (version, raw)
