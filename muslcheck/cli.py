@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from muslcheck.model.options import Context
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import DEFAULT_FORMAT, Renderer, RenderOptions, describe_formats, renderer_for
 from muslcheck.scan import ScanOptions, resolve_version, scan
-from muslcheck.targets.reference import IMAGE_FORMS
+from muslcheck.targets.reference import IMAGE_FORMS, ReferenceKind, parse_reference
 
 if TYPE_CHECKING:
     from muslcheck.fleet import FleetReport
@@ -33,7 +35,8 @@ EXIT_INCOMPATIBLE = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 
-FAIL_LEVELS = (Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED)
+# In order of severity: "degraded" (a fallback runs instead of the native part) is worse than needing gcompat
+FAIL_LEVELS = (Verdict.NATIVE, Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.DEGRADED, Verdict.BLOCKED)
 DEFAULT_IGNORE_FILE = ".muslcheck.toml"
 
 EXIT_CODES_HELP = """\b
@@ -153,7 +156,8 @@ def _parse_specs(values: tuple[str, ...], default_file: Path | None,
 @click.option("--file", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the output that would go to stdout here instead.")
 @click.option("--fail-on", type=click.Choice([v.value for v in FAIL_LEVELS]), default=Verdict.BLOCKED.value,
-              show_default=True, help="Exit 1 when any component reaches this verdict.")
+              show_default=True, help="Exit 1 when any component reaches this verdict "
+              f"({' < '.join(v.value for v in FAIL_LEVELS)}).")
 @click.option("--ignore", "ignore_file", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Accepted findings (default: ./{DEFAULT_IGNORE_FILE} when it exists).")
 @click.option("--fail-on-empty", is_flag=True,
@@ -209,6 +213,7 @@ def scan_command(
         render_options = RenderOptions(color=_stdout_takes_color(), fail_on=Verdict(fail_on))
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
             ignore_file = Path(DEFAULT_IGNORE_FILE)
+        _refuse_special_inputs(path, ignore_file)
         with _no_cycle_collection(), StderrProgress(enabled=not quiet and sys.stderr.isatty()) as progress, \
                 _report_cache(no_cache, cache_location) as store:
             options = ScanOptions(
@@ -216,7 +221,7 @@ def scan_command(
                 context=Context(load_context) if load_context else None, library_path=library_path,
                 preload=preload, ignore=ignore_file, base=base, include_os_packages=include_os_packages,
                 include_runtimes=include_runtimes, insecure_registry=insecure_registry,
-                docker_config=docker_config or _default_docker_config(), progress=progress, cache=store, jobs=jobs,
+                docker_config=_docker_config_for(path, docker_config), progress=progress, cache=store, jobs=jobs,
             )
             report = scan(path, options)
             progress.close()  # the bar's line is gone and the cursor back before any output
@@ -260,7 +265,7 @@ def _scan_fleet(paths: tuple[str, ...], targets_file: Path | None, dask_address:
             raise UsageError(f"{targets_file}: no targets in the file")
         if scan_fields["ignore"] is None and Path(DEFAULT_IGNORE_FILE).is_file():
             scan_fields["ignore"] = Path(DEFAULT_IGNORE_FILE)
-        docker_config = scan_fields["docker_config"] or _default_docker_config()
+        docker_config = scan_fields["docker_config"] or _default_docker_config(warn=False)
         options = ScanOptions(**{**scan_fields, "docker_config": docker_config})
         location = cache_location if cache_location is not None else str(default_cache_dir())
         cache = None if no_cache else CacheSpec(location, DEFAULT_MAX_BYTES)
@@ -363,11 +368,73 @@ def cache_dir() -> None:
     click.echo(str(default_cache_dir()))
 
 
-def _default_docker_config() -> Path | None:
-    """Where `docker login` keeps credentials; the library never reads the environment itself."""
+def _default_docker_config(warn: bool = True) -> Path | None:
+    """Where `docker login` keeps credentials; the library never reads the environment itself. One that cannot be
+    read is a warning (the pull goes on anonymously), never an error."""
     directory = os.environ.get("DOCKER_CONFIG")
     path = Path(directory) / "config.json" if directory else Path.home() / ".docker" / "config.json"
-    return path if path.is_file() else None
+    problem = _unreadable_regular_file(path)
+    if problem is None:
+        return path
+    if warn and problem != "no such file":
+        click.echo(f"muslcheck: warning: {path}: {problem}: no registry credentials are used", err=True)
+    return None
+
+
+def _docker_config_for(target: str, given: Path | None) -> Path | None:
+    """Credentials are read only for a registry target: any other scan never touches the docker config."""
+    try:
+        is_registry = parse_reference(target).kind is ReferenceKind.REGISTRY
+    except MuslcheckError:
+        return given  # the scan reports the bad reference itself
+    if not is_registry:
+        return None
+    if given is not None:
+        problem = _unreadable_regular_file(given / "config.json" if given.is_dir() else given)
+        if problem is not None:
+            click.echo(f"muslcheck: warning: {given}: {problem}: no registry credentials are used", err=True)
+            return None
+        return given
+    return _default_docker_config()
+
+
+def _unreadable_regular_file(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file (checked without blocking: a FIFO is never opened), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        return None if stat.S_ISREG(os.fstat(fd).st_mode) else "not a regular file"
+    finally:
+        os.close(fd)
+
+
+def _refuse_special_inputs(target: str, ignore_file: Path | None) -> None:
+    """A FIFO, device or socket as the target or the ignore file would block or never end: a one-line error."""
+    try:
+        ref = parse_reference(target)
+    except MuslcheckError:
+        ref = None  # the scan reports it
+    for path, code in ((ref.path if ref is not None else None, EXIT_INPUT), (ignore_file, EXIT_USAGE)):
+        if path is None:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # missing: the scan says so
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            _fail(f"{path}: {_special_kind(mode)}, not a file or directory: refused", code)
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def _stdout_takes_color() -> bool:
@@ -503,9 +570,28 @@ def versions() -> None:
 
 
 def _write_atomically(path: Path, output: str | bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written report."""
+    """Write to a temporary file beside ``path``, then rename: never a half-written report.
+
+    Only a regular file or a new name is replaced. A symbolic link is refused (the rename would replace the link,
+    not what it names); a device or FIFO gets a plain, non-blocking write (``/dev/null``), never a rename over the
+    node; a directory or socket is refused."""
+    data = output if isinstance(output, bytes) else output.encode("utf-8")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        mode: int | None = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
+    if mode is not None and stat.S_ISLNK(mode):
+        raise InputError(f"{path}: a symbolic link: refused as an output (name the file it points to)")
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
+        _write_plainly(path, data)
+        return
+    if mode is not None and not stat.S_ISREG(mode):
+        raise InputError(f"{path}: {'a directory' if stat.S_ISDIR(mode) else _special_kind(mode)}: refused as an "
+                         "output")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
     except OSError as e:
         raise InputError(f"{path}: cannot write: {e.strerror}") from e
     try:
@@ -513,7 +599,7 @@ def _write_atomically(path: Path, output: str | bytes) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
-            f.write(output if isinstance(output, bytes) else output.encode("utf-8"))
+            f.write(data)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -521,6 +607,26 @@ def _write_atomically(path: Path, output: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_plainly(path: Path, data: bytes) -> None:
+    """A device or FIFO: opened without creating, truncating or following a link, never blocking."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        reason = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror
+        raise InputError(f"{path}: cannot write: {reason}") from e
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BlockingIOError as e:
+        raise InputError(f"{path}: cannot write: the reader does not keep up") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
+    finally:
+        os.close(fd)
 
 
 def _fail(message: str, code: int) -> None:

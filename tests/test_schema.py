@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from muslcheck.cli import main
-from muslcheck.model.report import Verdict
+from muslcheck.model.report import FILE_VERDICTS, SCHEMA_VERSION, StepKind, Verdict
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "muslcheck" / "schema" / "report.schema.json"
 
@@ -57,7 +57,34 @@ def test_schema_enums_match_the_code(validator: jsonschema.Draft202012Validator)
     schema = validator.schema
     assert set(schema["properties"]["verdict"]["enum"]) == {v.value for v in Verdict}
     file_verdicts = set(schema["properties"]["files"]["items"]["properties"]["verdict"]["enum"])
-    assert file_verdicts == {v.value for v in Verdict} - {Verdict.NOTHING_TO_CHECK.value}
+    assert file_verdicts == {v.value for v in FILE_VERDICTS}
+    component_verdicts = set(schema["properties"]["components"]["items"]["properties"]["verdict"]["enum"])
+    assert component_verdicts == {v.value for v in Verdict} - {Verdict.NOTHING_TO_CHECK.value}
+    kinds = schema["properties"]["components"]["items"]["properties"]["steps"]["items"]["properties"]["kind"]["enum"]
+    assert kinds == [k.value for k in StepKind]
+
+
+def test_schema_2_takes_degraded_components_and_a_plan(validator: jsonschema.Draft202012Validator,
+                                                      samples_json: dict[str, Any]) -> None:
+    """2.0 added "degraded" (components and the report, never a file), ``plan``, and a component's steps/lost."""
+    assert samples_json["schema_version"] == SCHEMA_VERSION == "2.0"
+    assert set(samples_json["plan"]) == {"base_images", "reinstall", "apk", "upgrades", "gcompat", "rebuild", "lost"}
+    degraded = copy.deepcopy(samples_json)
+    degraded["verdict"] = "degraded"
+    degraded["components"][0].update(verdict="degraded", lost="the native LZ4 codec (pure-Java LZ4 instead)")
+    assert errors(validator, degraded) == []
+    per_file = copy.deepcopy(samples_json)
+    per_file["files"][0]["verdict"] = "degraded"  # a file loads or not: degraded is a component's
+    assert errors(validator, per_file) != []
+    old_major = copy.deepcopy(samples_json)
+    old_major["schema_version"] = "1.1"  # a 1.x reader's enum has no "degraded": the major version says so
+    assert errors(validator, old_major) != []
+    no_plan = copy.deepcopy(samples_json)
+    del no_plan["plan"]
+    assert any("plan" in e for e in errors(validator, no_plan))
+    free_text = copy.deepcopy(samples_json)
+    free_text["plan"]["apk"] = ["libexecinfo (Alpine <= 3.16 only)"]  # never text where a package name goes
+    assert errors(validator, free_text) != []
 
 
 def test_bad_verdict_fails_validation(validator: jsonschema.Draft202012Validator,

@@ -249,24 +249,29 @@ def file_steps(f: FileReport) -> tuple[FixStep, ...]:
             steps.append(FixStep(StepKind.APK, f"apk add {spec}  ({why})", spec))
     if f.interpreter and "ld-linux" in f.interpreter:
         gcompat_covers.insert(0, f"the interpreter {f.interpreter}")
-    if f.verdict is Verdict.NEEDS_GCOMPAT:
-        steps.append(FixStep(StepKind.GCOMPAT, "apk add gcompat  (glibc compatibility layer; it applies to this "
-                                               "file's load context)", "gcompat"))
-    elif gcompat_covers:
+    has = sorted({s.name for s in f.unresolved_symbols if s.gcompat})
+    if has:
+        gcompat_covers.append(", ".join(has[:5]) + (f" and {len(has) - 5} more" if len(has) > 5 else ""))
+    if gcompat_covers:
         steps.append(FixStep(StepKind.GCOMPAT, f"apk add gcompat  (its package provides {', '.join(gcompat_covers)})",
                              "gcompat"))
     for line in f.fixes:
         if line.startswith(_OWN_FIX_LINES):
             continue
         steps.append(FixStep(StepKind.PRELOAD if line.startswith("LD_PRELOAD") else StepKind.REBUILD, line))
+    # gcompat applies to a program and its start-up libraries: a symbol it has is not what a rebuild is for there
+    gcompat_applies = f.verdict is Verdict.NEEDS_GCOMPAT or f.context in (Context.EXECUTABLE, Context.STARTUP_LIBRARY)
     blamed = sorted({s.name for s in f.unresolved_symbols if not waits_on_library(s, f)
-                     and not (s.gcompat and f.verdict is Verdict.NEEDS_GCOMPAT)})
+                     and not (s.gcompat and gcompat_applies)})
     if f.verdict is Verdict.BLOCKED and blamed:
         shown = ", ".join(blamed[:8]) + (f" and {len(blamed) - 8} more" if len(blamed) > 8 else "")
         steps.append(FixStep(StepKind.REBUILD, f"rebuild against musl: musl does not export {shown}"))
     if unpackaged:
         steps.append(FixStep(StepKind.REBUILD, f"ship a musl build of {', '.join(unpackaged)} (not in the tree, and "
                                                "no Alpine package holds it)"))
+    if any(s.kind is StepKind.REBUILD for s in steps) and not any(s.kind is StepKind.PRELOAD for s in steps):
+        # a musl build needs no gcompat: offering both would be two contradictory plans
+        steps = [s for s in steps if s.kind is not StepKind.GCOMPAT]
     return rank(steps)
 
 
@@ -288,6 +293,20 @@ class Plan:
     gcompat: tuple[str, ...]  # what `apk add gcompat` covers, one line per component it helps
     rebuild: tuple[str, ...]  # what only a rebuild against musl fixes: "component: how"
     lost: tuple[str, ...]  # degraded components: "component: what it runs without"
+
+
+def plan_sections(plan: Plan) -> list[tuple[str, tuple[str, ...]]]:
+    """The plan as (heading, items), in the order to act, empty parts left out: what the text formats print."""
+    parts = [
+        ("Alpine base image", plan.base_images),
+        ("Reinstall in the Alpine image", plan.reinstall),
+        ("Upgrade", plan.upgrades),
+        ("Install", (f"apk add {' '.join(plan.apk)}",) if plan.apk else ()),
+        ("gcompat covers", plan.gcompat),
+        ("Rebuild against musl", plan.rebuild),
+        ("Runs without its native part", plan.lost),
+    ]
+    return [(heading, items) for heading, items in parts if items]
 
 
 def plan_of(components: tuple[Component, ...]) -> Plan:
@@ -313,8 +332,11 @@ def plan_of(components: tuple[Component, ...]) -> Plan:
                 apk.append(s.action)
             elif s.kind is StepKind.GCOMPAT:
                 apk.append("gcompat")
-                gcompat.append(f"{title}: {s.text.split('(', 1)[-1].rstrip(')')}" if "(" in s.text else title)
-            elif s.kind in (StepKind.PRELOAD, StepKind.REBUILD):
+                gcompat.append(f"{title}: {s.text.removeprefix('apk add gcompat').strip(' ()')}")
+            elif s.kind is StepKind.PRELOAD:
+                apk.append("gcompat")
+                gcompat.append(f"{title}: {s.text}")
+            elif s.kind is StepKind.REBUILD:
                 rebuild.append(f"{title}: {s.text}")
     lost = tuple(f"{c.name}: {c.lost}" for c in components if c.verdict is Verdict.DEGRADED and c.lost)
     return Plan(

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from muslcheck.model.errors import UsageError
-from muslcheck.render import json, junit, markdown, sarif, table
+from muslcheck.render import dockerfile, json, junit, markdown, sarif, table
+from muslcheck.render.dockerfile import render_dockerfile
 from muslcheck.render.interface import Renderer, RenderOptions
 from muslcheck.render.json import render_json
 from muslcheck.render.junit import render_junit
@@ -21,7 +22,7 @@ from muslcheck.render.sarif import render_sarif
 from muslcheck.render.table import render_table, render_text
 
 # Every format, in the order --help lists them; the first is the default. A new format: its module here.
-FORMATS: tuple[Renderer, ...] = tuple(module.RENDERER for module in (table, json, sarif, junit, markdown))
+FORMATS: tuple[Renderer, ...] = tuple(module.RENDERER for module in (table, json, sarif, junit, markdown, dockerfile))
 DEFAULT_FORMAT = FORMATS[0]
 
 
@@ -63,6 +64,7 @@ __all__ = [
     "RenderOptions",
     "Renderer",
     "describe_formats",
+    "render_dockerfile",
     "render_json",
     "render_junit",
     "render_markdown",

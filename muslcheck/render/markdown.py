@@ -1,22 +1,25 @@
 """Markdown for PR comments and ``$GITHUB_STEP_SUMMARY``: short on purpose.
 
 The first line is a badge with the overall verdict, the target and the counts; then a table of the
-blockers (one row per live finding of a blocked file, capped), then one line with the Alpine
-packages to install, if any. The full story is in the table, JSON or SARIF output.
+blockers (one row per live finding of a blocked file, capped), then the plan: base images, reinstall
+steps, upgrades, one ``apk add`` line, what gcompat covers, what needs a rebuild, what runs degraded.
+The full story is in the table, JSON or SARIF output.
 """
 
 from __future__ import annotations
 
 import re
 
-from muslcheck.model.report import Report, Verdict
+from muslcheck.model.report import Report, Verdict, plan_sections
 from muslcheck.render.interface import Renderer
 
 MAX_ROWS = 50
 _MARKUP = re.compile(r"[\\`*_<>\[\]|]")
-_ORDER = (Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE)
+_ORDER = (Verdict.BLOCKED, Verdict.DEGRADED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE,
+          Verdict.NOT_APPLICABLE)
 _ICON = {
     Verdict.BLOCKED: "❌",
+    Verdict.DEGRADED: "🟠",
     Verdict.NEEDS_GCOMPAT: "⚠️",
     Verdict.NEEDS_PACKAGES: "📦",
     Verdict.NATIVE: "✅",
@@ -42,9 +45,12 @@ def render_markdown(report: Report) -> str:
             lines.append("")
             lines.append(f"… and {len(rows) - MAX_ROWS} more blockers (see the full report).")
         lines.append("")
-    packages = _packages(report)
-    if packages:
-        lines.append("Install on the Alpine image: `apk add " + " ".join(packages) + "`")
+    sections = plan_sections(report.plan)
+    if sections:
+        lines.append("**Plan**, in this order:")
+        lines.append("")
+        for heading, items in sections:
+            lines.append(f"- {heading}: " + "; ".join(_code(i) if heading == "Install" else _cell(i) for i in items))
         lines.append("")
     ignored = sum(1 for f in report.files for x in f.findings if x.ignored is not None)
     extra = []
@@ -76,17 +82,6 @@ def badge(report: Report) -> str:
         parts.append(f"{len(report.skipped)} skipped")
     verdict = report.verdict
     return f"**muslcheck: {_ICON[verdict]} {verdict.value}** — " + " · ".join([where, *parts])
-
-
-def _packages(report: Report) -> list[str]:
-    """Alpine packages the files need: gcompat for needs-gcompat files, and packaged sonames."""
-    wanted: set[str] = set()
-    for f in report.files:
-        if f.verdict is Verdict.NEEDS_GCOMPAT:
-            wanted.add("gcompat")
-        if f.verdict in (Verdict.NEEDS_PACKAGES, Verdict.NEEDS_GCOMPAT, Verdict.BLOCKED):
-            wanted.update(lib.package for lib in f.missing_libraries if lib.package and lib.package != "gcompat")
-    return sorted(wanted)
 
 
 def _cell(text: str) -> str:

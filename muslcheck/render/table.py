@@ -10,13 +10,15 @@ from collections.abc import Callable
 
 import click
 
-from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, summary_line
+from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, plan_sections, summary_line
 from muslcheck.render.interface import Renderer
 
-_ORDER = (Verdict.BLOCKED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE, Verdict.NOT_APPLICABLE)
+_ORDER = (Verdict.BLOCKED, Verdict.DEGRADED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE,
+          Verdict.NOT_APPLICABLE)
 _MAX_SYMBOLS = 12
 _STYLE: dict[Verdict, tuple[str | None, bool]] = {  # (foreground, bold); None: dim
     Verdict.BLOCKED: ("red", True),
+    Verdict.DEGRADED: ("magenta", True),
     Verdict.NEEDS_GCOMPAT: ("yellow", True),
     Verdict.NEEDS_PACKAGES: ("cyan", True),
     Verdict.NATIVE: ("green", True),
@@ -72,6 +74,13 @@ def render_table(report: Report, *, color: bool = False) -> str:
         lines.append(f"SKIPPED ({len(report.skipped)})")
         lines.extend(f"  {s.path}: {s.reason}" for s in report.skipped)
         lines.append("")
+    sections = plan_sections(report.plan)
+    if sections:
+        lines.append("PLAN (in this order)")
+        for heading, items in sections:
+            lines.append(f"  {heading}:")
+            lines.extend(f"    {item}" for item in items)
+        lines.append("")
     ignored_total = sum(_ignored_count(f) for f in report.files)
     if ignored_total:
         lines.append(f"Ignored: {ignored_total} finding(s) accepted by the ignore file (listed in -o json)")
@@ -115,9 +124,13 @@ def _ignored_reason(f: FileReport, rules: tuple[str, ...], obj: str, subject: st
 def _component(c: Component, paint: Paint, fix_label: str) -> list[str]:
     title = f"{c.name} {c.version}" if c.version else c.name
     out = [paint(f"  {c.verdict.value.upper():<15}", c.verdict) + f" {title} ({c.ecosystem}: {c.location})"]
+    # what its loader picks is not what loads when the component is blocked or degraded
+    picked = "selected on musl" if c.verdict in (Verdict.BLOCKED, Verdict.DEGRADED) else "loads on musl"
     for arch, path in sorted(c.selected.items()):
         if c.ecosystem in ("maven", "npm") and path != c.location:
-            out.append(f"{'':18}loads on musl ({arch}): {path.rsplit('!/', 1)[-1]}")
+            out.append(f"{'':18}{picked} ({arch}): {path.rsplit('!/', 1)[-1]}")
+    if c.lost:
+        out.append(f"{'':18}lost: {c.lost}")
     out.extend(f"{'':18}note: {n}" for n in c.notes)
     out.extend(f"{'':18}{fix_label} {x}" for x in c.fixes[:3])
     return out

@@ -120,7 +120,7 @@ def fixed_report() -> Report:
     )
     files = (blocked, nested, gcompat, packages, native, other)
     return Report(
-        schema_version="1.0",
+        schema_version="2.0",
         tool_version="0.1.0",
         source="/srv/rootfs",
         root="/srv/rootfs",

@@ -25,6 +25,7 @@ GOLDEN_FILES: dict[str, tuple[str, RenderOptions]] = {
     "report.sarif": ("sarif", RenderOptions()),
     "report.junit.xml": ("junit", RenderOptions()),
     "report.md": ("markdown", RenderOptions()),
+    "report.Dockerfile": ("dockerfile", RenderOptions()),
 }
 
 

@@ -50,7 +50,8 @@ def test_samples_badge_and_blockers(samples_report: Report) -> None:
             "/ifunc/app/bin/../lib/libifunc.so (in the load of /ifunc/app/bin/app)",
             "rebuild without IFUNC / against musl"] in table
     assert not any("fortify" in r[0] for r in table)  # needs-gcompat is not a blocker
-    assert "Install on the Alpine image: `apk add gcompat libgcc libstdc++`" in text
+    # one apk line for the whole target: cited names, and so:SONAME where no name is verified (libdep.so)
+    assert "- Install: `apk add gcompat libgcc libstdc++ so:libdep.so`" in text
 
 
 def test_badge_for_each_overall_verdict() -> None:

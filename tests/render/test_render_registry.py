@@ -32,7 +32,7 @@ from muslcheck.render.interface import RenderOptions
 REPO = Path(__file__).resolve().parents[2]
 ANSI = "\x1b["
 # README's -o row: table (default; alias text), json, sarif, junit, markdown
-DOCUMENTED_NAMES = {"table", "text", "json", "sarif", "junit", "markdown"}
+DOCUMENTED_NAMES = {"table", "text", "json", "sarif", "junit", "markdown", "dockerfile"}
 
 
 def every_name(renderer: Renderer) -> tuple[str, ...]:
