@@ -26,9 +26,11 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import re
 import socket
 import ssl
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,13 +80,14 @@ def _key_host(key: str) -> str:
 
 def load_credentials(config_file: Path, host: str) -> tuple[Credentials | None, bool]:
     """The credentials for ``host`` in a Docker ``config.json``, and whether it names credential helpers."""
-    try:
-        with config_file.open("rb") as f:
+    try:  # never blocking (a FIFO), only a regular file; one that cannot be read means no credentials
+        fd = os.open(config_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, False
             data = f.read(MAX_DOCKER_CONFIG_BYTES + 1)
-    except FileNotFoundError:
+    except OSError:
         return None, False
-    except OSError as e:
-        raise SourceError(f"{config_file}: cannot read: {e.strerror}") from None
     if len(data) > MAX_DOCKER_CONFIG_BYTES:
         raise SourceError(f"{config_file}: too large for a Docker config")
     try:
