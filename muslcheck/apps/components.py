@@ -24,7 +24,6 @@ from muslcheck.model.report import (
 )
 from muslcheck.targets.osdb import Ownership
 
-
 # OS packages whose Alpine counterpart is known, each cited by the aports APKBUILD that builds it (path at the
 # commit read); anything else is named by what apk resolves through its provides (cmd:NAME, so:SONAME).
 ALPINE_COUNTERPART: dict[str, tuple[str, str]] = {  # Debian or RPM package -> (Alpine package, source)

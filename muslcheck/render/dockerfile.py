@@ -9,7 +9,6 @@ import re
 from muslcheck.model.report import Report
 from muslcheck.render.interface import Renderer
 
-
 # Names come from the scanned files (sonames, package metadata): only these characters reach a RUN line, so a
 # hostile name can never add a shell command; anything else is written as a comment.
 _SAFE = re.compile(r"[A-Za-z0-9@/._=+:~-]+")
@@ -20,7 +19,8 @@ def render_dockerfile(report: Report) -> str:
     t = report.target
     where = f"Alpine {t.alpine} (musl {t.musl})" if t.alpine else f"musl {t.musl}"
     lines = [f"# muslcheck {report.tool_version}: the plan for {_comment(report.source)} on {where}, verdict "
-             f"{report.verdict.value}", "# A fragment to review: the application's own COPY and build steps are not here."]
+             f"{report.verdict.value}",
+             "# A fragment to review: the application's own COPY and build steps are not here."]
     if plan.base_images and _SAFE.fullmatch(plan.base_images[0]):
         lines.append(f"FROM {plan.base_images[0]}")
         lines.extend(f"# this tree also holds a runtime whose Alpine image is {_comment(image)}"
