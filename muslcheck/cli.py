@@ -24,6 +24,7 @@ from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import Context
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import DEFAULT_FORMAT, Renderer, RenderOptions, describe_formats, renderer_for
+from muslcheck.render.interface import visible
 from muslcheck.scan import ScanOptions, resolve_version, scan
 from muslcheck.targets.reference import IMAGE_FORMS, ReferenceKind, parse_reference
 
@@ -246,7 +247,7 @@ def scan_command(
     elif not quiet and not any(s.renderer.shows_summary and s.file is None for s in specs):
         # No human summary (the table) on stdout: the notes and the summary line go to stderr instead.
         for line in (*report.notes, summary_line(report)):
-            click.echo(f"muslcheck: {line}", err=True)
+            click.echo(f"muslcheck: {visible(line)}", err=True)  # notes may quote names from the target
     sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked, fail_on_empty))
 
 

@@ -19,13 +19,14 @@ import re
 import xml.etree.ElementTree as ET
 
 from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict
-from muslcheck.render.interface import Renderer
+from muslcheck.render.interface import Renderer, escaped
 
 SUITE_NAME = "muslcheck"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def render_junit(report: Report, *, fail_on: Verdict = Verdict.BLOCKED) -> str:
+    report = escaped(report)  # names from the target, shown visibly
     by_path = {f.path: f for f in report.files}
     suites = ET.Element("testsuites", name=SUITE_NAME)
     suite = ET.SubElement(suites, "testsuite", name=SUITE_NAME)

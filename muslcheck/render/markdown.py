@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from muslcheck.model.report import Report, Verdict, plan_sections
-from muslcheck.render.interface import Renderer
+from muslcheck.render.interface import Renderer, escaped
 
 MAX_ROWS = 50
 _MARKUP = re.compile(r"[\\`*_<>\[\]|]")
@@ -29,6 +29,7 @@ _ICON = {
 
 
 def render_markdown(report: Report) -> str:
+    report = escaped(report)  # names from the target, shown visibly
     lines = [badge(report), ""]
     rows = [
         (f.path, f"{x.rule_id} {x.message}", x.fix or "")

@@ -13,6 +13,10 @@ happens in another loaded object (a library of the file's closure), that object 
 ``partialFingerprints["muslcheck/v1"]`` is the SHA-256 of rule id, path, object and subject (joined by
 NUL): it does not depend on message wording, versions or the scanned root, so a finding stays the same
 finding across runs. Output order is deterministic and there are no timestamps.
+
+A name that is not UTF-8 (its bytes kept as surrogate escapes) is carried losslessly where SARIF has room for
+bytes: the artifact URI percent-encodes the original bytes (``lib%FF.so``), and the fingerprint hashes them. In
+message text, which must be Unicode, each such byte reads ``\\xNN``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -46,7 +51,17 @@ _URI_SAFE = "/!$&'()*+,;=@"
 
 
 def render_sarif(report: Report) -> str:
-    return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+    return text if text.isascii() or not _SURROGATE.search(text) else _SURROGATE.sub(_byte_escape, text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _byte_escape(match: re.Match[str]) -> str:
+    """A surrogate escape inside a JSON string, as the JSON text of a backslash, ``x`` and two hex digits."""
+    code = ord(match.group())
+    return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\\\u{code:04x}"
 
 
 RENDERER = Renderer("sarif", lambda report, options: render_sarif(report))
@@ -93,7 +108,8 @@ def sarif_log(report: Report) -> dict[str, Any]:
 
 def fingerprint(rule_id: str, path: str, obj: str, subject: str) -> str:
     """Stable identity of a finding: independent of its message, the tool version and the scanned root."""
-    return hashlib.sha256("\0".join((rule_id, path, obj, subject)).encode("utf-8")).hexdigest()
+    joined = "\0".join((rule_id, path, obj, subject)).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(joined).hexdigest()
 
 
 def artifact_uri(path: str) -> str:
@@ -101,7 +117,7 @@ def artifact_uri(path: str) -> str:
 
     Dot segments are removed as URI resolution would (RFC 3986 5.2.4): ``bin/../lib`` is ``lib``.
     """
-    return quote(posixpath.normpath("/" + path).lstrip("/"), safe=_URI_SAFE)
+    return quote(posixpath.normpath("/" + path).lstrip("/").encode("utf-8", "surrogateescape"), safe=_URI_SAFE)
 
 
 def _findings(report: Report) -> list[Finding]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import click
 
 from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, plan_sections, summary_line
-from muslcheck.render.interface import Renderer
+from muslcheck.render.interface import Renderer, escaped
 
 _ORDER = (Verdict.BLOCKED, Verdict.DEGRADED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE,
           Verdict.NOT_APPLICABLE)
@@ -30,6 +30,7 @@ Paint = Callable[[str, Verdict], str]
 
 
 def render_table(report: Report, *, color: bool = False) -> str:
+    report = escaped(report)  # names from the target, shown visibly
     paint: Paint = _ansi if color else _plain
     fix_label = click.style("fix:", fg="green") if color else "fix:"
     t = report.target
