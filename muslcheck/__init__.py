@@ -6,11 +6,10 @@ from ``MuslcheckError``.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from muslcheck.model.errors import InputError, MalformedElf, MuslcheckError, UsageError
 from muslcheck.model.options import Context
 from muslcheck.model.report import FileReport, Report, Verdict
+from muslcheck.model.version import __version__
 from muslcheck.scan import ScanOptions, scan
 
 __all__ = [

@@ -60,7 +60,7 @@ def test_ci_runs_the_readme_test_command_in_a_fresh_venv() -> None:
 def test_version_is_written_once() -> None:
     project = PYPROJECT["project"]
     assert "version" not in project and "version" in project["dynamic"]
-    assert PYPROJECT["tool"]["hatch"]["version"]["path"] == "muslcheck/__init__.py"
+    assert PYPROJECT["tool"]["hatch"]["version"]["path"] == "muslcheck/model/version.py"
     assert importlib.metadata.version("muslcheck") == muslcheck.__version__
 
 

@@ -16,8 +16,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "muslcheck"
 RANK = {"model": 0, "elf": 1, "ldso": 2, "targets": 3, "apps": 4, "judging": 5, "render": 5, "cache": 5}
 ENTRY = 6  # cli.py, scan.py, explain.py, the package face, and the entry-level folders below
 ENTRY_FOLDERS = {"fleet"}  # many scans at once: beside scan.py, it may import any stage
-# The package face may be imported from below for its version alone.
-ALLOWED_FROM_FACE = {"__version__"}
 
 
 def stage_of(module: str) -> str:
@@ -79,8 +77,6 @@ def test_no_import_reaches_above_its_stage(path: Path) -> None:
     upward = []
     for target, names, line in imports(path):
         there = stage_of(target)
-        if target == "muslcheck" and set(names) <= ALLOWED_FROM_FACE:
-            continue
         if there != here and rank(there) >= rank(here):
             upward.append(f"line {line}: {here} imports {target} ({there})")
     assert not upward, "\n".join(upward)

@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from muslcheck.apps.registry import is_metadata_path
 from muslcheck.model.report import Skip
-from muslcheck.targets.limits import KeepWhole
 
 METADATA_MAX_BYTES = 4 << 20  # one metadata file (a RECORD, a package.json, a pom.properties) read whole
 
@@ -96,7 +94,3 @@ class Identified:
     selected: Mapping[str, str] = field(default_factory=dict)  # ELF path -> how its package's loader picks it
     unused: Mapping[str, str] = field(default_factory=dict)  # ELF path -> why musl never loads it
     choices: Mapping[str, tuple[Choice, ...]] = field(default_factory=dict)  # package_key -> per native library
-
-
-# What the targets keep whole for the detectors: the metadata files the registered ecosystems declare.
-KEEP_METADATA = KeepWhole(is_metadata_path, METADATA_MAX_BYTES)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from muslcheck import apps
+from muslcheck.apps.model import METADATA_MAX_BYTES
+from muslcheck.targets.limits import KeepWhole
 
 if TYPE_CHECKING:
     from muslcheck.apps.model import Host, Identified, Native
@@ -77,8 +78,9 @@ def register(detector: Detector) -> Detector:
 @functools.cache
 def detectors() -> tuple[Detector, ...]:
     """Every registered detector, in order (this package's modules are imported the first time)."""
-    for module in pkgutil.iter_modules(apps.__path__):
-        importlib.import_module(f"{apps.__name__}.{module.name}")
+    package = importlib.import_module(__package__ or "muslcheck.apps")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
     ordered = tuple(sorted(_REGISTERED.values(), key=lambda d: (d.order, d.name)))
     hosts = [d.host.host for d in ordered if d.host is not None]
     if len(set(hosts)) != len(hosts):
@@ -118,3 +120,7 @@ def metadata_predicate(registered: Callable[[], Iterable[Detector]]) -> Callable
 
 # A small file some registered detector reads, wherever it sits: in a tree, an image layer or an archive.
 is_metadata_path = metadata_predicate(detectors)
+
+
+# What the targets keep whole for the detectors: the metadata files the registered ecosystems declare.
+KEEP_METADATA = KeepWhole(is_metadata_path, METADATA_MAX_BYTES)

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 
-import muslcheck
 from muslcheck.cache.codec import CODEC_VERSION
 from muslcheck.ldso.tables import tables_dir
+from muslcheck.model.version import __version__
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the muslcheck package: its sources are the tool
 
 RACY_WINDOW_NS = 2 * 10**9  # see recently_changed
 
@@ -95,10 +97,10 @@ def sources_digest(package: Path) -> str:
 def code_digest() -> str:
     """``sources_digest`` of the whole muslcheck package (found from its ``__init__``, wherever this module
     sits in it): a changed checkout with the same version number is a new tool."""
-    return sources_digest(Path(muslcheck.__file__).resolve().parent)
+    return sources_digest(PACKAGE_ROOT)
 
 
 def default_salt(symbols_dir: Path | None = None) -> str:
     """The salt a scan's Store uses: the tool version, its code, the symbol tables and the codec version."""
     tables = tables_digest((symbols_dir or tables_dir()).resolve())
-    return f"muslcheck {muslcheck.__version__}; code {code_digest()}; tables {tables}; codec {CODEC_VERSION}"
+    return f"muslcheck {__version__}; code {code_digest()}; tables {tables}; codec {CODEC_VERSION}"

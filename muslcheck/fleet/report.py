@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from muslcheck import __version__
 from muslcheck.model.report import Report, TargetInfo, Verdict
+from muslcheck.model.version import __version__
 
 FLEET_SCHEMA_VERSION = "fleet-1.0"
 

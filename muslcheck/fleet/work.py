@@ -11,11 +11,11 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-import muslcheck
 from muslcheck.cache import CacheStore, default_salt, open_store
 from muslcheck.cache.codec import encode_report
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import no_progress
+from muslcheck.model.version import __version__
 from muslcheck.scan import ScanOptions, scan
 
 
@@ -48,7 +48,7 @@ class Outcome:
 def tool_identity() -> str:
     """The version, not the code digest: a checkout edited while a fleet runs is not another release (and each
     worker's cache salt holds its own code digest, so two codes never share an entry)."""
-    return muslcheck.__version__
+    return __version__
 
 
 def portable(options: ScanOptions, jobs: int = 1) -> ScanOptions:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import replace
 
-from muslcheck import __version__
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
-from muslcheck.apps.model import KEEP_METADATA
+from muslcheck.apps.registry import KEEP_METADATA
 from muslcheck.judging.judge import judge
 from muslcheck.ldso.tables import Catalog
 from muslcheck.ldso.tree import Resolved, RootFS, join
 from muslcheck.model.errors import UsageError
 from muslcheck.model.options import Options, Progress
 from muslcheck.model.report import SCHEMA_VERSION, FileReport, Report, TargetInfo, overall_verdict
+from muslcheck.model.version import __version__
 from muslcheck.targets import ImageAccess, Tree, open_target
 from muslcheck.targets.image.sources.interface import Image
 from muslcheck.targets.osdb import read_ownership

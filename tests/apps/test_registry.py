@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from muslcheck.apps.application import host_provides
-from muslcheck.apps.model import KEEP_METADATA, Host
-from muslcheck.apps.registry import Detector, anywhere, detectors, host_process, metadata_predicate
+from muslcheck.apps.model import Host
+from muslcheck.apps.registry import KEEP_METADATA, Detector, anywhere, detectors, host_process, metadata_predicate
 from muslcheck.model.options import Context
 
 

@@ -31,21 +31,26 @@ import re
 import socket
 import ssl
 import stat
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from muslcheck import __version__
+from muslcheck.model.version import __version__
 from muslcheck.targets.image.sources import oci
 from muslcheck.targets.image.sources.interface import BlobLocation, Image, SourceError, part_of
 from muslcheck.targets.reference import DIGEST, DOCKER_HUB, Reference, ReferenceKind
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # connect, and each read; and the whole of a response's headers
+DEFAULT_DEADLINE = 3600.0  # every request of one image, together
+MIN_RATE = 16 << 10  # bytes per second a body must average once MIN_RATE_GRACE has passed
+MIN_RATE_GRACE = 30.0
 MAX_TOKEN_BYTES = 1 << 20
 MAX_DOCKER_CONFIG_BYTES = 4 << 20
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -125,16 +130,72 @@ def is_loopback(host: str) -> bool:
 
 
 class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """A redirect is followed only to HTTPS, or to plain HTTP on loopback when plain HTTP was allowed."""
+
     def __init__(self, allow_http: bool) -> None:
         self.allow_http = allow_http
 
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
                          headers: http.client.HTTPMessage, newurl: str) -> urllib.request.Request | None:
-        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
-        if old.scheme == "https" and new.scheme != "https" and not (
-                self.allow_http and is_loopback(new.netloc)):
-            raise SourceError(f"refusing a redirect from HTTPS to {new.scheme}: {new.netloc}")
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if new.scheme != "https" and not (new.scheme == "http" and self.allow_http and is_loopback(new.netloc)):
+            raise SourceError(f"refusing a redirect to {new.scheme or 'a relative'} URL on {new.netloc or '?'}: only "
+                              "HTTPS (or plain HTTP on loopback with --insecure-registry) is followed")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _Deadline:
+    """The end of a pull (monotonic), and watchdogs that shut a socket down when its time is up: a server that
+    sends its headers a byte at a time never trips a per-read timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def watch(self, sock: socket.socket, within: float, cut_flag: list[bool] | None = None) -> threading.Timer:
+        def cut() -> None:
+            self.expired = self.expired or self.left() <= 0
+            if cut_flag is not None:
+                cut_flag.append(True)
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(max(0.0, min(within, self.left())), cut)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+def _watched_connection(base: type[http.client.HTTPConnection], client: RegistryClient) -> Any:
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            super().connect()
+            client._arm(self.sock)
+
+    return Watched
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, client: RegistryClient) -> None:
+        super().__init__(context=ssl.create_default_context())
+        self.client = client
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched_connection(http.client.HTTPSConnection, self.client), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, client: RegistryClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched_connection(http.client.HTTPConnection, self.client), req)
 
 
 _PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -151,10 +212,13 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 class _ResponseStream(io.RawIOBase):
-    """An HTTP response body whose read errors become ``SourceError``."""
+    """An HTTP response body whose read errors become ``SourceError``; it must keep ``MIN_RATE`` on average after
+    ``MIN_RATE_GRACE`` seconds, and end before the pull's deadline."""
 
-    def __init__(self, response: Any, where: str) -> None:
-        self._response, self._where = response, where
+    def __init__(self, response: Any, where: str, deadline: _Deadline | None = None) -> None:
+        self._response, self._where, self._deadline = response, where, deadline
+        self._start = time.monotonic()
+        self._received = 0
 
     def readable(self) -> bool:
         return True
@@ -163,7 +227,16 @@ class _ResponseStream(io.RawIOBase):
         try:
             n: int = self._response.readinto(buffer)
         except (OSError, http.client.HTTPException) as e:
+            if self._deadline is not None and self._deadline.expired:
+                raise SourceError(f"{self._where}: the pull's deadline of {self._deadline.seconds:g} s "
+                                  "passed") from None
             raise SourceError(f"{self._where}: the download broke off: {e}") from None
+        self._received += n
+        elapsed = time.monotonic() - self._start
+        if self._deadline is not None and self._deadline.left() <= 0:
+            raise SourceError(f"{self._where}: the pull's deadline of {self._deadline.seconds:g} s passed")
+        if n and elapsed > MIN_RATE_GRACE and self._received < MIN_RATE * elapsed:
+            raise SourceError(f"{self._where}: the download is slower than {MIN_RATE >> 10} KiB/s")
         return n
 
     def close(self) -> None:
@@ -177,16 +250,24 @@ class RegistryClient:
 
     def __init__(self, registry: str, repository: str, *, insecure: bool = False,
                  credentials: Credentials | None = None, helpers: bool = False,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE) -> None:
         self.registry, self.repository = registry, repository
         self.host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         self.plain_http = insecure and is_loopback(self.host)
         self.scheme = "http" if self.plain_http else "https"
         self.credentials, self.helpers, self.timeout = credentials, helpers, timeout
         self._authorization: str | None = None
+        self.deadline = _Deadline(deadline)
+        self._header_timers: list[threading.Timer] = []
+        self._headers_cut: list[bool] = []  # a header watchdog fired
         self._opener = urllib.request.build_opener(
-            _NoDowngrade(self.plain_http),
-            urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+            _NoDowngrade(self.plain_http), _HTTPSHandler(self), _HTTPHandler(self))
+
+    def _arm(self, sock: socket.socket) -> None:
+        """A new connection: its response headers must arrive within the timeout, its body before the deadline."""
+        # Twice the timeout: a silent server trips the per-read timeout first; this catches one that trickles.
+        self._header_timers.append(self.deadline.watch(sock, 2 * self.timeout, self._headers_cut))
+        self.deadline.watch(sock, self.deadline.left())
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}/v2/{self.repository}/{path}"
@@ -211,6 +292,13 @@ class RegistryClient:
         return SourceError(f"registry {self.registry} answered {e.code} {e.reason} for {what}")
 
     def _network_error(self, e: BaseException) -> SourceError:
+        if isinstance(e, urllib.error.URLError) and isinstance(e.reason, SourceError):
+            return e.reason  # a refused redirect
+        if self.deadline.expired or self.deadline.left() <= 0:
+            return SourceError(f"registry {self.registry}: the pull's deadline of {self.deadline.seconds:g} s passed")
+        if self._headers_cut:
+            self._headers_cut.clear()
+            return SourceError(f"registry {self.registry} did not send its response within {2 * self.timeout:g} s")
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
         if isinstance(reason, TimeoutError | socket.timeout):
             return SourceError(f"registry {self.registry} did not answer within {self.timeout:g} s")
@@ -231,7 +319,14 @@ class RegistryClient:
             request.add_header("Accept", accept)
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
-        return self._opener.open(request, timeout=self.timeout)
+        if self.deadline.left() <= 0:
+            raise SourceError(f"registry {self.registry}: the pull's deadline of {self.deadline.seconds:g} s passed")
+        try:
+            return self._opener.open(request, timeout=min(self.timeout, max(self.deadline.left(), 0.001)))
+        finally:  # the headers are in (or failed): only the deadline watches the body now
+            for timer in self._header_timers:
+                timer.cancel()
+            self._header_timers.clear()
 
     def get(self, path: str, *, accept: str | None, what: str, not_found: str) -> Any:
         """The response to GET /v2/<repository>/<path>, authenticating once when challenged."""
@@ -315,7 +410,8 @@ class RegistryBlobs:
             raise SourceError(f"{self.name}: bad digest {digest!r}")
         response = self.client.get(f"blobs/{digest}", accept=None, what=self.name,
                                    not_found=f"blob {digest} of {self.name} not found on {self.client.registry}")
-        stream = io.BufferedReader(_ResponseStream(response, f"{self.name}: blob {digest}"), buffer_size=1 << 20)
+        stream = io.BufferedReader(_ResponseStream(response, f"{self.name}: blob {digest}", self.client.deadline),
+                                   buffer_size=1 << 20)
         with stream:
             yield stream
 
@@ -328,13 +424,14 @@ class RegistrySource:
 
     def __init__(self, name: str, *, tag: str | None = None, digest: str | None = None,
                  platform: str | None = None, insecure: bool = False, docker_config: Path | None = None,
-                 reference: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 reference: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 deadline: float = DEFAULT_DEADLINE) -> None:
         registry, _, repository = name.partition("/")
         if not repository:
             raise SourceError(f"{name}: not a registry/repository name")
         self.name, self.registry, self.repository = name, registry, repository
         self.tag, self.digest, self.platform = tag, digest, platform
-        self.insecure, self.docker_config, self.timeout = insecure, docker_config, timeout
+        self.insecure, self.docker_config, self.timeout, self.deadline = insecure, docker_config, timeout, deadline
         self.reference = reference or f"{self.kind}:{name}"
 
     @classmethod
@@ -352,7 +449,7 @@ class RegistrySource:
     def open(self) -> Iterator[Image]:
         credentials, helpers = load_credentials(docker_config_file(self.docker_config), self.registry)
         client = RegistryClient(self.registry, self.repository, insecure=self.insecure, credentials=credentials,
-                                helpers=helpers, timeout=self.timeout)
+                                helpers=helpers, timeout=self.timeout, deadline=self.deadline)
         accept = ", ".join(oci.ACCEPT)
         ref = self.digest or self.tag or "latest"
         where = "" if self.display.startswith(f"{self.registry}/") else f" on {self.registry}"
