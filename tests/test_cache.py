@@ -38,6 +38,7 @@ from muslcheck.model.options import Context
 from muslcheck.model.report import (
     SCHEMA_VERSION,
     Component,
+    Ecosystem,
     FileKind,
     FileReport,
     Finding,
@@ -640,7 +641,7 @@ def _report() -> Report:
         tls_errors=(TlsFinding(None, "/a", "/b"),), notes=("n",), fixes=("apk add gcompat",), findings=(finding,),
         aliases=("/b",), load_order=(LoadStep("libc.so.6", "/lib/libc.so.6", "default path", ("x -> y",)),),
     )
-    component = Component("a", None, "file", "/a", Verdict.BLOCKED, ("/a",), {"x86_64": "/a"}, "fix")
+    component = Component("a", None, Ecosystem.FILE, "/a", Verdict.BLOCKED, ("/a",), {"x86_64": "/a"}, "fix")
     return Report(SCHEMA_VERSION, __version__, "./root", TargetInfo("1.2.5", "3.21", False, None), Verdict.BLOCKED,
                   (file,), (component,), (Skip("/é", "malformed", True), Skip("/d", "link", False)), ("note",), "/r")
 

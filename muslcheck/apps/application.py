@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from muslcheck.apps.flavour import flavour_of
-from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Identified, Native, Package
+from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package
 from muslcheck.apps.registry import detectors, host_process
 from muslcheck.ldso.facts import ElfFile, FactsCache, FactsView
 from muslcheck.ldso.tree import RootFS
 from muslcheck.model.options import Context
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
 

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from muslcheck.apps.application import Application
-from muslcheck.apps.model import Choice, Ecosystem, Flavour, Package, package_key
+from muslcheck.apps.model import Choice, Flavour, Package, package_key
 from muslcheck.model.report import (
     Component,
+    Ecosystem,
     FileKind,
     FileReport,
     FixStep,
@@ -66,13 +67,13 @@ def build_components(
         pkg = ownership.owners[files[0].path]
         steps, notes = os_package_steps(pkg.manager, pkg.name, files)
         components.append(Component(
-            name=pkg.name, version=pkg.version, ecosystem=Ecosystem.OS_PACKAGE.value,
+            name=pkg.name, version=pkg.version, ecosystem=Ecosystem.OS_PACKAGE,
             location=f"{pkg.manager}:{pkg.name}", verdict=Verdict.NOT_APPLICABLE, files=tuple(f.path for f in files),
             selected={}, fix=steps[0].text if steps else None,
-            id=component_id(Ecosystem.OS_PACKAGE.value, pkg.name, f"{pkg.manager}:{pkg.name}"),
+            id=component_id(Ecosystem.OS_PACKAGE, pkg.name, f"{pkg.manager}:{pkg.name}"),
             fixes=tuple(s.text for s in steps), notes=notes, steps=steps,
         ))
-    components.sort(key=lambda c: (c.ecosystem == Ecosystem.OS_PACKAGE.value, c.location, c.name))
+    components.sort(key=lambda c: (c.ecosystem is Ecosystem.OS_PACKAGE, c.location, c.name))
     components.extend(file_components(tuple(loose)))
     member_of = {path: c.id for c in components for path in c.files}
     return tuple(components), tuple(replace(f, component=member_of.get(f.path)) for f in reports)
@@ -135,10 +136,10 @@ def _package_component(package: Package, files: list[FileReport], choices: Seque
             selected.setdefault(f.arch, f.path)
     steps = _steps(package, files, judged, choices, verdict, app)
     return Component(
-        name=package.name, version=package.version, ecosystem=package.ecosystem.value, location=package.location,
+        name=package.name, version=package.version, ecosystem=package.ecosystem, location=package.location,
         verdict=verdict, files=tuple(f.path for f in files), selected=selected,
         fix=steps[0].text if steps else None,
-        id=component_id(package.ecosystem.value, package.name, package.location), fixes=tuple(s.text for s in steps),
+        id=component_id(package.ecosystem, package.name, package.location), fixes=tuple(s.text for s in steps),
         notes=tuple(dict.fromkeys(notes)), steps=steps,
         lost="; ".join(dict.fromkeys(x for x in lost if x)) or None if verdict is Verdict.DEGRADED else None,
     )

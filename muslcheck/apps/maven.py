@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Host, Package
+from muslcheck.apps.model import METADATA_MAX_BYTES, Host, Package
 from muslcheck.apps.registry import MetadataFiles, anywhere, parent_name
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 
 _POM_MEMBER = re.compile(r"META-INF/maven/[^/]+/[^/]+/pom\.properties")
 _MANIFEST_MEMBER = "meta-inf/manifest.mf"

@@ -10,18 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 
 METADATA_MAX_BYTES = 4 << 20  # one metadata file (a RECORD, a package.json, a pom.properties) read whole
-
-
-class Ecosystem(StrEnum):
-    MAVEN = "maven"
-    PYPI = "pypi"
-    NPM = "npm"
-    RUNTIME = "runtime"
-    OS_PACKAGE = "os-package"
-    FILE = "file"
 
 
 class Host(StrEnum):

@@ -30,12 +30,12 @@ from enum import StrEnum
 
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import read_metadata
-from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Identified, Native, Package, package_key
+from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package, package_key
 from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.options import Context
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 # What the node process defines for addons. Node's addon documentation: "Only the libuv, OpenSSL, V8, and zlib

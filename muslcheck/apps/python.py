@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import decode_metadata, read_metadata
-from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Identified, Native, Package, package_key
+from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package, package_key
 from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, parent_name, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import RootFS, join
 from muslcheck.model.options import Context
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
 # Symbol-name prefixes the CPython process defines for extension modules: libpython (or a statically linked

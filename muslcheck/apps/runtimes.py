@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import read_metadata
-from muslcheck.apps.model import Ecosystem, Flavour, Identified, Package
+from muslcheck.apps.model import Flavour, Identified, Package
 from muslcheck.apps.python import in_site_dir
 from muslcheck.apps.registry import Detector, MetadataFiles, anywhere, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 _JVM = re.compile(r"^(?P<home>/.+)/lib/(?:[^/]+/)?(?:server|client|minimal|zero)/libjvm\.so$")

@@ -48,6 +48,17 @@ _SEVERITY = {
 FILE_VERDICTS = tuple(v for v in Verdict if v not in (Verdict.DEGRADED, Verdict.NOTHING_TO_CHECK))
 
 
+class Ecosystem(StrEnum):
+    """Where a component comes from: the package manager or runtime a user acts through."""
+
+    MAVEN = "maven"
+    PYPI = "pypi"
+    NPM = "npm"
+    RUNTIME = "runtime"
+    OS_PACKAGE = "os-package"
+    FILE = "file"  # a loose ELF file that no package claims
+
+
 class FileKind(StrEnum):
     """What an ELF file is to the dynamic linker."""
 
@@ -166,7 +177,7 @@ class Component:
 
     name: str
     version: str | None
-    ecosystem: str  # "maven", "pypi", "npm", "runtime", "os-package" or "file"
+    ecosystem: Ecosystem
     location: str
     verdict: Verdict
     files: tuple[str, ...]
@@ -179,7 +190,7 @@ class Component:
     lost: str | None = None  # degraded: what the application runs without (its native part cannot load)
 
 
-def component_id(ecosystem: str, name: str, location: str) -> str:
+def component_id(ecosystem: Ecosystem, name: str, location: str) -> str:
     return f"{ecosystem}:{name}:{location}"
 
 
@@ -190,9 +201,9 @@ def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
         steps = file_steps(f) if f.verdict not in (Verdict.NATIVE, Verdict.NOT_APPLICABLE) else ()
         fixes = tuple(s.text for s in steps)
         out.append(Component(
-            name=f.path.rsplit("/", 1)[-1], version=None, ecosystem="file", location=f.path, verdict=f.verdict,
+            name=f.path.rsplit("/", 1)[-1], version=None, ecosystem=Ecosystem.FILE, location=f.path, verdict=f.verdict,
             files=(f.path,), selected={f.arch: f.path} if f.verdict is not Verdict.NOT_APPLICABLE else {},
-            fix=fixes[0] if fixes else None, id=component_id("file", f.path.rsplit("/", 1)[-1], f.path),
+            fix=fixes[0] if fixes else None, id=component_id(Ecosystem.FILE, f.path.rsplit("/", 1)[-1], f.path),
             fixes=fixes, steps=steps,
         ))
     return tuple(out)

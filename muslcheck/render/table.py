@@ -10,7 +10,16 @@ from collections.abc import Callable
 
 import click
 
-from muslcheck.model.report import Component, FileReport, Finding, Report, Verdict, plan_sections, summary_line
+from muslcheck.model.report import (
+    Component,
+    Ecosystem,
+    FileReport,
+    Finding,
+    Report,
+    Verdict,
+    plan_sections,
+    summary_line,
+)
 from muslcheck.render.interface import Renderer, escaped
 
 _ORDER = (Verdict.BLOCKED, Verdict.DEGRADED, Verdict.NEEDS_GCOMPAT, Verdict.NEEDS_PACKAGES, Verdict.NATIVE,
@@ -39,7 +48,7 @@ def render_table(report: Report, *, color: bool = False) -> str:
              f"gcompat {'installed' if t.gcompat else 'not installed'}"]
     lines.extend(f"note: {n}" for n in report.notes)
     lines.append("")
-    grouped = [c for c in report.components if c.ecosystem != "file"]
+    grouped = [c for c in report.components if c.ecosystem is not Ecosystem.FILE]
     grouped_ids = {c.id for c in grouped}
     if grouped:
         lines.append(f"COMPONENTS ({len(grouped)}; loose files below)")
@@ -128,7 +137,7 @@ def _component(c: Component, paint: Paint, fix_label: str) -> list[str]:
     # what its loader picks is not what loads when the component is blocked or degraded
     picked = "selected on musl" if c.verdict in (Verdict.BLOCKED, Verdict.DEGRADED) else "loads on musl"
     for arch, path in sorted(c.selected.items()):
-        if c.ecosystem in ("maven", "npm") and path != c.location:
+        if c.ecosystem in (Ecosystem.MAVEN, Ecosystem.NPM) and path != c.location:
             out.append(f"{'':18}{picked} ({arch}): {path.rsplit('!/', 1)[-1]}")
     if c.lost:
         out.append(f"{'':18}lost: {c.lost}")

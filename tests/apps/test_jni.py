@@ -6,7 +6,8 @@ import pytest
 
 from muslcheck.apps.java import JVM_PROVIDES
 from muslcheck.apps.jni import choose, library_stem, other_system, split
-from muslcheck.apps.model import Choice, Ecosystem, Flavour, Host, Native, Package
+from muslcheck.apps.model import Choice, Flavour, Host, Native, Package
+from muslcheck.model.report import Ecosystem
 
 G, M, U, B = Flavour.GLIBC, Flavour.MUSL, Flavour.UNKNOWN, Flavour.BIONIC
 JAR = "/app/app.jar!/BOOT-INF/lib/lib.jar"

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from muslcheck.apps.maven import identify_archive
-from muslcheck.apps.model import Ecosystem, Host
+from muslcheck.apps.model import Host
+from muslcheck.model.report import Ecosystem
 
 NESTED = "/app/app.jar!/BOOT-INF/lib/sqlite-jdbc-3.45.1.0.jar"
 SQLITE_POM = "META-INF/maven/org.xerial/sqlite-jdbc/pom.properties"

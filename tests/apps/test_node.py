@@ -11,9 +11,9 @@ import pytest
 from apptrees import elves_of, put
 
 from muslcheck.apps import node
-from muslcheck.apps.model import Ecosystem, Flavour, Host, package_key
+from muslcheck.apps.model import Flavour, Host, package_key
 from muslcheck.elf import read_elf_file
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.directory import DirectoryRoot
 
 NM = "/app/node_modules"

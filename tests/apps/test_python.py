@@ -11,10 +11,10 @@ import pytest
 from apptrees import elves_of, put
 
 from muslcheck.apps import python, registry
-from muslcheck.apps.model import METADATA_MAX_BYTES, Ecosystem, Flavour, Host, Native, package_key
+from muslcheck.apps.model import METADATA_MAX_BYTES, Flavour, Host, Native, package_key
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.ldso.tree import Resolved
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ArchiveMetadata
 from muslcheck.targets.directory import DirectoryRoot
 

@@ -10,9 +10,8 @@ import pytest
 from apptrees import elves_of, put
 
 from muslcheck.apps import runtimes
-from muslcheck.apps.model import Ecosystem
 from muslcheck.ldso.tree import Resolved
-from muslcheck.model.report import Skip
+from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.directory import DirectoryRoot
 
 TEMURIN = "/opt/java/openjdk"

@@ -15,6 +15,7 @@ from muslcheck.judging.packages import APK_BY_SONAME, apk_for
 from muslcheck.model.options import Context
 from muslcheck.model.report import (
     Component,
+    Ecosystem,
     FileKind,
     FixStep,
     LibraryFinding,
@@ -59,7 +60,7 @@ def test_fail_on_order_is_native_packages_gcompat_degraded_blocked() -> None:
     assert [v.value for v in FAIL_LEVELS] == ["native", "needs-packages", "needs-gcompat", "degraded", "blocked"]
     assert [v.severity for v in FAIL_LEVELS] == sorted({v.severity for v in FAIL_LEVELS})
     base = fixed_report()
-    degraded = Component("lz4-java", "1.8.0", "maven", "/app/lz4.jar", Verdict.DEGRADED, (), {}, None,
+    degraded = Component("lz4-java", "1.8.0", Ecosystem.MAVEN, "/app/lz4.jar", Verdict.DEGRADED, (), {}, None,
                          id="maven:lz4-java:/app/lz4.jar", lost="the native LZ4 codec")
     report = replace(base, components=(degraded,), skipped=())
     assert exit_code(report, Verdict.DEGRADED) == 1
@@ -123,7 +124,8 @@ def test_a_reinstall_comes_first_and_replaces_apk_and_gcompat_in_the_plan() -> N
     pip = advice_step("pip install numpy==1.26.4 in the Alpine image: pip there installs the musllinux wheel")
     assert (pip.kind, pip.action) == (StepKind.REINSTALL, "pip install numpy==1.26.4")
     assert advice_step("python:3.11-alpine").kind is StepKind.BASE_IMAGE
-    numpy = Component("numpy", "1.26.4", "pypi", "/app/venv/lib/python3.11/site-packages/numpy-1.26.4.dist-info",
+    numpy = Component("numpy", "1.26.4", Ecosystem.PYPI,
+                      "/app/venv/lib/python3.11/site-packages/numpy-1.26.4.dist-info",
                       Verdict.BLOCKED, (), {}, pip.text, steps=(pip,), fixes=(pip.text,))
     fortify = file_components((file_report("/opt/fortify", Verdict.NEEDS_GCOMPAT, unresolved_symbols=(
         symbol("__memcpy_chk", "GLIBC_2.3.4", "/opt/fortify", gcompat=True),)),))
@@ -138,7 +140,7 @@ def test_dockerfile_writes_the_plan(tmp_path: Path) -> None:
              FixStep(StepKind.REINSTALL, "pip install orjson==3.10.7 in the Alpine image",
                      "pip install orjson==3.10.7"),
              FixStep(StepKind.REINSTALL, "x", "pip install evil;rm -rf /"))
-    c = Component("orjson", "3.10.7", "pypi", "/site", Verdict.BLOCKED, (), {}, None, steps=steps)
+    c = Component("orjson", "3.10.7", Ecosystem.PYPI, "/site", Verdict.BLOCKED, (), {}, None, steps=steps)
     libs = file_components((file_report("/app/lib.so", Verdict.NEEDS_PACKAGES, interpreter=None, missing_libraries=(
         LibraryFinding("libz.so.1", "/app/lib.so", "No such file or directory", "zlib"),
         LibraryFinding("libsnappy.so.1", "/app/lib.so", "No such file or directory", None))),))
@@ -157,7 +159,7 @@ def test_blocked_and_degraded_components_say_selected_not_loads(verdict: Verdict
     from muslcheck.render import render_table
 
     member = "/app/a.jar!/META-INF/native/libx.so"
-    c = Component("x", "1", "maven", "/app/a.jar", verdict, (member,), {"x86_64": member}, None,
+    c = Component("x", "1", Ecosystem.MAVEN, "/app/a.jar", verdict, (member,), {"x86_64": member}, None,
                   lost="speed" if verdict is Verdict.DEGRADED else None)
     text = render_table(replace(fixed_report(), components=(c,)))
     assert "selected on musl (x86_64): META-INF/native/libx.so" in text
