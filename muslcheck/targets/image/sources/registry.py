@@ -13,7 +13,11 @@ honours the usual proxy settings, and needs no new dependency. What it lacks is 
   ``Authorization`` header is never forwarded on a redirect (blob storage is another host);
 - plain HTTP only for a loopback registry and only when asked (``insecure``); a redirect never downgrades
   HTTPS to HTTP;
-- a timeout on every request, and one clear ``SourceError`` per failure (unreachable, 401, 404, 429).
+- a timeout on every connect and read, a watchdog on each response's headers (twice the timeout: a server that
+  trickles them a byte at a time), a minimum rate for a body (``MIN_RATE`` after ``MIN_RATE_GRACE``), and a
+  deadline for the whole pull (``DEFAULT_DEADLINE``, settable); a redirect is followed only to HTTPS, or to plain
+  HTTP on loopback when plain HTTP was allowed;
+- one clear ``SourceError`` per failure (unreachable, 401, 404, 429, too slow, deadline).
 
 Credential helpers (``credsStore``, ``credHelpers``) and identity tokens are not supported.
 """
@@ -224,8 +228,10 @@ class _ResponseStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        try:
-            n: int = self._response.readinto(buffer)
+        try:  # read1: what one receive brings, so that the rate is checked as the bytes come
+            data: bytes = self._response.read1(len(buffer))
+            n = len(data)
+            buffer[:n] = data
         except (OSError, http.client.HTTPException) as e:
             if self._deadline is not None and self._deadline.expired:
                 raise SourceError(f"{self._where}: the pull's deadline of {self._deadline.seconds:g} s "
@@ -260,6 +266,7 @@ class RegistryClient:
         self.deadline = _Deadline(deadline)
         self._header_timers: list[threading.Timer] = []
         self._headers_cut: list[bool] = []  # a header watchdog fired
+        self._deadline_timers: list[threading.Timer] = []
         self._opener = urllib.request.build_opener(
             _NoDowngrade(self.plain_http), _HTTPSHandler(self), _HTTPHandler(self))
 
@@ -267,7 +274,13 @@ class RegistryClient:
         """A new connection: its response headers must arrive within the timeout, its body before the deadline."""
         # Twice the timeout: a silent server trips the per-read timeout first; this catches one that trickles.
         self._header_timers.append(self.deadline.watch(sock, 2 * self.timeout, self._headers_cut))
-        self.deadline.watch(sock, self.deadline.left())
+        self._deadline_timers.append(self.deadline.watch(sock, self.deadline.left()))
+
+    def close(self) -> None:
+        """Stop the watchdogs (one idle thread per connection until the deadline otherwise)."""
+        for timer in self._deadline_timers:
+            timer.cancel()
+        self._deadline_timers.clear()
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}/v2/{self.repository}/{path}"
@@ -322,11 +335,15 @@ class RegistryClient:
         if self.deadline.left() <= 0:
             raise SourceError(f"registry {self.registry}: the pull's deadline of {self.deadline.seconds:g} s passed")
         try:
-            return self._opener.open(request, timeout=min(self.timeout, max(self.deadline.left(), 0.001)))
+            response = self._opener.open(request, timeout=min(self.timeout, max(self.deadline.left(), 0.001)))
         finally:  # the headers are in (or failed): only the deadline watches the body now
             for timer in self._header_timers:
                 timer.cancel()
             self._header_timers.clear()
+        if self._headers_cut:  # cut short by the watchdog, the headers can look complete
+            response.close()
+            raise OSError("the response headers were cut at the time limit")
+        return response
 
     def get(self, path: str, *, accept: str | None, what: str, not_found: str) -> Any:
         """The response to GET /v2/<repository>/<path>, authenticating once when challenged."""
@@ -470,5 +487,9 @@ class RegistrySource:
                 f"{desc.digest} of {self.display} not found{where}")
             return oci.verify_document(body, desc, self.reference)
 
-        selected = oci.select_image(root, fetch, self.platform, self.reference, root_digest=root_digest)
-        yield Image(self.reference, self.kind, selected.layers, selected.config, RegistryBlobs(client, self.display))
+        try:
+            selected = oci.select_image(root, fetch, self.platform, self.reference, root_digest=root_digest)
+            yield Image(self.reference, self.kind, selected.layers, selected.config,
+                        RegistryBlobs(client, self.display))
+        finally:
+            client.close()
