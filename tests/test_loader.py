@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from muslcheck.elf import read_elf_file
-from muslcheck.ldso.facts import FactsCache
-from muslcheck.ldso.load import Context, Effect, LoadResult, Target, _Dso, _Loader, lfs64_base, load
+from muslcheck.ldso.facts import FactsCache, NotLoadable
+from muslcheck.ldso.load import Context, Effect, LoadResult, MissingReason, Target, lfs64_base, load
+from muslcheck.ldso.search import Process, search_path
 from muslcheck.ldso.tables import Catalog
 from muslcheck.targets.directory import DirectoryRoot
 
@@ -133,17 +134,17 @@ def test_a_library_for_another_machine_is_loaded_and_flagged(tree: Path, samples
 
 def test_reserved_names_are_musl_itself(tree: Path) -> None:  # DL:1072-1098
     directory = DirectoryRoot(tree)
-    loader = _Loader(directory, FactsCache(directory), target(), "/lib/ld-musl-x86_64.so.1")
+    loader = Process(directory, FactsCache(directory), target(), "/lib/ld-musl-x86_64.so.1")
     for name in ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
                  "libxnet.so", "libc.musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1"):
         assert loader.load_library(name, None) is loader.libc, name
     for name in ("libresolv.so.2", "libcrypt.so.1", "libgcc_s.so.1", "ld-linux-x86-64.so.2", "libcrypto.so.3"):
-        assert loader.load_library(name, None) == "No such file or directory", name
+        assert loader.load_library(name, None) == NotLoadable(MissingReason.NOT_FOUND), name
 
 
 def test_the_glibc_loader_name_is_musl_only_when_musl_runs_under_it(tree: Path) -> None:
     directory = DirectoryRoot(tree)
-    as_gcompat = _Loader(directory, FactsCache(directory), target(), "ld-linux-x86-64.so.2")
+    as_gcompat = Process(directory, FactsCache(directory), target(), "ld-linux-x86-64.so.2")
     assert as_gcompat.load_library("ld-linux-x86-64.so.2", None) is as_gcompat.libc
 
 
@@ -158,13 +159,10 @@ def test_gcompat_stub_preloads_libgcompat_and_renames_the_loader(tree: Path, sam
 
 
 def test_runpath_replaces_rpath_and_other_dollar_tokens_void_it(tree: Path) -> None:  # DL:899-930
-    directory = DirectoryRoot(tree)
-    loader = _Loader(directory, FactsCache(directory), target(), "/lib/ld-musl-x86_64.so.1")
     facts = read_elf_file(tree / "app" / "bin" / "app")
 
-    def rpath_of(rpath: str | None, runpath: str | None) -> str | None:
-        with_paths = replace(facts, rpath=rpath, runpath=runpath)
-        return loader._rpath(_Dso("/opt/x/bin/prog", "", "", (), None, None, False, facts=with_paths))
+    def rpath_of(rpath: str | None, runpath: str | None) -> str | None:  # of /opt/x/bin/prog
+        return search_path(replace(facts, rpath=rpath, runpath=runpath), origin="/opt/x/bin")
 
     assert rpath_of("$ORIGIN/../lib:${ORIGIN}/plugins", None) == "/opt/x/bin/../lib:/opt/x/bin/plugins"
     assert rpath_of("/a", "/b") == "/b"
@@ -186,5 +184,5 @@ def test_runpath_replaces_rpath_and_other_dollar_tokens_void_it(tree: Path) -> N
 )
 def test_lfs64_remap(version: str, name: str, remaps: bool, tree: Path) -> None:  # DL:348-376
     directory = DirectoryRoot(tree)
-    loader = _Loader(directory, FactsCache(directory), target(version), "/lib/ld-musl-x86_64.so.1")
+    loader = Process(directory, FactsCache(directory), target(version), "/lib/ld-musl-x86_64.so.1")
     assert (lfs64_base(name, CATALOG.loader_rules(version), loader.libc.exports) is not None) is remaps

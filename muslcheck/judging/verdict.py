@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from muslcheck.elf import ElfFacts, relocation_name
 from muslcheck.judging.packages import GLIBC_LIBRARIES, apk_for
-from muslcheck.ldso.load import REPLACED, Effect, LoadResult
+from muslcheck.ldso.load import Effect, LoadResult, MissingLibrary, MissingReason
 from muslcheck.ldso.tables import Gcompat
 from muslcheck.model.ignore import NO_IGNORES, Ignores
 from muslcheck.model.options import Context
@@ -69,7 +69,7 @@ def problems(
         return scope is None or path in scope
 
     libraries = tuple(
-        LibraryFinding(m.name, m.needed_by, m.reason, _package_for(m.name, m.reason))
+        LibraryFinding(m.name, m.needed_by, m.message, _package_for(m))
         for m in result.missing
         if in_scope(m.needed_by) or m.needed_by == "dlopen"
     )
@@ -90,7 +90,7 @@ def problems(
                 continue
             symbols.append(SymbolFinding(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
-                fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,
+                fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,  # both from the one Effect
                 from_library=u.version_library,
                 gcompat=u.name in gcompat_names,
                 pending_on=_pending_on(u.version_library, packaged),
@@ -114,11 +114,11 @@ def problems(
     )
 
 
-def _package_for(soname: str, reason: str) -> str | None:
-    if reason.startswith(REPLACED):
-        owner = reason.removeprefix(REPLACED).strip()
-        return apk_for(soname) or f"the Alpine package that replaces {owner}"
-    return apk_for(soname) if reason.startswith("No such") else None
+def _package_for(missing: MissingLibrary) -> str | None:
+    """The Alpine package that provides a library musl did not find, or that replaces the OS package owning it."""
+    if missing.reason is MissingReason.REPLACED:
+        return apk_for(missing.name) or f"the Alpine package that replaces {missing.owner}"
+    return apk_for(missing.name) if missing.reason is MissingReason.NOT_FOUND else None
 
 
 def _finding(rule_name: str, level: Verdict, path: str, obj: str, subject: str, message: str) -> Finding:
@@ -151,11 +151,12 @@ def _findings(
         if sym.pending_on is not None:
             continue  # waits on a package's library: not checkable yet, and not a blocker
         version = f"@{sym.version}" if sym.version else ""
-        if sym.fatal:
+        fatal = sym.effect == Effect.FATAL
+        if fatal:
             message = f"{sym.name}{version} is not defined: {sym.file} fails to load ({', '.join(sym.relocations)})"
         else:
             message = f"{sym.name}{version} is not defined: {sym.file} loads, then crashes on the first call"
-        out.append(_finding("unresolved-symbol" if sym.fatal else "latent-symbol", blocked, path, sym.file,
+        out.append(_finding("unresolved-symbol" if fatal else "latent-symbol", blocked, path, sym.file,
                             sym.name, message))
     for r in relocations:
         out.append(_finding("unsupported-relocation", blocked, path, r.file, r.name,
@@ -267,7 +268,7 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
     pending = sorted({s.name for s in shown.symbols if s.pending_on})
     if pending:
         out.append(f"{len(pending)} symbol(s) wait on missing libraries and were not checked against them")
-    if context in (Context.DLOPEN_NOW, Context.DLOPEN_LAZY) and any(s.fatal for s in shown.symbols):
+    if context in (Context.DLOPEN_NOW, Context.DLOPEN_LAZY) and any(s.effect == Effect.FATAL for s in shown.symbols):
         out.append("dlopen stops at the first fatal error; every one is listed here")
     for obj in result.objects:
         if obj.facts is None or (scope is not None and obj.path not in scope):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from muslcheck.elf import ElfFacts
+from muslcheck.ldso.results import MissingReason, describe
 from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.errors import MalformedElf
 
@@ -20,10 +22,24 @@ class ElfFile:
 
 @dataclass(frozen=True)
 class NotLoadable:
-    """A file that exists but that musl's map_library rejects."""
+    """Why musl does not load a library: a file that map_library rejects, or (from the loader) none at all."""
 
-    reason: str  # as musl's %m: "Exec format error", "Is a directory", ...
+    cause: MissingReason
     detail: str = ""  # what is wrong with the file, when it is a malformed ELF file
+    error: str = ""  # MissingReason.UNREADABLE: the system's text
+    owner: str = ""  # MissingReason.REPLACED: the OS package that owns the file
+
+    @property
+    def reason(self) -> str:
+        """The text shown for it (musl's %m)."""
+        return describe(self.cause, self.error, self.owner)
+
+
+class FactsSource(Protocol):
+    """What the loader model asks of a tree's files: the ELF facts of a resolved path, or why musl would not
+    load it."""
+
+    def get(self, resolved: Resolved) -> ElfFacts | NotLoadable: ...
 
 
 class FactsCache:
@@ -32,23 +48,12 @@ class FactsCache:
     def __init__(self, root: RootFS) -> None:
         self.root = root
         self._by_identity: dict[object, ElfFacts | NotLoadable] = {}
-        self._exports: dict[int, tuple[ElfFacts, dict[str, tuple[str, str, bool]]]] = {}
-
-    def visible_exports(self, facts: ElfFacts) -> dict[str, tuple[str, str, bool]]:
-        """name -> (type, binding, plt_only), the first definition of each name; built once per file."""
-        entry = self._exports.get(id(facts))  # the entry keeps facts alive, so the id is not reused
-        if entry is None:
-            visible: dict[str, tuple[str, str, bool]] = {}
-            for e in facts.exports:
-                visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
-            entry = self._exports[id(facts)] = (facts, visible)
-        return entry[1]
 
     def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         if resolved.is_dir:
-            return NotLoadable("Is a directory")
+            return NotLoadable(MissingReason.IS_DIRECTORY)
         if not resolved.is_file:
-            return NotLoadable("not a regular file")  # a FIFO or device: never opened
+            return NotLoadable(MissingReason.NOT_REGULAR)  # a FIFO or device: never opened
         cached = self._by_identity.get(resolved.identity)
         if cached is None or (isinstance(cached, ElfFacts) and not cached.symbols_read):
             cached = self._read(resolved)
@@ -61,16 +66,16 @@ class FactsCache:
             return f.facts
         resolved = self.root.resolve(f.path)
         if not isinstance(resolved, Resolved):
-            return NotLoadable("No such file or directory")
+            return NotLoadable(MissingReason.NOT_FOUND)
         return self.get(resolved)
 
     def _read(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         try:
             return self.root.read_facts(resolved)
         except MalformedElf as e:
-            return NotLoadable("Exec format error", str(e))
+            return NotLoadable(MissingReason.EXEC_FORMAT, str(e))
         except OSError as e:
-            return NotLoadable(e.strerror or "I/O error")
+            return NotLoadable(MissingReason.UNREADABLE, error=e.strerror or "")
 
     def remember(self, identity: object, facts: ElfFacts) -> None:
         self._by_identity[identity] = facts

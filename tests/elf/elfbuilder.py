@@ -14,7 +14,8 @@ DT = {
     "NULL": 0, "NEEDED": 1, "PLTRELSZ": 2, "HASH": 4, "STRTAB": 5, "SYMTAB": 6, "RELA": 7,
     "RELASZ": 8, "RELAENT": 9, "STRSZ": 10, "SYMENT": 11, "SONAME": 14, "RPATH": 15, "REL": 17,
     "RELSZ": 18, "RELENT": 19, "PLTREL": 20, "TEXTREL": 22, "JMPREL": 23, "BIND_NOW": 24,
-    "RUNPATH": 29, "FLAGS": 30, "GNU_HASH": 0x6FFFFEF5, "VERSYM": 0x6FFFFFF0, "FLAGS_1": 0x6FFFFFFB,
+    "RUNPATH": 29, "FLAGS": 30, "RELRSZ": 35, "RELR": 36, "RELRENT": 37, "GNU_HASH": 0x6FFFFEF5,
+    "VERSYM": 0x6FFFFFF0, "FLAGS_1": 0x6FFFFFFB,
     "VERDEF": 0x6FFFFFFC, "VERDEFNUM": 0x6FFFFFFD, "VERNEED": 0x6FFFFFFE, "VERNEEDNUM": 0x6FFFFFFF,
 }  # fmt: skip
 
@@ -48,6 +49,7 @@ class ElfSpec:
     needed: list[str] = field(default_factory=list)
     soname: str | None = None
     runpath: str | None = None
+    rpath: str | None = None
     symbols: list[Sym] = field(default_factory=list)  # index 0 (the null symbol) is added
     # (table, type, symbol index): table is "rela", "rel" or "jmprel" (JMPREL is RELA on 64-bit)
     relocations: list[tuple[str, int, int]] = field(default_factory=list)
@@ -56,6 +58,8 @@ class ElfSpec:
     hash_style: str = "sysv"  # "sysv", "gnu" or "none"
     flags: int = 0
     flags_1: int = 0
+    tls: bool = False  # a PT_TLS header (empty)
+    relr: bool = False  # an (empty) DT_RELR table
     section_headers: bool = True
 
     def build(self) -> Image:
@@ -89,6 +93,7 @@ def _build(spec: ElfSpec) -> Image:
     needed = [string(n) for n in spec.needed]
     soname = string(spec.soname) if spec.soname else None
     runpath = string(spec.runpath) if spec.runpath else None
+    rpath = string(spec.rpath) if spec.rpath else None
     verdef_names = [(i, string(n)) for i, n in spec.verdefs]
     verneeds = [(string(f), [(string(n), i) for n, i in auxes]) for f, auxes in spec.verneeds]
 
@@ -151,7 +156,7 @@ def _build(spec: ElfSpec) -> Image:
 
     # Lay out the file.
     ehdr_size, phdr_size = (64, 56) if is64 else (52, 32)
-    phnum = 2 + (spec.interp is not None)
+    phnum = 2 + (spec.interp is not None) + spec.tls
     blobs: dict[str, bytes] = {}
     if spec.interp is not None:
         blobs["interp"] = spec.interp.encode() + b"\0"
@@ -177,6 +182,8 @@ def _build(spec: ElfSpec) -> Image:
         dyn.append((DT["SONAME"], soname))
     if runpath is not None:
         dyn.append((DT["RUNPATH"], runpath))
+    if rpath is not None:
+        dyn.append((DT["RPATH"], rpath))
     if hash_table:
         dyn.append((DT["HASH" if spec.hash_style == "sysv" else "GNU_HASH"], offsets["hash"]))
     dyn.append((DT["SYMTAB"], offsets["dynsym"]))
@@ -198,6 +205,8 @@ def _build(spec: ElfSpec) -> Image:
             (DT["PLTRELSZ"], len(blobs["jmprel"])),
             (DT["PLTREL"], DT["RELA"] if is64 else DT["REL"]),
         ]
+    if spec.relr:
+        dyn += [(DT["RELR"], offsets["dynsym"]), (DT["RELRSZ"], 0), (DT["RELRENT"], 8 if is64 else 4)]
     if spec.flags:
         dyn.append((DT["FLAGS"], spec.flags))
     if spec.flags_1:
@@ -244,6 +253,8 @@ def _build(spec: ElfSpec) -> Image:
         phdrs += _phdr(e, is64, 3, offsets["interp"], len(blobs["interp"]), 1)
     phdrs += _phdr(e, is64, 1, 0, file_size, 0x1000)
     phdrs += _phdr(e, is64, 2, offsets["dynamic"], len(dynamic), align)
+    if spec.tls:
+        phdrs += _phdr(e, is64, 7, 0, 0, align)
     ident = b"\x7fELF" + bytes([1 + is64, 1 if spec.little_endian else 2, 1, 0]) + bytes(8)
     shnum = len(sections) + 2 if sections else 0
     ehdr = ident + struct.pack(

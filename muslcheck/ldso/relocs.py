@@ -1,0 +1,320 @@
+"""do_relocs (DL:382-560) for one object against a load's symbol chain, collecting every error musl would print.
+
+The rules live in ``unbound_effect`` and ``relocate_use``. ``relocate`` applies them to every use of a file;
+``RelocationMemo`` only decides which uses need a fresh walk and remembers outcomes, it never re-decides them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import compress
+
+from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
+from muslcheck.ldso.chain import Chain, HostExports, invisible, lfs64_base
+from muslcheck.ldso.dso import NO_DEFINITIONS, Definition, Definitions, Dso, definitions
+from muslcheck.ldso.results import Effect, TlsError, UnresolvedSymbol
+from muslcheck.ldso.tables import LoaderRules
+
+# musl's relocation classes (arch/*/reloc.h). A type not listed is "unsupported" (DL:553).
+RELOC_CLASSES: dict[str, dict[int, str]] = {
+    "x86_64": {
+        0: "NONE", 1: "SYMBOLIC", 2: "OFFSET32", 5: "COPY", 6: "GOT", 7: "PLT", 8: "RELATIVE",
+        16: "DTPMOD", 17: "DTPOFF", 18: "TPOFF", 36: "TLSDESC",
+    },
+    "aarch64": {
+        0: "NONE", 257: "SYMBOLIC", 1024: "COPY", 1025: "GOT", 1026: "PLT", 1027: "RELATIVE",
+        1028: "DTPMOD", 1029: "DTPOFF", 1030: "TPOFF", 1031: "TLSDESC",
+    },
+}
+_DEFERRABLE = frozenset({"PLT", "GOT"})  # what RTLD_LAZY defers (DL:438)
+
+Finder = Callable[[str, bool, bool], Dso | None]  # (name, need_def, skip_main) -> the definer
+
+
+def lookup(cls: str | None) -> tuple[bool, bool]:
+    """find_sym's arguments for a relocation of class ``cls`` (DL:432-434): (need_def, skip_main).
+    A PLT slot needs a definition; a COPY is looked up past the main program."""
+    return cls == "PLT", cls == "COPY"
+
+
+# Per machine, relocation type -> (class, need_def, skip_main): ``lookup`` applied once to each class.
+_TYPES = {machine: {rtype: (cls, *lookup(cls)) for rtype, cls in classes.items()}
+          for machine, classes in RELOC_CLASSES.items()}
+_UNSUPPORTED: tuple[str | None, bool, bool] = (None, *lookup(None))
+_NULL, _LATENT, _FATAL = Effect.NULL, Effect.LATENT, Effect.FATAL  # read once: Effect.X is a slow descriptor
+_SEVERITY = {_NULL: 0, _LATENT: 1, _FATAL: 2}
+
+
+def unbound_effect(use: SymbolUse, cls: str | None, lazy: bool) -> Effect:
+    """A relocation of class ``cls`` that no object binds, nor the LFS64 remap (DL:436-446)."""
+    if not use.defined and use.binding == "WEAK":
+        return _NULL  # binds to 0, then the type is applied
+    if lazy and cls in _DEFERRABLE:
+        return _LATENT  # deferred to the first call (DL:438-443)
+    return _FATAL  # "symbol not found"
+
+
+# What do_relocs reports for the relocations that name one use: (its unresolved symbol, the unsupported
+# (type, count), the initial-exec TLS errors, whether get_lfs64 bound it). A plain tuple: made at every walk.
+UseOutcome = tuple[UnresolvedSymbol | None, tuple[tuple[int, int], ...], tuple[TlsError, ...], bool]
+_BOUND: UseOutcome = (None, (), (), False)
+_REMAPPED: UseOutcome = (None, (), (), True)
+
+
+def relocate_use(use: SymbolUse, machine: str, lazy: bool, find: Finder | None,
+                 lfs64: Callable[[str], Dso | None] | None) -> UseOutcome:
+    """do_relocs' walk over the relocations that name ``use`` (DL:409-560): each is looked up (``find``, then
+    ``lfs64``; None when nothing binds it); unbound, it takes ``unbound_effect``; bound or nulled, its type
+    is applied."""
+    types = _TYPES.get(machine, {})
+    name = use.name
+    unbound: list[str] = []
+    worst = _NULL
+    unsupported: tuple[tuple[int, int], ...] = ()  # both rare: no list made for them
+    tls_errors: tuple[TlsError, ...] = ()
+    remapped = False
+    for rtype, count in use.relocations:
+        cls, need_def, skip_main = types.get(rtype, _UNSUPPORTED)
+        if cls == "NONE":
+            continue  # never looked up (DL:410)
+        definer = find(name, need_def, skip_main) if find is not None else None
+        if definer is None and lfs64 is not None and (definer := lfs64(name)) is not None:
+            remapped = True
+        if definer is None:
+            effect = unbound_effect(use, cls, lazy)
+            unbound.append(relocation_name(machine, rtype))
+            if _SEVERITY[effect] > _SEVERITY[worst]:
+                worst = effect
+            if effect is not _NULL:
+                continue  # deferred, or an error: the relocation is not applied
+        if cls is None:
+            unsupported += ((rtype, count),)  # "unsupported relocation type" (DL:553-556)
+        elif cls == "TPOFF" and definer is not None and definer.dynamic_tls:
+            tls_errors += (TlsError(name, definer.path),)  # initial-exec TLS, dynamic definer (DL:459-464)
+    if not (unbound or unsupported or tls_errors):
+        return _REMAPPED if remapped else _BOUND
+    return _unresolved(use, unbound, worst) if unbound else None, unsupported, tls_errors, remapped
+
+
+def _unresolved(use: SymbolUse, relocations: list[str], effect: Effect) -> UnresolvedSymbol:
+    names = (relocations[0],) if len(relocations) == 1 else tuple(sorted(set(relocations)))
+    return UnresolvedSymbol(use.name, use.version, use.version_library, use.binding == "WEAK", names, effect)
+
+
+@dataclass(frozen=True, slots=True)
+class Relocated:
+    """What do_relocs finds for one object: the part of a LoadedObject that depends on the symbol chain."""
+
+    unresolved: tuple[UnresolvedSymbol, ...]
+    unsupported_relocations: tuple[tuple[int, int], ...]
+    tls_errors: tuple[TlsError, ...]
+    lfs64_remapped: tuple[str, ...]
+
+
+def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
+             memo: RelocationMemo) -> Relocated:
+    """do_relocs for ``dso`` (with facts) against ``chain``; ``lazy`` under RTLD_LAZY for an object not bound now.
+
+    Only the uses that ``memo``'s plan cannot settle by set operations are walked: the special ones, and the
+    plain names no object binds (their outcome, fixed once the lookup fails, is remembered)."""
+    facts = dso.facts
+    assert facts is not None
+    plan = memo.plan(facts)
+    unbound: set[str] = set()
+    for need_def, names in plan.plain.items():
+        unbound |= chain.unbound(names, need_def, memo.invisible)
+
+    libc_exports = libc.exports
+
+    def lfs64(name: str) -> Dso | None:
+        return libc if lfs64_base(name, rules, libc_exports) else None
+
+    unresolved: list[UnresolvedSymbol] = []
+    unsupported: Counter[int] = Counter()
+    tls_errors: list[TlsError] = []
+    remapped: set[str] = set()
+    plain, uses, machine = plan.plain_indices, facts.uses, facts.machine
+    for i in sorted((*plan.special, *(i for name in unbound for i in plan.plain_uses[name]))):
+        use = uses[i]
+        if i in plain:
+            outcome = plan.unbound_outcome(i, facts, lazy, lfs64(use.name))
+        else:
+            outcome = relocate_use(use, machine, lazy, chain.find, lfs64)
+        failed, bad_types, tls, lfs64_bound = outcome
+        if failed is not None:
+            unresolved.append(failed)
+        for rtype, count in bad_types:
+            unsupported[rtype] += count
+        if tls:
+            tls_errors.extend(tls)
+        if lfs64_bound:
+            remapped.add(use.name)
+    classes = RELOC_CLASSES.get(facts.machine, {})
+    for rtype, count in facts.relocations:  # those that name no symbol (or a local one): only the type matters
+        rest = count - plan.with_symbol.get(rtype, 0)
+        if rest > 0 and rtype not in classes:
+            unsupported[rtype] += rest
+    if facts.tls_relocations_local and dso.dynamic_tls:
+        tls_errors.append(TlsError(None, dso.path))
+    return Relocated(
+        unresolved=tuple(sorted(unresolved, key=lambda u: (u.name, u.version or ""))),
+        unsupported_relocations=tuple(sorted(unsupported.items())),
+        tls_errors=tuple(tls_errors), lfs64_remapped=tuple(sorted(remapped)),
+    )
+
+
+# Classes whose relocation, once its symbol is bound, reports nothing whichever object binds it: not COPY
+# (looked up past the main program), TPOFF (its TLS check looks at the definer), NONE (never looked up), and
+# not an unsupported type.
+_DEFINER_FREE = frozenset({"SYMBOLIC", "OFFSET32", "GOT", "PLT", "RELATIVE", "DTPMOD", "DTPOFF", "TLSDESC"})
+_PLAIN_LOOKUPS = frozenset(lookup(c) for c in _DEFINER_FREE)  # none skips the main program, as Chain.unbound
+
+
+def _lane(kinds: set[str | None]) -> tuple[bool, bool] | str:
+    """How a use whose relocations have these classes can be settled: "" when it has none (never looked up),
+    its one lookup (need_def, skip_main) when only that lookup's success matters, else "special" (walked)."""
+    if not kinds:
+        return ""
+    lookups = {lookup(k) for k in kinds}
+    if len(lookups) == 1 and kinds <= _DEFINER_FREE:
+        return lookups.pop()
+    return "special"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How ``relocate`` treats one file's uses, whatever the chain: most uses only matter when unbound."""
+
+    with_symbol: dict[int, int]  # relocation type -> count, over the relocations that name a symbol
+    plain: dict[bool, frozenset[str]]  # need_def -> the names whose relocations all take that one lookup
+    plain_uses: dict[str, tuple[int, ...]]  # plain name -> the indices of its uses
+    special: tuple[int, ...]  # uses walked one by one every time (COPY, TPOFF, NONE, unsupported, mixed)
+    _outcomes: dict[tuple[int, bool, bool], UseOutcome] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def plain_indices(self) -> frozenset[int]:
+        return frozenset(i for uses in self.plain_uses.values() for i in uses)
+
+    def unbound_outcome(self, i: int, facts: ElfFacts, lazy: bool, remap: Dso | None) -> UseOutcome:
+        """``relocate_use`` for plain use ``i`` when its lookup fails; ``remap`` is what get_lfs64 binds it to.
+        Remembered: for plain classes the outcome does not depend on which object ``remap`` is."""
+        key = (i, lazy, remap is not None)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = self._outcomes[key] = relocate_use(facts.uses[i], facts.machine, lazy, None,
+                                                       None if remap is None else lambda _: remap)
+        return found
+
+    @classmethod
+    def of(cls, facts: ElfFacts) -> _Plan:
+        classes = RELOC_CLASSES.get(facts.machine, {})
+        uses = facts.uses
+        shapes = Counter(use.relocations for use in uses)  # few distinct shapes: ((7, 1),), ((6, 1),), ...
+        with_symbol: Counter[int] = Counter()
+        for shape, n in shapes.items():
+            for rtype, count in shape:
+                with_symbol[rtype] += count * n
+        lane = {shape: _lane({classes.get(rtype) for rtype, _ in shape}) for shape in shapes}
+        lanes = [lane[use.relocations] for use in uses]
+        plain = [(lk, dict[str, list[int]]()) for lk in _PLAIN_LOOKUPS]
+        by_lane: dict[tuple[bool, bool] | str, dict[str, list[int]]] = dict(plain)
+        special: list[int] = []
+        for i in compress(range(len(uses)), lanes):  # uses with relocations
+            names = by_lane.get(lanes[i])
+            if names is None:
+                special.append(i)
+            else:
+                names.setdefault(uses[i].name, []).append(i)
+        for k, (_, names) in enumerate(plain):  # one name under two lookups: walk it exactly
+            for _, others in plain[k + 1:]:
+                for name in names.keys() & others.keys():
+                    special.extend((*names.pop(name), *others.pop(name)))
+        return cls(
+            with_symbol=dict(with_symbol),
+            plain={need_def: frozenset(names) for (need_def, _), names in plain},
+            plain_uses={n: tuple(v) for _, names in plain for n, v in names.items()},
+            special=tuple(special),
+        )
+
+
+class RelocationMemo:
+    """What the loads of one scan share: each file's plan and definitions, and do_relocs results. A library
+    relocated against the same definers of its names (in the same order) fails the same way, whichever
+    program loaded it."""
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[object, ...], Relocated] = {}
+        self._relevant: dict[tuple[int, int], bool] = {}
+        self._names: dict[int, tuple[ElfFacts, frozenset[str]]] = {}
+        self._plans: dict[int, tuple[ElfFacts, _Plan]] = {}
+        self._definitions: dict[int, tuple[ElfFacts, dict[str, Definition]]] = {}
+        self._invisible: dict[int, tuple[Definitions, tuple[frozenset[str], frozenset[str]]]] = {}
+        self._hosts: dict[tuple[str, ...], HostExports] = {}
+
+    def relocate(self, chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso) -> Relocated:
+        """``relocate``, remembered by what its outcome depends on."""
+        key = self._key(chain, dso, lazy, rules, libc)
+        found = self._results.get(key)
+        if found is None:
+            found = self._results[key] = relocate(chain, dso, lazy, rules, libc, self)
+        return found
+
+    def definitions(self, facts: ElfFacts) -> dict[str, Definition]:
+        entry = self._definitions.get(id(facts))  # each entry keeps its facts alive, so the id is not reused
+        if entry is None:
+            entry = self._definitions[id(facts)] = (facts, definitions(facts))
+        return entry[1]
+
+    def host_exports(self, prefixes: tuple[str, ...]) -> Definitions:
+        """One lasting HostExports per set of prefixes, so the results keyed by its id are shared, and right."""
+        if not prefixes:
+            return NO_DEFINITIONS
+        found = self._hosts.get(prefixes)
+        if found is None:
+            found = self._hosts[prefixes] = HostExports(prefixes)
+        return found
+
+    def plan(self, facts: ElfFacts) -> _Plan:
+        entry = self._plans.get(id(facts))
+        if entry is None:
+            entry = self._plans[id(facts)] = (facts, _Plan.of(facts))
+        return entry[1]
+
+    def invisible(self, exports: Definitions) -> tuple[frozenset[str], frozenset[str]]:
+        entry = self._invisible.get(id(exports))
+        if entry is None:
+            entry = self._invisible[id(exports)] = (exports, invisible(exports))
+        return entry[1]
+
+    def _key(self, chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso) -> tuple[object, ...]:
+        """Everything ``relocate`` reads: the file, its name and TLS, the mode, the remap's rules and table, and
+        of each object that defines one of its names: whether it is the main program (skipped by COPY), its
+        name (in TLS errors), its definitions and whether its TLS is dynamic."""
+        facts = dso.facts
+        assert facts is not None
+        names = self._use_names(facts)
+        definers = tuple(
+            (i == 0, o.path, id(o.exports), o.dynamic_tls)
+            for i, o in enumerate(chain.objects) if self._defines_any(o.exports, facts, names)
+        )
+        return (id(facts), dso.path, dso.dynamic_tls, lazy, id(rules), id(libc.exports), definers)
+
+    def _use_names(self, facts: ElfFacts) -> frozenset[str]:
+        entry = self._names.get(id(facts))
+        if entry is None:
+            entry = self._names[id(facts)] = (facts, frozenset(u.name for u in facts.uses))
+        return entry[1]
+
+    def _defines_any(self, exports: Mapping[str, Definition], facts: ElfFacts, names: frozenset[str]) -> bool:
+        pair = (id(exports), id(facts))
+        found = self._relevant.get(pair)
+        if found is None:
+            if isinstance(exports, HostExports):
+                found = bool(exports.provided(names))
+            else:
+                found = not names.isdisjoint(exports.keys())
+            self._relevant[pair] = found
+        return found

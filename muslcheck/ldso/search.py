@@ -1,0 +1,224 @@
+"""The load list of one simulated process: load_library (DL:1055-1259) and load_deps (DL:1298).
+
+Reserved names and the loader's own name are libc; a name with a slash is opened as it is; otherwise an object
+already loaded under that short name, then LD_LIBRARY_PATH, the rpath of the requester and of each object up
+its needed_by chain, and the path file or the default path. The same inode under another name is the object
+already loaded, and another libc found by the search is replaced by musl itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from muslcheck.elf import ElfFacts, ElfType
+from muslcheck.ldso.dso import NO_DEFINITIONS, Definitions, Dso, definitions
+from muslcheck.ldso.facts import FactsSource, NotLoadable
+from muslcheck.ldso.results import MissingLibrary, MissingReason
+from muslcheck.ldso.target import Provided, Target
+from muslcheck.ldso.tree import Resolved, RootFS, join, parent
+
+NAME_MAX = 255  # a longer name is never searched (DL:1116)
+_NOT_FOUND = NotLoadable(MissingReason.NOT_FOUND)
+_EXEC_FORMAT = NotLoadable(MissingReason.EXEC_FORMAT)
+
+
+def search_path(facts: ElfFacts, origin: str) -> str | None:
+    """fixup_rpath (DL:899): RUNPATH replaces RPATH; $ORIGIN and ${ORIGIN} expand to ``origin`` (the directory
+    of the object's name), and any other $ token voids it."""
+    raw = facts.runpath if facts.runpath is not None else facts.rpath
+    if raw is None or "$" not in raw:
+        return raw
+    out, rest = [], raw
+    while "$" in rest:
+        before, _, after = rest.partition("$")
+        if after.startswith("ORIGIN"):
+            after = after[6:]
+        elif after.startswith("{ORIGIN}"):
+            after = after[8:]
+        else:
+            return None
+        out.append(before + origin)
+        rest = after
+    return "".join(out) + rest
+
+
+def split_path(s: str) -> Iterable[str]:
+    """path_open's walk over a search path (DL:873): ':' and newline separate, empty entries are skipped."""
+    for part in s.replace("\n", ":").split(":"):
+        if part:
+            yield part
+
+
+def is_reserved(name: str, target: Target) -> bool:
+    """A name musl takes for itself (DL:1072-1098): lib + c. pthread. rt. m. dl. util. xnet. ..."""
+    return name.startswith("lib") and any(name[3:].startswith(r) for r in target.rules.reserved_prefixes)
+
+
+class Process:
+    """One simulated process: its load list, in order, and the libraries it could not load."""
+
+    def __init__(self, root: RootFS, facts: FactsSource, target: Target, ldso_name: str,
+                 exports_of: Callable[[ElfFacts], Definitions] = definitions) -> None:
+        self.root = root
+        self.facts = facts
+        self.target = target
+        self.ldso_name = ldso_name
+        self.exports_of = exports_of
+        self.runtime = False  # set once start-up is over: what loads next comes in through dlopen
+        self.objects: list[Dso] = []
+        self.missing: list[MissingLibrary] = []
+        self.libc = Dso(
+            path=ldso_name, requested_as=ldso_name, found_by="libc", links=(), identity=("musl-libc",),
+            needed_by=None, runtime_loaded=False, is_libc=True, exports=target.libc_exports,
+        )
+        self._sys_path: str | None = None
+
+    # -- load_library (DL:1055) -------------------------------------------------
+    def load_library(self, name: str, needed_by: Dso | None) -> Dso | NotLoadable:
+        """The loaded object, or why it could not be loaded."""
+        if not name:
+            return NotLoadable(MissingReason.INVALID_NAME)
+        if is_reserved(name, self.target) or name == self.ldso_name:
+            return self.add_libc()
+        if "/" in name:
+            return self._open(name, name, needed_by, "path given")
+        for p in self.objects[1:]:  # already loaded under this short name (DL:1110-1115)
+            if p.shortname == name:
+                return p
+        if len(name) > NAME_MAX:
+            return _NOT_FOUND
+        searches: list[tuple[str, str]] = []
+        if self.target.library_path:
+            searches.append((self.target.library_path, "LD_LIBRARY_PATH"))
+        requester = needed_by
+        while requester is not None:
+            rpath = self._rpath(requester)
+            if rpath is not None:
+                kind = "RUNPATH" if requester.facts and requester.facts.runpath is not None else "RPATH"
+                searches.append((rpath, f"{kind} of {requester.path}"))
+            requester = requester.needed_by
+        searches.append((self._system_path(), "system path"))
+        for dirs, how in searches:
+            for directory in split_path(dirs):
+                candidate = join(directory if directory.startswith("/") else "/" + directory, name)
+                located = self._locate(candidate)
+                if located is not None:
+                    return self._open(candidate, name, needed_by, how, located)
+        return _NOT_FOUND
+
+    def add_libc(self) -> Dso:
+        if self.libc not in self.objects:
+            self.objects.append(self.libc)
+        return self.libc
+
+    def _rpath(self, p: Dso) -> str | None:
+        if p.facts is None:
+            return None
+        return search_path(p.facts, parent(p.path) if "/" in p.path else ".")
+
+    def _system_path(self) -> str:
+        """<prefix>/etc/ld-musl-ARCH.path, prefix two levels above the loader's name (DL:1126-1162)."""
+        if self._sys_path is None:
+            prefix = ""
+            if self.ldso_name.startswith("/"):
+                prefix = self.ldso_name[: self.ldso_name.rfind("/")]
+                prefix = prefix[: prefix.rfind("/")] if "/" in prefix else ""
+            arch = self.target.rules.ldso_names[self.target.arch].removeprefix("ld-musl-").removesuffix(".so.1")
+            located = self.root.resolve(f"{prefix}/etc/ld-musl-{arch}.path")
+            if isinstance(located, Resolved):
+                try:
+                    self._sys_path = self.root.read_head(located, 65536).decode("utf-8", "surrogateescape")
+                except OSError:
+                    self._sys_path = ""
+            elif located.reason == "no such file":
+                self._sys_path = self.target.rules.default_path
+            else:
+                self._sys_path = ""
+        return self._sys_path
+
+    def _locate(self, path: str) -> Resolved | Provided | None:
+        found = self.root.resolve(path)
+        if isinstance(found, Resolved):
+            return found
+        return self.target.virtual_files.get(path)
+
+    def _open(
+        self, path: str, name: str, needed_by: Dso | None, how: str, located: Resolved | Provided | None = None
+    ) -> Dso | NotLoadable:
+        if located is None:
+            located = self._locate(path)
+            if located is None:
+                return _NOT_FOUND
+        if isinstance(located, Provided):
+            return self._open_provided(path, name, needed_by, how, located)
+        if (seen := self._already_loaded(located.identity, path, name)) is not None:
+            return seen
+        if (owner := self.target.replaced.get(located.path)) is not None:
+            return NotLoadable(MissingReason.REPLACED, owner=owner)
+        facts = self.facts.get(located)
+        if isinstance(facts, NotLoadable):
+            return facts
+        if facts.elf_type not in (ElfType.DYN, ElfType.EXEC) or not facts.has_dynamic:
+            return _EXEC_FORMAT
+        exports = self.exports_of(facts)
+        if "__libc_start_main" in exports and "stdin" in exports:
+            return self.load_library("libc.so", needed_by)  # another libc: musl substitutes itself (DL:1192-1196)
+        dso = Dso(
+            path=path, requested_as=name, found_by=how, links=located.links, identity=located.identity,
+            needed_by=needed_by, runtime_loaded=self.runtime, facts=facts, exports=exports,
+            shortname=name if path != name else None,
+        )
+        self.objects.append(dso)
+        return dso
+
+    def _open_provided(
+        self, path: str, name: str, needed_by: Dso | None, how: str, what: Provided
+    ) -> Dso | NotLoadable:
+        if what is Provided.LIBC:
+            return self.add_libc()
+        identity = ("virtual", what.value)
+        if (seen := self._already_loaded(identity, path, name)) is not None:
+            return seen
+        exports = self.target.gcompat_exports if what is Provided.GCOMPAT else NO_DEFINITIONS
+        dso = Dso(
+            path=path, requested_as=name, found_by=how, links=(), identity=identity, needed_by=needed_by,
+            runtime_loaded=self.runtime, exports=exports, shortname=name if path != name else None,
+        )
+        self.objects.append(dso)
+        return dso
+
+    def _already_loaded(self, identity: object, path: str, name: str) -> Dso | None:
+        """The same inode under another name is the same object; it gains a short name (DL:1172-1181)."""
+        for p in self.objects[1:]:
+            if p.identity == identity:
+                if p.shortname is None and path != name:
+                    p.shortname = p.path.rsplit("/", 1)[-1]
+                return p
+        return None
+
+    # -- load_deps (DL:1298): breadth-first over the load list --------------------
+    def load_deps(self, start: Dso) -> None:
+        i = self.objects.index(start)
+        while i < len(self.objects):
+            p = self.objects[i]
+            i += 1
+            if p.deps_loaded or p.is_libc:
+                continue
+            p.deps_loaded = True
+            for needed in self._needed(p):
+                self.require(needed, p, p.path)
+
+    def require(self, name: str, needed_by: Dso | None, requester: str) -> Dso | None:
+        """load_library, recording a failure against ``requester`` (a name, or "dlopen")."""
+        found = self.load_library(name, needed_by)
+        if isinstance(found, NotLoadable):
+            self.missing.append(MissingLibrary(name, requester, found.cause, found.error, found.owner))
+            return None
+        return found
+
+    def _needed(self, p: Dso) -> tuple[str, ...]:
+        if p.facts is not None:
+            return p.facts.needed
+        if p.identity == ("virtual", Provided.GCOMPAT.value):
+            return ("libc.musl-" + self.target.ldso_path.removeprefix("/lib/ld-musl-"),)
+        return ()
