@@ -21,7 +21,7 @@ from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.ldso.tree import Resolved, RootFS, Unresolvable
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.report import Skip
-from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, Budget, KeepWhole
+from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, MAX_KEPT_BYTES, Budget, KeepWhole
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".zip", ".whl")
 ARCHIVE_SEPARATOR = "!/"  # between an archive's location and a member's name
@@ -31,7 +31,6 @@ MAX_RATIO = 200  # uncompressed / compressed size of one member
 MAX_NESTED_BYTES = 512 << 20  # a nested archive read into memory
 MAX_TOTAL_BYTES = 4 << 30  # uncompressed bytes read from one top-level archive, nested ones included
 MAX_METADATA_MEMBERS = 10_000  # pom.properties, manifests, dist-info files kept per archive
-MAX_KEPT_BYTES = 256 << 20  # metadata kept whole across one scan (a caller passes one Budget for the whole scan)
 _READ_CHUNK = 64 << 10  # compressed bytes given to a decompressor at once
 
 

@@ -15,8 +15,8 @@ from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, join, resolve_lin
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
-from muslcheck.targets.archives import MAX_KEPT_BYTES, ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
-from muslcheck.targets.limits import KEEP_NOTHING, Budget, KeepWhole
+from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, is_archive_name, scan_archive
+from muslcheck.targets.limits import KEEP_NOTHING, MAX_KEPT_BYTES, Budget, KeepWhole
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_ELF_BYTES = 1 << 30  # larger ELF files and members are skipped with a finding, never read
+MAX_KEPT_BYTES = 256 << 20  # every small file read whole in one scan, together: past this, more are not kept
 
 
 @dataclass(frozen=True)

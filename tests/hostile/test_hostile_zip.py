@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hostile_support import RSS_BOUND_MB, run_scan, skipped
 
-from muslcheck.targets import archives, directory
+from muslcheck.targets import archives, directory, limits
 from muslcheck.targets.archives import scan_archive
 from muslcheck.targets.limits import Budget, KeepWhole
 
@@ -134,6 +134,6 @@ def test_metadata_kept_has_one_budget_across_the_scan(tmp_path: Path, monkeypatc
     assert len(kept) == 3
     [over] = [s for s in found.skipped if "metadata files kept in this scan" in s.reason]
     assert over.path == "/a3.jar!/META-INF/MANIFEST.MF" and not over.unchecked
-    budget = Budget(archives.MAX_KEPT_BYTES)  # and the default: each call alone gets it whole
+    budget = Budget(limits.MAX_KEPT_BYTES)  # and the default: each call alone gets it whole
     assert scan_archive(io.BytesIO((tmp_path / "a0.jar").read_bytes()), "/a0.jar", keep, budget).archives[0].members
-    assert budget.left == archives.MAX_KEPT_BYTES - len(member)
+    assert budget.left == limits.MAX_KEPT_BYTES - len(member)

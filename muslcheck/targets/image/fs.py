@@ -34,12 +34,11 @@ from muslcheck.targets.image.layerstream import LayerStream, compression_of
 from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
 from muslcheck.targets.image.tarreader import TarEntry, TarError, TarReader
-from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, Budget, KeepWhole
+from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, MAX_KEPT_BYTES, Budget, KeepWhole
 from muslcheck.targets.reference import ReferenceKind
 
 READ_CHUNK = 1 << 20
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
-MAX_KEPT_BYTES = 256 << 20  # all files read whole, together: past this, more are not kept (a finding)
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
 PACKAGE_DATABASES = frozenset({"/var/lib/dpkg/status", "/lib/apk/db/installed", "/var/lib/rpm/rpmdb.sqlite"})
 WHITEOUT = ".wh."
@@ -376,7 +375,7 @@ def _regular_file(path: str, member: TarEntry, tar: TarReader, layer: int, kept:
         return node
     data = _read_whole(path, head, member.size, cast(io.BufferedReader, stream))
     if archive:
-        node.archive = _scanned(scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep), kept.budget)
+        node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep, kept.budget)
         return node
     try:
         node.facts = read_elf(data)
@@ -394,16 +393,6 @@ def _sparse_file(node: Node, path: str, member: TarEntry, tar: TarReader) -> Nod
     if _read_as(node, path, head, member.size) is not None:
         node.problem = f"sparse file of {member.size} bytes that looks like ELF code or an archive: not read"
     return node
-
-
-def _scanned(archive: ArchiveScan, budget: Budget) -> ArchiveScan:
-    """The archive's metadata files stay only while the image's one budget for files kept whole allows."""
-    for metadata in archive.archives:
-        if metadata.members and not budget.take(sum(len(data) for data in metadata.members.values())):
-            archive.skipped.append(Skip(metadata.location, f"more than {MAX_KEPT_BYTES} bytes of metadata files "
-                                                           "in the image: its metadata is not kept", unchecked=False))
-            metadata.members.clear()
-    return archive
 
 
 def _read_as(node: Node, path: str, head: bytes, size: int) -> bool | None:
@@ -433,8 +422,7 @@ def _mapped_file(node: Node, path: str, member: TarEntry, mapped: MappedLayer, s
         if archive is None:
             return node
         if archive:
-            node.archive = _scanned(scan_archive(cast(BinaryIO, BufferReader(content)), path, kept.keep),
-                                    kept.budget)
+            node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path, kept.keep, kept.budget)
         else:
             node.facts = read_elf(content, symbols=False)
             node.content = MappedMember(mapped, member.offset_data, member.size)
