@@ -18,15 +18,38 @@ from muslcheck.ldso.dso import NO_DEFINITIONS, Definition, Definitions, Dso, def
 from muslcheck.ldso.results import Effect, TlsError, UnresolvedSymbol
 from muslcheck.ldso.tables import LoaderRules
 
-# musl's relocation classes (arch/*/reloc.h). A type not listed is "unsupported" (DL:553).
+# musl's relocation classes: arch/<arch>/reloc.h maps REL_<class> onto type numbers (cited below as "RH:n", a
+# line of that file at musl 1.2.5; the same at 1.2.2-1.2.6 unless noted). Type 0 is REL_NONE everywhere
+# (src/internal/dynlink.h). A type not listed is "unsupported relocation type N" (DL:553), IRELATIVE included.
 RELOC_CLASSES: dict[str, dict[int, str]] = {
-    "x86_64": {
+    "x86_64": {  # RH:3-12
         0: "NONE", 1: "SYMBOLIC", 2: "OFFSET32", 5: "COPY", 6: "GOT", 7: "PLT", 8: "RELATIVE",
         16: "DTPMOD", 17: "DTPOFF", 18: "TPOFF", 36: "TLSDESC",
     },
-    "aarch64": {
+    "aarch64": {  # RH:13-21
         0: "NONE", 257: "SYMBOLIC", 1024: "COPY", 1025: "GOT", 1026: "PLT", 1027: "RELATIVE",
         1028: "DTPMOD", 1029: "DTPOFF", 1030: "TPOFF", 1031: "TLSDESC",
+    },
+    "i386": {  # RH:3-13; DT_REL: the addend is read in place
+        0: "NONE", 1: "SYMBOLIC", 2: "OFFSET", 5: "COPY", 6: "GOT", 7: "PLT", 8: "RELATIVE",
+        35: "DTPMOD", 36: "DTPOFF", 14: "TPOFF", 37: "TPOFF_NEG", 41: "TLSDESC",
+    },
+    "arm": {  # RH:19-27; DT_REL
+        0: "NONE", 2: "SYMBOLIC", 20: "COPY", 21: "GOT", 22: "PLT", 23: "RELATIVE",
+        17: "DTPMOD", 18: "DTPOFF", 19: "TPOFF", 13: "TLSDESC",
+    },
+    "ppc64": {  # RH:11-19 (no TLSDESC)
+        0: "NONE", 38: "SYMBOLIC", 43: "USYMBOLIC", 19: "COPY", 20: "GOT", 21: "PLT", 22: "RELATIVE",
+        68: "DTPMOD", 78: "DTPOFF", 73: "TPOFF",
+    },
+    "s390x": {  # RH:3-10 (no TLSDESC)
+        0: "NONE", 22: "SYMBOLIC", 9: "COPY", 10: "GOT", 11: "PLT", 12: "RELATIVE",
+        54: "DTPMOD", 55: "DTPOFF", 56: "TPOFF",
+    },
+    "riscv64": {  # RH:13-20. No REL_GOT: GOT slots are R_RISCV_64, never deferred. TLSDESC since 1.2.5
+        # (commit 407aea62), the first version with a riscv64 table.
+        0: "NONE", 2: "SYMBOLIC", 4: "COPY", 5: "PLT", 3: "RELATIVE",
+        7: "DTPMOD", 9: "DTPOFF", 11: "TPOFF", 12: "TLSDESC",
     },
 }
 _DEFERRABLE = frozenset({"PLT", "GOT"})  # what RTLD_LAZY defers (DL:438)
@@ -44,6 +67,7 @@ def lookup(cls: str | None) -> tuple[bool, bool]:
 _TYPES = {machine: {rtype: (cls, *lookup(cls)) for rtype, cls in classes.items()}
           for machine, classes in RELOC_CLASSES.items()}
 _UNSUPPORTED: tuple[str | None, bool, bool] = (None, *lookup(None))
+_TPOFF = frozenset({"TPOFF", "TPOFF_NEG"})  # initial-exec TLS, checked against the definer (DL:459-464)
 _NULL, _LATENT, _FATAL = Effect.NULL, Effect.LATENT, Effect.FATAL  # read once: Effect.X is a slow descriptor
 _SEVERITY = {_NULL: 0, _LATENT: 1, _FATAL: 2}
 
@@ -92,7 +116,7 @@ def relocate_use(use: SymbolUse, machine: str, lazy: bool, find: Finder | None,
                 continue  # deferred, or an error: the relocation is not applied
         if cls is None:
             unsupported += ((rtype, count),)  # "unsupported relocation type" (DL:553-556)
-        elif cls == "TPOFF" and definer is not None and definer.dynamic_tls:
+        elif cls in _TPOFF and definer is not None and definer.dynamic_tls:
             tls_errors += (TlsError(name, definer.path),)  # initial-exec TLS, dynamic definer (DL:459-464)
     if not (unbound or unsupported or tls_errors):
         return _REMAPPED if remapped else _BOUND
@@ -167,9 +191,10 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
 
 
 # Classes whose relocation, once its symbol is bound, reports nothing whichever object binds it: not COPY
-# (looked up past the main program), TPOFF (its TLS check looks at the definer), NONE (never looked up), and
-# not an unsupported type.
-_DEFINER_FREE = frozenset({"SYMBOLIC", "OFFSET32", "GOT", "PLT", "RELATIVE", "DTPMOD", "DTPOFF", "TLSDESC"})
+# (looked up past the main program), TPOFF and TPOFF_NEG (their TLS check looks at the definer), NONE (never
+# looked up), and not an unsupported type.
+_DEFINER_FREE = frozenset({"SYMBOLIC", "USYMBOLIC", "OFFSET", "OFFSET32", "GOT", "PLT", "RELATIVE", "DTPMOD",
+                           "DTPOFF", "TLSDESC"})
 _PLAIN_LOOKUPS = frozenset(lookup(c) for c in _DEFINER_FREE)  # none skips the main program, as Chain.unbound
 
 
