@@ -39,6 +39,7 @@ from muslcheck.model.report import (
     SCHEMA_VERSION,
     Component,
     Ecosystem,
+    Effect,
     FileKind,
     FileReport,
     Finding,
@@ -629,7 +630,7 @@ def test_default_salt_names_the_version_code_and_real_tables() -> None:
 
 
 def _report() -> Report:
-    symbol = SymbolFinding("mem\udcffcpy", "GLIBC_2.14", False, ("R_X86_64_JUMP_SLOT",), True, "fatal", "/a",
+    symbol = SymbolFinding("mem\udcffcpy", "GLIBC_2.14", False, ("R_X86_64_JUMP_SLOT",), True, Effect.FATAL, "/a",
                            "libc.so.6", True, None)
     finding = Finding("unresolved-symbol", "MC003", Verdict.BLOCKED, "/a", "/a", "memcpy", "m", "fix", "accepted")
     file = FileReport(

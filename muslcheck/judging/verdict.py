@@ -90,7 +90,7 @@ def problems(
                 continue
             symbols.append(SymbolFinding(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
-                fatal=u.effect is Effect.FATAL, effect=u.effect.value, file=obj.path,  # both from the one Effect
+                fatal=u.effect is Effect.FATAL, effect=u.effect, file=obj.path,  # both from the one Effect
                 from_library=u.version_library,
                 gcompat=u.name in gcompat_names,
                 pending_on=_pending_on(u.version_library, packaged),
@@ -260,7 +260,7 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
     out: list[str] = []
     if shown.glibc_interpreter:
         out.append(f"glibc interpreter {shown.glibc_interpreter}: Alpine has it only with gcompat installed")
-    latent = sorted({s.name for s in shown.symbols if s.effect == Effect.LATENT.value})
+    latent = sorted({s.name for s in shown.symbols if s.effect is Effect.LATENT})
     if latent:
         out.append("loads, then crashes on the first call of: " + ", ".join(latent))
     if shown.weak_null:

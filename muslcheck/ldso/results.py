@@ -10,14 +10,7 @@ from enum import StrEnum
 
 from muslcheck.elf import ElfFacts
 from muslcheck.model.options import Context
-
-
-class Effect(StrEnum):
-    """What an unbound symbol reference does (do_relocs, DL:431-443)."""
-
-    FATAL = "fatal"  # the load fails ("Error relocating ...: symbol not found")
-    LATENT = "latent"  # deferred under RTLD_LAZY: loads, then crashes on first call
-    NULL = "null"  # weak undefined: resolves to 0 silently
+from muslcheck.model.report import Effect as Effect  # the report's word; decided here (relocs.py)
 
 
 class MissingReason(StrEnum):

@@ -59,6 +59,14 @@ class Ecosystem(StrEnum):
     FILE = "file"  # a loose ELF file that no package claims
 
 
+class Effect(StrEnum):
+    """What an unbound symbol reference does (musl's do_relocs, DL:431-443); the loader model decides it."""
+
+    FATAL = "fatal"  # the load fails ("Error relocating ...: symbol not found")
+    LATENT = "latent"  # deferred under RTLD_LAZY: loads, then crashes on first call
+    NULL = "null"  # weak undefined: resolves to 0 silently
+
+
 class FileKind(StrEnum):
     """What an ELF file is to the dynamic linker."""
 
@@ -75,7 +83,7 @@ class SymbolFinding:
     weak: bool
     relocations: tuple[str, ...]
     fatal: bool  # False: latent (deferred by RTLD_LAZY: loads, then crashes on the first call)
-    effect: str  # "fatal" | "latent"
+    effect: Effect  # FATAL or LATENT (a NULL binding is listed under weak_unresolved instead)
     file: str  # the object whose relocation fails
     from_library: str | None  # the library the version requirement names (e.g. "libc.so.6")
     gcompat: bool  # gcompat provides it

@@ -155,7 +155,7 @@ def _details(f: FileReport, paint: Paint, fix_label: str) -> list[str]:
     symbols = list(f.unresolved_symbols)
     for s in symbols[:_MAX_SYMBOLS]:
         where = "" if s.file == f.path else f" in {s.file}"
-        tags = [s.effect]
+        tags: list[str] = [s.effect]
         if s.gcompat:
             tags.append("gcompat has it")
         if s.pending_on:

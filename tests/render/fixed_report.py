@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from muslcheck.model.options import Context
 from muslcheck.model.report import (
+    Effect,
     FileKind,
     FileReport,
     Finding,
@@ -32,7 +33,7 @@ def symbol(name: str, version: str | None, file: str, *, gcompat: bool = False, 
            pending_on: str | None = None) -> SymbolFinding:
     return SymbolFinding(
         name=name, version=version, weak=False, relocations=("R_X86_64_JUMP_SLOT",), fatal=fatal,
-        effect="fatal" if fatal else "latent", file=file, from_library="libc.so.6" if version else None,
+        effect=Effect.FATAL if fatal else Effect.LATENT, file=file, from_library="libc.so.6" if version else None,
         gcompat=gcompat, pending_on=pending_on,
     )
 
