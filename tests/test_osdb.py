@@ -98,7 +98,8 @@ def test_os_package_files_are_set_apart_and_their_libraries_come_from_alpine(
     assert by_path["/app/lib/libdep-owned.so"].verdict is Verdict.NOT_APPLICABLE
     exe = by_path["/app/bin/app"]
     [lib] = exe.missing_libraries
-    assert lib.name == "libdep.so" and lib.package == "the Alpine package that replaces libdep1 1.0 (dpkg)"
+    assert lib.name == "libdep.so" and lib.reason == "replaced on Alpine: owned by libdep1 1.0 (dpkg)"
+    assert lib.package == "so:libdep.so"  # no cited Alpine name: a package spec apk resolves, never free text
     assert [c.ecosystem for c in report.components if c.name == "libdep1"] == ["os-package"]
     included = scan(tmp_path, include_os_packages=True)
     assert {f.path: f.verdict for f in included.files}["/app/lib/libdep-owned.so"] is not Verdict.NOT_APPLICABLE

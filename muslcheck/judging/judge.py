@@ -21,6 +21,7 @@ from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.judging.verdict import Problems, decide, file_report, problems
 from muslcheck.ldso.facts import ElfFile, FactsCache, NotLoadable
 from muslcheck.ldso.load import Effect, LoadedObject, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
+from muslcheck.ldso.search import is_reserved
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.ignore import Ignores
@@ -272,8 +273,7 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
     reach: dict[object, frozenset[object]] = {}
     for f, _ in libraries:
         t = judging.targets_for(f.facts.machine)
-        reserved = t.bare.rules.reserved_prefixes
-        if all(n.startswith("lib") and n[3:].startswith(reserved) for n in f.facts.needed):
+        if all(is_reserved(n, t.bare) for n in f.facts.needed):
             reach[f.identity] = frozenset()  # it names only libc (DL:1072-1098): nothing else comes in
             continue
         try:

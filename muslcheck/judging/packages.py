@@ -53,9 +53,11 @@ GLIBC_LIBRARIES = frozenset({
 @cache
 def gcompat_files() -> frozenset[str]:
     """Sonames gcompat's package installs: its libc.so.6-style links to libgcompat.so.0 and its loader stub at
-    the glibc interpreter path of each architecture (``ld-linux-x86-64.so.2``, ``ld-linux-aarch64.so.1``)."""
+    the glibc interpreter path of each architecture, by name (``ld-linux-x86-64.so.2``) and by the full path a
+    DT_NEEDED entry may give (``/lib64/ld-linux-x86-64.so.2``)."""
     table = Catalog().gcompat
-    return frozenset(table.libc_links) | frozenset(p.rsplit("/", 1)[-1] for p in table.loader_paths.values())
+    loaders = table.loader_paths.values()
+    return frozenset(table.libc_links) | frozenset(loaders) | frozenset(p.rsplit("/", 1)[-1] for p in loaders)
 
 
 def apk_for(soname: str) -> str | None:

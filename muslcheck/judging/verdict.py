@@ -21,6 +21,7 @@ from muslcheck.model.report import (
     SymbolFinding,
     TlsFinding,
     Verdict,
+    apk_spec,
 )
 from muslcheck.model.rules import RULES
 
@@ -74,6 +75,9 @@ def problems(
         if in_scope(m.needed_by) or m.needed_by == "dlopen"
     )
     packaged = [lib.name for lib in libraries if lib.package and lib.name not in GLIBC_LIBRARIES]
+    # every missing library a symbol may come from: gcompat's files are glibc's (their symbols are libc's)
+    awaited = packaged + [lib.name for lib in libraries if lib.name not in packaged
+                          and lib.name not in GLIBC_LIBRARIES and apk_spec(lib) != "gcompat"]
     symbols: list[SymbolFinding] = []
     weak_null: set[str] = set()
     relocations: list[RelocationFinding] = []
@@ -93,7 +97,7 @@ def problems(
                 fatal=u.effect is Effect.FATAL, effect=u.effect, file=obj.path,  # both from the one Effect
                 from_library=u.version_library,
                 gcompat=u.name in gcompat_names,
-                pending_on=_pending_on(u.version_library, packaged),
+                pending_on=_pending_on(u.version_library, awaited),
             ))
         machine = obj.facts.machine
         relocations.extend(
@@ -115,9 +119,11 @@ def problems(
 
 
 def _package_for(missing: MissingLibrary) -> str | None:
-    """The Alpine package that provides a library musl did not find, or that replaces the OS package owning it."""
+    """What ``apk add`` takes for a library musl did not find (a cited name, or ``gcompat`` for its files), or for
+    one the Alpine counterpart of its OS package must provide (else ``so:SONAME``, resolved by apk through the
+    provides): a package spec, never free text."""
     if missing.reason is MissingReason.REPLACED:
-        return apk_for(missing.name) or f"the Alpine package that replaces {missing.owner}"
+        return apk_for(missing.name) or apk_spec(LibraryFinding(missing.name, missing.needed_by, missing.message, None))
     return apk_for(missing.name) if missing.reason is MissingReason.NOT_FOUND else None
 
 
@@ -174,11 +180,12 @@ def _findings(
     return out
 
 
-def _pending_on(version_library: str | None, packaged: Sequence[str]) -> str | None:
-    """A missing library from an Alpine package that will probably provide this symbol."""
+def _pending_on(version_library: str | None, awaited: Sequence[str]) -> str | None:
+    """The missing library that will probably provide this symbol (one from a package first): the one its
+    version names, else the first. musl cannot be blamed for it before that library is there."""
     if version_library is not None:
-        return version_library if version_library in packaged else None
-    return packaged[0] if packaged else None
+        return version_library if version_library in awaited else None
+    return awaited[0] if awaited else None
 
 
 def decide(plain: Problems, with_gcompat: Problems | None) -> Verdict:
@@ -198,14 +205,28 @@ def fixes(shown: Problems, verdict: Verdict, preload_fixes: bool) -> tuple[str, 
 
     out: list[str] = []
     for pkg in shown.packages:
-        sonames = sorted({lib.name for lib in shown.libraries if lib.package == pkg})
-        verb = "install" if pkg.startswith("the Alpine package") else "apk add"
-        out.append(f"{verb} {pkg}  (provides {', '.join(sonames)})")
+        sonames = ", ".join(sorted({lib.name for lib in shown.libraries if lib.package == pkg}))
+        why = (f"apk installs whichever package provides {sonames}; no verified Alpine name" if pkg.startswith("so:")
+               else f"provides {sonames}")
+        out.append(f"apk add {pkg}  ({why})")
     if verdict is Verdict.NEEDS_GCOMPAT:
         out.append("apk add gcompat  (glibc compatibility layer; it applies to this file's load context)")
-    unknown = [name for name in subjects("missing-library") if apk_for(name) is None]
-    if unknown:
-        out.append(f"ship a musl build of {', '.join(unknown)} (not in the tree, no Alpine package known)")
+    missing = {f.subject for f in live if f.rule == "missing-library"}
+    gcompat_files: list[str] = []
+    unpackaged: list[str] = []
+    for lib in sorted({lib.name: lib for lib in shown.libraries if lib.name in missing}.values(),
+                      key=lambda lib: lib.name):
+        spec = apk_spec(lib)
+        if spec == "gcompat":
+            gcompat_files.append(lib.name)
+        elif spec is None:
+            unpackaged.append(lib.name)
+        else:
+            out.append(f"apk add {spec}  (apk installs whichever package provides {lib.name}; no verified Alpine name)")
+    gcompat_line = (f"apk add gcompat  (its package provides {', '.join(gcompat_files)})"
+                    if gcompat_files and verdict is not Verdict.NEEDS_GCOMPAT else None)
+    if unpackaged:
+        out.append(f"ship a musl build of {', '.join(unpackaged)} (not in the tree, and no Alpine package holds it)")
     names = subjects("unresolved-symbol", "latent-symbol")
     if verdict is Verdict.BLOCKED and names:
         if preload_fixes:
@@ -230,11 +251,17 @@ def fixes(shown: Problems, verdict: Verdict, preload_fixes: bool) -> tuple[str, 
         out.append("replace the libraries built for another architecture: " + ", ".join(wrong))
     if subjects("glibc-interpreter") and verdict is Verdict.BLOCKED and not out:
         out.append(f"rebuild against musl (interpreter {shown.glibc_interpreter} is glibc's)")
+    # a musl build needs no gcompat: offering both would be two contradictory plans (as in model.report.file_steps)
+    if gcompat_line and (any(line.startswith("LD_PRELOAD") for line in out)
+                         or not any(line.startswith(_REBUILD_LINES) for line in out)):
+        out.insert(sum(1 for line in out if line.startswith("apk add ")), gcompat_line)
     return tuple(dict.fromkeys(out))
 
 
+_REBUILD_LINES = ("rebuild", "ship a musl build", "replace ", "target musl")
+
+
 _FIX_BY_RULE = {
-    "missing-library": "ship a musl build of the library",
     "unresolved-symbol": "rebuild against musl",
     "latent-symbol": "rebuild against musl",
     "unsupported-relocation": "rebuild without IFUNC / against musl",
@@ -250,6 +277,10 @@ def _settled(f: Finding, verdict: Verdict, shown: Problems) -> Finding:
     level, fix = f.level, _FIX_BY_RULE.get(f.rule)
     if f.rule == "needs-package":
         fix = f"apk add {next((lib.package for lib in shown.libraries if lib.name == f.subject), None)}"
+    elif f.rule == "missing-library" and verdict is not Verdict.NEEDS_GCOMPAT:
+        lib = next((lib for lib in shown.libraries if lib.name == f.subject), None)
+        spec = apk_spec(lib) if lib is not None else None
+        fix = f"apk add {spec}" if spec else "ship a musl build of the library"
     elif verdict is Verdict.NEEDS_GCOMPAT:
         level, fix = Verdict.NEEDS_GCOMPAT, "apk add gcompat"
     # Built directly: dataclasses.replace costs ten times as much, and a report holds 10^5 findings.
