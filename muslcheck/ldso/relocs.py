@@ -46,8 +46,8 @@ RELOC_CLASSES: dict[str, dict[int, str]] = {
         0: "NONE", 22: "SYMBOLIC", 9: "COPY", 10: "GOT", 11: "PLT", 12: "RELATIVE",
         54: "DTPMOD", 55: "DTPOFF", 56: "TPOFF",
     },
-    "riscv64": {  # RH:13-20. No REL_GOT: GOT slots are R_RISCV_64, never deferred. TLSDESC since 1.2.5
-        # (commit 407aea62), the first version with a riscv64 table.
+    "riscv64": {  # RH:13-20. No REL_GOT: GOT slots are R_RISCV_64, never deferred. TLSDESC only since 1.2.5
+        # (commit 407aea62): 1.2.4 calls type 12 unsupported, which this table does not model yet.
         0: "NONE", 2: "SYMBOLIC", 4: "COPY", 5: "PLT", 3: "RELATIVE",
         7: "DTPMOD", 9: "DTPOFF", 11: "TPOFF", 12: "TLSDESC",
     },
