@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
-from oracle.loaders import LoadersUnavailable, available_loaders
-from oracle.sandbox import sandbox_problem
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip locally; under CI a missing prerequisite is a failure."""
-    if in_ci():
-        pytest.fail(f"CI: {reason}")
-    pytest.skip(reason)
-
+from tests.oracle.loaders import LoadersUnavailable, available_loaders
+from tests.oracle.sandbox import sandbox_problem
+from tests.support import REPO, in_ci, unavailable
 
 # Tests that take minutes (README: "the whole suite"): the system differential tests over the machine's own
 # ELF files, and the README's demo in a fresh venv. A plain `pytest` skips them; CI runs them.

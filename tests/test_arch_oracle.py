@@ -25,6 +25,7 @@ from muslcheck.targets.directory import DirectoryRoot
 from tests.oracle.ldd import LoaderReport, run_list
 from tests.oracle.loaders import LoadersUnavailable, available_loaders
 from tests.oracle.sandbox import sandbox_problem
+from tests.support import unavailable
 
 pytestmark = pytest.mark.oracle
 CATALOG = Catalog()

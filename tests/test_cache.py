@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, unavailable
 
 from muslcheck import __version__
 from muslcheck.cache import codec, keys
@@ -53,6 +52,7 @@ from muslcheck.model.report import (
     TlsFinding,
     Verdict,
 )
+from tests.support import REPO, unavailable
 
 SALT = "test-salt"
 HEADER = 8 + 4 + 8 + 32 + 32  # magic, format version, payload length, key digest, payload sha256

@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import unavailable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from muslcheck.demangle import MAX_TEXT, demangle
 from muslcheck.elf import read_elf_file
+from tests.support import unavailable
 
 # What c++filt (binutils 2.40) prints for each, one grammar feature per line.
 CXXFILT = [

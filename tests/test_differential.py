@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle.dlopen import run_dlopen
-from oracle.ldd import LoaderReport, run_list
-from oracle.loaders import EXPECTED_VERSIONS
 
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.judging.judge import kind_of
@@ -20,6 +17,9 @@ from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, LoadResult, Target, load
 from muslcheck.ldso.tables import Catalog, Definition, tables_dir
 from muslcheck.targets.directory import DirectoryRoot
+from tests.oracle.dlopen import run_dlopen
+from tests.oracle.ldd import LoaderReport, run_list
+from tests.oracle.loaders import EXPECTED_VERSIONS
 
 pytestmark = pytest.mark.oracle
 CATALOG = Catalog()

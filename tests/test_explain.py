@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import unavailable
 
 from muslcheck.cli import main
 from muslcheck.elf import read_elf_file
@@ -24,6 +23,7 @@ from muslcheck.explain import (
 )
 from muslcheck.ldso.tables import Catalog
 from muslcheck.model.errors import UsageError
+from tests.support import unavailable
 
 SYM = Path(__file__).resolve().parent.parent / "symbols"
 

@@ -14,9 +14,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import REPO, unavailable
 
 import muslcheck
+from tests.support import REPO, unavailable
 
 README = REPO / "README.md"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

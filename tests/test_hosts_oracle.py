@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle.dlopen import run_dlopen
 
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
@@ -16,6 +15,7 @@ from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, Target, load
 from muslcheck.ldso.tables import Catalog
 from muslcheck.targets.directory import DirectoryRoot
+from tests.oracle.dlopen import run_dlopen
 
 CATALOG = Catalog()
 LIBRARIES = {  # sample library -> the host that loads it

@@ -75,7 +75,7 @@ def test_the_stages_are_folders() -> None:
 def test_no_import_reaches_above_its_stage(path: Path) -> None:
     here = stage_of(module_name(path))
     upward = []
-    for target, names, line in imports(path):
+    for target, _, line in imports(path):
         there = stage_of(target)
         if there != here and rank(there) >= rank(here):
             upward.append(f"line {line}: {here} imports {target} ({there})")

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle.dlopen import run_dlopen
-from oracle.ldd import LoaderReport, parse_loader_output, run_list
-from oracle.loaders import EXPECTED_VERSIONS, REQUIRED_VERSIONS
 
 from muslcheck.ldso.tables import version_key
+from tests.oracle.dlopen import run_dlopen
+from tests.oracle.ldd import LoaderReport, parse_loader_output, run_list
+from tests.oracle.loaders import EXPECTED_VERSIONS, REQUIRED_VERSIONS
 
 # ---------------------------------------------------------------------------------------------
 # parse_loader_output on literal text (DESIGN §2 "Messages")

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unavailable
+
+from tests.support import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 NEEDS_NETWORK = "needs network: python -m build fetches hatchling and pip fetches click from the package index"

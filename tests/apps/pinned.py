@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from artifacts import cache_dir, unavailable
+
+from tests.artifacts import cache_dir, unavailable
 
 # name@version -> dist.integrity
 NPM: dict[str, str] = {

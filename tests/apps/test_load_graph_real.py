@@ -18,14 +18,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from artifacts import cache_dir, unavailable
-from oracle.dlopen import run_dlopen
 
 from muslcheck import Context, FileReport, Report, Verdict, scan
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
 from muslcheck.elf import read_elf_file
 from muslcheck.ldso.tables import tables_dir
+from tests.artifacts import cache_dir, unavailable
+from tests.oracle.dlopen import run_dlopen
 
 pytestmark = pytest.mark.network
 REPO = Path(__file__).resolve().parents[2]

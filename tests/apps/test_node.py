@@ -8,13 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from apptrees import elves_of, put
 
 from muslcheck.apps import node
 from muslcheck.apps.model import Flavour, Host, package_key
 from muslcheck.elf import read_elf_file
 from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.directory import DirectoryRoot
+from tests.apps.apptrees import elves_of, put
 
 NM = "/app/node_modules"
 SWC_GNU = f"{NM}/@swc/core-linux-x64-gnu"

@@ -10,9 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from apptrees import elves_of, put
-from oracle.ldd import run_list
-from pinned import install
 
 from muslcheck import Verdict, scan
 from muslcheck.apps import node
@@ -20,6 +17,9 @@ from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Flavour, Host, Identified, Package, package_key
 from muslcheck.model.report import Component, FileReport, Report
 from muslcheck.targets.directory import DirectoryRoot
+from tests.apps.apptrees import elves_of, put
+from tests.apps.pinned import install
+from tests.oracle.ldd import run_list
 
 pytestmark = pytest.mark.network
 NM = "/app/node_modules"

@@ -8,7 +8,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from apptrees import elves_of, put
 
 from muslcheck.apps import python, registry
 from muslcheck.apps.model import METADATA_MAX_BYTES, Flavour, Host, Native, package_key
@@ -17,6 +16,7 @@ from muslcheck.ldso.tree import Resolved
 from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.archives import ArchiveMetadata
 from muslcheck.targets.directory import DirectoryRoot
+from tests.apps.apptrees import elves_of, put
 
 SITE = "/usr/local/lib/python3.11/site-packages"
 ORJSON_SO = f"{SITE}/orjson/orjson.cpython-311-x86_64-linux-gnu.so"

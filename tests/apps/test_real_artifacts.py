@@ -10,14 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from artifacts import ORJSON, debian_package, wheel_site
-from oracle.ldd import run_list
-from pinned import install, pip_site
 
 from muslcheck import Verdict, scan
 from muslcheck.apps.application import host_provides
 from muslcheck.apps.model import Host
 from muslcheck.model.report import Component, FileReport, Report
+from tests.apps.pinned import install, pip_site
+from tests.artifacts import ORJSON, debian_package, wheel_site
+from tests.oracle.ldd import run_list
 
 pytestmark = pytest.mark.network
 JNI_DIR = "usr/lib/x86_64-linux-gnu/jni"

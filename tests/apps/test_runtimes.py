@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from apptrees import elves_of, put
 
 from muslcheck.apps import runtimes
 from muslcheck.ldso.tree import Resolved
 from muslcheck.model.report import Ecosystem, Skip
 from muslcheck.targets.directory import DirectoryRoot
+from tests.apps.apptrees import elves_of, put
 
 TEMURIN = "/opt/java/openjdk"
 DEBIAN = "/usr/lib/jvm/java-17-openjdk-amd64"

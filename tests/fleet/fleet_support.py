@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
-
-import imagebuild  # tests/images is not a package: found through the path above
-
 from tests.elf.elfbuilder import ElfSpec, Sym
+from tests.images import imagebuild
 
 R_JUMP_SLOT = 7
 MUSL_INTERP = "/lib/ld-musl-x86_64.so.1"

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fleet_support import library, program, write_tree
 
 from muslcheck import ScanOptions, scan
 from muslcheck.cli import EXIT_INCOMPATIBLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 from muslcheck.fleet import FLEET_SCHEMA_VERSION, FleetOptions, read_targets_file, scan_fleet
 from muslcheck.fleet.report import summarize
 from muslcheck.model.report import Verdict
+from tests.fleet.fleet_support import library, program, write_tree
 
 OPTIONS = ScanOptions(musl="1.2.5")
 

@@ -30,9 +30,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
-
-import imagebuild  # tests/images is not a package: found through the path above
+from tests.images import imagebuild
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hostile_support import RSS_BOUND_MB, run_scan, skipped
+
+from tests.hostile.hostile_support import RSS_BOUND_MB, run_scan, skipped
 
 
 def test_a_zip_of_a_million_entries_is_refused_before_it_is_parsed(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from hostile_support import RSS_BOUND_MB, run_scan, skipped
 
 from muslcheck.elf import read_elf, read_elf_file, reader
 from muslcheck.model.errors import MalformedElf
+from tests.hostile.hostile_support import RSS_BOUND_MB, run_scan, skipped
 
 _DT_NEEDED, _DT_HASH, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ, _DT_SYMENT = 1, 4, 5, 6, 10, 11
 _GIB = 1 << 30

@@ -11,7 +11,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from hostile_support import (
+
+from tests.hostile.hostile_support import (
     RSS_BOUND_MB,
     ScanResult,
     report_paths,
@@ -21,7 +22,7 @@ from hostile_support import (
     tinfo,
     tmp_entries,
 )
-from hostile_support import (
+from tests.hostile.hostile_support import (
     imagebuild as ib,
 )
 

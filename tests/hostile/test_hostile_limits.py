@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hostile_support import (
+
+from tests.hostile.hostile_support import (
     ELF_HEAD,
     RSS_BOUND_MB,
     Big,
@@ -27,7 +28,7 @@ from hostile_support import (
     tinfo,
     write_sparse,
 )
-from hostile_support import imagebuild as ib
+from tests.images import imagebuild as ib
 
 GB4 = 4 << 30
 

@@ -7,8 +7,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hostile_support import ELF_HEAD, RSS_BOUND_MB, Big, big_layer_oci_dir, need_disk, report_paths, run_scan, skipped
-from hostile_support import imagebuild as ib
+from tests.hostile.hostile_support import (
+    ELF_HEAD,
+    RSS_BOUND_MB,
+    Big,
+    big_layer_oci_dir,
+    need_disk,
+    report_paths,
+    run_scan,
+    skipped,
+)
+from tests.images import imagebuild as ib
 
 
 def test_multi_gb_image_stays_under_the_rss_bound(tmp_path: Path, samples_dir: Path) -> None:

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hostile_support import EXEC_EVENTS, REPO, SCAN_CHILD, run_scan
-from hostile_support import imagebuild as ib
+from tests.hostile.hostile_support import EXEC_EVENTS, REPO, SCAN_CHILD, run_scan
+from tests.images import imagebuild as ib
 
 _LIBRARY_SCANS = r"""
 import os, sys, json

@@ -12,7 +12,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from hostile_support import (
+
+from muslcheck.targets.image import layerstream
+from muslcheck.targets.image.layerstream import LayerStream
+from muslcheck.targets.image.tarreader import MAX_NAME_BYTES, MAX_PAX_BYTES, TarError, TarReader, parse_pax
+from tests.hostile.hostile_support import (
     RSS_BOUND_MB,
     put_blob,
     report_paths,
@@ -21,11 +25,7 @@ from hostile_support import (
     tar_members_bytes,
     tinfo,
 )
-from hostile_support import imagebuild as ib
-
-from muslcheck.targets.image import layerstream
-from muslcheck.targets.image.layerstream import LayerStream
-from muslcheck.targets.image.tarreader import MAX_NAME_BYTES, MAX_PAX_BYTES, TarError, TarReader, parse_pax
+from tests.images import imagebuild as ib
 
 GIB = 1 << 30
 
@@ -52,7 +52,7 @@ def _one_layer_layout(tmp_path: Path, layer: bytes, *, gz: bool = False) -> Path
     layout = tmp_path / "image"
     blob = gzip.compress(layer, compresslevel=6, mtime=0) if gz else layer
     digest = put_blob(layout, blob)
-    from hostile_support import oci_dir_from_blobs
+    from tests.hostile.hostile_support import oci_dir_from_blobs
 
     media = ib.OCI_LAYER["gzip" if gz else "none"]
     return oci_dir_from_blobs(layout, [(media, digest, ib.sha256(layer), len(blob))])
@@ -213,7 +213,7 @@ def test_layout_repeating_one_layer_10000_times(tmp_path: Path, samples_dir: Pat
     for compressed in (False, True):
         blob = gzip.compress(layer, mtime=0) if compressed else layer
         digest = put_blob(layout, blob)
-        from hostile_support import oci_dir_from_blobs
+        from tests.hostile.hostile_support import oci_dir_from_blobs
 
         media = ib.OCI_LAYER["gzip" if compressed else "none"]
         oci_dir_from_blobs(layout, [(media, digest, ib.sha256(layer), len(blob))] * 10_000)

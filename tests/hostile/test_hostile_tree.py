@@ -7,9 +7,8 @@ import os
 import socket
 from pathlib import Path
 
-from hostile_support import run_scan, skipped
-
 from muslcheck.targets import directory
+from tests.hostile.hostile_support import run_scan, skipped
 
 
 def test_a_tree_nested_1200_deep_is_walked_without_recursion_and_the_limit_reports(tmp_path: Path) -> None:

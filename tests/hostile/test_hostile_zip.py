@@ -16,11 +16,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hostile_support import RSS_BOUND_MB, run_scan, skipped
 
 from muslcheck.targets import archives, directory, limits
 from muslcheck.targets.archives import scan_archive
 from muslcheck.targets.limits import Budget, KeepWhole
+from tests.hostile.hostile_support import RSS_BOUND_MB, run_scan, skipped
 
 _LZMA_PROPS = {"id": lzma.FILTER_LZMA1, "lc": 3, "lp": 0, "pb": 2, "dict_size": 1 << 20}
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import unavailable
+from tests.support import unavailable
 
 MTIME = 1_700_000_000  # every tar member and materialized file
 CREATED = "2023-11-14T22:13:20Z"  # the same instant, for configs

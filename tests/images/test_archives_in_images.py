@@ -6,9 +6,8 @@ import io
 import zipfile
 from pathlib import Path
 
-from imagebuild import file, write_docker_archive_legacy
-
 from muslcheck import scan
+from tests.images.imagebuild import file, write_docker_archive_legacy
 
 
 def test_archives_inside_image_layers_are_read_from_the_stream(samples_dir: Path, tmp_path: Path) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild import file, image_config, write_docker_archive_legacy, write_oci_dir
-
 from muslcheck import scan
+from tests.images.imagebuild import file, image_config, write_docker_archive_legacy, write_oci_dir
 
 
 def test_only_files_the_app_layers_add_or_change_are_judged(samples_dir: Path, tmp_path: Path) -> None:

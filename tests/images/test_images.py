@@ -20,7 +20,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from imagebuild import (
+
+import muslcheck
+from muslcheck import MuslcheckError, Report
+from muslcheck.cli import EXIT_INPUT, main
+from tests.elf.elfbuilder import ElfSpec
+from tests.images.imagebuild import (
     Entry,
     Registry,
     add_platform_index,
@@ -51,11 +56,6 @@ from imagebuild import (
     write_oci_archive,
     write_oci_dir,
 )
-
-import muslcheck
-from muslcheck import MuslcheckError, Report
-from muslcheck.cli import EXIT_INPUT, main
-from tests.elf.elfbuilder import ElfSpec
 
 Verdicts = dict[str, tuple[str, tuple[str, ...]]]
 

@@ -8,7 +8,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from imagebuild import blob_path, corrupt_blob, sample_layers, write_docker_archive_oci, write_oci_dir
 
 from muslcheck import scan
 from muslcheck.cache import Store
@@ -18,6 +17,7 @@ from muslcheck.targets.image.mapped import MappedLayer
 from muslcheck.targets.image.sources import DigestMismatch, open_image, parse_reference
 from muslcheck.targets.image.sources.archive import TarBlobs
 from muslcheck.targets.image.sources.interface import BlobLocation
+from tests.images.imagebuild import blob_path, corrupt_blob, sample_layers, write_docker_archive_oci, write_oci_dir
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

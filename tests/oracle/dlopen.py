@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sandbox import run_loader
+from tests.oracle.sandbox import run_loader
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sandbox import run_loader
+from tests.oracle.sandbox import run_loader
 
 _LOADED = re.compile(r"\t(?P<name>.+) => (?P<path>.+) \(\S+\)")
 _SELF = re.compile(r"\t(?P<name>.+) \(\S+\)")

@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from .dlopen import run_dlopen
-from .ldd import LoaderReport, run_list
-from .loaders import available_loaders
+from tests.oracle.dlopen import run_dlopen
+from tests.oracle.ldd import LoaderReport, run_list
+from tests.oracle.loaders import available_loaders
 
 
 def summary(rc: int, report: LoaderReport, root: Path) -> str:

@@ -29,8 +29,9 @@ from muslcheck.render import render_dockerfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "render"))
-from fixed_report import file_report, fixed_report, symbol
 from test_java_components import pom, zip_bytes
+
+from tests.render.fixed_report import file_report, fixed_report, symbol
 
 ABS64 = "reloc-abs64/app/lib/libabs64.so"  # fails to load on musl: an absolute relocation to a glibc-only function
 

@@ -10,10 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner, Result
-from render_support import sarif_schema, scan_samples
 
 from muslcheck.cli import main
 from muslcheck.model.report import Report
+from tests.render.render_support import sarif_schema, scan_samples
 
 FORMATS = ("table", "text", "json", "sarif", "junit", "markdown")
 

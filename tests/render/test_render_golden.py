@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from fixed_report import fixed_report
 
 from muslcheck.render import FORMATS, RENDERERS, RenderOptions
+from tests.render.fixed_report import fixed_report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("MUSLCHECK_UPDATE_GOLDEN") == "1"

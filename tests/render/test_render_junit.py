@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fixed_report import fixed_report
-from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, file_components
 from muslcheck.render import RENDERERS, RenderOptions
 from muslcheck.render.junit import render_junit
+from tests.render.fixed_report import fixed_report
+from tests.render.render_support import scan_samples
 
 
 @pytest.fixture

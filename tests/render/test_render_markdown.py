@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fixed_report import INTERP, file_report, finding, fixed_report
-from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, file_components
 from muslcheck.render import RENDERERS, RenderOptions
 from muslcheck.render.markdown import MAX_ROWS, render_markdown
+from tests.render.fixed_report import INTERP, file_report, finding, fixed_report
+from tests.render.render_support import scan_samples
 
 ROW = re.compile(r"^\| .* \|$")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fixed_report import fixed_report
 
 import muslcheck.render
 from muslcheck.cli import EXIT_INCOMPATIBLE, EXIT_USAGE, main
@@ -28,6 +27,7 @@ from muslcheck.render import (
     renderer_for,
 )
 from muslcheck.render.interface import RenderOptions
+from tests.render.fixed_report import fixed_report
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = "\x1b["

@@ -11,14 +11,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from fixed_report import fixed_report
-from render_support import DATA, sarif_schema, scan_samples
 
 import muslcheck
 from muslcheck.model.report import Report
 from muslcheck.model.rules import RULES
 from muslcheck.render import RENDERERS, RenderOptions
 from muslcheck.render.sarif import FINGERPRINT_KEY, artifact_uri, render_sarif
+from tests.render.fixed_report import fixed_report
+from tests.render.render_support import DATA, sarif_schema, scan_samples
 
 SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 import pytest
-from fixed_report import fixed_report
-from render_support import scan_samples
 
 from muslcheck.model.report import Report, Verdict, summary_line
 from muslcheck.render import RENDERERS, RenderOptions, render_table
+from tests.render.fixed_report import fixed_report
+from tests.render.render_support import scan_samples
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from sources_support import (
+
+from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
+from muslcheck.targets.image.sources.archive import DockerArchiveSource, OciArchiveSource
+from tests.sources.sources_support import (
     Blobs,
     annotate,
     dumps,
@@ -22,9 +25,6 @@ from sources_support import (
     tar_members,
     write_layout,
 )
-
-from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
-from muslcheck.targets.image.sources.archive import DockerArchiveSource, OciArchiveSource
 
 BASE = {"lib/libc.so.6": b"\x7fELF libc", "etc/os-release": b"ID=debian\n"}
 APP = {"app/run": b"\x7fELF app"}

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from sources_support import legacy_docker_archive
 
 from muslcheck.targets.image.sources import SourceError, open_image, parse_reference
 from muslcheck.targets.image.sources.daemon import DockerDaemonSource, daemon_reachable
+from tests.sources.sources_support import legacy_docker_archive
 
 MESSAGE = ("no Docker daemon is reachable; run `docker save app:1 -o image.tar` "
            "and scan docker-archive:image.tar")

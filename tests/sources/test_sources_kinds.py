@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sources_support import Blobs, annotate, write_layout
 
 from muslcheck import scan
 from muslcheck.cli import scan_command
@@ -30,6 +29,7 @@ from muslcheck.targets.reference import (
     parse_reference,
     source_kind,
 )
+from tests.sources.sources_support import Blobs, annotate, write_layout
 
 
 def test_every_kind_has_one_row_and_its_old_string() -> None:

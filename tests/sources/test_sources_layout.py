@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sources_support import (
+
+from muslcheck.model.errors import UsageError
+from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
+from muslcheck.targets.image.sources.ocidir import OciDirSource
+from tests.sources.sources_support import (
     DOCKER_CONFIG,
     OCI_MANIFEST,
     Blobs,
@@ -19,10 +23,6 @@ from sources_support import (
     sha,
     write_layout,
 )
-
-from muslcheck.model.errors import UsageError
-from muslcheck.targets.image.sources import DigestMismatch, SourceError, oci, open_image, parse_reference
-from muslcheck.targets.image.sources.ocidir import OciDirSource
 
 FILES = {"app/run": b"\x7fELF run", "etc/os-release": b"ID=debian\n"}
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from sources_support import layer_tar, legacy_docker_archive, oci_docker_archive, tar_layout, tar_members
 
 from muslcheck.model.errors import InputError, UsageError
 from muslcheck.targets.reference import Reference, ReferenceKind, parse_reference
+from tests.sources.sources_support import layer_tar, legacy_docker_archive, oci_docker_archive, tar_layout, tar_members
 
 DIGEST = "sha256:" + "a" * 64
 

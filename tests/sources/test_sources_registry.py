@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sources_support import Blobs, layer_tar, sha
 
 from muslcheck.targets.image.sources import DigestMismatch, SourceError, open_image, parse_reference
 from muslcheck.targets.image.sources.registry import (
@@ -26,6 +25,7 @@ from muslcheck.targets.image.sources.registry import (
     parse_challenge,
 )
 from muslcheck.targets.reference import DOCKER_HUB
+from tests.sources.sources_support import Blobs, layer_tar, sha
 
 USER, PASSWORD = "reader", "s3cr3t-pa55"
 APP = {"app/run": b"\x7fELF app"}
