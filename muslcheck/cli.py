@@ -168,7 +168,7 @@ def _parse_specs(values: tuple[str, ...], default_file: Path | None,
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the report cache ($MUSLCHECK_CACHE_DIR, $XDG_CACHE_HOME/muslcheck).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes that judge the files; 0: one per available CPU, at most 8.")
+              help="Worker processes that judge the files; 0: one per idle CPU, at most 8.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def scan_command(
     paths: tuple[str, ...],

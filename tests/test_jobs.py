@@ -37,9 +37,16 @@ def test_workers_give_the_same_report(samples_dir: Path, context: str | None) ->
     assert two.to_json() == one.to_json()
 
 
-@pytest.mark.parametrize(("cpus", "jobs"), [(1, 1), (2, 2), (64, judge.MAX_DEFAULT_JOBS)])
-def test_default_jobs_follow_the_cpus_allowed(monkeypatch: pytest.MonkeyPatch, cpus: int, jobs: int) -> None:
+@pytest.mark.parametrize(("cpus", "load", "jobs"), [
+    (1, 0.0, 1), (2, 0.0, 2), (64, 0.0, judge.MAX_DEFAULT_JOBS),
+    (2, 0.4, 2),  # a little background work still leaves both cores
+    (2, 1.0, 1), (2, 2.5, 1),  # a busy machine: one process, never slower than -j 1
+    (8, 3.0, 5), (8, 20.0, 1),
+])
+def test_default_jobs_follow_the_idle_cpus_allowed(monkeypatch: pytest.MonkeyPatch, cpus: int, load: float,
+                                                  jobs: int) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert judge.default_jobs() == jobs
 
 

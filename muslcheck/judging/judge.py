@@ -29,7 +29,7 @@ from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
-PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves
+PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves (measured: docs/performance.md)
 MAX_DEFAULT_JOBS = 8
 _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
 
@@ -51,13 +51,20 @@ def kind_of(facts: ElfFacts) -> FileKind:
 
 
 def default_jobs() -> int:
-    """One worker per CPU this process may run on (the affinity mask, where the platform has one), at most
-    MAX_DEFAULT_JOBS: past that, each worker's share of files is small and its caches cold."""
+    """One worker per CPU this process may run on (the affinity mask, where the platform has one) that other work
+    leaves idle (the 1-minute load average), at most MAX_DEFAULT_JOBS: past that, each worker's share of files is
+    small and its caches cold. Measured (docs/performance.md): on 2 idle cores two workers beat one from 100 ELF
+    files on; with both cores busy they lose up to 300, so a busy machine gets one process, never slower than -j 1."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return min(cpus, MAX_DEFAULT_JOBS)
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here
+        busy = 0.0
+    idle = int(cpus - busy + 0.5)
+    return max(1, min(idle, cpus, MAX_DEFAULT_JOBS))
 
 
 def judge(
