@@ -196,8 +196,10 @@ _Relocations = tuple[tuple[int, int], ...]  # ((relocation type, count), ...), s
 class _Image:
     """The file, its layouts, and the address map its PT_LOAD segments define."""
 
-    def __init__(self, buf: Buffer, layout: _Layout, machine: int, holes: Sequence[tuple[int, int]] = ()) -> None:
+    def __init__(self, buf: Buffer, layout: _Layout, machine: int, holes: Sequence[tuple[int, int]] = (),
+                 fill: Fill | None = None) -> None:
         self.buf = buf
+        self.fill = fill
         self.size = len(buf)
         self.holes = list(holes)
         self.hole_starts = [start for start, _ in holes]
@@ -228,6 +230,8 @@ class _Image:
             if i >= 0 and self.holes[i][1] > offset:
                 raise MalformedElf(f"{what} of {size} bytes is not backed by the file's data (a hole of a sparse "
                                    "file, or a file that shrank while read)")
+        if self.fill is not None and size:
+            self.fill(offset, size)
 
     def bytes_at(self, offset: int, size: int, what: str) -> bytes:
         self.check(offset, size, what)
@@ -326,14 +330,16 @@ def _from_latin1(name: str) -> str:
 MAX_FILE_BYTES: Final = 1 << 30  # a larger file is not read (the image reader's MAX_ELF_BYTES)
 MAX_NEEDED: Final = 4096  # DT_NEEDED entries of one file (real ones have at most a few hundred)
 _READ_CHUNK: Final = 16 << 20
+_EHDR_MAX: Final = 64  # the ELF identification and header, either class
+Fill = Callable[[int, int], None]  # (offset, size): put those bytes of the file in place before they are read
 
 
 def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True) -> ElfFacts:
     """Read the facts of the ELF file at ``path`` (see ``read_elf``).
 
     The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
-    It is read into anonymous memory, and only its data extents (``SEEK_DATA``): a sparse file costs the bytes it
-    really holds, and a table that claims a hole (or what a shrinking file no longer holds) is ``MalformedElf``.
+    It is read into anonymous memory, and only where the reader looks (``_LazyFile``): a sparse file costs the bytes
+    it really holds, and a table that claims a hole (or what a shrinking file no longer holds) is ``MalformedElf``.
     The open never blocks (``O_NONBLOCK``) and anything but a regular file is refused."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
@@ -345,52 +351,76 @@ def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True) -> ElfF
         if st.st_size > MAX_FILE_BYTES:
             raise MalformedElf(f"ELF file of {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit: not read")
         memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
-        try:
-            holes = _read_extents(fd, memory, st.st_size)
-        except BaseException:
-            memory.close()
-            raise
+        with memory, memoryview(memory) as whole:
+            reader = _LazyFile(fd, whole, st.st_size)
+            return read_elf(whole, symbols=symbols, holes=reader.holes, fill=reader.fill)
     finally:
         os.close(fd)
-    with memory:
-        return read_elf(memory, symbols=symbols, holes=holes)
 
 
-def _read_extents(fd: int, memory: mmap.mmap, size: int) -> list[tuple[int, int]]:
-    """Read the file's data extents into ``memory``; return its holes, (start, end) ascending."""
+class _LazyFile:
+    """A file read into anonymous memory only where the ELF reader looks (its headers and dynamic tables, a few
+    percent of a library), a page run at a time: reading every byte cost 1.3x the scan. Its holes (``SEEK_HOLE``)
+    are known up front; bytes a shrinking file no longer holds end the read with ``MalformedElf``."""
+
+    _PAGE = 1 << 16
+
+    def __init__(self, fd: int, whole: memoryview, size: int) -> None:
+        self.fd, self.whole, self.size = fd, whole, size
+        self.holes = _holes(fd, size)
+        self.loaded = bytearray((size + self._PAGE - 1) // self._PAGE)  # 1: that page was read
+
+    def fill(self, offset: int, size: int) -> None:
+        first, last = offset // self._PAGE, min(offset + size - 1, self.size - 1) // self._PAGE
+        page = first
+        while page <= last:
+            if self.loaded[page]:
+                page += 1
+                continue
+            run = page
+            while run <= last and not self.loaded[run]:
+                run += 1
+            start, end = page * self._PAGE, min(run * self._PAGE, self.size)
+            while start < end:
+                n = os.preadv(self.fd, [self.whole[start : min(end, start + _READ_CHUNK)]], start)
+                if n <= 0:
+                    raise MalformedElf(f"the file shrank to {start} bytes while it was read")
+                start += n
+            self.loaded[page:run] = b"\1" * (run - page)
+            page = run
+
+
+def _holes(fd: int, size: int) -> list[tuple[int, int]]:
+    """The file's holes (a sparse file's ranges that hold no data), (start, end) ascending."""
     holes: list[tuple[int, int]] = []
     position = 0
-    with memoryview(memory) as whole:
-        while position < size:
-            try:
-                start = min(os.lseek(fd, position, os.SEEK_DATA), size)
-                end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-            except OSError:  # ENXIO: no data from here on
-                start = end = size
-            if start > position:
-                holes.append((position, start))
-            while start < end:
-                n = os.preadv(fd, [whole[start : min(end, start + _READ_CHUNK)]], start)
-                if n <= 0:  # the file shrank while it was read: what is gone is a hole
-                    holes.append((start, size))
-                    return holes
-                start += n
-            if end <= position:  # no progress (a file changing under us): the rest is a hole
-                holes.append((position, size))
-                break
-            position = end
+    while position < size:
+        try:
+            start = min(os.lseek(fd, position, os.SEEK_DATA), size)
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        except OSError:  # ENXIO: no data from here on
+            start = end = size
+        if start > position:
+            holes.append((position, start))
+        if end <= position:
+            break
+        position = end
     return holes
 
 
-def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, int]] = ()) -> ElfFacts:
+def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, int]] = (),
+             fill: Fill | None = None) -> ElfFacts:
     """Read the facts musl's loader acts on from an in-memory ELF image.
 
     ``symbols=False`` stops after the dynamic section's tags: relocations, uses and exports stay
     empty and ``symbols_read`` is False (a problem in the symbol tables is then not yet found).
     ``holes`` are (start, end) ranges, ascending, that the file does not really hold (a sparse file's holes):
-    no table may lie in one.
+    no table may lie in one. ``fill(offset, size)``, when given, is called before any bytes of ``data`` are read:
+    it puts them there (``read_elf_file`` reads a file's bytes only when the reader needs them).
     """
     buf: Buffer = data.cast("B") if isinstance(data, memoryview) and data.format != "B" else data
+    if fill is not None:
+        fill(0, min(len(buf), _EHDR_MAX))
     ident = bytes(buf[:16])
     if len(ident) < 16:
         raise MalformedElf("truncated ELF identification")
@@ -402,7 +432,7 @@ def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, i
     if len(buf) < 16 + layout.ehdr.size:
         raise MalformedElf("truncated ELF header")
     e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, *_ = layout.ehdr.unpack_from(buf, 16)
-    image = _Image(buf, layout, e_machine, holes)
+    image = _Image(buf, layout, e_machine, holes, fill)
     machine = _MACHINES.get(e_machine, (f"EM_{e_machine}",) * 2)[layout.bits == 64]
 
     interp: tuple[int, int] | None = None
@@ -664,6 +694,7 @@ def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
     while True:
         offset = image.offset_of(chain, 4, "DT_GNU_HASH chain")
         n = min(block, image.extent(chain, offset) // 4)
+        image.check(offset, 4 * n, "DT_GNU_HASH chain")
         found = bytes(image.buf[offset + low : offset + 4 * n : 4]).translate(_LOW_BIT).find(1)
         if found >= 0:
             return int(last) + found + 1
