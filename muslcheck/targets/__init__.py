@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from muslcheck.elf import is_elf, read_elf_file
 from muslcheck.ldso.facts import ElfFile, FactsCache
-from muslcheck.ldso.tree import RootFS
+from muslcheck.ldso.tree import RootFS, join
 from muslcheck.model.errors import InputError, MalformedElf, UsageError
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
@@ -77,7 +77,7 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
     if ref.kind == "file":
         assert ref.path is not None
         lone, cache, found = _single_file(ref.path, keep)
-        return Tree(lone, cache, found, str(lone.host_root), "/")  # a lone file finds its siblings
+        return Tree(lone, cache, found, str(lone.host_root), lone.mount)  # a lone file finds its siblings
     assert image is not None
     from muslcheck.targets.image.fs import read_image
 
@@ -130,9 +130,10 @@ def _single_file(source: Path, keep: KeepWhole) -> tuple[DirectoryRoot, FactsCac
     """One ELF file, or one archive of native libraries, standing alone in its directory."""
     if not source.is_file():
         raise InputError(f"{source}: not a regular file")
-    root = DirectoryRoot(source.resolve().parent)
+    directory = source.resolve().parent
+    root = DirectoryRoot(directory, mount=directory.as_posix())  # the file keeps its whole path in the report
     cache = FactsCache(root)
-    location = "/" + source.resolve().name
+    location = join(root.mount, source.resolve().name)
     try:
         with open(source, "rb") as f:
             head = f.read(4)

@@ -27,14 +27,25 @@ class Discovered:
 
 
 class DirectoryRoot:
-    def __init__(self, host_root: Path) -> None:
+    """A host directory as the root filesystem, or, with ``mount``, as that one directory of an otherwise empty
+    tree: a lone file keeps its whole path (``/opt/app/lib/x.so``) while nothing outside its directory exists."""
+
+    def __init__(self, host_root: Path, mount: str = "/") -> None:
         self.host_root = host_root.resolve()
         self._prefix = str(self.host_root).rstrip("/") + "/"
+        self.mount = "/" + mount.strip("/") if mount.strip("/") else "/"
+        self._under = len(self.mount.rstrip("/"))  # characters of an in-tree path that name the mount
         self._resolved: dict[str, Resolved | Unresolvable] = {}
 
     def host_path(self, path: str) -> str:
         """Where a resolved in-root path lives on the host (a string: this runs for every lookup)."""
-        return self._prefix + path.lstrip("/")
+        return self._prefix + path[self._under :].lstrip("/")
+
+    def _mounted(self, path: str) -> bool:
+        return self.mount == "/" or path == self.mount or path.startswith(self.mount + "/")
+
+    def _above_mount(self, path: str) -> bool:
+        return path == "/" or self.mount.startswith(path.rstrip("/") + "/")
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
         """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
@@ -47,6 +58,8 @@ class DirectoryRoot:
         return resolve_links(path, self._entry)
 
     def _entry(self, path: str) -> Entry | str:
+        if not self._mounted(path):
+            return Entry(False, True, None, ("above the mount", path)) if self._above_mount(path) else "no such file"
         host = self.host_path(path)
         try:
             st = os.lstat(host)
@@ -70,6 +83,8 @@ class DirectoryRoot:
             return f.read(limit)
 
     def list_dir(self, path: str) -> list[str]:
+        if not self._mounted(path):
+            return [self.mount[len(path.rstrip("/")) + 1 :].split("/", 1)[0]] if self._above_mount(path) else []
         try:
             return sorted(os.listdir(self.host_path(path)))
         except OSError:

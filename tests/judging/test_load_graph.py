@@ -185,7 +185,7 @@ def test_a_wheel_scanned_directly_is_a_tree_its_origin_resolves_in(tmp_path: Pat
     whl = wheel(tmp_path / "src", "pkg-1.0-cp311-cp311-musllinux_1_2_x86_64.whl")
     report = scan(whl, ScanOptions(musl="1.2.5", jobs=1))
     files = by_path(report)
-    location = f"/{whl.name}!"
+    location = f"{whl.resolve().as_posix()}!"  # a lone archive keeps its whole path
     ext, helper = files[f"{location}/pkg/_ext.cpython-311-x86_64-linux-musl.so"], files[f"{location}/pkg.libs/"
                                                                                          "libhelper-1a2b.so.1"]
     assert ext.missing_libraries == () and ext.verdict is Verdict.NATIVE
@@ -201,8 +201,9 @@ def test_two_roots_inside_an_archive_and_their_dependency(tmp_path: Path, name: 
     two_roots_tree(src / SITE.lstrip("/"), "plugins")
     archive = wheel(src, name)
     files = by_path(scan(archive, ScanOptions(musl="1.2.5", jobs=1)))
-    bad, dep = f"/{name}!/app/plugins/b-bad.so", f"/{name}!/app/lib/libdep.so.1"
-    assert files[f"/{name}!/app/plugins/a-good.so"].verdict is Verdict.NATIVE
+    at = archive.resolve().as_posix()  # a lone archive keeps its whole path
+    bad, dep = f"{at}!/app/plugins/b-bad.so", f"{at}!/app/lib/libdep.so.1"
+    assert files[f"{at}!/app/plugins/a-good.so"].verdict is Verdict.NATIVE
     assert files[bad].verdict is Verdict.BLOCKED
     assert files[dep].verdict is Verdict.BLOCKED and files[dep].findings[0].message.endswith(f"(in the load of {bad})")
 
