@@ -209,7 +209,7 @@ def scan_command(
                         include_runtimes=include_runtimes, insecure_registry=insecure_registry,
                         docker_config=docker_config))
     path = paths[0]
-    try:
+    with _exit_codes():
         specs = parse_outputs(outputs, out_file)
         render_options = RenderOptions(color=_stdout_takes_color(), fail_on=Verdict(fail_on))
         if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
@@ -232,16 +232,6 @@ def scan_command(
                     click.echo(output, nl=False)
                 else:
                     _write_atomically(spec.file, output)
-    except BrokenPipeError:
-        # The reader went away (`| head`): nothing more to say, and no traceback at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(EXIT_OK)
-    except UsageError as e:
-        _fail(str(e), EXIT_USAGE)
-    except (InputError, MuslcheckError, OSError) as e:
-        _fail(str(e), EXIT_INPUT)
-    except Exception as e:  # the CLI boundary: a bug still ends in one line and exit 3
-        _fail(f"internal error: {e!r}", EXIT_INPUT)
     if report.verdict is Verdict.NOTHING_TO_CHECK:
         click.echo(f"muslcheck: warning: nothing to check: no ELF file under {path}", err=True)
     elif not quiet and not any(s.renderer.shows_summary and s.file is None for s in specs):
@@ -259,7 +249,7 @@ def _scan_fleet(paths: tuple[str, ...], targets_file: Path | None, dask_address:
     from muslcheck.fleet import CacheSpec, FleetOptions, fleet_renderer_for, read_targets_file, scan_fleet
     from muslcheck.fleet import summary_line as fleet_summary_line
 
-    try:
+    with _exit_codes():
         specs = _parse_specs(outputs, out_file, fleet_renderer_for)
         targets = [*paths, *(read_targets_file(targets_file) if targets_file is not None else ())]
         if not targets:
@@ -282,15 +272,6 @@ def _scan_fleet(paths: tuple[str, ...], targets_file: Path | None, dask_address:
                     click.echo(output, nl=False)
                 else:
                     _write_atomically(spec.file, output)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(EXIT_OK)
-    except UsageError as e:
-        _fail(str(e), EXIT_USAGE)
-    except (InputError, MuslcheckError, OSError) as e:
-        _fail(str(e), EXIT_INPUT)
-    except Exception as e:  # the CLI boundary: a bug still ends in one line and exit 3
-        _fail(f"internal error: {e!r}", EXIT_INPUT)
     for t in fleet.targets:
         if t.error is not None:
             where = "" if t.error.startswith(t.target) else f"{t.target}: "
@@ -319,6 +300,23 @@ def fleet_exit_code(fleet: FleetReport, fail_on: Verdict, allow_unchecked: bool 
         if not (t.complete or allow_unchecked):
             return EXIT_INCOMPATIBLE
     return EXIT_OK
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """The CLI boundary: each error is one line on stderr and its documented exit code, never a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and no traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
+    except UsageError as e:
+        _fail(str(e), EXIT_USAGE)
+    except (InputError, MuslcheckError, OSError) as e:
+        _fail(str(e), EXIT_INPUT)
+    except Exception as e:  # a bug still ends in one line and exit 3
+        _fail(f"internal error: {e!r}", EXIT_INPUT)
 
 
 @contextmanager
