@@ -331,7 +331,7 @@ def _read(stream: BinaryIO, info: zipfile.ZipInfo) -> bytes:
         inflate.decompressor, used = _lzma_decompressor(stream, info.file_size)
         left -= used
     elif info.compress_type != zipfile.ZIP_STORED:
-        raise NotImplementedError(f"compression method {info.compress_type}")
+        raise ValueError(f"unsupported compression method {info.compress_type}")
     while left > 0:
         chunk = stream.read(min(left, _READ_CHUNK))
         if not chunk:
