@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from muslcheck.elf import read_elf_file
 from muslcheck.judging import judge
 from muslcheck.judging.judge import _Share, _Workers
 from muslcheck.ldso.facts import ElfFile
+from muslcheck.model.errors import WorkerDied
 from muslcheck.model.report import Skip
 from muslcheck.scan import scan
 
@@ -66,6 +68,43 @@ def test_workers_leave_ctrl_c_to_the_parent() -> None:
         seen = {share.files["sigint"].path for share in workers.map(_interrupts_of_worker, range(4))}
     assert seen == {"ignored"}
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+
+
+def _killed_worker(judging: object, files: object) -> _Share:
+    if files == [1]:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    return _Share()
+
+
+def test_a_killed_worker_ends_the_scan_with_an_error_not_a_hang() -> None:
+    started = time.monotonic()
+    with pytest.raises(WorkerDied, match="a worker process died"), \
+            _Workers(judging=None, candidates=[0, 1, 2, 3], jobs=2) as workers:  # type: ignore[arg-type]
+        list(workers.map(_killed_worker, [0, 1, 2, 3]))
+    assert time.monotonic() - started < 30  # a pool that replaces the dead worker waits forever
+
+
+_TEST_PROCESS = os.getpid()
+
+
+def _die_in_a_worker(judging: object, files: object) -> _Share:
+    if os.getpid() != _TEST_PROCESS:  # never the test process itself
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _Share()
+
+
+def test_the_cli_says_a_worker_died_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from muslcheck.cli import main
+
+    monkeypatch.setattr(judge, "_judge_roots", _die_in_a_worker)
+    monkeypatch.setattr(judge, "PARALLEL_MIN_FILES", 1)
+    (tmp_path / "bin").mkdir()
+    shutil.copy("/bin/true", tmp_path / "bin" / "true")
+    result = CliRunner().invoke(main, ["scan", str(tmp_path), "-j", "2", "--no-cache"])
+    assert result.exit_code == 3
+    assert result.output.strip().splitlines()[-1].startswith("muslcheck: error: a worker process died")
 
 
 def test_shares_run_in_forked_workers() -> None:

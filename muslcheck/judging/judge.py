@@ -8,13 +8,14 @@ Judging can run in worker processes (``jobs``): each worker reads the symbols of
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.pool
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from muslcheck.apps.application import Application
 from muslcheck.elf import ElfFacts, ElfType
@@ -24,6 +25,7 @@ from muslcheck.ldso.load import Effect, LoadedObject, LoadResult, RelocationMemo
 from muslcheck.ldso.search import is_reserved
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.ldso.tree import Resolved, RootFS
+from muslcheck.model.errors import WorkerDied
 from muslcheck.model.ignore import Ignores
 from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
@@ -504,36 +506,60 @@ _Task = Callable[[_Judging, Sequence[tuple[ElfFile, FileKind]]], _Share]
 _in_worker: tuple[_Judging, list[tuple[ElfFile, FileKind]]] | None = None  # what a forked worker inherits
 
 
+_T = TypeVar("_T")
+
+
 class _Workers:
     """Runs a task over shares of the candidate files: in this process, or in ``jobs`` forked workers
-    that inherit the judging state (so nothing but file indices goes out, and shares come back)."""
+    that inherit the judging state (so nothing but file indices goes out, and shares come back).
+
+    A worker that dies (a signal, the OOM killer) ends the scan at once with ``WorkerDied``: a pool that
+    replaces its workers would wait forever for the share the dead one held."""
 
     def __init__(self, judging: _Judging, candidates: list[tuple[ElfFile, FileKind]], jobs: int) -> None:
         self.judging, self.candidates = judging, candidates
         self.jobs = jobs if jobs > 1 and "fork" in multiprocessing.get_all_start_methods() else 1
-        self._pool: multiprocessing.pool.Pool | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> _Workers:
         global _in_worker
         if self.jobs > 1:
             _in_worker = (self.judging, self.candidates)
-            self._pool = multiprocessing.get_context("fork").Pool(self.jobs, initializer=_leave_interrupts_to_parent)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_leave_interrupts_to_parent)
+            # Fork every worker now, before the caller starts threads of its own (``meanwhile``).
+            for started in [self._pool.submit(os.getpid) for _ in range(self.jobs)]:
+                self._result(started)
         return self
 
     def __exit__(self, *exc: object) -> None:
         global _in_worker
         _in_worker = None
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            workers = list(getattr(self._pool, "_processes", {}).values())  # to stop them as Pool.terminate did
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.join()
 
     def map(self, task: _Task, indices: Sequence[int]) -> Iterator[_Share]:
         if self._pool is None:
             yield task(self.judging, [self.candidates[i] for i in indices])
             return
         size = max(1, -(-len(indices) // (self.jobs * _CHUNKS_PER_WORKER)))
-        chunks = [(task, indices[i : i + size]) for i in range(0, len(indices), size)]
-        yield from self._pool.imap(_run_in_worker, chunks)
+        futures = [self._pool.submit(_run_in_worker, (task, indices[i : i + size]))
+                   for i in range(0, len(indices), size)]
+        for future in futures:
+            yield self._result(future)
+
+    @staticmethod
+    def _result(future: Future[_T]) -> _T:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerDied("a worker process died (killed by a signal, perhaps the out-of-memory killer): "
+                             "the scan stopped; run again, or with --jobs 1") from None
 
 
 def _leave_interrupts_to_parent() -> None:

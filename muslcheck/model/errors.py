@@ -17,3 +17,7 @@ class InputError(MuslcheckError):
 
 class MalformedElf(MuslcheckError, ValueError):
     """A file starts with the ELF magic but its structures are inconsistent or truncated."""
+
+
+class WorkerDied(MuslcheckError):
+    """A worker process of the scan was killed (a signal, the out-of-memory killer): the scan stopped."""
