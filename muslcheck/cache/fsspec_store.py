@@ -26,7 +26,7 @@ from muslcheck.cache.store import (
     _TAG_NAME,
     _TAG_SIGNATURE,
     DEFAULT_MAX_BYTES,
-    CacheStats,
+    CountingStore,
     Store,
     _blocks,
     _Counters,
@@ -54,7 +54,7 @@ def open_store(location: str | os.PathLike[str], *, salt: str, max_bytes: int = 
     return FsspecStore(text, salt=salt, max_bytes=max_bytes)
 
 
-class FsspecStore:
+class FsspecStore(CountingStore):
     """A bounded key -> bytes store under an fsspec URL; entries are salted as ``Store``'s are. Several processes
     and machines may share one URL. Not thread-safe: one per thread."""
 
@@ -65,7 +65,7 @@ class FsspecStore:
             import fsspec
         except ImportError:
             raise UsageError(f"cache {url}: an fsspec URL needs fsspec: pip install 'muslcheck[fleet]'") from None
-        self.url = url
+        self.url = self.location = url
         self.max_bytes = max_bytes
         self.max_payload = max_bytes // 8 - _HEADER.size
         self._salt = salt.encode("utf-8", "surrogatepass") + b"\0"
@@ -85,32 +85,8 @@ class FsspecStore:
         except Exception as e:  # any backend's error: no caching, never a failed scan
             self.disabled = f"cannot use {url}: {_describe(e)}"
 
-    @property
-    def enabled(self) -> bool:
-        return self.disabled is None
-
-    @property
-    def stats(self) -> CacheStats:
-        c = self._counts
-        return CacheStats(self.url, self.disabled, c.hits, c.misses, c.corrupt, c.writes, c.write_errors,
-                          c.refused, c.evicted, c.scans, c.last_error)
-
     def close(self) -> None:
         self.disabled = self.disabled or "closed"
-
-    def __enter__(self) -> FsspecStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get(self, key: str) -> bytes | None:
-        payload = self._get(key) if self.disabled is None else None
-        if payload is None:
-            self._counts.misses += 1
-        else:
-            self._counts.hits += 1
-        return payload
 
     def put(self, key: str, payload: bytes) -> bool:
         if self.disabled is not None:

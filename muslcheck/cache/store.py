@@ -16,10 +16,12 @@ import stat
 import struct
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 DEFAULT_MAX_BYTES = 256 << 20
 _MAGIC = b"MUSLCC\r\n"  # \r\n: a text-mode copy of an entry breaks the magic
@@ -78,7 +80,50 @@ class _Counters:
         self.last_error: str | None = None
 
 
-class Store:
+class CountingStore(ABC):
+    """What every store shares: hit and miss counts, ``stats``, ``enabled``, and use as a context manager.
+    A store says where it is (``location``) and reads one entry (``_get``) when ``_readable()``."""
+
+    location: str
+    disabled: str | None
+    _counts: _Counters
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled is None
+
+    @property
+    def stats(self) -> CacheStats:
+        c = self._counts
+        return CacheStats(self.location, self.disabled, c.hits, c.misses, c.corrupt, c.writes, c.write_errors,
+                          c.refused, c.evicted, c.scans, c.last_error)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def get(self, key: str) -> bytes | None:
+        """The payload stored for ``key``, verified; None when absent or bad (a bad entry is removed)."""
+        payload = self._get(key) if self._readable() else None
+        if payload is None:
+            self._counts.misses += 1
+        else:
+            self._counts.hits += 1
+        return payload
+
+    def _readable(self) -> bool:
+        return self.disabled is None
+
+    @abstractmethod
+    def _get(self, key: str) -> bytes | None: ...
+
+
+class Store(CountingStore):
     """A bounded key -> bytes store in ``directory``; entries are salted, so a new salt starts afresh.
 
     Not thread-safe: use one Store per thread. Several processes may share a directory.
@@ -88,6 +133,7 @@ class Store:
         if max_bytes < 8 * _BLOCK:
             raise ValueError(f"max_bytes must be at least {8 * _BLOCK}, not {max_bytes}")
         self.directory = Path(directory)
+        self.location = str(self.directory)
         self.max_bytes = max_bytes
         self.max_payload = max_bytes // 8 - _HEADER.size
         self._salt = salt.encode("utf-8", "surrogatepass") + b"\0"
@@ -102,36 +148,14 @@ class Store:
             self.disabled = f"cannot use {self.directory}: {_describe(e)}"
         self._close_root = weakref.finalize(self, os.close, self._root) if self._root is not None else None
 
-    @property
-    def enabled(self) -> bool:
-        return self.disabled is None
-
-    @property
-    def stats(self) -> CacheStats:
-        c = self._counts
-        return CacheStats(str(self.directory), self.disabled, c.hits, c.misses, c.corrupt, c.writes, c.write_errors,
-                          c.refused, c.evicted, c.scans, c.last_error)
-
     def close(self) -> None:
         if self._close_root is not None:
             self._close_root()
             self._root = None
             self.disabled = self.disabled or "closed"
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get(self, key: str) -> bytes | None:
-        """The payload stored for ``key``, verified; None when absent or bad (a bad entry is removed)."""
-        payload = self._get(key) if self._root is not None and self.disabled is None else None
-        if payload is None:
-            self._counts.misses += 1
-        else:
-            self._counts.hits += 1
-        return payload
+    def _readable(self) -> bool:
+        return self._root is not None and self.disabled is None
 
     def put(self, key: str, payload: bytes) -> bool:
         """Store ``payload`` for ``key`` atomically; False (never an exception) when it was not stored."""
