@@ -50,7 +50,7 @@ def _image_references(tmp: Path) -> dict[ReferenceKind, tuple[str, dict[str, Any
     (tmp / "layout").mkdir()
     return {
         ReferenceKind.DOCKER_ARCHIVE: (f"docker-archive:{tmp}/app.tar:org/app:1",
-                                       {"path": tmp / "app.tar", "selector": "org/app:1"}),
+                                       {"path": tmp / "app.tar", "tag": "org/app:1"}),
         ReferenceKind.OCI_ARCHIVE: (f"oci-archive:{tmp}/app.tar:v2", {"path": tmp / "app.tar", "tag": "v2"}),
         ReferenceKind.OCI_DIR: (f"oci-dir:{tmp}/layout", {"path": tmp / "layout", "tag": None}),
         ReferenceKind.REGISTRY: ("registry:ghcr.io/org/app:1.4",

@@ -23,9 +23,16 @@ from typing import Any, BinaryIO
 
 from muslcheck.model.errors import UsageError
 from muslcheck.targets.image.sources import oci
-from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError, part_of
+from muslcheck.targets.image.sources.interface import (
+    BlobLocation,
+    Image,
+    ImageConfig,
+    Layer,
+    PathSource,
+    SourceError,
+)
 from muslcheck.targets.image.tarreader import TarEntry, TarError, TarReader
-from muslcheck.targets.reference import DIGEST, Reference, ReferenceKind, parse_image_name
+from muslcheck.targets.reference import DIGEST, ReferenceKind, parse_image_name
 
 MAX_MEMBERS = 100_000  # ten times the layer limit; each member kept is a small slotted record
 MAX_LINK_HOPS = 16
@@ -305,20 +312,10 @@ def _docker_layers(blobs: TarBlobs, entry: _Entry, config: ImageConfig) -> tuple
     return tuple(layers)
 
 
-class DockerArchiveSource:
-    """``docker save`` output, legacy or OCI-layout form; ``selector`` is "repo:tag" or "@N"."""
+class DockerArchiveSource(PathSource):
+    """``docker save`` output, legacy or OCI-layout form; ``tag`` is "repo:tag" or "@N"."""
 
     kind = ReferenceKind.DOCKER_ARCHIVE
-
-    def __init__(self, path: Path, *, selector: str | None = None, platform: str | None = None,
-                 reference: str | None = None) -> None:
-        self.path, self.selector, self.platform = path, selector, platform
-        self.reference = reference or f"{self.kind}:{path}"
-
-    @classmethod
-    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
-                       docker_config: Path | None = None) -> DockerArchiveSource:
-        return cls(part_of(ref, ref.path, "path"), selector=ref.tag, platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:
@@ -327,7 +324,7 @@ class DockerArchiveSource:
             hint = (f" (it holds an OCI layout: scan oci-archive:{self.path})"
                     if blobs.has("index.json") and blobs.has("oci-layout") else "")
             raise SourceError(f"{self.reference}: no manifest.json, not a docker-archive{hint}")
-        candidates = _pick_entries(_entries(blobs), self.selector, self.reference)
+        candidates = _pick_entries(_entries(blobs), self.tag, self.reference)
         read: dict[str, ImageConfig] = {}  # each distinct config is read, hashed and parsed once
         configs = [read[e.config] if e.config in read else read.setdefault(e.config, _read_config(blobs, e.config))
                    for e in candidates]
@@ -339,20 +336,10 @@ class DockerArchiveSource:
 
 # ---- oci-archive ---------------------------------------------------------------------------------------
 
-class OciArchiveSource:
+class OciArchiveSource(PathSource):
     """An OCI image layout in a tar (``skopeo copy ... oci-archive:FILE[:TAG]``)."""
 
     kind = ReferenceKind.OCI_ARCHIVE
-
-    def __init__(self, path: Path, *, tag: str | None = None, platform: str | None = None,
-                 reference: str | None = None) -> None:
-        self.path, self.tag, self.platform = path, tag, platform
-        self.reference = reference or f"{self.kind}:{path}"
-
-    @classmethod
-    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
-                       docker_config: Path | None = None) -> OciArchiveSource:
-        return cls(part_of(ref, ref.path, "path"), tag=ref.tag, platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import BinaryIO, Protocol, Self, TypeVar
 
 from muslcheck.model.errors import InputError, UsageError
 from muslcheck.targets.reference import Reference, ReferenceKind
@@ -98,6 +98,23 @@ class SourceClass(Protocol):
 
     def from_reference(self, ref: Reference, *, platform: str | None, insecure_registry: bool,
                        docker_config: Path | None) -> Source: ...
+
+
+class PathSource:
+    """A source that is a local file or directory, with an optional tag (for a docker-archive: "repo:tag" or
+    "@N") and platform: what its reference gives, once for every such source."""
+
+    kind: ReferenceKind
+
+    def __init__(self, path: Path, *, tag: str | None = None, platform: str | None = None,
+                 reference: str | None = None) -> None:
+        self.path, self.tag, self.platform = path, tag, platform
+        self.reference = reference or f"{self.kind}:{path}"
+
+    @classmethod
+    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
+                       docker_config: Path | None = None) -> Self:
+        return cls(part_of(ref, ref.path, "path"), tag=ref.tag, platform=platform, reference=ref.text)
 
 
 def part_of(ref: Reference, value: _T | None, what: str) -> _T:

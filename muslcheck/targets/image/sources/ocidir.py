@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from muslcheck.targets.image.sources import oci
-from muslcheck.targets.image.sources.interface import BlobLocation, Image, Layer, SourceError, part_of
-from muslcheck.targets.reference import DIGEST, Reference, ReferenceKind
+from muslcheck.targets.image.sources.interface import BlobLocation, Image, Layer, PathSource, SourceError
+from muslcheck.targets.reference import DIGEST, ReferenceKind
 
 
 class LayoutBlobs:
@@ -81,18 +81,8 @@ def check_layer_blobs(blobs: LayoutBlobs, layers: tuple[Layer, ...]) -> None:
         blobs.blob_path(layer.digest)
 
 
-class OciDirSource:
+class OciDirSource(PathSource):
     kind = ReferenceKind.OCI_DIR
-
-    def __init__(self, path: Path, *, tag: str | None = None, platform: str | None = None,
-                 reference: str | None = None) -> None:
-        self.path, self.tag, self.platform = path, tag, platform
-        self.reference = reference or f"{self.kind}:{path}"
-
-    @classmethod
-    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
-                       docker_config: Path | None = None) -> OciDirSource:
-        return cls(part_of(ref, ref.path, "path"), tag=ref.tag, platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:

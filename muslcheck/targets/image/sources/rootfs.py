@@ -17,8 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from muslcheck.targets.image.sources.interface import BlobLocation, Image, ImageConfig, Layer, SourceError, part_of
-from muslcheck.targets.reference import Reference, ReferenceKind
+from muslcheck.targets.image.sources.interface import (
+    BlobLocation,
+    Image,
+    ImageConfig,
+    Layer,
+    PathSource,
+    SourceError,
+)
+from muslcheck.targets.reference import ReferenceKind
 
 _CHUNK = 4 << 20
 # The layer of a root filesystem tar; compression is read from its first bytes.
@@ -48,20 +55,11 @@ class _FileBlob:
             raise SourceError(f"{self.where}: no blob {digest}")
 
 
-class RootfsSource:
-    """``rootfs:FILE``, or a tar detected as one."""
+class RootfsSource(PathSource):
+    """``rootfs:FILE``, or a tar detected as one. Its platform chooses nothing (there is one tree): the scan judges
+    that architecture."""
 
     kind = ReferenceKind.ROOTFS
-
-    def __init__(self, path: Path, *, platform: str | None = None, reference: str | None = None) -> None:
-        self.path = path
-        self.platform = platform  # chooses nothing here (there is one tree); the scan judges that architecture
-        self.reference = reference or f"{self.kind}:{path}"
-
-    @classmethod
-    def from_reference(cls, ref: Reference, *, platform: str | None, insecure_registry: bool = False,
-                       docker_config: Path | None = None) -> RootfsSource:
-        return cls(part_of(ref, ref.path, "path"), platform=platform, reference=ref.text)
 
     @contextmanager
     def open(self) -> Iterator[Image]:
