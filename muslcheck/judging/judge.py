@@ -15,6 +15,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from muslcheck.apps.application import Application
@@ -54,19 +55,28 @@ def kind_of(facts: ElfFacts) -> FileKind:
 
 def default_jobs() -> int:
     """One worker per CPU this process may run on (the affinity mask, where the platform has one) that other work
-    leaves idle (the 1-minute load average), at most MAX_DEFAULT_JOBS: past that, each worker's share of files is
-    small and its caches cold. Measured (docs/performance.md): on 2 idle cores two workers beat one from 100 ELF
-    files on; with both cores busy they lose up to 300, so a busy machine gets one process, never slower than -j 1."""
+    leaves idle, at most MAX_DEFAULT_JOBS: past that, each worker's share of files is small and its caches cold.
+    Other work is the lower of the 1-minute load average and the tasks runnable right now (besides this one): the
+    average alone still counts a scan that just ended. Measured (docs/performance.md): on 2 idle cores two workers
+    beat one from 100 ELF files on; with both cores busy a busy machine gets one process, never slower than -j 1."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average here
-        busy = 0.0
-    idle = int(cpus - busy + 0.5)
+    idle = int(cpus - _other_work() + 0.5)
     return max(1, min(idle, cpus, MAX_DEFAULT_JOBS))
+
+
+def _other_work() -> float:
+    try:
+        average = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here
+        return 0.0
+    try:  # "0.52 0.58 0.59 3/170 12345": the fourth field counts the runnable tasks, this one included
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        return average
+    return min(average, float(max(running, 0)))
 
 
 def judge(
