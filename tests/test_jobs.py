@@ -39,17 +39,29 @@ def test_workers_give_the_same_report(samples_dir: Path, context: str | None) ->
     assert two.to_json() == one.to_json()
 
 
-@pytest.mark.parametrize(("cpus", "load", "jobs"), [
-    (1, 0.0, 1), (2, 0.0, 2), (64, 0.0, judge.MAX_DEFAULT_JOBS),
-    (2, 0.4, 2),  # a little background work still leaves both cores
-    (2, 1.0, 1), (2, 2.5, 1),  # a busy machine: one process, never slower than -j 1
-    (8, 3.0, 5), (8, 20.0, 1),
+@pytest.mark.parametrize(("cpus", "load", "runnable", "jobs"), [
+    (1, 0.0, 0, 1), (2, 0.0, 0, 2), (64, 0.0, 0, judge.MAX_DEFAULT_JOBS),
+    (2, 0.4, 1, 2),  # a little background work still leaves both cores
+    (2, 1.0, 1, 1), (2, 2.5, 3, 1),  # a busy machine: one process, never slower than -j 1
+    (8, 3.0, 3, 5), (8, 20.0, 20, 1),
+    (2, 1.0, 0, 2), (8, 20.0, 2, 6),  # the average still counts a scan that just ended; nothing runs now
+    (2, 0.0, 2, 2),  # a burst of runnable tasks alone does not hold the scan back: the average decides
+    (2, 2.0, None, 1),  # no /proc: the average alone
 ])
 def test_default_jobs_follow_the_idle_cpus_allowed(monkeypatch: pytest.MonkeyPatch, cpus: int, load: float,
-                                                  jobs: int) -> None:
+                                                  runnable: int | None, jobs: int) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(judge, "_runnable_others", lambda: runnable)
     assert judge.default_jobs() == jobs
+
+
+def test_runnable_tasks_are_read_from_proc_where_it_exists() -> None:
+    runnable = judge._runnable_others()
+    if not Path("/proc/loadavg").exists():
+        assert runnable is None
+    else:
+        assert runnable is not None and runnable >= 0
 
 
 def _pid_of_worker(judging: object, files: object) -> _Share:

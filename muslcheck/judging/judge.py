@@ -72,11 +72,16 @@ def _other_work() -> float:
         average = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average here
         return 0.0
+    runnable = _runnable_others()
+    return average if runnable is None else min(average, float(runnable))
+
+
+def _runnable_others() -> int | None:
+    """The tasks runnable right now besides this one, where /proc tells."""
     try:  # "0.52 0.58 0.59 3/170 12345": the fourth field counts the runnable tasks, this one included
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1
+        return max(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1, 0)
     except (OSError, IndexError, ValueError):
-        return average
-    return min(average, float(max(running, 0)))
+        return None
 
 
 def judge(
