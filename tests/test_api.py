@@ -281,7 +281,7 @@ def test_report_round_trips_through_json(samples_dir: Path) -> None:
     assert again == report
     assert again.to_json() == report.to_json()
     with pytest.raises(ValueError, match="schema_version"):
-        Report.from_dict({**report.to_dict(), "schema_version": "3.0"})
+        Report.from_dict({**report.to_dict(), "schema_version": "4.0"})
 
 
 def test_report_with_names_that_are_not_utf8_still_renders(samples_dir: Path) -> None:

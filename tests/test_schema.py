@@ -64,10 +64,10 @@ def test_schema_enums_match_the_code(validator: jsonschema.Draft202012Validator)
     assert kinds == [k.value for k in StepKind]
 
 
-def test_schema_2_takes_degraded_components_and_a_plan(validator: jsonschema.Draft202012Validator,
-                                                      samples_json: dict[str, Any]) -> None:
+def test_schema_takes_degraded_components_and_a_plan(validator: jsonschema.Draft202012Validator,
+                                                    samples_json: dict[str, Any]) -> None:
     """2.0 added "degraded" (components and the report, never a file), ``plan``, and a component's steps/lost."""
-    assert samples_json["schema_version"] == SCHEMA_VERSION == "2.0"
+    assert samples_json["schema_version"] == SCHEMA_VERSION == "3.0"
     assert set(samples_json["plan"]) == {"base_images", "reinstall", "apk", "upgrades", "gcompat", "rebuild", "lost"}
     degraded = copy.deepcopy(samples_json)
     degraded["verdict"] = "degraded"
@@ -77,7 +77,7 @@ def test_schema_2_takes_degraded_components_and_a_plan(validator: jsonschema.Dra
     per_file["files"][0]["verdict"] = "degraded"  # a file loads or not: degraded is a component's
     assert errors(validator, per_file) != []
     old_major = copy.deepcopy(samples_json)
-    old_major["schema_version"] = "1.1"  # a 1.x reader's enum has no "degraded": the major version says so
+    old_major["schema_version"] = "2.1"  # a 2.x reader finds no symbols by reference: the major version says so
     assert errors(validator, old_major) != []
     no_plan = copy.deepcopy(samples_json)
     del no_plan["plan"]
@@ -103,3 +103,26 @@ def test_missing_required_field_fails_validation(validator: jsonschema.Draft2020
     doc = copy.deepcopy(samples_json)
     del doc["files"][0]["unresolved_symbols"]
     assert any("unresolved_symbols" in e for e in errors(validator, doc))
+
+
+def test_schema_3_lists_each_objects_symbols_once_and_files_refer_to_them(
+        validator: jsonschema.Draft202012Validator, samples_json: dict[str, Any]) -> None:
+    """3.0: an object's unresolved symbols are under ``objects``, once; each file refers to groups of them."""
+    objects = samples_json["objects"]
+    assert objects
+    for groups in objects.values():
+        for group in groups:
+            assert group["names"] and len(set(group["names"])) == len(group["names"])
+    referred = set()
+    for f in samples_json["files"]:
+        for ref in f["unresolved_symbols"]:
+            names = objects[ref["object"]][ref["group"]]["names"]
+            assert all(0 <= i < len(names) for i in ref.get("symbols", ()))
+            referred.add((ref["object"], ref["group"]))
+    assert referred == {(obj, i) for obj, groups in objects.items() for i in range(len(groups))}  # none unused
+    dangling = copy.deepcopy(samples_json)
+    dangling["files"][0]["unresolved_symbols"] = [{"object": "/x", "group": -1, "effect": "fatal"}]
+    assert errors(validator, dangling) != []
+    no_objects = copy.deepcopy(samples_json)
+    del no_objects["objects"]
+    assert any("objects" in e for e in errors(validator, no_objects))

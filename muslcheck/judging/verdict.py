@@ -12,6 +12,7 @@ from muslcheck.ldso.tables import Gcompat
 from muslcheck.model.ignore import NO_IGNORES, Ignores
 from muslcheck.model.options import Context
 from muslcheck.model.report import (
+    SYMBOL_RULES,
     FileKind,
     FileReport,
     Finding,
@@ -22,6 +23,9 @@ from muslcheck.model.report import (
     TlsFinding,
     Verdict,
     apk_spec,
+    library_message,
+    symbol_message,
+    symbol_order,
 )
 from muslcheck.model.rules import RULES
 
@@ -149,21 +153,14 @@ def _findings(
     for lib in libraries:
         if lib.package and lib.package != "gcompat":
             out.append(_finding("needs-package", Verdict.NEEDS_PACKAGES, path, lib.needed_by, lib.name,
-                                f"{lib.name} (needed by {lib.needed_by}) comes from the Alpine package {lib.package}"))
+                                library_message("needs-package", lib)))
         else:
             out.append(_finding("missing-library", blocked, path, lib.needed_by, lib.name,
-                                f"{lib.name} (needed by {lib.needed_by}): {lib.reason}"))
-    for sym in symbols:
+                                library_message("missing-library", lib)))
+    for sym in sorted(symbols, key=symbol_order):  # the order of the file's unresolved_symbols
         if sym.pending_on is not None:
             continue  # waits on a package's library: not checkable yet, and not a blocker
-        version = f"@{sym.version}" if sym.version else ""
-        fatal = sym.effect == Effect.FATAL
-        if fatal:
-            message = f"{sym.name}{version} is not defined: {sym.file} fails to load ({', '.join(sym.relocations)})"
-        else:
-            message = f"{sym.name}{version} is not defined: {sym.file} loads, then crashes on the first call"
-        out.append(_finding("unresolved-symbol" if fatal else "latent-symbol", blocked, path, sym.file,
-                            sym.name, message))
+        out.append(_finding(SYMBOL_RULES[sym.effect], blocked, path, sym.file, sym.name, symbol_message(sym)))
     for r in relocations:
         out.append(_finding("unsupported-relocation", blocked, path, r.file, r.name,
                             f"{r.count} relocation(s) of type {r.name} ({r.type}) in {r.file}"))
@@ -335,7 +332,7 @@ def file_report(
         path=path, arch=facts.machine, kind=kind, context=context, verdict=verdict,
         interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
         missing_libraries=shown.libraries,
-        unresolved_symbols=tuple(sorted(shown.symbols, key=lambda s: (s.file, s.name, s.version or ""))),
+        unresolved_symbols=tuple(sorted(shown.symbols, key=symbol_order)),
         weak_unresolved=shown.weak_null, unsupported_relocations=shown.relocations, tls_errors=shown.tls,
         notes=notes(shown, result, context, scope),
         fixes=fixes(shown, verdict, preload_fixes),

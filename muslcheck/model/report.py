@@ -13,11 +13,14 @@ import orjson
 
 from muslcheck.model.codec import builder
 from muslcheck.model.options import Context
+from muslcheck.model.rules import RULES
 
 # 2.0: "degraded" joined the verdicts of components and of the whole report, where a 1.x reader's enum rejects it
 # (docs/api.md: within a major version fields are only added); ``plan`` and a component's ``steps`` and ``lost``.
-SCHEMA_VERSION = "2.0"
-READABLE_MAJORS = ("1", "2")  # a 1.x document is a 2.0 one without those fields
+# 3.0: findings by reference. A library's unresolved symbols are listed once, under ``objects``; each file refers
+# to them, with the effect in its own load; a field equal to what it derives from is left out (docs/api.md).
+SCHEMA_VERSION = "3.0"
+READABLE_MAJORS = ("1", "2", "3")  # a 1.x document is a 2.0 one without those fields
 
 
 class Verdict(StrEnum):
@@ -88,6 +91,19 @@ class SymbolFinding:
     from_library: str | None  # the library the version requirement names (e.g. "libc.so.6")
     gcompat: bool  # gcompat provides it
     pending_on: str | None  # a missing library that probably provides it (then it is not a blocker yet)
+
+
+def symbol_order(s: SymbolFinding) -> tuple[str, str, str, str, bool, str, tuple[str, ...], bool]:
+    """The order of a file's unresolved symbols: by object, then name; the other fields only break ties."""
+    return (s.file, s.name, s.version or "", s.effect.value, s.weak, s.pending_on or "", s.relocations, s.gcompat)
+
+
+def symbol_message(s: SymbolFinding) -> str:
+    """What the finding of an unresolved symbol says."""
+    version = f"@{s.version}" if s.version else ""
+    if s.effect is Effect.FATAL:
+        return f"{s.name}{version} is not defined: {s.file} fails to load ({', '.join(s.relocations)})"
+    return f"{s.name}{version} is not defined: {s.file} loads, then crashes on the first call"
 
 
 @dataclass(frozen=True)
@@ -411,20 +427,17 @@ class Report:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _plain(self)
-        data["summary"] = self.summary
-        data["complete"] = self.complete
-        data["plan"] = _plain(self.plan)
-        return data
+        """The JSON document (schema ``SCHEMA_VERSION``) as plain values."""
+        return orjson.loads(self.to_json_bytes())  # type: ignore[no-any-return]
 
     def to_json(self, indent: bool = False) -> str:
         """``to_dict`` as JSON, compact unless ``indent`` (two spaces)."""
         return self.to_json_bytes(indent).decode()
 
     def to_json_bytes(self, indent: bool = False) -> bytes:
-        """``to_json`` as UTF-8, encoded straight from the dataclasses by orjson: a large tree's report is
-        big (26 MB for 1,000 glibc libraries), and a ``str`` of it would be one more copy."""
-        top = {**vars(self), "summary": self.summary, "complete": self.complete, "plan": self.plan}
+        """``to_json`` as UTF-8, encoded by orjson from the dataclasses and the references ``_by_reference``
+        builds: a large tree's report is big, and a ``str`` of it would be one more copy."""
+        top = _by_reference(self)
         try:
             return orjson.dumps(top, option=orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0))
         except orjson.JSONEncodeError:  # a name that is not UTF-8 (surrogate escapes): json writes it as \udcXX
@@ -432,17 +445,177 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
-        """The inverse of ``to_dict`` for schema 1.x and 2.x; unknown keys (from newer minor versions) are ignored,
+        """The inverse of ``to_dict`` for schema 1.x to 3.x; unknown keys (from newer minor versions) are ignored,
         and ``plan`` is derived from the components again."""
         major = str(data.get("schema_version", "")).split(".")[0]
         if major not in READABLE_MAJORS:
             raise ValueError(f"unsupported schema_version {data.get('schema_version')!r}")
+        if major == "3":
+            data = _expanded(data)
         report: Report = builder(cls)(data)
         return report
 
     @classmethod
     def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))
+
+
+# -- schema 3: findings by reference ---------------------------------------------------------------------------
+
+SYMBOL_RULES = {Effect.FATAL: "unresolved-symbol", Effect.LATENT: "latent-symbol"}
+# The findings that come before a file's symbol findings (verdict._findings writes them in this order).
+_BEFORE_SYMBOLS = frozenset({"glibc-interpreter", "missing-library", "needs-package"})
+_GroupKey = tuple[str | None, str | None, bool, tuple[str, ...], bool]
+
+
+def library_message(rule: str, lib: LibraryFinding) -> str:
+    """What the finding of a missing library says (rule ``needs-package`` or ``missing-library``)."""
+    if rule == "needs-package":
+        return f"{lib.name} (needed by {lib.needed_by}) comes from the Alpine package {lib.package}"
+    return f"{lib.name} (needed by {lib.needed_by}): {lib.reason}"
+
+
+def symbol_findings(f: FileReport, level: Verdict, fix: str | None) -> list[Finding]:
+    """The findings of the file's unresolved symbols (those that wait on no library), in their order."""
+    return [Finding(SYMBOL_RULES[s.effect], RULES[SYMBOL_RULES[s.effect]].id, level, f.path, s.file, s.name,
+                    symbol_message(s), fix) for s in f.unresolved_symbols if s.pending_on is None]
+
+
+def _by_reference(report: Report) -> dict[str, Any]:
+    """The report as a schema-3 document.
+
+    ``objects`` maps each object with unresolved symbols to groups of them that share every fact but the name,
+    listed once for the whole report. A file's ``unresolved_symbols`` refer to a group (to some of its names by
+    index, unless all), with the effect and the library the symbols wait on in that file's load. Its findings
+    about those symbols are one ``symbol_findings`` line (their level and fix) where ``symbol_findings()`` gives
+    them back exactly; the other findings leave out what is derived: ``path`` and ``object`` when they are the
+    file's path, ``rule_id`` (the rule's), ``ignored`` when None, a missing library's ``message`` when
+    ``library_message`` says it. A component leaves out ``fix`` and ``fixes`` when they are its steps' texts, and
+    ``id`` when it is ``component_id``'s."""
+    groups: dict[str, dict[_GroupKey, tuple[int, dict[str, int], list[str]]]] = {}
+    objects: dict[str, list[dict[str, Any]]] = {}
+    files = []
+    for f in report.files:
+        refs: dict[tuple[str, int, Effect, str | None], list[int]] = {}
+        for s in f.unresolved_symbols:
+            of_object = groups.setdefault(s.file, {})
+            key = (s.version, s.from_library, s.weak, s.relocations, s.gcompat)
+            group = of_object.get(key)
+            if group is None:
+                names: list[str] = []
+                group = of_object[key] = (len(of_object), {}, names)
+                objects.setdefault(s.file, []).append({
+                    "version": s.version, "from_library": s.from_library, "weak": s.weak,
+                    "relocations": s.relocations, "gcompat": s.gcompat, "names": names,
+                })
+            number, index, names = group
+            at = index.get(s.name)
+            if at is None:
+                at = index[s.name] = len(names)
+                names.append(s.name)
+            refs.setdefault((s.file, number, s.effect, s.pending_on), []).append(at)
+        unresolved = []
+        for (obj, number, effect, pending_on), indices in refs.items():
+            ref: dict[str, Any] = {"object": obj, "group": number, "effect": effect}
+            if pending_on is not None:
+                ref["pending_on"] = pending_on
+            if indices != list(range(len(objects[obj][number]["names"]))):
+                ref["symbols"] = indices
+            unresolved.append(ref)
+        files.append({**vars(f), "unresolved_symbols": unresolved, **_findings_by_reference(f)})
+    top = {**vars(report), "files": files, "objects": objects,
+           "components": [_component_by_reference(c) for c in report.components]}
+    return {**top, "summary": report.summary, "complete": report.complete, "plan": report.plan}
+
+
+def _findings_by_reference(f: FileReport) -> dict[str, Any]:
+    findings = list(f.findings)
+    first = next((i for i, x in enumerate(findings) if x.rule in SYMBOL_RULES.values()), None)
+    block: dict[str, Any] = {}
+    if first is not None and all(x.rule in _BEFORE_SYMBOLS for x in findings[:first]):
+        level, fix = findings[first].level, findings[first].fix
+        derived = symbol_findings(f, level, fix)
+        if findings[first:first + len(derived)] == derived and not any(
+                x.rule in SYMBOL_RULES.values() for x in findings[first + len(derived):]):
+            block = {"symbol_findings": {"level": level, "fix": fix}}
+            del findings[first:first + len(derived)]
+    return {"findings": [_finding_by_reference(x, f) for x in findings], **block}
+
+
+def _finding_by_reference(x: Finding, f: FileReport) -> dict[str, Any]:
+    out: dict[str, Any] = {"rule": x.rule}
+    if RULES[x.rule].id != x.rule_id:
+        out["rule_id"] = x.rule_id
+    out["level"] = x.level
+    if x.path != f.path:
+        out["path"] = x.path
+    if x.object != f.path:
+        out["object"] = x.object
+    out["subject"] = x.subject
+    if x.message != _library_message(f.missing_libraries, x.rule, x.object, x.subject):
+        out["message"] = x.message
+    out["fix"] = x.fix
+    if x.ignored is not None:
+        out["ignored"] = x.ignored
+    return out
+
+
+def _library_message(libraries: tuple[LibraryFinding, ...], rule: str, obj: str, subject: str) -> str | None:
+    if rule not in ("needs-package", "missing-library"):
+        return None
+    lib = next((lib for lib in libraries if lib.name == subject and lib.needed_by == obj), None)
+    return None if lib is None else library_message(rule, lib)
+
+
+def _component_by_reference(c: Component) -> dict[str, Any]:
+    texts = tuple(s.text for s in c.steps)
+    derived: dict[str, object] = {"id": component_id(c.ecosystem, c.name, c.location)}
+    if c.fixes == texts and c.fix == (texts[0] if texts else None):
+        derived.update(fixes=texts, fix=texts[0] if texts else None)
+    return {k: v for k, v in vars(c).items() if k not in derived or derived[k] != v}
+
+
+def _expanded(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-3 document in the schema-2 shape that ``builder`` reads."""
+    objects: dict[str, list[dict[str, Any]]] = data.get("objects", {})
+    build_file = builder(FileReport)
+    files = []
+    for f in data.get("files", []):
+        symbols = []
+        for ref in f.get("unresolved_symbols", []):
+            group = objects[ref["object"]][ref["group"]]
+            names = group["names"]
+            for i in ref.get("symbols", range(len(names))):
+                symbols.append({
+                    "name": names[i], "version": group["version"], "weak": group["weak"],
+                    "relocations": group["relocations"], "fatal": ref["effect"] == Effect.FATAL.value,
+                    "effect": ref["effect"], "file": ref["object"], "from_library": group["from_library"],
+                    "gcompat": group["gcompat"], "pending_on": ref.get("pending_on"),
+                })
+        file: FileReport = build_file({**f, "unresolved_symbols": symbols, "findings": []})
+        file = dataclasses.replace(file, unresolved_symbols=tuple(sorted(file.unresolved_symbols, key=symbol_order)))
+        findings = []
+        for x in f.get("findings", []):
+            rule, obj = x["rule"], x.get("object", file.path)
+            message = x.get("message")
+            if message is None:
+                message = _library_message(file.missing_libraries, rule, obj, x["subject"])
+            findings.append({"rule": rule, "rule_id": x.get("rule_id", RULES[rule].id if rule in RULES else ""),
+                             "level": x["level"], "path": x.get("path", file.path), "object": obj,
+                             "subject": x["subject"], "message": message, "fix": x.get("fix"),
+                             "ignored": x.get("ignored")})
+        block = f.get("symbol_findings")
+        if block is not None:
+            at = next((i for i, x in enumerate(findings) if x["rule"] not in _BEFORE_SYMBOLS), len(findings))
+            findings[at:at] = [vars(x) for x in symbol_findings(file, Verdict(block["level"]), block.get("fix"))]
+        files.append({**f, "unresolved_symbols": [vars(s) for s in file.unresolved_symbols], "findings": findings})
+    components = []
+    for c in data.get("components", []):
+        texts = [step["text"] for step in c.get("steps", [])]
+        derived = {"id": component_id(Ecosystem(c["ecosystem"]), c["name"], c["location"]), "fixes": texts,
+                   "fix": texts[0] if texts else None}
+        components.append({**derived, **c})
+    return {**data, "files": files, "components": components}
 
 
 def _fields_of(value: Any) -> Any:
@@ -454,23 +627,6 @@ def _fields_of(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not part of a report")
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses to dicts, tuples to lists, enums to their values (no deep copies)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value.value if isinstance(value, Enum) else value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and dataclasses.is_dataclass(value):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value.value if isinstance(value, Enum) else value
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 _SUMMARY_ORDER = (
