@@ -31,6 +31,11 @@ def identify_archive(archive: ArchiveMetadata, natives: Sequence[Native], target
             packages.append(package)
             owner.update((n.path, package) for n in own)
         picked = jni.choose(package, own, target_arch)
+        # A library with no build for the target architecture in this archive (netty's epoll classifier JAR for
+        # aarch_64 beside the x86_64 one, as Spark ships them) loads nothing from it on glibc either: not a failure
+        # on musl. Its loader looks up the resource on the whole class path, where another JAR may hold that build.
+        elsewhere = {c.library for c in picked if c.selected is None and not c.unused}
+        picked = tuple(c for c in picked if c.library not in elsewhere)
         if package is not None:
             choices[package_key(package)] = picked
         for choice in picked:
@@ -41,6 +46,8 @@ def identify_archive(archive: ArchiveMetadata, natives: Sequence[Native], target
         for n in own:
             if n.arch != target_arch and n.path not in unused:
                 unused[n.path] = f"built for {n.arch}: loaded only on {n.arch}; the target is {target_arch}"
+                if elsewhere and not any(m.arch == target_arch for m in own):
+                    unused[n.path] += f" (this archive holds no {target_arch} build)"
     return Identified(tuple(packages), owner, problems, selected, unused, choices)
 
 

@@ -24,6 +24,7 @@ _VALUE_MAX = 200  # longer coordinates, versions and titles are garbage, not met
 _COORDINATE = re.compile(r"[A-Za-z0-9_.\-]+")  # Maven's own pattern for groupId and artifactId
 _VERSION = re.compile(r"[^\s\x00-\x1f\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not text: binary garbage
+_BUILD_TAG = re.compile(r"(\S+)\s+\([^()\x00-\x1f]*\)")  # a version, then a build tag in parentheses
 
 # java.util.jar.Manifest reads each line into a 512-byte buffer, line end included, and rejects longer lines.
 _MANIFEST_LINE_MAX = 511
@@ -249,6 +250,8 @@ def _manifest_package(location: str, manifest: Mapping[str, str], poms: Sequence
     name = names[0]
     implementation, bundle = manifest.get("implementation-version", ""), manifest.get("bundle-version", "")
     version = (bundle or implementation) if name == symbolic and name != title else (implementation or bundle)
+    if tagged := _BUILD_TAG.fullmatch(version):  # JNA's "Implementation-Version: 5.13.0 (b0)" is version 5.13.0
+        version = tagged[1]
     if len(name) > _VALUE_MAX or _CONTROL.search(name):
         raise _Unreadable(f"manifest names no usable title: {_shorten(name)}")
     if version and (len(version) > _VALUE_MAX or not _VERSION.fullmatch(version)):

@@ -1,6 +1,6 @@
 """Real packages for the selection tests, fetched at test time and never committed: npm packages with ``npm pack``,
-each pinned by version and by the registry's integrity (``npm view NAME@VERSION dist.integrity``), and wheels with
-pip for a given CPython and platform tag."""
+each pinned by version and by the registry's integrity (``npm view NAME@VERSION dist.integrity``), wheels with
+pip for a given CPython and platform tag, Maven JARs from pyspark's sdist and Debian packages, each pinned by sha256."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.artifacts import cache_dir, unavailable
+from tests.support import REPO
 
 # name@version -> dist.integrity
 NPM: dict[str, str] = {
@@ -114,3 +117,90 @@ def pip_site(project: str, version: str, platform: str, python: str) -> Path:
         unavailable(f"pip install {project}: {proc.stderr.strip()[-400:]}")
     (site / ".done").write_text(platform + "\n")
     return site
+
+
+# Real Maven JARs with their natives, as Maven Central publishes them: the Apache Spark distribution on PyPI (pyspark's
+# sdist carries Spark's deps/jars/), pinned by version and sha256. Maven Central itself is not reachable here.
+PYSPARK = ("3.5.7", "80e36514e0c5c126d35a26adf4f405cd4a69de96a8ea8a3c1e9a65fce2fb4eaa")
+
+
+def pyspark_jars(names: Sequence[str]) -> Path:
+    """A directory holding the JARs ``names`` (file names in pyspark's ``deps/jars/``), taken from the pinned sdist
+    (pip checks its sha256); the sdist is not kept."""
+    version, digest = PYSPARK
+    out = cache_dir() / f"pyspark-{version}-jars"
+    if all((out / name).is_file() for name in names) and (out / ".done").is_file():
+        return out
+    download = cache_dir() / f"pyspark-{version}-download"
+    shutil.rmtree(download, ignore_errors=True)
+    download.mkdir(parents=True)
+    (download / "requirements.txt").write_text(f"pyspark=={version} --hash=sha256:{digest}\n")
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:", "--require-hashes",
+           "-r", str(download / "requirements.txt"), "-d", str(download)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        unavailable(f"pip download pyspark: {e}")
+    if proc.returncode != 0:
+        unavailable(f"pip download pyspark: {proc.stderr.strip()[-400:]}")
+    [sdist] = download.glob("pyspark-*.tar.gz")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    prefix = f"pyspark-{version}/deps/jars/"
+    with tarfile.open(sdist, "r|gz") as tar:  # one pass over the stream: only the wanted members are written
+        for member in tar:
+            name = member.name.removeprefix(prefix)
+            if member.name.startswith(prefix) and member.isfile() and name in names:
+                source = tar.extractfile(member)
+                assert source is not None
+                with source, open(out / name, "wb") as target:
+                    shutil.copyfileobj(source, target)
+    shutil.rmtree(download)
+    absent = [name for name in names if not (out / name).is_file()]
+    if absent:
+        pytest.fail(f"pyspark {version} has no deps/jars/{', '.join(absent)}")
+    (out / ".done").write_text(digest + "\n")
+    return out
+
+
+# Debian bookworm's Java packages: name -> (version, sha256 of the .deb). Fetched from the machine's own Debian mirror
+# by symbols/debian.py (a private apt state for the one suite), so they come the same on any Debian release.
+DEBIAN_SUITE = "bookworm"
+DEBIAN: dict[str, tuple[str, str]] = {
+    "libjna-java": ("5.13.0-2", "f5d08621f8d98eb0c7c18da6874e6bd8cb8ba7a768b0539180d19e3d5b7d6d75"),
+    "libjna-jni": ("5.13.0-2", "d5b384c75aad597509307308055302ded15227c00f778c46b0b5294800feddd1"),
+    "libjansi-java": ("2.4.0-2", "72c2cca0796ff2c90a0dfef584180e1367261cf7c3e06c6ccf0d4a28b52aab49"),
+    "libjffi-jni": ("1.3.9+ds-6", "aa4d60467c6e0e25ccf4cf1104906820355ec9aa2cf7c6872486fe9bd89889a8"),
+    "liblz4-java": ("1.8.0-3", "acfaadb267845b3c61223e6dd30578440856d737d9aa6045cd68bf12c6dcc8af"),
+    "liblz4-jni": ("1.8.0-3", "e37305d1c1272ad3d303bddb514cd7cfa0983c9277edacb015ba9c76e52b0df0"),
+    "libnetty-tcnative-java": ("2.0.28-1", "da71f6b0146183a3526188017720dfb42ec3901edd9db7daacc657fb05c2fa5b"),
+    "libnetty-tcnative-jni": ("2.0.28-1+b1", "ea6dc1d2740356547797cc8603612389033b21e657e51aa02b015baaf087ba64"),
+    "libsnappy-java": ("1.1.8.3-1", "529cb792389534224ba1513d55ba2c2af287c44cdf1dc8ec2d3b44474cce27d7"),
+    "libsnappy-jni": ("1.1.8.3-1", "4f61feb6a45d677b92a27f7e9a0201feb00d9859fd49ced78eb1f7f2bf29d18a"),
+    "libxerial-sqlite-jdbc-java": ("3.40.1.0+dfsg-1+deb12u1",
+                                   "fe4a497b9362a80386167a8a05afaebde0764f1c578c88dfc504de25e14b22aa"),
+    "libxerial-sqlite-jdbc-jni": ("3.40.1.0+dfsg-1+deb12u1",
+                                  "7cf23831eea9669a72a55fa2afc27cb02e6320efdf5a418620de6a279ff75a41"),
+    "libzstd-jni-java": ("1.5.2-5+ds-3", "79e510009189c3f24d7b6b20b8e7411ef195c5d79e88514729e227a0127b6131"),
+    "libzstd-jni1": ("1.5.2-5+ds-3", "7eed326ad4ff9895ded06ac0518fd06a2f129c9492f73119ff888ee5dfebc6cb"),
+}
+
+
+def debian_pinned(name: str) -> Path:
+    """The extracted root of the pinned Debian package ``name`` (a key of DEBIAN); another sha256 fails the test."""
+    version, digest = DEBIAN[name]
+    dest = cache_dir() / "deb-pinned"
+    root = dest / "pkgs" / f"{DEBIAN_SUITE}-amd64" / f"{name}_{version}"
+    if not (root / "done").is_file():
+        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", DEBIAN_SUITE,
+               "--arch", "amd64", "--package", f"{name}={version}"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            unavailable(f"debian.py {name}={version}: {e}")
+        if proc.returncode != 0:
+            unavailable(f"debian.py {name}={version}: {proc.stderr.strip()[-400:]}")
+    got = (root / "done").read_text().strip()
+    if got != digest:
+        pytest.fail(f"{name} {version}: sha256 {got} is not the pinned {digest}")
+    return root / "root"

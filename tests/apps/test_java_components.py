@@ -198,3 +198,23 @@ def test_a_jar_records_whether_its_library_survives_a_native_part_that_cannot_lo
     assert (package.name, package.version, choice.selected) == (artifact, version, lib)
     assert found.selected == {lib.path: choice.how}
     assert (choice.fallback is not None, choice.lost is not None) == (fallback, fallback)
+
+
+@pytest.mark.parametrize(("member", "arch"), [
+    ("META-INF/native/libnetty_transport_native_epoll_aarch_64.so", "aarch64"),  # a known library's classifier JAR
+    ("native/linux-aarch64/libdemojni.so", "aarch64"),  # an unknown library
+])
+def test_a_jar_with_builds_for_other_architectures_only_holds_no_choice_for_the_target(member: str, arch: str) -> None:
+    """Spark ships netty's epoll JARs for x86_64 and aarch_64 side by side: on x86_64 the aarch_64 one is simply not
+    used (netty finds its build on the class path, in the other JAR), on glibc as on musl; no degraded component."""
+    location = "/opt/spark/jars/netty-transport-native-epoll-4.1.96.Final-linux-aarch_64.jar"
+    lib = Native(f"{location}!/{member}", member, arch, Flavour.GLIBC)
+    found = java.identify_archive(
+        ArchiveMetadata(location, pom("io.netty", "netty-transport-native-epoll", "4.1.96.Final")), [lib], "x86_64")
+    [package] = found.packages
+    assert found.choices[package_key(package)] == () and found.selected == {}
+    assert found.unused[lib.path] == ("built for aarch64: loaded only on aarch64; the target is x86_64 (this archive "
+                                      "holds no x86_64 build)")
+    on_arm = java.identify_archive(
+        ArchiveMetadata(location, pom("io.netty", "netty-transport-native-epoll", "4.1.96.Final")), [lib], "aarch64")
+    assert on_arm.selected.keys() == {lib.path}  # on its own architecture it is the build the loader picks

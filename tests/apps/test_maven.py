@@ -85,6 +85,9 @@ def test_a_manifest_that_names_one_of_the_poms_picks_that_pom() -> None:
         (b"Bundle-SymbolicName: org.acme.core; singleton:=true\nBundle-Version: 3.2.1\n", ("org.acme.core", "3.2.1")),
         (b"Automatic-Module-Name: org.acme.util\n", ("org.acme.util", None)),
         (b"Automatic-Module-Name: org.acme.util\nImplementation-Version: 9.9\n", ("org.acme.util", "9.9")),
+        # JNA 5.13.0 as Debian builds it: a build tag after the version
+        (b"Implementation-Title: com.sun.jna\nImplementation-Version: 5.13.0 (b0)\nBundle-SymbolicName: com.sun.jna\n"
+         b"Bundle-Version: 5.13.0\n", ("com.sun.jna", "5.13.0")),
     ],
 )
 def test_manifest_identity_sources(manifest: bytes, expected: tuple[str, str | None]) -> None:

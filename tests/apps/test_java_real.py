@@ -1,0 +1,251 @@
+"""Java on real artifacts (issue 14): Maven JARs with their natives as Maven Central publishes them (Spark 3.5.7's
+``jars/``, from pyspark's sdist) and Debian bookworm's JNI packages, both pinned by sha256 in pinned.py and laid out
+as an application would have them (nothing installs, nothing from the tree runs but the dlopen of the oracle).
+
+Each native library a scan judges is then held against musl's real loader, run the way the JVM loads it: the
+library's loader extracts the one file from its JAR to a temporary directory and ``System.load`` dlopens it with
+RTLD_LAZY (HotSpot's ``os::dll_load``), in a process whose libjvm (loaded RTLD_GLOBAL by the java launcher) defines
+the ``JNI_*``/``JVM_*`` names.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from muslcheck import FileReport, Report, Verdict, scan
+from muslcheck.apps.application import host_provides
+from muslcheck.apps.model import Host
+from muslcheck.elf import read_elf_file
+from muslcheck.model.report import Component
+from muslcheck.targets.archives import ARCHIVE_SEPARATOR
+from tests.apps.pinned import DEBIAN, debian_pinned, pyspark_jars
+from tests.apps.test_load_graph_real import debian_deviations
+from tests.artifacts import unavailable
+from tests.oracle.dlopen import run_dlopen
+from tests.support import REPO
+
+pytestmark = pytest.mark.network
+SPARK = "/opt/spark/jars"
+SPARK_JARS = (
+    "commons-crypto-1.1.0.jar", "jline-2.14.6.jar", "leveldbjni-all-1.8.jar", "lz4-java-1.8.0.jar",
+    "netty-transport-native-epoll-4.1.96.Final-linux-x86_64.jar",
+    "netty-transport-native-epoll-4.1.96.Final-linux-aarch_64.jar",
+    "netty-transport-native-kqueue-4.1.96.Final-osx-x86_64.jar", "rocksdbjni-8.3.2.jar", "snappy-java-1.1.10.5.jar",
+    "zstd-jni-1.5.5-4.jar",
+)
+JNI = "/usr/lib/x86_64-linux-gnu/jni"
+
+
+@pytest.fixture(scope="module")
+def spark_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Spark's JARs with natives in one class-path directory, as a Spark image has them."""
+    jars = pyspark_jars(SPARK_JARS)
+    root = tmp_path_factory.mktemp("spark")
+    (root / SPARK.lstrip("/")).mkdir(parents=True)
+    for name in SPARK_JARS:
+        shutil.copyfile(jars / name, root / SPARK.lstrip("/") / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def spark_report(spark_tree: Path) -> Report:
+    return scan(spark_tree, musl="1.2.5", arch="x86_64")
+
+
+@pytest.fixture(scope="module")
+def debian_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every pinned Debian package extracted into one root, as dpkg would lay them out (no dpkg database: the files
+    are the application's here, not the OS's)."""
+    root = tmp_path_factory.mktemp("debian-java")
+    for name in DEBIAN:
+        shutil.copytree(debian_pinned(name), root, symlinks=True, dirs_exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def debian_report(debian_tree: Path) -> Report:
+    return scan(debian_tree, musl="1.2.5", arch="x86_64")
+
+
+def component(report: Report, name: str, location: str | None = None) -> Component:
+    [found] = [c for c in report.components if c.name == name and (location is None or c.location == location)]
+    return found
+
+
+def files_of(report: Report) -> dict[str, FileReport]:
+    return {f.path: f for f in report.files}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which build each library's own loader picks on musl x86_64 (docs/java.md), and what that means for the component.
+
+# component -> (JAR, the member its loader loads on musl x86_64, the component's verdict)
+SELECTED = {
+    # 8.3.2 detects musl and ships librocksdbjni-linux64-musl.so; it needs Alpine's libstdc++ and libgcc
+    "rocksdbjni": ("rocksdbjni-8.3.2.jar", "librocksdbjni-linux64-musl.so", Verdict.NEEDS_PACKAGES),
+    # before 1.1.10.8 no musl detection: the glibc build, which names ld-linux-x86-64.so.2 (gcompat provides it)
+    "snappy-java": ("snappy-java-1.1.10.5.jar", "org/xerial/snappy/native/Linux/x86_64/libsnappyjava.so",
+                    Verdict.NEEDS_GCOMPAT),
+    "zstd-jni": ("zstd-jni-1.5.5-4.jar", "linux/amd64/libzstd-jni-1.5.5-4.so", Verdict.NATIVE),
+    "lz4-java": ("lz4-java-1.8.0.jar", "net/jpountz/util/linux/amd64/liblz4-java.so", Verdict.NATIVE),
+    "commons-crypto": ("commons-crypto-1.1.0.jar", "org/apache/commons/crypto/native/Linux/x86_64/libcommons-crypto.so",
+                       Verdict.BLOCKED),  # loads, then __snprintf_chk is called: a crash the fallback cannot catch
+    "leveldbjni-all": ("leveldbjni-all-1.8.jar", "META-INF/native/linux64/libleveldbjni.so", Verdict.NEEDS_PACKAGES),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SELECTED))
+def test_each_library_loads_the_build_its_loader_picks_on_musl(spark_report: Report, name: str) -> None:
+    jar, member, verdict = SELECTED[name]
+    found = component(spark_report, name)
+    assert found.location == f"{SPARK}/{jar}"
+    assert found.selected == {"x86_64": f"{SPARK}/{jar}{ARCHIVE_SEPARATOR}{member}"}
+    assert found.verdict is verdict, (found.notes, found.fixes)
+    judged = {f.path for f in spark_report.files if f.component == found.id and f.verdict is not
+              Verdict.NOT_APPLICABLE}
+    assert judged == {found.selected["x86_64"]}  # every other build is set aside: another arch, OS or libc
+
+
+def test_rocksdbjni_sets_its_glibc_build_aside_and_needs_alpines_cxx_runtime(spark_report: Report) -> None:
+    rocksdb = component(spark_report, "rocksdbjni")
+    files = files_of(spark_report)
+    glibc = files[f"{SPARK}/rocksdbjni-8.3.2.jar{ARCHIVE_SEPARATOR}librocksdbjni-linux64.so"]
+    assert glibc.verdict is Verdict.NOT_APPLICABLE and glibc.notes[0].startswith("not loaded on musl: rocksdbjni 8.3.2"
+                                                                                 " detects musl")
+    assert set(rocksdb.fixes) == {"apk add libstdc++  (provides libstdc++.so.6)", "apk add libgcc  (provides "
+                                                                                  "libgcc_s.so.1)"}
+
+
+def test_snappy_java_is_told_to_upgrade_to_the_release_with_a_musl_build(spark_report: Report) -> None:
+    snappy = component(spark_report, "snappy-java")
+    assert snappy.fix == "use snappy-java 1.1.10.8 or later: it ships a musl build for x86_64"
+    files = files_of(spark_report)
+    base = f"{SPARK}/snappy-java-1.1.10.5.jar{ARCHIVE_SEPARATOR}org/xerial/snappy/native/Linux"
+    assert [m.name for m in files[f"{base}/x86_64/libsnappyjava.so"].missing_libraries] == ["ld-linux-x86-64.so.2"]
+    assert files[f"{base}/aarch64/libsnappyjava.so"].verdict is Verdict.NOT_APPLICABLE
+
+
+def test_the_netty_epoll_jar_for_another_architecture_is_not_a_failure(spark_report: Report) -> None:
+    """Spark ships netty's epoll classifier JARs for x86_64 and aarch_64 side by side: on x86_64 netty loads the
+    x86_64 one, and the aarch_64 JAR holds nothing for this architecture (on glibc neither)."""
+    x86 = component(spark_report, "netty-transport-native-epoll",
+                    f"{SPARK}/netty-transport-native-epoll-4.1.96.Final-linux-x86_64.jar")
+    assert x86.verdict is Verdict.NATIVE
+    assert x86.selected["x86_64"].endswith("!/META-INF/native/libnetty_transport_native_epoll_x86_64.so")
+    arm = [c for c in spark_report.components if c.location.endswith("-linux-aarch_64.jar")]
+    assert all(c.verdict is Verdict.NOT_APPLICABLE and c.lost is None for c in arm), arm
+    assert not any("epoll" in line for line in spark_report.plan.lost)
+
+
+def test_jansi_1_in_jline_2_is_the_linux64_build_of_hawtjni(spark_report: Report) -> None:
+    """jline 2.14.6 shades jansi 1.x, whose HawtJNI loader looks for META-INF/native/linux64 (no musl detection)."""
+    jline = component(spark_report, "jline")
+    assert jline.selected == {"x86_64": f"{SPARK}/jline-2.14.6.jar{ARCHIVE_SEPARATOR}META-INF/native/linux64/"
+                                        "libjansi.so"}
+    files = files_of(spark_report)
+    assert files[f"{SPARK}/jline-2.14.6.jar{ARCHIVE_SEPARATOR}META-INF/native/linux32/libjansi.so"].verdict is (
+        Verdict.NOT_APPLICABLE)
+
+
+def test_debian_jni_libraries_are_loaded_by_the_jvm_and_need_alpines_libraries(debian_report: Report) -> None:
+    files = files_of(debian_report)
+    expected = {  # Debian's java.library.path: each JNI library against the system library it wraps
+        f"{JNI}/libsnappyjava.so": {"libsnappy.so.1": "snappy"},
+        f"{JNI}/liblz4-java.so": {"liblz4.so.1": "lz4-libs", "libxxhash.so.0": "libxxhash"},
+        f"{JNI}/libsqlitejdbc.so": {"libsqlite3.so.0": "sqlite-libs"},
+        f"{JNI}/libjnidispatch.system.so": {"libffi.so.8": "libffi"},
+        f"{JNI}/libjffi-1.2.so": {"libffi.so.8": "libffi"},
+    }
+    for path, missing in expected.items():
+        f = files[path]
+        assert (f.context, f.verdict) == ("dlopen-lazy", Verdict.NEEDS_PACKAGES), (path, f.notes)
+        assert {m.name: m.package for m in f.missing_libraries} == missing
+
+
+def test_real_jar_manifests_read_without_problems(debian_report: Report, spark_report: Report) -> None:
+    """JNA's manifest says ``Implementation-Version: 5.13.0 (b0)``: the version is 5.13.0, not a finding."""
+    assert not debian_report.skipped and not spark_report.skipped
+    assert not [c for c in debian_report.components if c.name in ("jna", "com.sun.jna")]  # no natives in the JAR
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The oracle: musl's real loader dlopen-ing each judged library as the JVM does.
+
+@pytest.fixture(scope="module")
+def jvm_host(spark_tree: Path, debian_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """samples/harness/dlopen_probe.c linked -rdynamic with a definition of each JVM name the libraries import:
+    the java process, for the dynamic linker."""
+    if shutil.which("musl-gcc") is None:
+        unavailable("musl-gcc is needed to build the host harness")
+    out = tmp_path_factory.mktemp("jvm-host")
+    prefixes = host_provides(Host.JVM)
+    names: set[str] = set()
+    for lib in [*natives_of(spark_tree).values(), *(debian_tree / JNI.lstrip("/")).glob("*.so")]:
+        names.update(u.name for u in read_elf_file(lib).uses if u.name.startswith(prefixes))
+    (out / "jvm_names.c").write_text("".join(f"void {name}(void) {{}}\n" for name in sorted(names)) or "\n")
+    harness = out / "jvm_host"
+    proc = subprocess.run(["musl-gcc", "-O1", "-rdynamic", "-o", str(harness), str(REPO / "samples/harness/"
+                                                                                 "dlopen_probe.c"),
+                           str(out / "jvm_names.c")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return harness
+
+
+def natives_of(tree: Path) -> dict[str, Path]:
+    """Every Linux x86_64 ELF member of the tree's JARs, extracted alone as its loader extracts it (to a temporary
+    directory: nothing else of the JAR is beside it); in-tree path -> the extracted file."""
+    out: dict[str, Path] = {}
+    extracted = tree.parent / f"{tree.name}-extracted"
+    for jar in sorted(tree.rglob("*.jar")):
+        with zipfile.ZipFile(jar) as z:
+            for info in z.infolist():
+                data = z.read(info) if info.filename.endswith(".so") else b""
+                if data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":  # EM_X86_64
+                    continue
+                target = extracted / str(len(out)) / info.filename.rsplit("/", 1)[-1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                out[f"/{jar.relative_to(tree)}{ARCHIVE_SEPARATOR}{info.filename}"] = target
+    return out
+
+
+def blocking(f: FileReport) -> set[str]:
+    """What makes the dlopen itself fail, by the model: missing libraries and fatal symbols."""
+    return {m.name for m in f.missing_libraries} | {s.name for s in f.unresolved_symbols if s.fatal}
+
+
+def model_loads(f: FileReport) -> bool:
+    return not (blocking(f) or f.unsupported_relocations or f.tls_errors)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("tree_name", ["spark", "debian"])
+def test_every_judged_jni_library_loads_exactly_when_musl_loads_it(
+        tree_name: str, spark_tree: Path, debian_tree: Path, jvm_host: Path, musl_loaders: dict[str, Path]) -> None:
+    tree = spark_tree if tree_name == "spark" else debian_tree
+    extracted = natives_of(tree)
+    disagreements, compared = [], 0
+    for version, loader in musl_loaders.items():
+        debian_only, upstream_only = debian_deviations(version)
+        for f in scan(tree, musl=version, arch="x86_64").files:
+            if f.verdict is Verdict.NOT_APPLICABLE:
+                continue  # never loaded on musl x86_64: no claim to check
+            # the JVM's System.load; a library nothing references is judged (and loaded here) as dlopen-now
+            assert f.context in ("dlopen-lazy", "dlopen-now"), f.path
+            lib = extracted[f.path] if ARCHIVE_SEPARATOR in f.path else tree / f.path.lstrip("/")
+            real = run_dlopen(loader, jvm_host, lib, "lazy" if f.context == "dlopen-lazy" else "now")
+            loads = model_loads(f) or (bool(blocking(f)) and blocking(f) <= debian_only)
+            real_ok = real.ok or any(f" {name}: symbol not found" in (real.error or "") for name in upstream_only)
+            compared += 1
+            if loads != real_ok:
+                disagreements.append(f"{f.path} on {version}: muslcheck {f.verdict} {sorted(blocking(f))}, "
+                                     f"real {real.error or 'OK'}")
+            elif not real_ok:  # the first error musl reports is one the model names
+                assert any(name in (real.error or "") for name in blocking(f)), (f.path, version, real.error)
+    assert compared >= 2 * (6 if tree_name == "spark" else 5)
+    assert not disagreements, "\n".join(disagreements)
