@@ -221,7 +221,8 @@ def _scan(stream: BinaryIO, location: str, depth: int, budgets: _Budgets, keep: 
         return
     try:
         archive = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            struct.error) as e:
         skipped.append(Skip(location, f"corrupt archive: {e}"))
         return
     with archive:
@@ -232,7 +233,7 @@ def _scan(stream: BinaryIO, location: str, depth: int, budgets: _Budgets, keep: 
         metadata = ArchiveMetadata(location, {})
         scanned.archives.append(metadata)
         for info in archive.infolist():
-            if info.is_dir():
+            if not info.filename or info.is_dir():  # an empty name is neither a file nor a directory
                 continue
             inner = f"{location}{ARCHIVE_SEPARATOR}{info.filename}"
             if keep.wanted(info.filename):
@@ -304,6 +305,8 @@ def _overlapping(archive: zipfile.ZipFile) -> str | None:
     Each member takes at least its 30-byte local header and its compressed size, before the next one starts;
     the last ends before the central directory."""
     members = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    if not members:
+        return None
     ends = [info.header_offset + 30 + info.compress_size for info in members]
     starts = [info.header_offset for info in members[1:]] + [getattr(archive, "start_dir", ends[-1] if ends else 0)]
     for info, end, start in zip(members, ends, starts, strict=True):
@@ -381,9 +384,12 @@ class _Bounded:
                 while not d.needs_input and not d.eof and len(out) <= self.limit:
                     out += d.decompress(b"", self.limit + 1 - len(out))
         else:
-            out += d.decompress(chunk, self.limit + 1 - len(out))
-            while d.unconsumed_tail and len(out) <= self.limit:
-                out += d.decompress(d.unconsumed_tail, self.limit + 1 - len(out))
+            try:
+                out += d.decompress(chunk, self.limit + 1 - len(out))
+                while d.unconsumed_tail and len(out) <= self.limit:
+                    out += d.decompress(d.unconsumed_tail, self.limit + 1 - len(out))
+            except zlib.error as e:  # not an OSError or ValueError: the callers' findings would miss it
+                raise ValueError(f"corrupt deflate data: {e}") from None
         if len(out) > self.limit:
             raise ValueError(f"member inflates past its declared size of {self.limit} bytes (a zip bomb?)")
 

@@ -137,3 +137,35 @@ def test_metadata_kept_has_one_budget_across_the_scan(tmp_path: Path, monkeypatc
     budget = Budget(limits.MAX_KEPT_BYTES)  # and the default: each call alone gets it whole
     assert scan_archive(io.BytesIO((tmp_path / "a0.jar").read_bytes()), "/a0.jar", keep, budget).archives[0].members
     assert budget.left == limits.MAX_KEPT_BYTES - len(member)
+
+
+# ---- found by fuzz/fuzz_inputs.py zip (docs/fuzzing.md): each ended the scan with an internal error -----------
+
+def test_an_empty_zip_has_nothing_to_check() -> None:
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()  # the 22-byte end record alone, as an empty JAR holds
+    scanned = scan_archive(empty, "/app/empty.jar")
+    assert (scanned.elves, scanned.skipped) == ([], [])
+
+
+def test_corrupt_deflate_data_is_a_finding_on_the_member() -> None:
+    garbage = b"\xff" * 64  # an invalid block type at once: zlib.error, which is neither OSError nor ValueError
+    scanned = scan_archive(io.BytesIO(_zip([("lib/libx.so", zipfile.ZIP_DEFLATED, garbage, 4096, 0)])),
+                           "/app/a.jar")
+    assert [(s.path, s.reason) for s in scanned.skipped] == [
+        ("/app/a.jar!/lib/libx.so", "unreadable archive member: corrupt deflate data: Error -3 while "
+                                    "decompressing data: invalid block type")]
+
+
+def test_a_zip_needing_a_later_version_to_extract_is_a_corrupt_archive() -> None:
+    data = bytearray(_zip([("lib/libx.so", zipfile.ZIP_STORED, b"\x7fELF", 4, zlib.crc32(b"\x7fELF"))]))
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<H", data, central + 6, 124)  # "version needed to extract" 12.4: zipfile refuses
+    scanned = scan_archive(io.BytesIO(bytes(data)), "/app/a.jar")
+    assert [(s.path, s.reason) for s in scanned.skipped] == [("/app/a.jar", "corrupt archive: zip file version 12.4")]
+
+
+def test_a_member_with_an_empty_name_is_passed_over() -> None:
+    elf = b"\x7fELF"
+    scanned = scan_archive(io.BytesIO(_zip([("", zipfile.ZIP_STORED, elf, 4, zlib.crc32(elf))])), "/app/a.jar")
+    assert (scanned.elves, scanned.skipped) == ([], [])
