@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from muslcheck import UsageError, Verdict, scan
-from muslcheck.model.ignore import load_ignores
+from muslcheck.cli import main
+from muslcheck.model.ignore import MAX_IGNORE_BYTES, load_ignores
 
 TODAY = dt.date(2026, 6, 1)
 
@@ -89,3 +92,35 @@ reason = "only in the crash handler"
 def test_a_malformed_ignore_file_names_the_line_and_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_ignores(write(tmp_path, text))
+
+
+def test_a_fifo_or_device_as_the_ignore_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    """load_ignores itself checks the type before it opens (the CLI's own check aside): no hang, no device read."""
+    fifo = tmp_path / "ignore.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match=r"ignore\.fifo: a FIFO, not a regular file: refused as an ignore file"):
+        load_ignores(fifo)
+    with pytest.raises(UsageError, match=r"/dev/zero: a character device, not a regular file"):
+        load_ignores("/dev/zero")  # would never end if it were read
+    with pytest.raises(UsageError, match=r": a directory, not a regular file"):
+        load_ignores(tmp_path)
+
+
+def test_an_ignore_file_that_is_not_utf8_or_too_large_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'[[ignore]]\nrule = "latent-symbol"\nreason = "caf\xe9"\n')
+    with pytest.raises(UsageError, match=r"latin1\.toml: not UTF-8"):
+        load_ignores(bad)
+    big = tmp_path / "big.toml"
+    with big.open("wb") as f:
+        f.truncate(MAX_IGNORE_BYTES + 1)
+    with pytest.raises(UsageError, match=r"big\.toml: larger than 4 MiB"):
+        load_ignores(big)
+
+
+def test_the_cli_refuses_a_fifo_ignore_file_with_the_usage_exit_code(tmp_path: Path, samples_dir: Path) -> None:
+    fifo = tmp_path / "ignore.fifo"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(main, ["scan", str(samples_dir / "hello"), "--no-cache", "--ignore", str(fifo)])
+    assert result.exit_code == 2
+    assert "ignore.fifo" in result.output and "FIFO" in result.output

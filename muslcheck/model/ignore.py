@@ -17,13 +17,14 @@ import datetime as dt
 import fnmatch
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from muslcheck.model.errors import UsageError
 from muslcheck.model.rules import RULES
 
+MAX_IGNORE_BYTES = 4 << 20  # an ignore file is a few entries; a larger one is not read
 _KEYS = frozenset({"rule", "symbol", "path", "reason", "expires"})
 _RULE_NAMES = {r.id: r.name for r in RULES.values()} | {r.name: r.name for r in RULES.values()}
 
@@ -75,10 +76,7 @@ NO_IGNORES = Ignores("", (), dt.date.min)
 def load_ignores(path: str | os.PathLike[str], today: dt.date | None = None) -> Ignores:
     """Parse an ignore file; a malformed one is a UsageError naming the line and the key."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"{source}: cannot read ignore file: {e.strerror}") from e
+    text = _read_regular_file(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -92,6 +90,38 @@ def load_ignores(path: str | os.PathLike[str], today: dt.date | None = None) -> 
     lines = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*ignore\s*\]\]", line)]
     entries = tuple(_entry(source, lines[i] if i < len(lines) else 0, item) for i, item in enumerate(raw))
     return Ignores(source, entries, today or dt.date.today())
+
+
+def _read_regular_file(source: str) -> str:
+    """The ignore file's text. Its type is checked before it is opened, and the open never blocks, so a FIFO, a
+    device or a socket given as the ignore file is a one-line ``UsageError``, never a hang or a device read."""
+    try:
+        kind = _special_kind(os.stat(source).st_mode)
+        if kind is not None:
+            raise UsageError(f"{source}: {kind}, not a regular file: refused as an ignore file")
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            kind = _special_kind(os.fstat(f.fileno()).st_mode)  # swapped after the stat: still refused
+            if kind is not None:
+                raise UsageError(f"{source}: {kind}, not a regular file: refused as an ignore file")
+            data = f.read(MAX_IGNORE_BYTES + 1)
+    except OSError as e:
+        raise UsageError(f"{source}: cannot read ignore file: {e.strerror or e}") from e
+    if len(data) > MAX_IGNORE_BYTES:
+        raise UsageError(f"{source}: larger than {MAX_IGNORE_BYTES >> 20} MiB: not an ignore file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{source}: not UTF-8 ({e.reason} at byte {e.start})") from e
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO", ...), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _entry(source: str, line: int, item: object) -> IgnoreEntry:
