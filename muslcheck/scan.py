@@ -21,6 +21,7 @@ from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import Report
 from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.image.sources.interface import Image
+from muslcheck.targets.image.verify import verify_blobs
 from muslcheck.targets.reference import ARCHITECTURE_OF_OCI, MUSL_ARCH_OF_OCI, Reference, parse_reference
 
 
@@ -105,6 +106,8 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
         resolved = replace(options, musl=musl_version, alpine=alpine_release, arch=arch, ignore=ignores)
         key = _report_key(ref, image, str(target), resolved) if cache is not None and options.base is None else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
+            if image is not None:
+                verify_blobs(image)  # a hit reads no layer: a blob swapped since the report was made still fails
             return cached
         from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
         from muslcheck.targets import ImageAccess

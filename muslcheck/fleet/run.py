@@ -6,7 +6,9 @@ first), so those sharing a base run back to back; the report keeps the order the
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,6 +31,7 @@ from muslcheck.scan import ScanOptions, resolve_version
 from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.reference import ReferenceKind, parse_reference
 
+_log = logging.getLogger("muslcheck")  # the library never prints; unconfigured, a warning reaches stderr
 MAX_DEFAULT_WORKERS = 8  # as a single scan's --jobs 0
 DASK_CONNECT_TIMEOUT = "10s"
 _PLAN_THREADS = 8  # reading manifests is I/O: a few at a time
@@ -75,21 +78,25 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     resolve_version(options.catalog or Catalog(), options.alpine, options.musl)  # a bad one: one usage error
     fleet = fleet or FleetOptions()
     start = time.monotonic()
-    order = work_order(targets, options)
+    credentials = _readable_docker_config(options.docker_config) if any(map(_is_registry, targets)) else None
+    per_target = [_with_credentials(target, options, credentials) for target in targets]
+    order = work_order(targets, per_target)
     if fleet.dask is not None:
-        outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(options), fleet.cache) for i in order],
+        outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(per_target[i]), fleet.cache) for i in order],
                             fleet.progress)
     else:
-        outcomes = _locally(targets, order, options, fleet)
+        outcomes = _locally(targets, order, per_target, fleet)
     results, target_info = _gather(targets, outcomes, fleet.keep_reports)
     return fleet_report(results, target_info, time.monotonic() - start)
 
 
-def work_order(targets: Sequence[str], options: ScanOptions) -> list[int]:
+def work_order(targets: Sequence[str], options: ScanOptions | Sequence[ScanOptions]) -> list[int]:
     """The targets' indices, images sharing layers next to each other (by their diff_ids, bottom first);
     a target whose layers are not known (a directory, a docker: image, one that fails to open) keeps its
-    place among those, before the images."""
-    def layers_of(target: str) -> tuple[str, ...]:
+    place among those, before the images. ``options``: one for all targets, or one per target."""
+    each = [options] * len(targets) if isinstance(options, ScanOptions) else list(options)
+
+    def layers_of(target: str, options: ScanOptions) -> tuple[str, ...]:
         try:
             ref = parse_reference(target)
             if not ref.is_image or ref.kind in _NO_PLAN:
@@ -101,8 +108,41 @@ def work_order(targets: Sequence[str], options: ScanOptions) -> list[int]:
             return ()  # the scan itself says what is wrong
 
     with ThreadPoolExecutor(min(_PLAN_THREADS, len(targets))) as pool:
-        layers = list(pool.map(layers_of, targets))
+        layers = list(pool.map(layers_of, targets, each))
     return sorted(range(len(targets)), key=lambda i: (layers[i], i))
+
+
+def _is_registry(target: str) -> bool:
+    try:
+        return parse_reference(target).kind is ReferenceKind.REGISTRY
+    except MuslcheckError:
+        return False  # its scan reports the bad reference
+
+
+def _with_credentials(target: str, options: ScanOptions, docker_config: Path | None) -> ScanOptions:
+    """Registry credentials go only to a registry target: no other scan reads, or is stopped by, a docker config."""
+    return replace(options, docker_config=docker_config if _is_registry(target) else None)
+
+
+def _readable_docker_config(given: Path | None) -> Path | None:
+    """The docker config the registry targets use: ``given`` (a file, or a directory holding config.json), or
+    None when there is none. One that cannot be read (unreadable, a FIFO, a device) is a warning on the
+    ``muslcheck`` logger and the pulls go on anonymously; it is checked without blocking, never read here."""
+    if given is None:
+        return None
+    path = given / "config.json" if given.is_dir() else given
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        try:
+            problem = None if stat.S_ISREG(os.fstat(fd).st_mode) else "not a regular file"
+        finally:
+            os.close(fd)
+    except OSError as e:
+        problem = e.strerror or str(e)
+    if problem is None:
+        return given
+    _log.warning("muslcheck: warning: %s: %s: no registry credentials are used", path, problem)
+    return None
 
 
 def local_workers(jobs: int) -> int:
@@ -116,13 +156,13 @@ def local_workers(jobs: int) -> int:
     return min(cpus, MAX_DEFAULT_WORKERS)
 
 
-def _locally(targets: Sequence[str], order: list[int], options: ScanOptions,
+def _locally(targets: Sequence[str], order: list[int], per_target: Sequence[ScanOptions],
              fleet: FleetOptions) -> Iterator[Outcome]:
     """One target per task in ``min(jobs, targets)`` worker processes, each scan with the jobs left over (a
     fleet of 2 on 8 CPUs: 2 workers judging with 4 processes each); in this process when there is one."""
     workers = min(local_workers(fleet.jobs), len(targets))
     per_scan = max(1, local_workers(fleet.jobs) // workers)
-    tasks = [Task(i, targets[i], portable(options, jobs=per_scan), fleet.cache) for i in order]
+    tasks = [Task(i, targets[i], portable(per_target[i], jobs=per_scan), fleet.cache) for i in order]
     fleet.progress("scanning targets", 0, len(tasks))
     if workers == 1:
         for done, task in enumerate(tasks, 1):

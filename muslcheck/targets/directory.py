@@ -72,13 +72,20 @@ class DirectoryRoot:
             return e.strerror or str(e)
         return Entry(stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode), target, (st.st_dev, st.st_ino))
 
+    def open(self, path: str, *, directory: bool = False) -> int:
+        """A file descriptor of the in-root ``path`` (resolved: no link in it), opened beneath the root."""
+        return open_beneath(self.host_root, path[self._under :], directory=directory)
+
     def read_facts(self, resolved: Resolved) -> ElfFacts:
-        return read_elf_file(self.host_path(resolved.path))
+        fd = self.open(resolved.path)
+        try:
+            return read_elf_fd(fd)
+        finally:
+            os.close(fd)
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
-        fd = os.open(self.host_path(resolved.path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        with open(self.open(resolved.path), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise OSError(errno.EINVAL, "not a regular file")
             return f.read(limit)
 
@@ -86,9 +93,61 @@ class DirectoryRoot:
         if not self._mounted(path):
             return [self.mount[len(path.rstrip("/")) + 1 :].split("/", 1)[0]] if self._above_mount(path) else []
         try:
-            return sorted(os.listdir(self.host_path(path)))
+            fd = self.open(path, directory=True)
         except OSError:
             return []
+        try:
+            return sorted(os.listdir(fd))
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
+
+
+# Every open of a file in a directory target: each component relative to its parent's descriptor, none followed
+# if it is a link (O_NOFOLLOW), so a directory swapped for a link during the scan fails the open (ELOOP or
+# ENOTDIR) instead of reading outside the root; never blocking, never taking a terminal.
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK
+_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+_SWAPPED = "a component of the path is not a directory of the tree any more (replaced by a link?): not read"
+
+
+def open_beneath(root: Path | str, relative: str, *, directory: bool = False) -> int:
+    """The descriptor of ``root``/``relative``, opened one component at a time beneath ``root`` (the
+    ``openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`` of a kernel that has it, in portable calls).
+
+    ``relative`` names no link (the model resolved them); a component that is a link now, or not a directory,
+    is ``OSError(ELOOP)`` with a message that says so. ``..`` is refused the same way."""
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    fd = os.open(root, _DIRECTORY_FLAGS & ~os.O_NOFOLLOW)  # the root as the user named it
+    try:
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if part == "..":
+                raise OSError(errno.ELOOP, _SWAPPED)
+            try:
+                child = os.open(part, _DIRECTORY_FLAGS if directory or not last else _FILE_FLAGS, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):  # EMLINK: FreeBSD's O_NOFOLLOW
+                    raise OSError(errno.ELOOP, _SWAPPED, relative) from None
+                raise
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_FD_PATHS = "/proc/self/fd"
+
+
+def read_elf_fd(fd: int, *, symbols: bool = True) -> ElfFacts:
+    """``read_elf_file`` over an open descriptor: through its ``/proc/self/fd`` name, which reopens that very
+    file, never a path looked up again (Linux; without /proc mounted, ``OSError``: a finding)."""
+    if not os.path.isdir(_FD_PATHS):
+        raise OSError(errno.ENOENT, f"{_FD_PATHS} is not mounted: the file cannot be read safely")
+    return read_elf_file(f"{_FD_PATHS}/{fd}", symbols=symbols)
 
 
 def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skipped: list[Skip],
@@ -145,15 +204,11 @@ def _is_dir_link(path: str) -> bool:
         return False
 
 
-def _starts_with_elf_magic(host_path: str) -> bool:
-    """The first four bytes; the open never blocks (a FIFO or device swapped in after the lstat)."""
-    fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        return is_elf(os.pread(fd, 4, 0))
-    finally:
-        os.close(fd)
+def _starts_with_elf_magic(fd: int) -> bool:
+    """The first four bytes of a regular file (a FIFO or device swapped in after the lstat: False)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return False
+    return is_elf(os.pread(fd, 4, 0))
 
 
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress,
@@ -195,13 +250,12 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                 found[identity] = ElfFile(seen.path, identity, seen.facts, (*seen.aliases, path))
                 continue
             try:
-                if not _starts_with_elf_magic(host_path):
-                    if is_archive_name(name):
-                        with open(os.open(host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW),
-                                  "rb") as f:
+                with open(root.open(path), "rb") as f:
+                    if not _starts_with_elf_magic(f.fileno()):
+                        if is_archive_name(name) and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                             add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
-                    continue
-                facts = read_elf_file(host_path, symbols=False)
+                        continue
+                    facts = read_elf_fd(f.fileno(), symbols=False)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue

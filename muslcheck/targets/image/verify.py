@@ -1,0 +1,76 @@
+"""What a report-cache hit still checks of an image: that each layer blob it would read is the one its report
+was made from.
+
+A cached report is keyed on the image's config and layer digests, and was made only from blobs that hashed to
+them (``read_image`` and ``ImageRoot.verify`` check every byte before a report exists). A hit reads no layer, so
+a blob swapped since then would go unseen while an uncached scan fails. ``verify_blobs`` closes that: every
+blob in a local file (docker-archive, oci-archive, oci-dir, a ``docker:`` export) is checked for its size, then
+hashed where it lies (``pread``, several blobs at once: SHA-256 and the reads release the GIL), and a mismatch
+is the same ``DigestMismatch`` an uncached scan raises. The uncompressed diff_id needs no second look: a blob
+with its digest is the byte-for-byte blob whose diff_id was checked when the report was made.
+
+A registry's blobs only stream: fetching them again would undo the cache. They are addressed by their digest,
+and a report is cached only after every byte fetched hashed to it, so a hit is keyed on verified content; a
+registry that now serves other bytes under that digest fails the next uncached scan, never this report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, SourceError
+
+CHUNK = 1 << 20
+MAX_THREADS = 4
+
+
+def verify_blobs(image: Image) -> int:
+    """Raise ``DigestMismatch`` unless every layer blob of ``image`` in a local file has the size and digest its
+    descriptor names (``SourceError`` for one that cannot be read); the bytes hashed."""
+    local: dict[str, tuple[int, BlobLocation]] = {}
+    for index, layer in enumerate(image.layers):
+        if layer.digest in local:
+            continue
+        location = image.blobs.locate_blob(layer.digest)
+        if location is None:
+            continue  # streamed only (a registry): keyed on verified content, above
+        if layer.size is not None and location.size != layer.size:
+            raise DigestMismatch(f"layer {index + 1}: the blob is {location.size} bytes, "
+                                 f"its descriptor says {layer.size}")
+        local[layer.digest] = (index, location)
+    if not local:
+        return 0
+    with ThreadPoolExecutor(min(MAX_THREADS, len(local)), thread_name_prefix="blob-digest") as pool:
+        found = dict(zip(local, pool.map(_digest, local, [location for _, location in local.values()]),
+                         strict=True))
+    for digest, (index, _) in local.items():
+        if found[digest] != digest:
+            raise DigestMismatch(f"layer {index + 1}: content hashes to {found[digest]}, not {digest}")
+    return sum(location.size for _, location in local.values())
+
+
+def _digest(expected: str, location: BlobLocation) -> str:
+    """The blob's digest, in the algorithm of the digest it must match (sha256 or sha512)."""
+    algorithm = expected.partition(":")[0]
+    if algorithm not in ("sha256", "sha512"):
+        raise SourceError(f"{location.path}: unsupported digest algorithm in {expected!r}")
+    sha = hashlib.new(algorithm)
+    try:
+        fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise SourceError(f"{location.path}: layer blob unreadable: {e.strerror or e}") from None
+    try:
+        done = 0
+        while done < location.size:
+            chunk = os.pread(fd, min(CHUNK, location.size - done), location.offset + done)
+            if not chunk:
+                raise SourceError(f"{location.path}: the layer blob ends {location.size - done} bytes early")
+            sha.update(chunk)
+            done += len(chunk)
+    except OSError as e:
+        raise SourceError(f"{location.path}: layer blob unreadable: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    return f"{algorithm}:{sha.hexdigest()}"

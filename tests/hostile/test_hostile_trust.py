@@ -1,0 +1,161 @@
+"""Trust (issue 18, class 7): a report-cache hit still checks the layer blobs it stands for, so a blob swapped
+after the first scan fails as an uncached scan does, for every kind of local image."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from muslcheck import ScanOptions, Verdict, scan
+from muslcheck.cache import Store, default_salt
+from muslcheck.fleet import scan_fleet
+from muslcheck.judging import survey
+from muslcheck.ldso.tree import Resolved
+from muslcheck.targets.image.sources import DigestMismatch, SourceError
+from tests.hostile.hostile_support import imagebuild as ib
+
+
+def _flip_middle(data: bytes) -> bytes:
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0xFF
+    return bytes(out)
+
+
+def _grow(data: bytes) -> bytes:
+    return data + bytes(512)
+
+
+Edit = Callable[[bytes], bytes]
+
+
+def _oci_dir(path: Path, layers: list[ib.Layer], edit_later: Edit) -> tuple[str, Callable[[], None]]:
+    image = ib.write_oci_dir(path, layers)
+    blob = ib.blob_path(path, image.layers[0].digest)
+    return f"oci-dir:{path}", lambda: blob.write_bytes(edit_later(blob.read_bytes()))
+
+
+def _oci_archive(path: Path, layers: list[ib.Layer], edit_later: Edit) -> tuple[str, Callable[[], None]]:
+    archive = path.with_suffix(".tar")
+    image = ib.write_oci_archive(archive, layers)
+    name = f"blobs/sha256/{ib.hexof(image.layers[0].digest)}"
+    return f"oci-archive:{archive}", lambda: ib.rewrite_tar_member(archive, name, edit_later)
+
+
+def _docker_archive(path: Path, layers: list[ib.Layer], edit_later: Edit) -> tuple[str, Callable[[], None]]:
+    archive = path.with_suffix(".tar")
+    image = ib.write_docker_archive_oci(archive, layers)  # uncompressed: the layer is read through a map
+    name = f"blobs/sha256/{ib.hexof(image.layers[0].digest)}"
+    return f"docker-archive:{archive}", lambda: ib.rewrite_tar_member(archive, name, edit_later)
+
+
+def _docker_archive_legacy(path: Path, layers: list[ib.Layer], edit_later: Edit) -> tuple[str, Callable[[], None]]:
+    archive = path.with_suffix(".tar")
+    ib.write_docker_archive_legacy(archive, layers)
+    with tarfile.open(archive) as tar:
+        name = next(m.name for m in tar.getmembers() if m.name.endswith("/layer.tar"))
+    return f"docker-archive:{archive}", lambda: ib.rewrite_tar_member(archive, name, edit_later)
+
+
+KINDS = {"oci-dir": _oci_dir, "oci-archive": _oci_archive, "docker-archive": _docker_archive,
+         "docker-archive-legacy": _docker_archive_legacy}
+
+
+SIZE_OR_DIGEST = r"the blob is \d+ bytes, its descriptor says \d+|content hashes to"  # no size in manifest.json
+
+
+@pytest.mark.parametrize("kind", KINDS)
+
+@pytest.mark.parametrize(("edit", "message"), [(_flip_middle, "content hashes to"), (_grow, SIZE_OR_DIGEST)],
+                         ids=["same-size", "other-size"])
+def test_a_cache_hit_fails_like_a_scan_when_a_layer_blob_was_swapped(
+        kind: str, edit: Edit, message: str, samples_dir: Path, tmp_path: Path) -> None:
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    layers: list[ib.Layer] = [[ib.file("app/bin/app", app), ib.file("app/README", b"x" * 4096)]]
+    target, swap = KINDS[kind](tmp_path / "image", layers, edit)
+    store = Store(tmp_path / "cache", salt=default_salt())
+    first = scan(target, musl="1.2.5", cache=store)
+    assert scan(target, musl="1.2.5", cache=store) == first
+    assert (store.stats.hits, store.stats.writes) == (1, 1)  # unchanged: a hit, and it verified
+
+    swap()
+    with pytest.raises(SourceError):
+        scan(target, musl="1.2.5")  # without the cache: the layer read fails (its digest, or its gzip stream)
+    with pytest.raises(DigestMismatch, match=message):
+        scan(target, musl="1.2.5", cache=store)  # the hit fails too, naming the layer
+    assert store.stats.hits == 2  # it was a hit: the report existed, and was not returned
+
+
+# ---- class 8: credentials only for a registry target -------------------------------------------------------
+
+def test_a_fleet_reads_the_docker_config_only_for_registry_targets(
+        samples_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A FIFO as the docker config: a directory-only fleet never looks at it; a registry target next to the
+    directory gets one warning (checked without blocking) and pulls anonymously; the directory is scanned."""
+    config = tmp_path / "config.json"
+    os.mkfifo(config)
+    options = ScanOptions(musl="1.2.5", docker_config=config, insecure_registry=True)
+    directory = str(samples_dir / "hello")
+    with caplog.at_level(logging.WARNING, logger="muslcheck"):
+        alone = scan_fleet([directory], options)
+    assert not alone.failed and caplog.records == []
+    with socket.socket() as closed:  # a port nothing listens on: the registry target fails fast
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with caplog.at_level(logging.WARNING, logger="muslcheck"):
+        mixed = scan_fleet([directory, f"registry:127.0.0.1:{port}/app:1"], options)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"muslcheck: warning: {config}: not a regular file: no registry credentials are used"]
+    assert mixed.targets[0].verdict is not None  # the directory: scanned
+    assert mixed.targets[1].error_kind == "input"  # the registry: tried anonymously, and unreachable
+
+
+# ---- a directory target: a link swapped in during the scan is never followed --------------------------------
+
+def test_a_directory_swapped_for_a_link_to_outside_after_discovery_is_not_read_through(
+        samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery reads the headers; the judge reads the symbols later. In between (the seam: right after
+    ``open_target`` returns), /app/lib becomes a link to a directory outside the root holding another
+    libdep.so; the paths were resolved (and cached) before, so only the opens stand between the scan and the
+    outside. Every open made afterwards is checked by what it really opened: nothing outside, and the
+    library the program needs is a finding."""
+    root, outside = tmp_path / "root", tmp_path / "outside" / "lib"
+    shutil.copytree(samples_dir / "rpath-origin/app", root / "app")
+    outside.mkdir(parents=True)
+    shutil.copy(samples_dir / "hello/app/bin/hello", outside / "libdep.so")  # an ELF file the scan must not see
+    opened: list[str] = []
+    real_open = os.open
+
+    def spying_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        fd = real_open(path, flags, mode, dir_fd=dir_fd)
+        opened.append(os.readlink(f"/proc/self/fd/{fd}"))  # what the descriptor really is
+        return fd
+
+    real_open_target = survey.open_target
+
+    def open_then_swap(*args: Any, **kwargs: Any) -> Any:
+        tree = real_open_target(*args, **kwargs)
+        for path in ("/app/bin/app", "/app/lib/libdep.so", "/app/lib"):
+            assert isinstance(tree.root.resolve(path), Resolved)  # resolved before the swap, opened after it
+        (root / "app" / "lib").rename(root / "app" / "lib.moved")
+        (root / "app" / "lib").symlink_to(outside)
+        monkeypatch.setattr(os, "open", spying_open)
+        return tree
+
+    monkeypatch.setattr(survey, "open_target", open_then_swap)
+    report = scan(root, musl="1.2.5", jobs=1)
+    monkeypatch.setattr(os, "open", real_open)
+    assert opened, "the judge opened nothing after the swap: the seam is not where the test thinks"
+    assert not [p for p in opened if p.startswith(str(tmp_path / "outside"))]
+    app = next(f for f in report.files if f.path == "/app/bin/app")
+    assert app.verdict is not Verdict.NATIVE  # its library is gone from the tree, or unreadable: a finding
+    reasons = json.dumps(report.to_dict())
+    assert "libdep.so" in reasons
