@@ -13,9 +13,12 @@ from muslcheck.model.options import Context
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
 # Prefixes of the symbols the JVM process itself offers to JNI libraries: the java launcher dlopens libjvm with
-# RTLD_GLOBAL, and libjvm exports JNI_*, JVM_*, jio_*, AsyncGetCallTrace, the gHotSpot* serviceability tables and
-# numa_error/numa_warn (nm -D libjvm.so of OpenJDK 17 and Temurin 25; make/hotspot/symbols).
-JVM_PROVIDES: tuple[str, ...] = ("JNI_", "JVM_", "jio_", "AsyncGetCallTrace", "gHotSpot", "numa_error", "numa_warn")
+# RTLD_GLOBAL, and libjvm exports the three JNI_ invocation functions, JVM_*, jio_*, AsyncGetCallTrace, the gHotSpot*
+# serviceability tables and numa_error/numa_warn (nm -D libjvm.so of OpenJDK 17 and Temurin 25; make/hotspot/symbols).
+# Only those three JNI_ names: a JNI_-named symbol of another library (HawtJNI's JNI_ATTACH_THREAD_LOCAL_KEY) is not
+# the JVM's.
+JVM_PROVIDES: tuple[str, ...] = ("JNI_CreateJavaVM", "JNI_GetCreatedJavaVMs", "JNI_GetDefaultJavaVMInitArgs", "JVM_",
+                                 "jio_", "AsyncGetCallTrace", "gHotSpot", "numa_error", "numa_warn")
 
 
 def identify_archive(archive: ArchiveMetadata, natives: Sequence[Native], target_arch: str) -> Identified:

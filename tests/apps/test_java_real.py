@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 
 from muslcheck import FileReport, Report, Verdict, scan
-from muslcheck.apps.application import host_provides
-from muslcheck.apps.model import Host
-from muslcheck.elf import read_elf_file
+from muslcheck.apps.java import JVM_PROVIDES
 from muslcheck.model.report import Component
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 from tests.apps.pinned import DEBIAN, debian_pinned, pyspark_jars
@@ -176,18 +174,42 @@ def test_real_jar_manifests_read_without_problems(debian_report: Report, spark_r
 # ---------------------------------------------------------------------------------------------------------------
 # The oracle: musl's real loader dlopen-ing each judged library as the JVM does.
 
+def libjvm() -> Path:
+    """The libjvm.so of a JDK installed here (Debian's OpenJDK, else any): what the java launcher dlopens."""
+    found = sorted(Path("/usr/lib/jvm").glob("*/lib/server/libjvm.so"), key=lambda p: ("openjdk" not in str(p), p))
+    if not found:
+        unavailable("no JDK in /usr/lib/jvm (apt-get install default-jre-headless)")
+    return found[0]
+
+
+def jvm_exports(lib: Path) -> set[str]:
+    """The names libjvm defines for the whole process (it is loaded RTLD_GLOBAL), by binutils' nm."""
+    proc = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        unavailable(f"nm -D {lib}: {proc.stderr.strip()}")
+    names = {line.split()[-1].split("@", 1)[0] for line in proc.stdout.splitlines() if line.strip()}
+    return {name for name in names if name.isidentifier()} - {"SUNWprivate_1"}
+
+
+def test_the_jvm_names_muslcheck_provides_are_the_ones_libjvm_exports() -> None:
+    """JVM_PROVIDES against the real libjvm: every entry names exports, and every JNI/JVM export is covered."""
+    exports = jvm_exports(libjvm())
+    assert {"JNI_CreateJavaVM", "JNI_GetCreatedJavaVMs", "JVM_FindClassFromCaller"} <= exports
+    assert all(any(name.startswith(prefix) for name in exports) for prefix in JVM_PROVIDES)
+    jvm_api = {name for name in exports if name.startswith(("JNI_", "JVM_", "jio_", "AsyncGetCallTrace", "gHotSpot",
+                                                            "numa_"))}
+    assert len(jvm_api) > 150 and all(name.startswith(JVM_PROVIDES) for name in jvm_api)
+
+
 @pytest.fixture(scope="module")
-def jvm_host(spark_tree: Path, debian_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """samples/harness/dlopen_probe.c linked -rdynamic with a definition of each JVM name the libraries import:
-    the java process, for the dynamic linker."""
+def jvm_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """samples/harness/dlopen_probe.c linked -rdynamic with a definition of every name a real libjvm exports: the
+    java process, for the dynamic linker (independent of muslcheck's own list)."""
     if shutil.which("musl-gcc") is None:
         unavailable("musl-gcc is needed to build the host harness")
     out = tmp_path_factory.mktemp("jvm-host")
-    prefixes = host_provides(Host.JVM)
-    names: set[str] = set()
-    for lib in [*natives_of(spark_tree).values(), *(debian_tree / JNI.lstrip("/")).glob("*.so")]:
-        names.update(u.name for u in read_elf_file(lib).uses if u.name.startswith(prefixes))
-    (out / "jvm_names.c").write_text("".join(f"void {name}(void) {{}}\n" for name in sorted(names)) or "\n")
+    names = sorted(jvm_exports(libjvm()) - {"main"})
+    (out / "jvm_names.c").write_text("".join(f"void {name}(void) {{}}\n" for name in names))
     harness = out / "jvm_host"
     proc = subprocess.run(["musl-gcc", "-O1", "-rdynamic", "-o", str(harness), str(REPO / "samples/harness/"
                                                                                  "dlopen_probe.c"),
