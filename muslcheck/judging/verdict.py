@@ -23,6 +23,7 @@ from muslcheck.model.report import (
     TlsFinding,
     Verdict,
     apk_spec,
+    fix_steps,
     library_message,
     symbol_message,
     symbol_order,
@@ -193,71 +194,6 @@ def decide(plain: Problems, with_gcompat: Problems | None) -> Verdict:
     return Verdict.BLOCKED
 
 
-def fixes(shown: Problems, verdict: Verdict, preload_fixes: bool) -> tuple[str, ...]:
-    """One actionable line per kind of problem that is not ignored, most specific first."""
-    live = [f for f in shown.findings if f.ignored is None]
-
-    def subjects(*rules: str) -> list[str]:
-        return sorted({f.subject for f in live if f.rule in rules})
-
-    out: list[str] = []
-    for pkg in shown.packages:
-        sonames = ", ".join(sorted({lib.name for lib in shown.libraries if lib.package == pkg}))
-        why = (f"apk installs whichever package provides {sonames}; no verified Alpine name" if pkg.startswith("so:")
-               else f"provides {sonames}")
-        out.append(f"apk add {pkg}  ({why})")
-    if verdict is Verdict.NEEDS_GCOMPAT:
-        out.append("apk add gcompat  (glibc compatibility layer; it applies to this file's load context)")
-    missing = {f.subject for f in live if f.rule == "missing-library"}
-    gcompat_files: list[str] = []
-    unpackaged: list[str] = []
-    for lib in sorted({lib.name: lib for lib in shown.libraries if lib.name in missing}.values(),
-                      key=lambda lib: lib.name):
-        spec = apk_spec(lib)
-        if spec == "gcompat":
-            gcompat_files.append(lib.name)
-        elif spec is None:
-            unpackaged.append(lib.name)
-        else:
-            out.append(f"apk add {spec}  (apk installs whichever package provides {lib.name}; no verified Alpine name)")
-    gcompat_line = (f"apk add gcompat  (its package provides {', '.join(gcompat_files)})"
-                    if gcompat_files and verdict is not Verdict.NEEDS_GCOMPAT else None)
-    if unpackaged:
-        out.append(f"ship a musl build of {', '.join(unpackaged)} (not in the tree, and no Alpine package holds it)")
-    names = subjects("unresolved-symbol", "latent-symbol")
-    if verdict is Verdict.BLOCKED and names:
-        if preload_fixes:
-            out.append("LD_PRELOAD=/lib/libgcompat.so.0 with gcompat installed resolves the missing symbols "
-                       "(gcompat does not apply to a dlopen-ed library otherwise)")
-        if any(n.startswith("__") and n.endswith("_chk") for n in names):
-            out.append("rebuild without -D_FORTIFY_SOURCE, or against musl (the __*_chk functions are glibc's)")
-        if any(n.startswith("__isoc23_") for n in names):
-            out.append("rebuild against musl (glibc >= 2.38 with _GNU_SOURCE emits __isoc23_* names)")
-        shown_names = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        out.append(f"rebuild against musl: musl does not export {shown_names}")
-    relocations = subjects("unsupported-relocation")
-    if any(r.endswith("IRELATIVE") for r in relocations):
-        out.append("rebuild without IFUNC: musl does not support IRELATIVE relocations")
-    elif relocations:
-        out.append("rebuild against musl: it uses relocation types musl does not support")
-    if subjects("initial-exec-tls"):
-        out.append("rebuild with -ftls-model=global-dynamic: initial-exec TLS fails in a library loaded by dlopen")
-    if subjects("relr-unsupported"):
-        out.append("target musl >= 1.2.4 (Alpine >= 3.18), or relink without -z pack-relative-relocs (DT_RELR)")
-    if wrong := subjects("wrong-architecture"):
-        out.append("replace the libraries built for another architecture: " + ", ".join(wrong))
-    if subjects("glibc-interpreter") and verdict is Verdict.BLOCKED and not out:
-        out.append(f"rebuild against musl (interpreter {shown.glibc_interpreter} is glibc's)")
-    # a musl build needs no gcompat: offering both would be two contradictory plans (as in model.report.file_steps)
-    if gcompat_line and (any(line.startswith("LD_PRELOAD") for line in out)
-                         or not any(line.startswith(_REBUILD_LINES) for line in out)):
-        out.insert(sum(1 for line in out if line.startswith("apk add ")), gcompat_line)
-    return tuple(dict.fromkeys(out))
-
-
-_REBUILD_LINES = ("rebuild", "ship a musl build", "replace ", "target musl")
-
-
 _FIX_BY_RULE = {
     "unresolved-symbol": "rebuild against musl",
     "latent-symbol": "rebuild against musl",
@@ -328,14 +264,14 @@ def file_report(
     preload_fixes: bool,
     aliases: tuple[str, ...],
 ) -> FileReport:
-    return FileReport(
+    report = FileReport(
         path=path, arch=facts.machine, kind=kind, context=context, verdict=verdict,
         interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
         missing_libraries=shown.libraries,
         unresolved_symbols=tuple(sorted(shown.symbols, key=symbol_order)),
         weak_unresolved=shown.weak_null, unsupported_relocations=shown.relocations, tls_errors=shown.tls,
-        notes=notes(shown, result, context, scope),
-        fixes=fixes(shown, verdict, preload_fixes),
+        notes=notes(shown, result, context, scope), fixes=(),
         findings=tuple(_settled(f, verdict, shown) for f in shown.findings),
         aliases=aliases, load_order=load_steps(result),
     )
+    return replace(report, fixes=tuple(step.text for step in fix_steps(report, preload_fixes)))

@@ -237,8 +237,6 @@ def file_components(files: tuple[FileReport, ...]) -> tuple[Component, ...]:
 
 _HASHED_SONAME = re.compile(r"-[0-9a-f]{8}\.so(?:\.|$)")  # auditwheel/delocate vendored copies: never packaged
 _GLIBC_ONLY = ("libnsl.so.1", "libanl.so.1", "libmvec.so.1", "libBrokenLocale.so.1", "libthread_db.so.1")
-_OWN_FIX_LINES = ("apk add ", "install the Alpine package", "ship a musl build of",
-                  "rebuild against musl: musl does not export")
 
 
 def apk_spec(lib: LibraryFinding) -> str | None:
@@ -264,50 +262,101 @@ def waits_on_library(symbol: SymbolFinding, f: FileReport) -> bool:
     return any(apk_spec(lib) != "gcompat" for lib in f.missing_libraries)
 
 
-def file_steps(f: FileReport) -> tuple[FixStep, ...]:
-    """A judged file's fixes, ranked: Alpine packages, gcompat where it applies, then a rebuild.
+PRELOAD_FIX = ("LD_PRELOAD=/lib/libgcompat.so.0 with gcompat installed resolves the missing symbols "
+               "(gcompat does not apply to a dlopen-ed library otherwise)")
 
-    Built from the file's facts, not its fix lines: a symbol that waits on a missing library is never blamed on
-    musl, and whatever gcompat's package installs (its loader stub, the libc.so.6-style links) is its step."""
+
+def _some(names: list[str], at_most: int) -> str:
+    return ", ".join(names[:at_most]) + (f" and {len(names) - at_most} more" if len(names) > at_most else "")
+
+
+def fix_steps(f: FileReport, preload: bool) -> tuple[FixStep, ...]:
+    """A judged file's fixes, ranked: Alpine packages, gcompat where it applies, the gcompat preload, then
+    rebuilds. The one writer of fixes: a file's ``fixes`` are these steps' texts, and its component's steps are
+    these steps. ``preload``: gcompat preloaded resolves every blocker (the judge tried it).
+
+    Built from the findings that are not ignored and the facts behind them: a symbol that waits on a missing
+    library is never blamed on musl, and whatever gcompat's package installs (its loader stub, the
+    libc.so.6-style links) is its step."""
+    live: dict[str, list[str]] = {}
+    for x in f.findings:
+        if x.ignored is None:
+            live.setdefault(x.rule, []).append(x.subject)
+    subjects = {rule: sorted(set(names)) for rule, names in live.items()}
     steps: list[FixStep] = []
+    by_package: dict[str, list[str]] = {}
     gcompat_covers: list[str] = []
     unpackaged: list[str] = []
-    for lib in f.missing_libraries:
+    for lib in sorted({lib.name: lib for lib in f.missing_libraries}.values(), key=lambda lib: lib.name):
+        if lib.name not in subjects.get("needs-package", ()) and lib.name not in subjects.get("missing-library", ()):
+            continue
         spec = apk_spec(lib)
         if spec == "gcompat":
             gcompat_covers.append(lib.name)
         elif spec is None:
             unpackaged.append(lib.name)
         else:
-            why = (f"apk installs whichever package provides {lib.name}; no verified Alpine name" if
-                   spec.startswith("so:") else f"provides {lib.name}")
-            steps.append(FixStep(StepKind.APK, f"apk add {spec}  ({why})", spec))
-    if f.interpreter and "ld-linux" in f.interpreter:
+            by_package.setdefault(spec, []).append(lib.name)
+    for spec, sonames in sorted(by_package.items()):
+        why = (f"apk installs whichever package provides {', '.join(sonames)}; no verified Alpine name"
+               if spec.startswith("so:") else f"provides {', '.join(sonames)}")
+        steps.append(FixStep(StepKind.APK, f"apk add {spec}  ({why})", spec))
+    if "glibc-interpreter" in subjects:
         gcompat_covers.insert(0, f"the interpreter {f.interpreter}")
-    has = sorted({s.name for s in f.unresolved_symbols if s.gcompat})
+    names = sorted({*subjects.get("unresolved-symbol", ()), *subjects.get("latent-symbol", ())})
+    has = sorted({s.name for s in f.unresolved_symbols if s.gcompat and s.name in names})
     if has:
-        gcompat_covers.append(", ".join(has[:5]) + (f" and {len(has) - 5} more" if len(has) > 5 else ""))
+        gcompat_covers.append(_some(has, 5))
     if gcompat_covers:
         steps.append(FixStep(StepKind.GCOMPAT, f"apk add gcompat  (its package provides {', '.join(gcompat_covers)})",
                              "gcompat"))
-    for line in f.fixes:
-        if line.startswith(_OWN_FIX_LINES):
-            continue
-        steps.append(FixStep(StepKind.PRELOAD if line.startswith("LD_PRELOAD") else StepKind.REBUILD, line))
-    # gcompat applies to a program and its start-up libraries: a symbol it has is not what a rebuild is for there
-    gcompat_applies = f.verdict is Verdict.NEEDS_GCOMPAT or f.context in (Context.EXECUTABLE, Context.STARTUP_LIBRARY)
-    blamed = sorted({s.name for s in f.unresolved_symbols if not waits_on_library(s, f)
-                     and not (s.gcompat and gcompat_applies)})
-    if f.verdict is Verdict.BLOCKED and blamed:
-        shown = ", ".join(blamed[:8]) + (f" and {len(blamed) - 8} more" if len(blamed) > 8 else "")
-        steps.append(FixStep(StepKind.REBUILD, f"rebuild against musl: musl does not export {shown}"))
+    elif f.verdict is Verdict.NEEDS_GCOMPAT:
+        steps.append(FixStep(StepKind.GCOMPAT, "apk add gcompat  (glibc compatibility layer; it applies to this "
+                                               "file's load context)", "gcompat"))
+    if f.verdict is Verdict.BLOCKED and names:
+        if preload:
+            steps.append(FixStep(StepKind.PRELOAD, PRELOAD_FIX))
+        if any(n.startswith("__") and n.endswith("_chk") for n in names):
+            steps.append(FixStep(StepKind.REBUILD, "rebuild without -D_FORTIFY_SOURCE, or against musl (the "
+                                                   "__*_chk functions are glibc's)"))
+        if any(n.startswith("__isoc23_") for n in names):
+            steps.append(FixStep(StepKind.REBUILD, "rebuild against musl (glibc >= 2.38 with _GNU_SOURCE emits "
+                                                   "__isoc23_* names)"))
+        # gcompat applies to a program and its start-up libraries: a symbol it has is not what a rebuild is for
+        gcompat_applies = f.context in (Context.EXECUTABLE, Context.STARTUP_LIBRARY)
+        blamed = sorted({s.name for s in f.unresolved_symbols if s.name in names and not waits_on_library(s, f)
+                         and not (s.gcompat and gcompat_applies)})
+        if blamed:
+            steps.append(FixStep(StepKind.REBUILD, f"rebuild against musl: musl does not export {_some(blamed, 8)}"))
+    relocations = subjects.get("unsupported-relocation", [])
+    if any(r.endswith("IRELATIVE") for r in relocations):
+        steps.append(FixStep(StepKind.REBUILD, "rebuild without IFUNC: musl does not support IRELATIVE relocations"))
+    elif relocations:
+        steps.append(FixStep(StepKind.REBUILD, "rebuild against musl: it uses relocation types musl does not "
+                                               "support"))
+    if "initial-exec-tls" in subjects:
+        steps.append(FixStep(StepKind.REBUILD, "rebuild with -ftls-model=global-dynamic: initial-exec TLS fails in "
+                                               "a library loaded by dlopen"))
+    if "relr-unsupported" in subjects:
+        steps.append(FixStep(StepKind.REBUILD, "target musl >= 1.2.4 (Alpine >= 3.18), or relink without -z "
+                                               "pack-relative-relocs (DT_RELR)"))
+    if wrong := subjects.get("wrong-architecture"):
+        steps.append(FixStep(StepKind.REBUILD, "replace the libraries built for another architecture: "
+                                               + ", ".join(wrong)))
     if unpackaged:
         steps.append(FixStep(StepKind.REBUILD, f"ship a musl build of {', '.join(unpackaged)} (not in the tree, and "
                                                "no Alpine package holds it)"))
+    if "glibc-interpreter" in subjects and f.verdict is Verdict.BLOCKED and not steps:
+        steps.append(FixStep(StepKind.REBUILD, f"rebuild against musl (interpreter {f.interpreter} is glibc's)"))
     if any(s.kind is StepKind.REBUILD for s in steps) and not any(s.kind is StepKind.PRELOAD for s in steps):
         # a musl build needs no gcompat: offering both would be two contradictory plans
         steps = [s for s in steps if s.kind is not StepKind.GCOMPAT]
     return rank(steps)
+
+
+def file_steps(f: FileReport) -> tuple[FixStep, ...]:
+    """The steps behind a judged file's ``fixes`` (written by ``fix_steps``)."""
+    return fix_steps(f, preload=PRELOAD_FIX in f.fixes)
 
 
 def rank(steps: list[FixStep] | tuple[FixStep, ...]) -> tuple[FixStep, ...]:

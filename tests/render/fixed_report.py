@@ -18,6 +18,8 @@ from muslcheck.model.report import (
     TargetInfo,
     Verdict,
     file_components,
+    library_message,
+    symbol_findings,
 )
 from muslcheck.model.rules import RULES
 
@@ -41,12 +43,22 @@ def symbol(name: str, version: str | None, file: str, *, gcompat: bool = False, 
 def file_report(path: str, verdict: Verdict, *, kind: FileKind = FileKind.EXECUTABLE,
                 context: Context | None = Context.EXECUTABLE,
                 arch: str = "x86_64", interpreter: str | None = INTERP, **fields: object) -> FileReport:
+    """A file report; without ``findings``, the ones the judge writes for its missing libraries and symbols."""
     base = FileReport(
         path=path, arch=arch, kind=kind, context=context, verdict=verdict, interpreter=interpreter, soname=None,
         needed=("libc.so.6",), missing_libraries=(), unresolved_symbols=(), weak_unresolved=(),
         unsupported_relocations=(), tls_errors=(), notes=(), fixes=(),
     )
-    return replace(base, **fields)  # type: ignore[arg-type]
+    report = replace(base, **fields)  # type: ignore[arg-type]
+    if "findings" in fields:
+        return report
+    level = Verdict.BLOCKED if verdict is Verdict.NOT_APPLICABLE else verdict
+    libraries = []
+    for lib in report.missing_libraries:
+        rule = "needs-package" if lib.package and lib.package != "gcompat" else "missing-library"
+        libraries.append(finding(rule, Verdict.NEEDS_PACKAGES if rule == "needs-package" else level, path,
+                                 lib.needed_by, lib.name, library_message(rule, lib), None))
+    return replace(report, findings=(*libraries, *symbol_findings(report, level, "rebuild against musl")))
 
 
 def fixed_report() -> Report:
