@@ -150,6 +150,31 @@ def test_jansi_1_in_jline_2_is_the_linux64_build_of_hawtjni(spark_report: Report
         Verdict.NOT_APPLICABLE)
 
 
+# On aarch64 (component -> the member its loader loads on musl aarch64)
+SELECTED_AARCH64 = {
+    "rocksdbjni": "librocksdbjni-linux-aarch64-musl.so",
+    "snappy-java": "org/xerial/snappy/native/Linux/aarch64/libsnappyjava.so",  # 1.1.10.8's musl check is x86_64 only
+    "zstd-jni": "linux/aarch64/libzstd-jni-1.5.5-4.so",
+    "lz4-java": "net/jpountz/util/linux/aarch64/liblz4-java.so",
+    "commons-crypto": "org/apache/commons/crypto/native/Linux/aarch64/libcommons-crypto.so",
+    "netty-transport-native-epoll": "META-INF/native/libnetty_transport_native_epoll_aarch_64.so",
+}
+
+
+def test_on_aarch64_each_loader_picks_its_aarch64_build_and_the_x86_64_jar_is_unused(spark_tree: Path) -> None:
+    report = scan(spark_tree, musl="1.2.5", arch="aarch64")
+    picked = {c.name: c.selected["aarch64"].split(ARCHIVE_SEPARATOR, 1)[1] for c in report.components if c.selected}
+    assert {name: picked.get(name) for name in SELECTED_AARCH64} == SELECTED_AARCH64
+    rocksdb = component(report, "rocksdbjni")
+    # a musl build, by its ELF (it needs libc.musl-aarch64.so.1; the GLIBC_2.0 it asks of libgcc_s.so.1 is libgcc's)
+    assert not any("glibc" in note for note in rocksdb.notes) and not any("6.6.3" in fix for fix in rocksdb.fixes)
+    assert rocksdb.verdict is Verdict.NEEDS_PACKAGES
+    x86 = component(report, "netty-transport-native-epoll",
+                    f"{SPARK}/netty-transport-native-epoll-4.1.96.Final-linux-x86_64.jar")
+    assert x86.verdict is Verdict.NOT_APPLICABLE and not x86.selected
+    assert not component(report, "jline").selected  # jansi 1.x in jline 2 ships linux32 and linux64 only
+
+
 def test_debian_jni_libraries_are_loaded_by_the_jvm_and_need_alpines_libraries(debian_report: Report) -> None:
     files = files_of(debian_report)
     expected = {  # Debian's java.library.path: each JNI library against the system library it wraps
