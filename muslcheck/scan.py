@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from muslcheck.cache import CacheStore, directory_fingerprint, load_report, save_report, scan_key
+from muslcheck.cache.verified import StoredVerifications
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import UsageError
 from muslcheck.model.ignore import NO_IGNORES, Ignores, load_ignores
@@ -107,7 +108,9 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
         key = _report_key(ref, image, str(target), resolved) if cache is not None and options.base is None else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
             if image is not None:
-                verify_blobs(image)  # a hit reads no layer: a blob swapped since the report was made still fails
+                # A hit reads no layer: a blob swapped since the report was made still fails (hashed, unless its
+                # file kept the stat identity it had when a hit last hashed it).
+                verify_blobs(image, StoredVerifications(cache))
             return cached
         from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
         from muslcheck.targets import ImageAccess

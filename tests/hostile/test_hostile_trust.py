@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from muslcheck.cache import Store, default_salt
 from muslcheck.fleet import scan_fleet
 from muslcheck.judging import survey
 from muslcheck.ldso.tree import Resolved
+from muslcheck.targets.image import verify
 from muslcheck.targets.image.sources import DigestMismatch, SourceError
 from tests.hostile.hostile_support import imagebuild as ib
 
@@ -159,3 +161,37 @@ def test_a_directory_swapped_for_a_link_to_outside_after_discovery_is_not_read_t
     assert app.verdict is not Verdict.NATIVE  # its library is gone from the tree, or unreadable: a finding
     reasons = json.dumps(report.to_dict())
     assert "libdep.so" in reasons
+
+
+def test_a_hit_hashes_a_blob_once_then_trusts_its_unchanged_file_until_it_changes(
+        samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo of hashed blobs: the second hit hashes nothing; a blob rewritten in place with its old mtime put
+    back (ctime cannot be put back) is hashed again, and fails."""
+    now = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: now() + 60 * 10**9)  # the files are out of the 2 s window
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    layout = tmp_path / "layout"
+    image = ib.write_oci_dir(layout, [[ib.file("app/bin/app", app)]], compression="none")
+    blob = ib.blob_path(layout, image.layers[0].digest)
+    hashed: list[str] = []
+    real_digest = verify._digest
+
+    def counting_digest(expected: str, location: Any) -> str:
+        hashed.append(expected)
+        return real_digest(expected, location)
+
+    monkeypatch.setattr(verify, "_digest", counting_digest)
+    store = Store(tmp_path / "cache", salt=default_salt())
+    target = f"oci-dir:{layout}"
+    scan(target, musl="1.2.5", cache=store)
+    scan(target, musl="1.2.5", cache=store)
+    assert hashed == [image.layers[0].digest]  # the first hit hashed the blob
+    scan(target, musl="1.2.5", cache=store)
+    assert hashed == [image.layers[0].digest]  # the second did not: same file, same stat identity
+
+    st = blob.stat()
+    blob.write_bytes(_flip_middle(blob.read_bytes()))
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(DigestMismatch, match="content hashes to"):
+        scan(target, musl="1.2.5", cache=store)
+    assert len(hashed) == 2

@@ -9,6 +9,12 @@ hashed where it lies (``pread``, several blobs at once: SHA-256 and the reads re
 is the same ``DigestMismatch`` an uncached scan raises. The uncompressed diff_id needs no second look: a blob
 with its digest is the byte-for-byte blob whose diff_id was checked when the report was made.
 
+Hashing costs a read of every byte (2.4 s for the 1.2 GB benchmark image, docs/cache.md), so a caller may pass a
+``VerifiedMemo``: a blob whose file still has the stat identity it had when it was last hashed here (device, inode,
+size, mtime and ctime, none within the last 2 s) is taken as verified, as a directory's stat fingerprint is
+(docs/cache.md says why that identity changes whenever the bytes can have). A blob is remembered only when its
+file's identity was the same before and after the hash.
+
 A registry's blobs only stream: fetching them again would undo the cache. They are addressed by their digest,
 and a report is cached only after every byte fetched hashed to it, so a hit is keyed on verified content; a
 registry that now serves other bytes under that digest fails the next uncached scan, never this report.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, SourceError
 
@@ -26,10 +33,18 @@ CHUNK = 1 << 20
 MAX_THREADS = 4
 
 
-def verify_blobs(image: Image) -> int:
+class VerifiedMemo(Protocol):
+    """Blobs hashed before, by the stat identity of their file (the report cache keeps them)."""
+
+    def known(self, digest: str, location: BlobLocation, st: os.stat_result) -> bool: ...
+
+    def remember(self, digest: str, location: BlobLocation, st: os.stat_result) -> None: ...
+
+
+def verify_blobs(image: Image, memo: VerifiedMemo | None = None) -> int:
     """Raise ``DigestMismatch`` unless every layer blob of ``image`` in a local file has the size and digest its
-    descriptor names (``SourceError`` for one that cannot be read); the bytes hashed."""
-    local: dict[str, tuple[int, BlobLocation]] = {}
+    descriptor names (``SourceError`` for one that cannot be read); the bytes hashed (0: every blob was known)."""
+    local: dict[str, tuple[int, BlobLocation, os.stat_result | None]] = {}
     for index, layer in enumerate(image.layers):
         if layer.digest in local:
             continue
@@ -39,16 +54,35 @@ def verify_blobs(image: Image) -> int:
         if layer.size is not None and location.size != layer.size:
             raise DigestMismatch(f"layer {index + 1}: the blob is {location.size} bytes, "
                                  f"its descriptor says {layer.size}")
-        local[layer.digest] = (index, location)
+        before = _stat(location)
+        if memo is not None and before is not None and memo.known(layer.digest, location, before):
+            continue
+        local[layer.digest] = (index, location, before)
     if not local:
         return 0
     with ThreadPoolExecutor(min(MAX_THREADS, len(local)), thread_name_prefix="blob-digest") as pool:
-        found = dict(zip(local, pool.map(_digest, local, [location for _, location in local.values()]),
+        found = dict(zip(local, pool.map(_digest, local, [location for _, location, _ in local.values()]),
                          strict=True))
-    for digest, (index, _) in local.items():
+    for digest, (index, location, before) in local.items():
         if found[digest] != digest:
             raise DigestMismatch(f"layer {index + 1}: content hashes to {found[digest]}, not {digest}")
-    return sum(location.size for _, location in local.values())
+        if memo is not None and before is not None and _same_file(before, _stat(location)):
+            memo.remember(digest, location, before)
+    return sum(location.size for _, location, _ in local.values())
+
+
+def _stat(location: BlobLocation) -> os.stat_result | None:
+    try:
+        return os.stat(location.path)
+    except OSError:
+        return None  # the hash says what is wrong
+
+
+def _same_file(before: os.stat_result, after: os.stat_result | None) -> bool:
+    return after is not None and all(getattr(before, f) == getattr(after, f) for f in _IDENTITY)
+
+
+_IDENTITY = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
 
 
 def _digest(expected: str, location: BlobLocation) -> str:
