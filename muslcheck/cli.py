@@ -238,6 +238,10 @@ def scan_command(
         # No human summary (the table) on stdout: the notes and the summary line go to stderr instead.
         for line in (*report.notes, summary_line(report)):
             click.echo(f"muslcheck: {visible(line)}", err=True)  # notes may quote names from the target
+    else:  # the table on stdout holds the notes; a warning among them (the platform mismatch) goes to stderr too
+        for line in report.notes:
+            if line.startswith("warning: "):
+                click.echo(f"muslcheck: {visible(line)}", err=True)
     sys.exit(exit_code(report, Verdict(fail_on), allow_unchecked, fail_on_empty))
 
 

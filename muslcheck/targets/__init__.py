@@ -91,9 +91,31 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
         from_layer, note = _app_layers(stack, base, image, access)
         notes.append(note)
     found = tree.elf_files(image_cache, layers_from=from_layer)
-    arch = MUSL_ARCH_OF_OCI.get(image.config.architecture)
+    arch, mismatch = _judged_arch(image, access.platform)
+    notes.extend(mismatch)
     return Tree(tree, image_cache, found, image.reference, image.config.env_value("LD_LIBRARY_PATH"), arch,
                 tuple(notes), image.config, unverified=tree)
+
+
+def _judged_arch(image: Image, platform: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """The architecture the files are judged against, and a warning when the image's config claims another.
+
+    The platform chosen decides (``--platform``, else linux/amd64, the default of every source), never the
+    config's claim, which is the image's own word: a config saying arm64 over amd64 files would otherwise set
+    them all aside as built for another architecture. A root-filesystem tar has no config: each file is judged
+    for its own architecture."""
+    if image.kind == ReferenceKind.ROOTFS:
+        return None, ()
+    from muslcheck.targets.image.sources.oci import DEFAULT_PLATFORM, config_platform, parse_platform, platform_matches
+
+    chosen = parse_platform(platform) if platform else DEFAULT_PLATFORM
+    claimed = config_platform(image.config)
+    arch = MUSL_ARCH_OF_OCI.get(chosen.architecture)
+    if platform_matches(chosen, claimed):
+        return arch, ()
+    how = "chosen with --platform" if platform else "the default; choose another with --platform"
+    return arch, (f"warning: the image config says {image.config.platform}, but the platform is {chosen} ({how}): "
+                  f"each file is judged by its own ELF machine against {chosen}, not by the config's claim",)
 
 
 def _with_archive_members(tree: Tree) -> Tree:

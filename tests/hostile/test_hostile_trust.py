@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from muslcheck import ScanOptions, Verdict, scan
 from muslcheck.cache import Store, default_salt
+from muslcheck.cli import main
 from muslcheck.fleet import scan_fleet
 from muslcheck.judging import survey
 from muslcheck.ldso.tree import Resolved
 from muslcheck.targets.image import verify
 from muslcheck.targets.image.sources import DigestMismatch, SourceError
 from tests.hostile.hostile_support import imagebuild as ib
+from tests.hostile.hostile_support import put_blob, run_scan
 
 
 def _flip_middle(data: bytes) -> bytes:
@@ -195,3 +198,64 @@ def test_a_hit_hashes_a_blob_once_then_trusts_its_unchanged_file_until_it_change
     with pytest.raises(DigestMismatch, match="content hashes to"):
         scan(target, musl="1.2.5", cache=store)
     assert len(hashed) == 2
+
+
+# ---- the platform chosen decides, not the config's claim --------------------------------------------------
+
+@pytest.mark.parametrize("platform", [None, "linux/amd64"])
+def test_a_config_claiming_another_platform_changes_nothing_judged_and_is_reported(
+        platform: str | None, samples_dir: Path, tmp_path: Path) -> None:
+    """x86_64 files under a config that says linux/arm64: before, all of them were set aside as built for another
+    architecture and the image passed. They are judged against the platform chosen, and the claim is a warning
+    in the report (JSON notes) and on stderr."""
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()  # needs libdep.so, which the image lacks
+    archive = tmp_path / "claims-arm64.tar"
+    ib.write_docker_archive_legacy(archive, [[ib.file("app/bin/app", app, mode=0o755)]],
+                                   ib.image_config(platform="linux/arm64"))
+    ref = f"docker-archive:{archive}"
+    if platform is not None:  # a single image must match an explicit platform: its config is all it says
+        with pytest.raises(SourceError, match="no image for platform linux/amd64; available: linux/arm64"):
+            scan(ref, musl="1.2.5", platform=platform)
+        return
+    report = scan(ref, musl="1.2.5")
+    assert report.target.arch == "x86_64"
+    app_report = next(f for f in report.files if f.path == "/app/bin/app")
+    assert app_report.verdict is Verdict.BLOCKED  # judged, not set aside
+    warning = ("warning: the image config says linux/arm64, but the platform is linux/amd64 (the default; choose "
+               "another with --platform): each file is judged by its own ELF machine against linux/amd64, not by "
+               "the config's claim")
+    assert warning in report.notes
+    result = run_scan(ref, "--musl", "1.2.5", work=tmp_path / "cli")
+    assert warning in json.loads(result.stdout)["notes"] and warning in result.stderr
+    assert result.rc == 1
+
+
+def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_descriptor(
+        samples_dir: Path, tmp_path: Path) -> None:
+    """The index says linux/amd64 and is chosen for it; the config behind it says arm64: the files are judged as
+    x86_64, with the warning."""
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    lying = ib.build_image([[ib.file("app/bin/app", app, mode=0o755)]], ib.image_config(platform="linux/arm64"))
+    layout = tmp_path / "layout"
+    index = ib.dumps({"schemaVersion": 2, "mediaType": ib.OCI_INDEX, "manifests": [
+        {**lying.descriptor({ib.REF_NAME: "latest"}), "platform": {"os": "linux", "architecture": "amd64"}}]})
+    for data in lying.blobs.values():
+        put_blob(layout, data)
+    (layout / "index.json").write_bytes(index)
+    (layout / "oci-layout").write_bytes(ib.dumps({"imageLayoutVersion": "1.0.0"}))
+    report = scan(f"oci-dir:{layout}", musl="1.2.5", platform="linux/amd64")
+    assert report.target.arch == "x86_64"
+    assert next(f for f in report.files if f.path == "/app/bin/app").verdict is Verdict.BLOCKED
+    assert any(n.startswith("warning: the image config says linux/arm64, but the platform is linux/amd64 "
+                            "(chosen with --platform)") for n in report.notes)
+
+
+def test_the_platform_warning_reaches_stderr_beside_the_table(samples_dir: Path, tmp_path: Path) -> None:
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    archive = tmp_path / "claims-arm64.tar"
+    ib.write_docker_archive_legacy(archive, [[ib.file("app/bin/app", app, mode=0o755)]],
+                                   ib.image_config(platform="linux/arm64"))
+    result = CliRunner().invoke(main, ["scan", f"docker-archive:{archive}", "--musl", "1.2.5", "--no-cache"])
+    assert result.exit_code == 1
+    assert "note: warning: the image config says linux/arm64" in result.stdout  # the table's notes
+    assert "muslcheck: warning: the image config says linux/arm64" in result.stderr

@@ -136,7 +136,7 @@ def test_an_image_config_in_musl_spelling_is_judged_as_its_architecture(tmp_path
     with ExitStack() as stack:
         image = stack.enter_context(open_image(ref, platform="linux/arm64/v8"))
         assert image.config.architecture == "arm64"
-        assert open_target(stack, ref, image, ImageAccess(None, False, None)).arch == "aarch64"
+        assert open_target(stack, ref, image, ImageAccess("linux/arm64/v8", False, None)).arch == "aarch64"
 
 
 @pytest.mark.parametrize("platform", [p for arch in ARCHITECTURES if arch.oci in MUSL_ARCH_OF_OCI
