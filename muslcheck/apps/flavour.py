@@ -20,7 +20,7 @@ def flavour_of(facts: ElfFacts) -> Flavour:
     # (rocksdbjni 8.3.2's librocksdbjni-linux-aarch64-musl.so)
     if any(n.startswith("libc.musl-") for n in facts.needed):
         return Flavour.MUSL
-    versions = {u.version for u in facts.uses if u.version is not None}
+    versions = {v for v in facts.uses.versions if v is not None}
     if any(v.startswith("GLIBC_") for v in versions) or "libc.so.6" in facts.needed:
         return Flavour.GLIBC
     if "libc.so" in facts.needed:

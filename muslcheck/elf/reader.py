@@ -33,16 +33,23 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from itertools import chain, compress, count, groupby, islice, pairwise, repeat
+from dataclasses import dataclass
+from itertools import compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
+from typing import Final, NamedTuple, cast
 
-from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
+from muslcheck.elf.facts import (
+    BINDING_NAMES,
+    NO_EXPORTS,
+    NO_USES,
+    TYPE_NAMES,
+    ElfFacts,
+    ElfType,
+    Exports,
+    SymbolUse,
+    Uses,
+)
 from muslcheck.model.errors import MalformedElf
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 ELF_MAGIC: Final = b"\x7fELF"
 
@@ -108,15 +115,6 @@ TPOFF_RELOCATIONS: Final[dict[str, frozenset[int]]] = {
     "loongarch64": frozenset({11}),  # R_LARCH_TLS_TPREL64
 }
 
-BINDING_NAMES: Final = tuple(
-    {1: "GLOBAL", 2: "WEAK", 10: "GNU_UNIQUE"}.get(n, f"BIND_{n}") for n in range(16)
-)
-TYPE_NAMES: Final = tuple(
-    ("NOTYPE", "OBJECT", "FUNC", "SECTION", "FILE", "COMMON", "TLS")[n]
-    if n < 7
-    else {10: "GNU_IFUNC"}.get(n, f"TYPE_{n}")
-    for n in range(16)
-)
 
 
 # --- layouts ---------------------------------------------------------------------------------
@@ -492,11 +490,11 @@ class _Dynamic(NamedTuple):
     textrel: bool
     relocations: tuple[tuple[int, int], ...]
     tls_relocations_local: int
-    uses: tuple[SymbolUse, ...]
-    exports: tuple[Export, ...]
+    uses: Uses
+    exports: Exports
 
 
-_NO_DYNAMIC: Final = _Dynamic(None, (), None, None, False, False, False, False, False, (), 0, (), ())
+_NO_DYNAMIC: Final = _Dynamic(None, (), None, None, False, False, False, False, False, (), 0, NO_USES, NO_EXPORTS)
 
 
 def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols: bool) -> _Dynamic:
@@ -762,11 +760,12 @@ _UNVERSIONED: Final[_VersionEntry] = (None, None, False)
 
 
 def _version_entries(
-    versyms: array[int] | None, versions: dict[int, tuple[str, str | None]]
-) -> Iterable[_VersionEntry]:
-    """The version entry of each symbol, in table order."""
+    versyms: array[int] | None, versions: dict[int, tuple[str, str | None]], kept: list[int]
+) -> list[_VersionEntry]:
+    """The version entry of each symbol of ``kept`` (indices into the table); every versym value of the table
+    must name a version."""
     if versyms is None:
-        return repeat(_UNVERSIONED)
+        return [_UNVERSIONED] * len(kept)
     entries: dict[int, _VersionEntry] = {}
     for value in set(versyms):
         index = value & _VERSYM_INDEX
@@ -778,18 +777,16 @@ def _version_entries(
             entries[value] = (name, library, hidden)
         else:
             raise MalformedElf(f"version index {index} has no version definition or need")
-    return map(entries.__getitem__, versyms)
+    return list(map(entries.__getitem__, map(versyms.__getitem__, kept)))
 
 
-# Per st_info byte: (binding name, type name, binding is GLOBAL or WEAK, type is TLS).
-_SYMBOL_KINDS: Final = tuple(
-    (BINDING_NAMES[info >> 4], TYPE_NAMES[info & 0xF], info >> 4 in (_STB_GLOBAL, _STB_WEAK),
-     info & 0xF == _STT_TLS)
-    for info in range(256)
-)
-# Rows in the argument order of SymbolUse and Export.
+# Per st_info byte (bytes.translate tables): the binding is not LOCAL; it is GLOBAL or WEAK; the type is TLS.
+_NOT_LOCAL: Final = bytes(info >> 4 != _STB_LOCAL for info in range(256))
+_IMPORTED: Final = bytes(info >> 4 in (_STB_GLOBAL, _STB_WEAK) for info in range(256))
+_TLS: Final = bytes(info & 0xF == _STT_TLS for info in range(256))
+_UNDEFINED: Final = bytes(value == 0 for value in range(256))  # translates a defined flag into plt_only
+# Rows in the argument order of SymbolUse, for the rare files with two uses of one name.
 _UseRow = tuple[str, str | None, str | None, str, str, bool, _Relocations]
-_ExportRow = tuple[str, str, str, int, str | None, bool]
 _NAME: Final = itemgetter(0)
 
 
@@ -797,11 +794,6 @@ def _use_key(row: _UseRow) -> tuple[str, str, str, bool, bool]:
     """The contract's order of uses, and (all but the last field) what makes two uses one."""
     name, version, _, binding, _, defined, _ = row
     return name, version or "", binding, defined, version is None
-
-
-def _export_key(row: _ExportRow) -> tuple[str, str, bool, str, str, int, bool]:
-    name, sym_type, binding, size, version, plt_only = row
-    return name, version or "", version is None, sym_type, binding, size, plt_only
 
 
 def _symbol_columns(layout: _Layout, symtab: memoryview) -> tuple[array[int], bytes, array[int], array[int],
@@ -823,6 +815,28 @@ def _symbol_columns(layout: _Layout, symtab: memoryview) -> tuple[array[int], by
     return names, symtab[layout.sym_info_offset :: step].tobytes(), shndx, values, sizes
 
 
+def _symbol_names(strings: _Strings, kept: list[int], offsets: list[int]) -> list[str]:
+    """The names at ``offsets`` (of the symbols ``kept``), within the string table's budget. The first name (in
+    table order) that runs past the budget or starts outside the table is the error, as if read one by one."""
+    text = strings.text
+    ends = list(map(text.find, repeat("\0"), offsets))
+    bad = ends.index(-1) if -1 in ends else len(ends)
+    spent = sum(ends[:bad]) - sum(offsets[:bad]) if bad < len(ends) else sum(ends) - sum(offsets)
+    if spent > strings.budget:
+        raise MalformedElf(_NAMES_OVER_BUDGET)
+    if bad < len(ends):
+        raise MalformedElf(f"symbol {kept[bad]} has a name offset outside the string table")
+    strings.budget -= spent
+    names = list(map(text.__getitem__, map(slice, offsets, ends)))
+    return names if strings.ascii else list(map(_from_latin1, names))
+
+
+def _flags(values: Iterable[object]) -> int:
+    """``values`` as one integer holding a byte per value: 1 where it is not zero. Integers combine the flags of
+    every symbol with one C-level ``&`` or ``|``."""
+    return int.from_bytes(bytes(map(bool, values)), "little")
+
+
 def _collect_symbols(
     layout: _Layout,
     symtab: memoryview,
@@ -830,82 +844,95 @@ def _collect_symbols(
     versions: dict[int, tuple[str, str | None]],
     strings: _Strings,
     refs: dict[int, _Relocations],
-) -> tuple[tuple[SymbolUse, ...], tuple[Export, ...]]:
-    """Build ``uses`` and ``exports`` in one pass over the symbol table.
+) -> tuple[Uses, Exports]:
+    """``uses`` and ``exports`` as columns, without an object or a Python step per symbol.
 
-    This loop runs once per dynamic symbol of every file scanned, so it reads the fields from
-    columns and collects plain tuples. The frozen dataclasses are built from the sorted rows:
-    built in the order the result holds them, they lie in memory in that order, and the garbage
-    collector walks them several times over.
-    """
-    text, ascii_only = strings.text, strings.ascii
-    find = text.find
-    kinds = _SYMBOL_KINDS
-    uses: list[_UseRow] = []
-    exports: list[_ExportRow] = []
-    names, infos, shndx, values, sizes = _symbol_columns(layout, symtab)
-    budget = strings.budget
-    rows = zip(count(), names, infos, shndx, values, _version_entries(versyms, versions))
-    for index, name_offset, info, defined, value, (version, library, hidden) in rows:
-        if info < 0x10:  # STB_LOCAL (and the null symbol)
-            continue
-        end = find("\0", name_offset)
-        if end < 0:
-            raise MalformedElf(f"symbol {index} has a name offset outside the string table")
-        budget -= end - name_offset
-        if budget < 0:
-            raise MalformedElf(_NAMES_OVER_BUDGET)
-        name = text[name_offset:end] if ascii_only else _from_latin1(text[name_offset:end])
-        binding, sym_type, imports, tls = kinds[info]
-        if defined:
-            if index in refs:
-                uses.append((name, version, None, binding, sym_type, True, refs[index]))
-            if (value or tls) and name and not hidden:
-                exports.append((name, sym_type, binding, sizes[index], version, False))
-        else:
-            referenced = refs.get(index)
-            if referenced is not None or imports:
-                uses.append((name, version, library, binding, sym_type, False, referenced or ()))
-            if value and name and not hidden:
-                exports.append((name, sym_type, binding, sizes[index], version, True))
-    strings.budget = budget
-    exports.sort(key=_NAME)  # names are nearly always distinct, and strings compare fastest
-    if _has_repeated_names(exports):
-        exports.sort(key=_export_key)
-    return _build(SymbolUse, _sorted_uses(uses)), _build(Export, exports)
+    This runs once per dynamic symbol of every file scanned. The symbol table is cut into columns; each test
+    of the contract is a column of flags, a byte per non-local symbol, combined as integers; the rows kept are
+    then cut from the columns at C speed."""
+    name_offsets, infos, shndx, values, sizes = _symbol_columns(layout, symtab)
+    not_local = infos.translate(_NOT_LOCAL)
+    kept = list(compress(range(len(infos)), not_local))  # not LOCAL (nor the null symbol)
+    if not kept:
+        return NO_USES, NO_EXPORTS
+    entries = _version_entries(versyms, versions, kept)
+    names = _symbol_names(strings, kept, list(compress(name_offsets, not_local)))
+    kinds = bytes(compress(infos, not_local))
+    defined = bytes(map(bool, compress(shndx, not_local)))
+    referenced = bytearray(len(infos))
+    deque(map(referenced.__setitem__, refs, repeat(1)), maxlen=0)
+    ones = int.from_bytes(b"\1" * len(kept), "little")
+    is_defined = int.from_bytes(defined, "little")
+    # An undefined GLOBAL or WEAK symbol, or any that a relocation names.
+    use_flags = _flags(compress(referenced, not_local)) | (
+        int.from_bytes(kinds.translate(_IMPORTED), "little") & (is_defined ^ ones))
+    # A name, a visible version, and a value (TLS: defined is enough).
+    export_flags = _flags(names) & (_flags(compress(values, not_local)) | (
+        is_defined & int.from_bytes(kinds.translate(_TLS), "little")))
+    if versyms is not None:
+        export_flags &= _flags(map(_VERSYM_HIDDEN.__and__, compress(versyms, not_local))) ^ ones
+    positions = range(len(kept))
+    uses = list(compress(positions, use_flags.to_bytes(len(kept), "little")))
+    exports = list(compress(positions, export_flags.to_bytes(len(kept), "little")))
+    return (_use_columns(uses, kept, names, entries, kinds, defined, refs),
+            _export_columns(exports, kept, names, entries, kinds, defined, sizes))
 
 
-_Dataclass = TypeVar("_Dataclass", bound="DataclassInstance")
-# _build fills these dataclasses' slots itself: their __init__ must do nothing more than that.
-assert all(not hasattr(cls, "__post_init__") and all(f.init for f in fields(cls)) for cls in (SymbolUse, Export))
+def _use_columns(rows: list[int], kept: list[int], names: list[str], entries: list[_VersionEntry], kinds: bytes,
+                 defined: bytes, refs: dict[int, _Relocations]) -> Uses:
+    """The ``Uses`` of the symbols at ``rows`` (positions in ``kept``): one per (name, version, binding, defined),
+    in order; the first symbol gives type and library, and the relocations add up."""
+    if not rows:
+        return NO_USES
+    rows.sort(key=names.__getitem__)  # stable: symbols of the same name stay in table order
+    row_names = list(map(names.__getitem__, rows))
+    if _has_repeated(row_names):
+        return Uses.from_rows(SymbolUse(*row) for row in _merged_uses([
+            (names[k], entries[k][0], None if defined[k] else entries[k][1], BINDING_NAMES[kinds[k] >> 4],
+             TYPE_NAMES[kinds[k] & 0xF], bool(defined[k]), refs.get(kept[k], ())) for k in rows]))
+    shapes = list(map(refs.get, map(kept.__getitem__, rows), repeat(())))
+    table = sorted(set(shapes))
+    shape_index = {shape: n for n, shape in enumerate(table)}
+    versions = list(map(entries.__getitem__, rows))
+    row_defined = bytes(map(defined.__getitem__, rows))
+    return Uses(
+        names=tuple(map(sys.intern, row_names)),  # the names files import recur in file after file: one string each
+        versions=tuple(map(_NAME, versions)),
+        version_libraries=tuple(map(_library_of_undefined, row_defined, versions)),
+        infos=bytes(map(kinds.__getitem__, rows)),
+        defined=row_defined,
+        relocations=tuple(map(shape_index.__getitem__, shapes)),
+        relocation_table=tuple(table),
+    )
 
 
-# Each dataclass's slot setters, in field order.
-_SETTERS: Final[dict[type, tuple[Any, ...]]] = {
-    cls: tuple(getattr(cls, f.name).__set__ for f in fields(cls)) for cls in (SymbolUse, Export)
-}
+def _library_of_undefined(defined: int, entry: _VersionEntry) -> str | None:
+    return None if defined else entry[1]
 
 
-def _build(cls: type[_Dataclass], rows: list[_UseRow] | list[_ExportRow]) -> tuple[_Dataclass, ...]:
-    """``tuple(starmap(cls, rows))`` for a frozen dataclass with slots, at half the cost.
+def _export_columns(rows: list[int], kept: list[int], names: list[str], entries: list[_VersionEntry],
+                    kinds: bytes, defined: bytes, sizes: array[int]) -> Exports:
+    """The ``Exports`` of the symbols at ``rows`` (positions in ``kept``), sorted by name, then version."""
+    if not rows:
+        return NO_EXPORTS
+    rows.sort(key=names.__getitem__)  # names are nearly always distinct, and strings compare fastest
+    if _has_repeated(list(map(names.__getitem__, rows))):
+        def key(k: int) -> tuple[str, str, bool, str, str, int, bool]:
+            version = entries[k][0]
+            return (names[k], version or "", version is None, TYPE_NAMES[kinds[k] & 0xF],
+                    BINDING_NAMES[kinds[k] >> 4], sizes[kept[k]], not defined[k])
+        rows.sort(key=key)
+    return Exports(
+        names=tuple(map(names.__getitem__, rows)),
+        versions=tuple(map(_NAME, map(entries.__getitem__, rows))),
+        infos=bytes(map(kinds.__getitem__, rows)),
+        sizes=tuple(map(sizes.__getitem__, map(kept.__getitem__, rows))),
+        plt_only=bytes(map(defined.__getitem__, rows)).translate(_UNDEFINED),
+    )
 
-    Its generated ``__init__`` runs a Python frame and an ``object.__setattr__`` call per field; here
-    each slot is filled for all the instances in one C-level pass through the slot's descriptor, from
-    one flat list of the rows' fields (not six passes over rows that lie in memory in another order).
-    """
-    made = list(map(object.__new__, repeat(cls, len(rows))))
-    setters = _SETTERS[cls]
-    flat = list(chain.from_iterable(rows))
-    for k, setter in enumerate(setters):
-        deque(map(setter, made, flat[k::len(setters)]), maxlen=0)
-    return tuple(made)
 
-
-def _sorted_uses(uses: list[_UseRow]) -> list[_UseRow]:
+def _merged_uses(uses: list[_UseRow]) -> list[_UseRow]:
     """One use per (name, version, binding, defined), in order; the first symbol gives type and library."""
-    uses.sort(key=_NAME)  # stable: symbols of the same name stay in table order
-    if not _has_repeated_names(uses):
-        return uses
     uses.sort(key=_use_key)
     merged: list[_UseRow] = []
     for _, group in groupby(uses, _use_key):
@@ -919,7 +946,6 @@ def _sorted_uses(uses: list[_UseRow]) -> list[_UseRow]:
     return merged
 
 
-def _has_repeated_names(rows: list[_UseRow] | list[_ExportRow]) -> bool:
-    """Whether two of ``rows``, sorted by name, share one."""
-    names = list(map(_NAME, rows))
+def _has_repeated(names: list[str]) -> bool:
+    """Whether two of ``names``, sorted, are the same."""
     return any(map(eq, names, islice(names, 1, None)))

@@ -239,7 +239,7 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
             continue
         if obj.lfs64_remapped:
             out.append(f"{obj.path}: {', '.join(obj.lfs64_remapped)} bound by musl's LFS64 remap")
-        ifuncs = sorted(e.name for e in obj.facts.exports if e.type == "GNU_IFUNC")
+        ifuncs = sorted(obj.facts.exports.names_of_type("GNU_IFUNC"))
         if ifuncs:
             out.append(f"{obj.path}: exports IFUNC symbols invisible to musl: {', '.join(ifuncs[:5])}")
     if shown.relr:

@@ -98,9 +98,9 @@ class Chain:
         return found
 
     def unbound(self, names: frozenset[str], need_def: bool,
-                hidden: Callable[[Definitions], tuple[frozenset[str], frozenset[str]]] = invisible) -> set[str]:
+                hidden: Callable[[Dso], tuple[frozenset[str], frozenset[str]]] | None = None) -> set[str]:
         """Those of ``names`` for which ``find`` (not skipping the main program) is None, by set operations;
-        ``hidden`` is ``invisible``, or a cache of it."""
+        ``hidden`` is ``invisible`` of an object's exports, or a cache of it."""
         remaining = set(names)
         which = 0 if need_def else 1
         for d in self.objects:
@@ -110,7 +110,7 @@ class Chain:
             if isinstance(exports, HostExports):
                 remaining -= exports.provided(remaining)
                 continue
-            skipped = hidden(exports)[which]
+            skipped = (hidden(d) if hidden is not None else invisible(exports))[which]
             left = remaining.difference(exports)  # iterates over the (few) remaining names, not the definitions
             remaining = left.union(remaining.intersection(skipped)) if skipped else left
         return remaining

@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from muslcheck.elf import ElfFacts
+from muslcheck.elf.facts import Definition as Definition
 
-# What find_sym2 checks of a definition (DL:327-335): (type, binding, plt_only), plt_only being
-# st_shndx == SHN_UNDEF with a non-zero value (an executable's canonical PLT address).
-Definition = tuple[str, str, bool]
-Definitions = Mapping[str, Definition]
-# What an object that defines nothing exports: one lasting mapping, so memos keyed by its id stay right.
+Definitions = Mapping[str, Definition]  # name -> its first definition: (type, binding, plt_only)
+# What an object that defines nothing exports: one lasting mapping.
 NO_DEFINITIONS: Definitions = MappingProxyType({})
 
 
@@ -37,9 +35,6 @@ class Dso:
         return self.runtime_loaded and self.facts is not None and self.facts.has_tls
 
 
-def definitions(facts: ElfFacts) -> dict[str, Definition]:
-    """The first definition of each name ``facts`` exports."""
-    visible: dict[str, Definition] = {}
-    for e in facts.exports:
-        visible.setdefault(e.name, (e.type, e.binding, e.plt_only))
-    return visible
+def definitions(facts: ElfFacts) -> Definitions:
+    """The first definition of each name ``facts`` exports (made once per facts, by ``Exports``)."""
+    return facts.exports.definitions

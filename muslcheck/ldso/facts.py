@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from muslcheck.elf import ElfFacts
+from muslcheck.ldso.lru import Bounded
 from muslcheck.ldso.results import MissingReason, describe
 from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.errors import MalformedElf
@@ -43,11 +44,15 @@ class FactsSource(Protocol):
 
 
 class FactsCache:
-    """ELF facts by inode, read on first use; the loader model asks it for every candidate."""
+    """ELF facts by identity (an inode, an archive member...), read on first use; the loader model asks it for
+    every candidate. At most ``SIZE`` files are kept (least recently used first out): a file dropped is read
+    again when asked for, so memory stays flat in the number of files."""
+
+    SIZE = 4096
 
     def __init__(self, root: RootFS) -> None:
         self.root = root
-        self._by_identity: dict[object, ElfFacts | NotLoadable] = {}
+        self._by_identity: Bounded[object, ElfFacts | NotLoadable] = Bounded(self.SIZE)
 
     def get(self, resolved: Resolved) -> ElfFacts | NotLoadable:
         if resolved.is_dir:
@@ -56,8 +61,7 @@ class FactsCache:
             return NotLoadable(MissingReason.NOT_REGULAR)  # a FIFO or device: never opened
         cached = self._by_identity.get(resolved.identity)
         if cached is None or (isinstance(cached, ElfFacts) and not cached.symbols_read):
-            cached = self._read(resolved)
-            self._by_identity[resolved.identity] = cached
+            cached = self._by_identity.put(resolved.identity, self._read(resolved))
         return cached
 
     def complete(self, f: ElfFile) -> ElfFacts | NotLoadable:
@@ -78,7 +82,7 @@ class FactsCache:
             return NotLoadable(MissingReason.UNREADABLE, error=e.strerror or "")
 
     def remember(self, identity: object, facts: ElfFacts) -> None:
-        self._by_identity[identity] = facts
+        self._by_identity.put(identity, facts)
 
 
 class FactsView(Mapping[str, ElfFacts]):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.chain import Chain, lfs64_base
-from muslcheck.ldso.dso import Dso
+from muslcheck.ldso.dso import Dso, definitions
 from muslcheck.ldso.facts import FactsSource
 from muslcheck.ldso.relocs import Relocated, RelocationMemo
 from muslcheck.ldso.results import (
@@ -83,9 +83,9 @@ def load(
             # gcompat's stub runs musl's loader as "--argv0 ... --preload /lib/libgcompat.so.0" under its own name.
             name = stub
             preloads = (target.gcompat.preload, *target.preload) if target.gcompat else preloads
-        process = Process(root, cache, target, name, memo.definitions)
+        process = Process(root, cache, target, name)
         app = Dso(path=path, requested_as=path, found_by="main program", links=(), identity=resolved.identity,
-                  needed_by=None, runtime_loaded=False, facts=facts, exports=memo.definitions(facts))
+                  needed_by=None, runtime_loaded=False, facts=facts, exports=definitions(facts))
         process.objects.append(app)
         for preload in preloads:
             process.load_library(preload, None)  # a preload that fails is ignored (DL:1365)
@@ -93,7 +93,7 @@ def load(
         lazy_mode = False  # start-up binds everything now
         relocated = [*process.objects[1:], app]  # libraries first, the program last (DL:2028-2029)
     else:
-        process = Process(root, cache, target, ldso_name or target.ldso_path, memo.definitions)
+        process = Process(root, cache, target, ldso_name or target.ldso_path)
         host = Dso(path="<host program>", requested_as="", found_by="host", links=(), identity=("host",),
                    needed_by=None, runtime_loaded=False, deps_loaded=True, exports=memo.host_exports(host_provides))
         process.objects.append(host)

@@ -7,14 +7,16 @@ The rules live in ``unbound_effect`` and ``relocate_use``. ``relocate`` applies 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
 
-from muslcheck.elf import ElfFacts, SymbolUse, relocation_name
+from muslcheck.elf import ElfFacts, relocation_name
+from muslcheck.elf.facts import STB_WEAK, Uses
 from muslcheck.ldso.chain import Chain, HostExports, invisible, lfs64_base
-from muslcheck.ldso.dso import NO_DEFINITIONS, Definition, Definitions, Dso, definitions
+from muslcheck.ldso.dso import NO_DEFINITIONS, Definitions, Dso
+from muslcheck.ldso.lru import Bounded
 from muslcheck.ldso.results import Effect, TlsError, UnresolvedSymbol
 from muslcheck.ldso.tables import LoaderRules
 
@@ -72,9 +74,10 @@ _NULL, _LATENT, _FATAL = Effect.NULL, Effect.LATENT, Effect.FATAL  # read once: 
 _SEVERITY = {_NULL: 0, _LATENT: 1, _FATAL: 2}
 
 
-def unbound_effect(use: SymbolUse, cls: str | None, lazy: bool) -> Effect:
-    """A relocation of class ``cls`` that no object binds, nor the LFS64 remap (DL:436-446)."""
-    if not use.defined and use.binding == "WEAK":
+def unbound_effect(weak_undefined: bool, cls: str | None, lazy: bool) -> Effect:
+    """A relocation of class ``cls`` that no object binds, nor the LFS64 remap (DL:436-446); ``weak_undefined``:
+    the symbol is an undefined WEAK reference."""
+    if weak_undefined:
         return _NULL  # binds to 0, then the type is applied
     if lazy and cls in _DEFERRABLE:
         return _LATENT  # deferred to the first call (DL:438-443)
@@ -88,19 +91,20 @@ _BOUND: UseOutcome = (None, (), (), False)
 _REMAPPED: UseOutcome = (None, (), (), True)
 
 
-def relocate_use(use: SymbolUse, machine: str, lazy: bool, find: Finder | None,
+def relocate_use(uses: Uses, i: int, machine: str, lazy: bool, find: Finder | None,
                  lfs64: Callable[[str], Dso | None] | None) -> UseOutcome:
-    """do_relocs' walk over the relocations that name ``use`` (DL:409-560): each is looked up (``find``, then
-    ``lfs64``; None when nothing binds it); unbound, it takes ``unbound_effect``; bound or nulled, its type
-    is applied."""
+    """do_relocs' walk over the relocations that name use ``i`` of ``uses`` (DL:409-560): each is looked up
+    (``find``, then ``lfs64``; None when nothing binds it); unbound, it takes ``unbound_effect``; bound or nulled,
+    its type is applied."""
     types = _TYPES.get(machine, {})
-    name = use.name
+    name = uses.names[i]
+    weak_undefined = uses.weak_undefined(i)
     unbound: list[str] = []
     worst = _NULL
     unsupported: tuple[tuple[int, int], ...] = ()  # both rare: no list made for them
     tls_errors: tuple[TlsError, ...] = ()
     remapped = False
-    for rtype, count in use.relocations:
+    for rtype, count in uses.relocations_of(i):
         cls, need_def, skip_main = types.get(rtype, _UNSUPPORTED)
         if cls == "NONE":
             continue  # never looked up (DL:410)
@@ -108,7 +112,7 @@ def relocate_use(use: SymbolUse, machine: str, lazy: bool, find: Finder | None,
         if definer is None and lfs64 is not None and (definer := lfs64(name)) is not None:
             remapped = True
         if definer is None:
-            effect = unbound_effect(use, cls, lazy)
+            effect = unbound_effect(weak_undefined, cls, lazy)
             unbound.append(relocation_name(machine, rtype))
             if _SEVERITY[effect] > _SEVERITY[worst]:
                 worst = effect
@@ -120,12 +124,13 @@ def relocate_use(use: SymbolUse, machine: str, lazy: bool, find: Finder | None,
             tls_errors += (TlsError(name, definer.path),)  # initial-exec TLS, dynamic definer (DL:459-464)
     if not (unbound or unsupported or tls_errors):
         return _REMAPPED if remapped else _BOUND
-    return _unresolved(use, unbound, worst) if unbound else None, unsupported, tls_errors, remapped
+    return _unresolved(uses, i, unbound, worst) if unbound else None, unsupported, tls_errors, remapped
 
 
-def _unresolved(use: SymbolUse, relocations: list[str], effect: Effect) -> UnresolvedSymbol:
+def _unresolved(uses: Uses, i: int, relocations: list[str], effect: Effect) -> UnresolvedSymbol:
     names = (relocations[0],) if len(relocations) == 1 else tuple(sorted(set(relocations)))
-    return UnresolvedSymbol(use.name, use.version, use.version_library, use.binding == "WEAK", names, effect)
+    return UnresolvedSymbol(uses.names[i], uses.versions[i], uses.version_libraries[i],
+                            uses.infos[i] >> 4 == STB_WEAK, names, effect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +151,10 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
     plain names no object binds (their outcome, fixed once the lookup fails, is remembered)."""
     facts = dso.facts
     assert facts is not None
-    plan = memo.plan(facts)
+    plan = memo.plan(dso.identity, facts)
     unbound: set[str] = set()
     for need_def, names in plan.plain.items():
-        unbound |= chain.unbound(names, need_def, memo.invisible)
+        unbound |= chain.unbound(names, need_def, memo.invisible_of)
 
     libc_exports = libc.exports
 
@@ -160,13 +165,13 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
     unsupported: Counter[int] = Counter()
     tls_errors: list[TlsError] = []
     remapped: set[str] = set()
-    plain, uses, machine = plan.plain_indices, facts.uses, facts.machine
+    plain, uses, use_names, machine = plan.plain_indices, facts.uses, facts.uses.names, facts.machine
     for i in sorted((*plan.special, *(i for name in unbound for i in plan.plain_uses[name]))):
-        use = uses[i]
+        name = use_names[i]
         if i in plain:
-            outcome = plan.unbound_outcome(i, facts, lazy, lfs64(use.name))
+            outcome = plan.unbound_outcome(i, facts, lazy, lfs64(name))
         else:
-            outcome = relocate_use(use, machine, lazy, chain.find, lfs64)
+            outcome = relocate_use(uses, i, machine, lazy, chain.find, lfs64)
         failed, bad_types, tls, lfs64_bound = outcome
         if failed is not None:
             unresolved.append(failed)
@@ -175,7 +180,7 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
         if tls:
             tls_errors.extend(tls)
         if lfs64_bound:
-            remapped.add(use.name)
+            remapped.add(name)
     classes = RELOC_CLASSES.get(facts.machine, {})
     for rtype, count in facts.relocations:  # those that name no symbol (or a local one): only the type matters
         rest = count - plan.with_symbol.get(rtype, 0)
@@ -229,7 +234,8 @@ class _Plan:
         key = (i, lazy, remap is not None)
         found = self._outcomes.get(key)
         if found is None:
-            found = self._outcomes[key] = relocate_use(facts.uses[i], facts.machine, lazy, None,
+            uses = facts.uses
+            found = self._outcomes[key] = relocate_use(uses, i, facts.machine, lazy, None,
                                                        None if remap is None else lambda _: remap)
         return found
 
@@ -237,46 +243,60 @@ class _Plan:
     def of(cls, facts: ElfFacts) -> _Plan:
         classes = RELOC_CLASSES.get(facts.machine, {})
         uses = facts.uses
-        shapes = Counter(use.relocations for use in uses)  # few distinct shapes: ((7, 1),), ((6, 1),), ...
+        names, table = uses.names, uses.relocation_table  # few distinct shapes: ((7, 1),), ((6, 1),), ...
         with_symbol: Counter[int] = Counter()
-        for shape, n in shapes.items():
-            for rtype, count in shape:
+        for shape, n in Counter(uses.relocations).items():
+            for rtype, count in table[shape]:
                 with_symbol[rtype] += count * n
-        lane = {shape: _lane({classes.get(rtype) for rtype, _ in shape}) for shape in shapes}
-        lanes = [lane[use.relocations] for use in uses]
+        lanes = list(map([_lane({classes.get(rtype) for rtype, _ in shape}) for shape in table].__getitem__,
+                         uses.relocations))
         plain = [(lk, dict[str, list[int]]()) for lk in _PLAIN_LOOKUPS]
         by_lane: dict[tuple[bool, bool] | str, dict[str, list[int]]] = dict(plain)
         special: list[int] = []
         for i in compress(range(len(uses)), lanes):  # uses with relocations
-            names = by_lane.get(lanes[i])
-            if names is None:
+            by_name = by_lane.get(lanes[i])
+            if by_name is None:
                 special.append(i)
             else:
-                names.setdefault(uses[i].name, []).append(i)
-        for k, (_, names) in enumerate(plain):  # one name under two lookups: walk it exactly
+                by_name.setdefault(names[i], []).append(i)
+        for k, (_, by_name) in enumerate(plain):  # one name under two lookups: walk it exactly
             for _, others in plain[k + 1:]:
-                for name in names.keys() & others.keys():
-                    special.extend((*names.pop(name), *others.pop(name)))
+                for name in by_name.keys() & others.keys():
+                    special.extend((*by_name.pop(name), *others.pop(name)))
         return cls(
             with_symbol=dict(with_symbol),
-            plain={need_def: frozenset(names) for (need_def, _), names in plain},
-            plain_uses={n: tuple(v) for _, names in plain for n, v in names.items()},
+            plain={need_def: frozenset(by_name) for (need_def, _), by_name in plain},
+            plain_uses={n: tuple(v) for _, by_name in plain for n, v in by_name.items()},
             special=tuple(special),
         )
 
 
+# A loaded file, for the memo: its identity (an inode, an archive member...; one identity is one file's facts in
+# a scan) and whether its symbols were read (a header-only read has none).
+FileKey = tuple[object, bool]
+
+
 class RelocationMemo:
-    """What the loads of one scan share: each file's plan and definitions, and do_relocs results. A library
-    relocated against the same definers of its names (in the same order) fails the same way, whichever
-    program loaded it."""
+    """What the loads of one scan share: each file's plan, and do_relocs results. A library relocated against the
+    same definers of its names (in the same order) fails the same way, whichever program loaded it.
+
+    Memory stays flat in the number of files: a file is known by its identity (``FileKey``), never by the ``id()``
+    of facts that would have to be kept alive, and every table is bounded (least recently used first out). The
+    few mappings that no file backs (libc's table, gcompat's, a host's) are known by their ``id()`` and kept alive
+    in ``_lasting`` while a result may name them."""
+
+    PLANS = 4096
+    RESULTS = 8192
+    RELEVANT = 1 << 16
+    INVISIBLE = 4096
+    LASTING = 256
 
     def __init__(self) -> None:
-        self._results: dict[tuple[object, ...], Relocated] = {}
-        self._relevant: dict[tuple[int, int], bool] = {}
-        self._names: dict[int, tuple[ElfFacts, frozenset[str]]] = {}
-        self._plans: dict[int, tuple[ElfFacts, _Plan]] = {}
-        self._definitions: dict[int, tuple[ElfFacts, dict[str, Definition]]] = {}
-        self._invisible: dict[int, tuple[Definitions, tuple[frozenset[str], frozenset[str]]]] = {}
+        self._results: Bounded[tuple[object, ...], Relocated] = Bounded(self.RESULTS)
+        self._relevant: Bounded[tuple[Hashable, FileKey], bool] = Bounded(self.RELEVANT)
+        self._plans: Bounded[FileKey, _Plan] = Bounded(self.PLANS)
+        self._invisible: Bounded[Hashable, tuple[frozenset[str], frozenset[str]]] = Bounded(self.INVISIBLE)
+        self._lasting: dict[int, Definitions] = {}
         self._hosts: dict[tuple[str, ...], HostExports] = {}
 
     def relocate(self, chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso) -> Relocated:
@@ -284,35 +304,48 @@ class RelocationMemo:
         key = self._key(chain, dso, lazy, rules, libc)
         found = self._results.get(key)
         if found is None:
-            found = self._results[key] = relocate(chain, dso, lazy, rules, libc, self)
+            found = self._results.put(key, relocate(chain, dso, lazy, rules, libc, self))
         return found
 
-    def definitions(self, facts: ElfFacts) -> dict[str, Definition]:
-        entry = self._definitions.get(id(facts))  # each entry keeps its facts alive, so the id is not reused
-        if entry is None:
-            entry = self._definitions[id(facts)] = (facts, definitions(facts))
-        return entry[1]
-
     def host_exports(self, prefixes: tuple[str, ...]) -> Definitions:
-        """One lasting HostExports per set of prefixes, so the results keyed by its id are shared, and right."""
+        """One lasting HostExports per set of prefixes, so the results that name it are shared."""
         if not prefixes:
             return NO_DEFINITIONS
         found = self._hosts.get(prefixes)
         if found is None:
+            if len(self._hosts) >= self.LASTING:
+                self._hosts.clear()
             found = self._hosts[prefixes] = HostExports(prefixes)
         return found
 
-    def plan(self, facts: ElfFacts) -> _Plan:
-        entry = self._plans.get(id(facts))
-        if entry is None:
-            entry = self._plans[id(facts)] = (facts, _Plan.of(facts))
-        return entry[1]
+    def plan(self, identity: object, facts: ElfFacts) -> _Plan:
+        key = (identity, facts.symbols_read)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans.put(key, _Plan.of(facts))
+        return found
 
-    def invisible(self, exports: Definitions) -> tuple[frozenset[str], frozenset[str]]:
-        entry = self._invisible.get(id(exports))
-        if entry is None:
-            entry = self._invisible[id(exports)] = (exports, invisible(exports))
-        return entry[1]
+    def invisible_of(self, dso: Dso) -> tuple[frozenset[str], frozenset[str]]:
+        """``chain.invisible`` of ``dso``'s exports, remembered by the object's ``exports_key``."""
+        key = self.exports_key(dso)
+        found = self._invisible.get(key)
+        if found is None:
+            found = self._invisible.put(key, invisible(dso.exports))
+        return found
+
+    def exports_key(self, dso: Dso) -> Hashable:
+        """What ``dso``'s exports are known by: its file, or the lasting mapping that no file backs."""
+        if dso.facts is not None:
+            return (dso.identity, dso.facts.symbols_read)
+        exports = dso.exports
+        if self._lasting.get(id(exports)) is not exports:
+            if len(self._lasting) >= self.LASTING:  # rare: many targets. Results may name a dropped id: drop them too
+                self._lasting.clear()
+                self._results.clear()
+                self._relevant.clear()
+                self._invisible.clear()
+            self._lasting[id(exports)] = exports
+        return id(exports)
 
     def _key(self, chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso) -> tuple[object, ...]:
         """Everything ``relocate`` reads: the file, its name and TLS, the mode, the remap's rules and table, and
@@ -320,26 +353,22 @@ class RelocationMemo:
         name (in TLS errors), its definitions and whether its TLS is dynamic."""
         facts = dso.facts
         assert facts is not None
-        names = self._use_names(facts)
+        me: FileKey = (dso.identity, facts.symbols_read)
+        names = facts.uses.name_set
         definers = tuple(
-            (i == 0, o.path, id(o.exports), o.dynamic_tls)
-            for i, o in enumerate(chain.objects) if self._defines_any(o.exports, facts, names)
+            (i == 0, o.path, key, o.dynamic_tls)
+            for i, o in enumerate(chain.objects) if self._defines_any(key := self.exports_key(o), o, me, names)
         )
-        return (id(facts), dso.path, dso.dynamic_tls, lazy, id(rules), id(libc.exports), definers)
+        return (me, dso.path, dso.dynamic_tls, lazy, id(rules), self.exports_key(libc), definers)
 
-    def _use_names(self, facts: ElfFacts) -> frozenset[str]:
-        entry = self._names.get(id(facts))
-        if entry is None:
-            entry = self._names[id(facts)] = (facts, frozenset(u.name for u in facts.uses))
-        return entry[1]
-
-    def _defines_any(self, exports: Mapping[str, Definition], facts: ElfFacts, names: frozenset[str]) -> bool:
-        pair = (id(exports), id(facts))
+    def _defines_any(self, key: Hashable, definer: Dso, me: FileKey, names: frozenset[str]) -> bool:
+        pair = (key, me)
         found = self._relevant.get(pair)
         if found is None:
+            exports = definer.exports
             if isinstance(exports, HostExports):
                 found = bool(exports.provided(names))
             else:
                 found = not names.isdisjoint(exports.keys())
-            self._relevant[pair] = found
+            self._relevant.put(pair, found)
         return found

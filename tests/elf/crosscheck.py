@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from muslcheck.elf.facts import ElfFacts, ElfType, Export, SymbolUse
+from muslcheck.elf.facts import ElfFacts, ElfType, Export, Exports, SymbolUse, Uses
 from muslcheck.model.errors import MalformedElf
 
 _STB_LOCAL, _STB_GLOBAL, _STB_WEAK = 0, 1, 2
@@ -167,13 +167,13 @@ def _assemble(raw: _Raw) -> ElfFacts:
         textrel=raw.textrel_tag or bool(flags & _DT_FLAGS_TEXTREL),
         relocations=tuple(sorted(Counter(r_type for r_type, _ in relocations).items())),
         tls_relocations_local=tls_local,
-        uses=tuple(
+        uses=Uses.from_rows(
             SymbolUse(name, version, library, binding, sym_type, defined, tuple(sorted(counts.items())))
             for (name, version, binding, defined), (sym_type, library, counts) in sorted(
                 uses.items(), key=lambda item: use_key(item[0])
             )
         ),
-        exports=tuple(sorted(exports, key=export_key)),
+        exports=Exports.from_rows(sorted(exports, key=export_key)),
     )
 
 

@@ -128,7 +128,7 @@ def test_static_file_has_empty_tables() -> None:
     data = bytearray(BASE.data)
     struct.pack_into("<H", data, 56, 2)  # keep PT_INTERP and PT_LOAD only
     facts = read_elf(bytes(data))
-    assert not facts.has_dynamic and facts.uses == () and facts.exports == () and facts.needed == ()
+    assert not facts.has_dynamic and len(facts.uses) == 0 and len(facts.exports) == 0 and facts.needed == ()
 
 
 @pytest.mark.parametrize("size", range(0, len(BASE.data), 3))
