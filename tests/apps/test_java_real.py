@@ -10,6 +10,7 @@ the ``JNI_*``/``JVM_*`` names.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import zipfile
@@ -19,12 +20,15 @@ import pytest
 
 from muslcheck import FileReport, Report, Verdict, scan
 from muslcheck.apps.java import JVM_PROVIDES
+from muslcheck.ldso.tables import tables_dir
 from muslcheck.model.report import Component
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 from tests.apps.pinned import DEBIAN, debian_pinned, pyspark_jars
-from tests.apps.test_load_graph_real import debian_deviations
 from tests.artifacts import unavailable
 from tests.oracle.dlopen import run_dlopen
+from tests.oracle.ldd import run_list
+from tests.oracle.loaders import LoadersUnavailable, available_loaders
+from tests.oracle.sandbox import sandbox_problem
 from tests.support import REPO
 
 pytestmark = pytest.mark.network
@@ -261,6 +265,14 @@ def natives_of(tree: Path) -> dict[str, Path]:
     return out
 
 
+def debian_deviations(version: str, arch: str = "x86_64") -> tuple[set[str], set[str]]:
+    """(exported by Debian's libc.so only, exported by upstream's only), as the tables record them: Debian's own musl
+    patches, set aside as the other oracle tests do."""
+    raw = json.loads((tables_dir() / f"musl-{version}-{arch}.json").read_text())
+    return ({d["name"] for d in raw["deviations"] if d["action"] == "removed"},
+            {d["name"] for d in raw["deviations"] if d["action"] == "added"})
+
+
 def blocking(f: FileReport) -> set[str]:
     """What makes the dlopen itself fail, by the model: missing libraries and fatal symbols."""
     return {m.name for m in f.missing_libraries} | {s.name for s in f.unresolved_symbols if s.fatal}
@@ -295,4 +307,61 @@ def test_every_judged_jni_library_loads_exactly_when_musl_loads_it(
             elif not real_ok:  # the first error musl reports is one the model names
                 assert any(name in (real.error or "") for name in blocking(f)), (f.path, version, real.error)
     assert compared >= 2 * (6 if tree_name == "spark" else 5)
+    assert not disagreements, "\n".join(disagreements)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Symbol by symbol, on x86_64 and on aarch64 (under qemu): the loader in ldd mode (--list) names every library and
+# symbol it cannot find without stopping at the first, and so does the model (none of these libraries imports a
+# JVM name, so no host is needed).
+
+QEMU = {"x86_64": (), "aarch64": ("qemu-aarch64-static",)}
+DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+MUSL_ARCH = {"x86_64": "x86_64", "aarch64": "aarch64"}
+ELF_MACHINE = {"x86_64": b"\x3e\x00", "aarch64": b"\xb7\x00"}
+
+
+def members_of(tree: Path, arch: str) -> dict[str, Path]:
+    """Like natives_of, for the ELF machine of ``arch``."""
+    out: dict[str, Path] = {}
+    extracted = tree.parent / f"{tree.name}-{arch}-members"
+    for jar in sorted(tree.rglob("*.jar")):
+        with zipfile.ZipFile(jar) as z:
+            for info in z.infolist():
+                data = z.read(info) if info.filename.endswith(".so") else b""
+                if data[:4] != b"\x7fELF" or data[18:20] != ELF_MACHINE[arch]:
+                    continue
+                target = extracted / str(len(out)) / info.filename.rsplit("/", 1)[-1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                out[f"/{jar.relative_to(tree)}{ARCHIVE_SEPARATOR}{info.filename}"] = target
+    return out
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("arch", sorted(QEMU))
+def test_every_missing_library_and_symbol_is_the_real_loaders(arch: str, spark_tree: Path) -> None:
+    if (problem := sandbox_problem()) is not None:
+        unavailable(problem)
+    if QEMU[arch] and shutil.which(QEMU[arch][0]) is None:
+        unavailable(f"{QEMU[arch][0]} is not installed (Debian package qemu-user-static)")
+    try:
+        loaders = available_loaders(arch=DEBIAN_ARCH[arch], runner=QEMU[arch])
+    except LoadersUnavailable as e:
+        unavailable(f"no musl loader for {arch}: {e}")
+    extracted = members_of(spark_tree, arch)
+    disagreements, compared = [], 0
+    for version, loader in loaders.items():
+        debian_only, upstream_only = debian_deviations(version, arch)
+        for f in scan(spark_tree, musl=version, arch=arch).files:
+            if f.verdict is Verdict.NOT_APPLICABLE:
+                continue
+            _, real, _ = run_list(loader, extracted[f.path], arch=MUSL_ARCH[arch], runner=QEMU[arch])
+            model = ({m.name for m in f.missing_libraries}, {s.name for s in f.unresolved_symbols} - debian_only)
+            musl = ({name for name, _ in real.missing_libraries},
+                    {name for _, name in real.unresolved_symbols} - upstream_only)
+            compared += 1
+            if model != musl:
+                disagreements.append(f"{f.path} on {arch} {version}: muslcheck {model}, real {musl}")
+    assert compared >= 2 * 6
     assert not disagreements, "\n".join(disagreements)
