@@ -57,7 +57,10 @@ def identify_archive(location: str, metadata: Mapping[str, bytes]) -> tuple[tupl
     stem = _ARCHIVE_SUFFIX.sub("", location.rsplit("/", 1)[-1])
     file_name, file_version = _split_file_name(stem)
     own = _best_pom(poms, stem, file_name)
-    if own is None and len(poms) == 1:
+    # One pom that the file name does not name is the archive's own when the file was renamed (no version in its
+    # name); a file named with a version of its own holds the pom of a shaded dependency (scala-compiler-2.12.18.jar
+    # carries only jline's), and its manifest or file name says what it is.
+    if own is None and len(poms) == 1 and (file_version is None or poms[0].version == file_version):
         own = poms[0]
     if own is None:
         try:

@@ -37,8 +37,8 @@ SPARK_JARS = (
     "commons-crypto-1.1.0.jar", "jline-2.14.6.jar", "leveldbjni-all-1.8.jar", "lz4-java-1.8.0.jar",
     "netty-transport-native-epoll-4.1.96.Final-linux-x86_64.jar",
     "netty-transport-native-epoll-4.1.96.Final-linux-aarch_64.jar",
-    "netty-transport-native-kqueue-4.1.96.Final-osx-x86_64.jar", "rocksdbjni-8.3.2.jar", "snappy-java-1.1.10.5.jar",
-    "zstd-jni-1.5.5-4.jar",
+    "netty-transport-native-kqueue-4.1.96.Final-osx-x86_64.jar", "rocksdbjni-8.3.2.jar", "scala-compiler-2.12.18.jar",
+    "snappy-java-1.1.10.5.jar", "zstd-jni-1.5.5-4.jar",
 )
 JNI = "/usr/lib/x86_64-linux-gnu/jni"
 
@@ -177,6 +177,16 @@ def test_on_aarch64_each_loader_picks_its_aarch64_build_and_the_x86_64_jar_is_un
                     f"{SPARK}/netty-transport-native-epoll-4.1.96.Final-linux-x86_64.jar")
     assert x86.verdict is Verdict.NOT_APPLICABLE and not x86.selected
     assert not component(report, "jline").selected  # jansi 1.x in jline 2 ships linux32 and linux64 only
+
+
+def test_scala_compiler_is_itself_though_it_carries_only_jlines_pom(spark_report: Report) -> None:
+    """scala-compiler shades jline 2 (and its jansi 1.x natives): its manifest names it, not jline's pom.properties."""
+    jline = [c for c in spark_report.components if c.name == "jline"]
+    assert [c.location for c in jline] == [f"{SPARK}/jline-2.14.6.jar"]
+    scala = component(spark_report, "org.scala-lang.scala-compiler")
+    assert (scala.location, scala.selected) == (
+        f"{SPARK}/scala-compiler-2.12.18.jar",
+        {"x86_64": f"{SPARK}/scala-compiler-2.12.18.jar{ARCHIVE_SEPARATOR}META-INF/native/linux64/libjansi.so"})
 
 
 def test_debian_jni_libraries_are_loaded_by_the_jvm_and_need_alpines_libraries(debian_report: Report) -> None:

@@ -185,7 +185,9 @@ def test_one_garbage_pom_among_good_ones_is_skipped_alone() -> None:
     }
     packages, skips = identify_archive(NESTED, metadata)
     assert [s.path.rsplit("!/", 1)[1] for s in skips] == [SQLITE_POM]
-    assert [p.name for p in packages] == ["slf4j-api"]
+    # the file is sqlite-jdbc-3.45.1.0.jar: slf4j-api's pom, the one left, is a shaded dependency's, not its own
+    assert [(p.name, p.details["source"]) for p in packages] == [("sqlite-jdbc", "file name"),
+                                                                 ("slf4j-api", "pom.properties")]
 
 
 def test_random_bytes_never_raise() -> None:
@@ -197,3 +199,17 @@ def test_random_bytes_never_raise() -> None:
         packages, skips = identify_archive("/r/x-1.0.jar", {SQLITE_POM: data, "META-INF/MANIFEST.MF": data})
         assert packages, "there is always an identity, if only the file name"
         assert all(s.path.startswith("/r/x-1.0.jar!/META-INF/") and "\n" not in s.reason for s in skips)
+
+
+def test_a_versioned_file_holding_only_a_shaded_dependencys_pom_is_not_that_dependency() -> None:
+    """scala-compiler-2.12.18.jar (Spark 3.5.7's) shades jline, whose pom.properties is the only one it carries."""
+    manifest = (b"Manifest-Version: 1.0\nAutomatic-Module-Name: scala.tools.nsc\nBundle-Name: Scala Compiler\n"
+                b"Bundle-SymbolicName: org.scala-lang.scala-compiler\nBundle-Version: 2.12.18.v20230518\n")
+    jline = {"META-INF/maven/jline/jline/pom.properties": pom("jline", "jline", "2.14.6")}
+    metadata = {**jline, "META-INF/MANIFEST.MF": manifest}
+    packages, skips = identify_archive("/opt/spark/jars/scala-compiler-2.12.18.jar", metadata)
+    assert not skips
+    assert [(p.name, p.details["source"]) for p in packages] == [("org.scala-lang.scala-compiler", "manifest"),
+                                                                 ("jline", "pom.properties")]
+    without_manifest, _ = identify_archive("/opt/spark/jars/scala-compiler-2.12.18.jar", jline)
+    assert [(p.name, p.version) for p in without_manifest] == [("scala-compiler", "2.12.18"), ("jline", "2.14.6")]
