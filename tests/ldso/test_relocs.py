@@ -211,3 +211,42 @@ def test_the_plan_and_the_memo_settle_uses_as_a_full_walk_does(program: Lib, dep
         with mock.patch.object(relocs, "_PLAIN_LOOKUPS", frozenset()):  # no plain use: every one is walked
             walked = [tree.load(APP, context, target=target) for context in (*CONTEXTS, *CONTEXTS)]
     assert [_outcomes(r) for r in planned] == [_outcomes(r) for r in walked]
+
+
+def _programs(tree: Tree, count: int) -> list[str]:
+    """``count`` programs, each with a library of its own and one it shares, each missing symbols."""
+    tree.add("/lib/libshared.so", Lib(plt=("shared_gone",), defines=("shared_call",)))
+    programs = []
+    for k in range(count):
+        tree.add(f"/lib/libown{k}.so", Lib(needed=("libshared.so",), plt=(f"own_gone_{k}", "shared_call")))
+        tree.add(f"/app/bin/app{k}", Lib(interp=MUSL_LDSO, needed=(f"libown{k}.so", "libc.so"),
+                                         plt=(f"app_gone_{k}", "shared_call")))
+        programs.append(f"/app/bin/app{k}")
+    return programs
+
+
+def test_the_memos_and_the_facts_cache_are_bounded(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory flat in the number of files: with tiny bounds every table stays within them, and every load still
+    reports what an unbounded memo and cache report."""
+    programs = _programs(tree, 6)
+    directory, target = DirectoryRoot(tree.root), musl()
+    unbounded = [_outcomes(load(directory, FactsCache(directory), target, p, Context.EXECUTABLE)) for p in programs]
+    for name in ("PLANS", "RESULTS", "RELEVANT", "INVISIBLE"):
+        monkeypatch.setattr(RelocationMemo, name, 2)
+    monkeypatch.setattr(FactsCache, "SIZE", 2)
+    memo, facts = RelocationMemo(), FactsCache(directory)
+    bounded = [_outcomes(load(directory, facts, target, p, Context.EXECUTABLE, memo=memo)) for p in programs * 2]
+    assert bounded == unbounded * 2
+    assert max(len(memo._results), len(memo._plans), len(memo._relevant), len(memo._invisible)) <= 2
+    assert len(facts._by_identity) <= 2
+
+
+def test_the_memo_knows_a_file_by_its_identity(tree: Tree) -> None:
+    """The same files read again (new facts objects, as after the facts cache dropped them): the memo's results
+    still apply, since they are keyed by the file, not by the id() of facts it would have to keep alive."""
+    [program] = _programs(tree, 1)
+    directory, target, memo = DirectoryRoot(tree.root), musl(), RelocationMemo()
+    first = load(directory, FactsCache(directory), target, program, Context.EXECUTABLE, memo=memo)
+    again = load(directory, FactsCache(directory), target, program, Context.EXECUTABLE, memo=memo)
+    assert [o.facts is p.facts for o, p in zip(first.objects, again.objects, strict=True) if o.facts] == [False] * 3
+    assert all(o.unresolved is p.unresolved for o, p in zip(first.objects, again.objects, strict=True) if o.facts)
