@@ -121,13 +121,16 @@ def pip_site(project: str, version: str, platform: str, python: str) -> Path:
 
 # Real Maven JARs with their natives, as Maven Central publishes them: the Apache Spark distribution on PyPI (pyspark's
 # sdist carries Spark's deps/jars/), pinned by version and sha256. Maven Central itself is not reachable here.
-PYSPARK = ("3.5.7", "80e36514e0c5c126d35a26adf4f405cd4a69de96a8ea8a3c1e9a65fce2fb4eaa")
+PYSPARK = {  # version -> sha256 of the sdist
+    "3.5.7": "80e36514e0c5c126d35a26adf4f405cd4a69de96a8ea8a3c1e9a65fce2fb4eaa",
+    "4.3.0": "e8c517948eff7088a7aa07449aa8eafa4a15a8d50319de2525a6fd26622476c6",
+}
 
 
-def pyspark_jars(names: Sequence[str]) -> Path:
-    """A directory holding the JARs ``names`` (file names in pyspark's ``deps/jars/``), taken from the pinned sdist
-    (pip checks its sha256); the sdist is not kept."""
-    version, digest = PYSPARK
+def pyspark_jars(version: str, names: Sequence[str]) -> Path:
+    """A directory holding the JARs ``names`` (file names in ``deps/jars/``) of pyspark ``version`` (a key of
+    PYSPARK), taken from its pinned sdist (pip checks the sha256); the sdist is not kept."""
+    digest = PYSPARK[version]
     out = cache_dir() / f"pyspark-{version}-jars"
     if all((out / name).is_file() for name in names) and (out / ".done").is_file():
         return out
