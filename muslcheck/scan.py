@@ -13,11 +13,22 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from muslcheck.cache import CacheStore, directory_fingerprint, load_report, save_report, scan_key
+from muslcheck.cache import (
+    CacheStore,
+    directory_manifest,
+    load_judged,
+    load_report,
+    manifest_fingerprint,
+    save_judged,
+    save_report,
+    scan_key,
+)
 from muslcheck.cache.verified import StoredVerifications
+from muslcheck.judging.reuse import Reuse, changed_paths
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.model.errors import UsageError
 from muslcheck.model.ignore import NO_IGNORES, Ignores, load_ignores
+from muslcheck.model.kept import JudgedState
 from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import Report
 from muslcheck.targets.image.sources import open_image
@@ -105,7 +116,9 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
                                                insecure_registry=options.insecure_registry,
                                                docker_config=options.docker_config)) if ref.is_image else None
         resolved = replace(options, musl=musl_version, alpine=alpine_release, arch=arch, ignore=ignores)
-        key = _report_key(ref, image, str(target), resolved) if cache is not None and options.base is None else None
+        manifest = directory_manifest(ref.path) if cache is not None and ref.kind == "dir" and ref.path else None
+        key = _report_key(ref, image, str(target), resolved, manifest) if cache is not None and options.base is None \
+            else None
         if cache is not None and key is not None and (cached := load_report(cache, key)) is not None:
             if image is not None:
                 # A hit reads no layer: a blob swapped since the report was made still fails (hashed, unless its
@@ -115,32 +128,52 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
         from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
         from muslcheck.targets import ImageAccess
 
-        report = survey(stack, ref, image, chosen, catalog, source=str(target),
-                        access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
-                        base=options.base, include_os_packages=options.include_os_packages,
-                        progress=options.progress, jobs=options.jobs)
+        reuse, kept_key = None, None
+        if cache is not None and manifest is not None and ref.path is not None:
+            # The judging of the last scan of this directory under these options, less what changed since.
+            kept_key = _judging_key(ref.path, str(target), resolved)
+            last = load_judged(cache, kept_key)
+            reuse = Reuse(last, changed_paths(last.manifest, dict(manifest)) if last else frozenset())
+        surveyed = survey(stack, ref, image, chosen, catalog, source=str(target),
+                          access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
+                          base=options.base, include_os_packages=options.include_os_packages,
+                          progress=options.progress, jobs=options.jobs, reuse=reuse)
+        report = surveyed.report
     if cache is not None and key is not None:
         save_report(cache, key, report)
+    if cache is not None and kept_key is not None and manifest is not None and surveyed.kept is not None:
+        kept = surveyed.kept
+        save_judged(cache, kept_key, JudgedState(dict(manifest), kept.roots, kept.reach))
     return report
 
 
-def _report_key(ref: Reference, image: Image | None, source: str, options: ScanOptions) -> str | None:
-    """What the report depends on: the image's content or the directory's stat fingerprint, the target as written,
-    and every option that is part of the key. None when it cannot be trusted to stay the same (a lone file, a
-    directory written to just now)."""
+def _key_fields(source: str, options: ScanOptions) -> dict[str, object]:
+    chosen = {f.name: _key_value(getattr(options, f.name)) for f in dataclasses.fields(options)
+              if f.metadata.get("key", True)}
+    return {"source": source, **chosen}
+
+
+def _report_key(ref: Reference, image: Image | None, source: str, options: ScanOptions,
+                manifest: tuple[tuple[str, str], ...] | None = None) -> str | None:
+    """What the report depends on: the image's content or the directory's stat fingerprint (of ``manifest``), the
+    target as written, and every option that is part of the key. None when it cannot be trusted to stay the same
+    (a lone file, a directory written to just now)."""
     if image is not None:
         content = json.dumps([dataclasses.asdict(image.config), [layer.digest for layer in image.layers]])
         identity = "image " + hashlib.sha256(content.encode()).hexdigest()
     elif ref.kind == "dir" and ref.path is not None:
-        fingerprint = directory_fingerprint(ref.path)
-        if fingerprint is None:
+        manifest = manifest or directory_manifest(ref.path)
+        if manifest is None:
             return None
-        identity = "dir " + fingerprint
+        identity = "dir " + manifest_fingerprint(manifest)
     else:
         return None
-    chosen = {f.name: _key_value(getattr(options, f.name)) for f in dataclasses.fields(options)
-              if f.metadata.get("key", True)}
-    return scan_key(identity, {"source": source, **chosen})
+    return scan_key(identity, _key_fields(source, options))
+
+
+def _judging_key(directory: Path, source: str, options: ScanOptions) -> str:
+    """Where the judging of the last scan of ``directory`` under these options is kept."""
+    return scan_key("judging " + str(directory.resolve()), _key_fields(source, options))
 
 
 def _key_value(value: object) -> object:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from muslcheck.model.report import Report
 from tests.support import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +90,9 @@ def test_wheel_installs_and_runs_outside_checkout(samples_dir: Path, tmp_path: P
     assert scan.stderr == ""
     doc = json.loads(scan.stdout)
     assert doc["verdict"] == "needs-gcompat"
-    names = {s["name"] for f in doc["files"] for s in f["unresolved_symbols"]}
+    names = {s.name for f in Report.from_dict(doc).files for s in f.unresolved_symbols}
     assert "__memcpy_chk" in names
+    assert "__memcpy_chk" in {n for groups in doc["objects"].values() for g in groups for n in g["names"]}
 
     versions = check([str(muslcheck), "versions"], env=env, cwd=outside, timeout=120)
     lines = versions.stdout.splitlines()

@@ -1,4 +1,5 @@
-"""A Report as a cache payload and back: JSON only (no pickle, no marshal), every decoded value checked.
+"""A Report (or the judging a scan keeps, ``JudgedState``) as a cache payload and back: JSON only (no pickle, no
+marshal), every decoded value checked.
 
 A payload is zlib(JSON [codec version, shape digest, string table, row]), built from the report's shapes
 (``muslcheck.model.codec``). A dataclass is a positional list. A tuple of dataclasses (files, findings: nearly
@@ -22,6 +23,7 @@ from typing import Any
 
 from muslcheck.cache.interface import CacheStore
 from muslcheck.model.codec import Items, Member, Plain, Record, Shape, StrMapping, shape_of
+from muslcheck.model.kept import JudgedState
 from muslcheck.model.report import Report
 
 CODEC_VERSION = 1  # bump when an encoding changes (it is part of default_salt, and of every payload)
@@ -66,6 +68,23 @@ def load_report(store: CacheStore, key: str) -> Report | None:
 
 def save_report(store: CacheStore, key: str, report: Report) -> bool:
     return store.put(key, encode_report(report))
+
+
+def load_judged(store: CacheStore, key: str) -> JudgedState | None:
+    """The judging a scan kept for ``key`` (``judging.reuse``), or None (missing, corrupt: removed)."""
+    payload = store.get(key)
+    if payload is None:
+        return None
+    try:
+        state: JudgedState = _decode(JudgedState, payload)
+    except _CorruptPayload:
+        store.discard(key)
+        return None
+    return state
+
+
+def save_judged(store: CacheStore, key: str, state: JudgedState) -> bool:
+    return store.put(key, _encode(JudgedState, state))
 
 
 def _encode(cls: type, value: Any) -> bytes:

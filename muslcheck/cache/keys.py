@@ -31,7 +31,21 @@ def recently_changed(st: os.stat_result, *, now_ns: int | None = None) -> bool:
 def directory_fingerprint(root: Path) -> str | None:
     """sha256 over every entry under ``root`` (path, lstat identity, link target), links never followed;
     None when an entry changed too recently to trust its stat identity, or the walk fails."""
+    manifest = directory_manifest(root)
+    return None if manifest is None else manifest_fingerprint(manifest)
+
+
+def manifest_fingerprint(manifest: tuple[tuple[str, str], ...]) -> str:
     h = hashlib.sha256(b"muslcheck tree\0")
+    for path, signature in manifest:
+        h.update(_canonical([path, signature]).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def directory_manifest(root: Path) -> tuple[tuple[str, str], ...] | None:
+    """Every entry under ``root`` as (its path in the tree, "/"-rooted; its lstat identity and link target), sorted,
+    links never followed; None when an entry changed too recently to trust its stat identity, or the walk fails."""
+    entries_seen: list[tuple[str, str]] = []
     now = time.time_ns()
     stack = [""]  # directories, relative to root
     top = str(root)
@@ -39,19 +53,19 @@ def directory_fingerprint(root: Path) -> str | None:
         while stack:
             directory = stack.pop()
             with os.scandir(os.path.join(top, directory)) as entries:
-                for entry in sorted(entries, key=lambda e: e.name):
+                for entry in entries:
                     st = entry.stat(follow_symlinks=False)
                     if recently_changed(st, now_ns=now):
                         return None
                     relative = os.path.join(directory, entry.name)
                     link = os.readlink(entry.path) if entry.is_symlink() else ""
-                    h.update(_canonical([relative, st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-                                         st.st_ctime_ns, link]).encode("utf-8", "surrogateescape"))
+                    entries_seen.append(("/" + relative, f"{st.st_mode} {st.st_dev} {st.st_ino} {st.st_size} "
+                                                         f"{st.st_mtime_ns} {st.st_ctime_ns} {link}"))
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(relative)
     except OSError:
         return None
-    return h.hexdigest()
+    return tuple(sorted(entries_seen))
 
 
 def scan_key(source_identity: str, options: Mapping[str, object]) -> str:

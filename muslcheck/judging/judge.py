@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -20,6 +20,7 @@ from typing import NamedTuple, TypeVar
 
 from muslcheck.apps.application import Application
 from muslcheck.elf import ElfFacts, ElfType
+from muslcheck.judging.reuse import RecordingRoot, Reuse, replaced_within
 from muslcheck.judging.verdict import Problems, decide, file_report, problems
 from muslcheck.ldso.facts import ElfFile, FactsCache, NotLoadable
 from muslcheck.ldso.load import Effect, LoadedObject, LoadResult, RelocationMemo, Target, gcompat_stub_name, load
@@ -28,6 +29,7 @@ from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 from muslcheck.ldso.tree import Resolved, RootFS
 from muslcheck.model.errors import WorkerDied
 from muslcheck.model.ignore import Ignores
+from muslcheck.model.kept import Inputs, ReachRecord, RootRecord
 from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
@@ -38,9 +40,19 @@ _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
 
 
 @dataclass(frozen=True)
+class KeptJudging:
+    """What the judging keeps for the next scan (``reuse``), and how many loads it took from the last one."""
+
+    roots: tuple[RootRecord, ...]
+    reach: tuple[ReachRecord, ...]
+    reused: int
+
+
+@dataclass(frozen=True)
 class Judged:
     reports: tuple[FileReport, ...]  # in the order of the files given, less the skipped ones
     skipped: tuple[Skip, ...]  # files whose symbol tables turned out malformed when read in full
+    kept: KeptJudging | None = None  # with ``reuse``: the records for the next scan
 
 
 def kind_of(facts: ElfFacts) -> FileKind:
@@ -95,18 +107,21 @@ def judge(
     jobs: int = 1,
     replaced: Mapping[str, str] | None = None,
     meanwhile: Callable[[], object] | None = None,
+    reuse: Reuse | None = None,
 ) -> Judged:
     """Judge ``files``; with ``jobs`` > 1 (and a platform that can fork), in that many worker processes, and
     with ``jobs`` 0 in ``default_jobs()``. The result does not depend on ``jobs``. ``meanwhile`` is called
     once the workers run (so a thread it starts is not forked): work to overlap with the judging. ``replaced``
-    maps the files the Alpine base replaces (OS packages, glibc runtimes) to their owner.
+    maps the files the Alpine base replaces (OS packages, glibc runtimes) to their owner. With ``reuse`` (the last
+    scan's records and what changed since), a load whose inputs did not change is not judged again, and the
+    records for the next scan come back in ``Judged.kept``.
 
     The load graph decides each library's context. Roots are the executables, what a host loads by itself, and
     the libraries no load reaches; each root is judged in its own load. A library that roots load is judged
     inside each of those loads (their rpaths, ``$ORIGIN``, what they loaded before it), and its report is the
     first of the worst. One that no root load reaches is judged alone. A ``--context`` makes every file a root."""
     replaced = replaced or {}
-    judging = _Judging(root, cache, options, catalog, app, replaced)
+    judging = _Judging(root, cache, options, catalog, app, replaced, reuse)
     jobs = jobs or default_jobs()
     reports: dict[str, FileReport] = {}
     skipped: dict[str, Skip] = {}
@@ -133,44 +148,71 @@ def judge(
     reach = _reach(judging, libraries, {f.identity: f for f in files}) if judging.graph else {}
     candidates = [*executables, *libraries]
     first_library = len(executables)
+    by_path = {f.path: f for f, _ in candidates}
+    outcomes: dict[str, _Outcome] = {}  # root path -> its outcome, judged now or reused
+    settled: dict[tuple[object, str], FileReport] = {}  # (library, root) -> its report in that root's load
     with _Workers(judging, candidates, jobs if len(candidates) >= PARALLEL_MIN_FILES else 1) as workers:
         if meanwhile is not None:
             meanwhile()
-        loads: dict[object, _Dependency] = {}  # library identity -> its first worst run inside a root's load
 
-        def record(share: _Share) -> None:
-            for path, outcome in share.files.items():
-                if isinstance(outcome, Skip):
-                    skipped[path] = outcome
+        def run(task: _Task, indices: Iterable[int], role: str = "root", reusable: bool = True) -> None:
+            todo = []
+            for i in indices:
+                f = candidates[i][0]
+                record = judging.reused(f, role) if reusable else None
+                if record is None:
+                    todo.append(i)
                 else:
-                    reports[path] = outcome
-            for identity, run in share.dependencies.items():
-                seen = loads.get(identity)
-                if seen is None:
-                    loads[identity] = run
-                else:  # shares come back in order: the first of the worst run stays
-                    loads[identity] = run.after(seen) if run.severity > seen.severity else seen.after(run)
-            progress("judging", len(reports) + len(skipped), len(files))
+                    outcomes[f.path] = _Outcome.of_record(record, role, by_path)
+            for share in workers.map(task, todo):
+                outcomes.update(share.outcomes)
+                for identity, dependency in share.dependencies.items():
+                    settled[identity, dependency.root] = dependency.report
+                progress("judging", len(outcomes), len(files))
 
-        for share in workers.map(_judge_roots, range(first_library)):
-            record(share)
-        roots = (_library_roots(libraries, reach, set(loads)) if judging.graph
-                 else {f.identity for f, _ in libraries})
-        for share in workers.map(_judge_roots, [i for i, (f, _) in enumerate(libraries, first_library)
-                                                if f.identity in roots]):
-            record(share)
+        run(_judge_roots, range(first_library))
+        roots = (_library_roots(libraries, reach, {i for f, _ in executables for i, _ in outcomes[f.path].reached})
+                 if judging.graph else {f.identity for f, _ in libraries})
+        run(_judge_roots, [i for i, (f, _) in enumerate(libraries, first_library) if f.identity in roots])
+        order = [f.path for f, _ in candidates if f.path in outcomes]
+        worst = _first_worst(outcomes[path] for path in order)
+        # A reused root chosen for a library whose report it did not keep is judged again.
+        index = {f.path: i for i, (f, _) in enumerate(candidates)}
+        again = {index[first] for identity, (_, first, _) in worst.items() if (identity, first) not in settled
+                 and outcomes[first].kept.get(identity) is None}
+        run(_judge_roots, sorted(again), reusable=False)
+        for path in order:
+            outcome = outcomes[path]
+            if isinstance(outcome.own, Skip):
+                skipped[path] = outcome.own
+            else:
+                reports[path] = outcome.own
         alone = []
         for i, (f, _) in enumerate(libraries, first_library):
             if f.identity in roots:
                 continue
-            if (run := loads.get(f.identity)) is not None:
-                reports[f.path] = run.report_naming_its_root()
+            if (chosen := worst.get(f.identity)) is not None:
+                severity, in_load_of, count = chosen
+                report = settled.get((f.identity, in_load_of)) or outcomes[in_load_of].kept[f.identity]
+                outcomes[in_load_of].chose(f.identity, report)
+                reports[f.path] = _Dependency(severity, report, in_load_of, count).report_naming_its_root()
             else:  # named by some DT_NEEDED, yet no root's load reaches this file
                 alone.append(i)
         progress("judging", len(reports) + len(skipped), len(files))
-        for share in workers.map(_judge_alone, alone):
-            record(share)
-    return Judged(tuple(reports[f.path] for f in files if f.path in reports), tuple(skipped.values()))
+        before = set(outcomes)
+        run(_judge_alone, alone, role="alone")
+        for path in outcomes.keys() - before:
+            outcome = outcomes[path]
+            if isinstance(outcome.own, Skip):
+                skipped[path] = outcome.own
+            else:
+                reports[path] = outcome.own
+        progress("judging", len(reports) + len(skipped), len(files))
+    kept = None
+    if reuse is not None:
+        kept = KeptJudging(tuple(o.record(judging, by_path) for o in outcomes.values()), tuple(judging.reach_records),
+                           reuse.reused)
+    return Judged(tuple(reports[f.path] for f in files if f.path in reports), tuple(skipped.values()), kept)
 
 
 def _as_program(kind: FileKind, options: Options) -> bool:
@@ -209,6 +251,56 @@ class _Share:
 
     files: dict[str, FileReport | Skip] = field(default_factory=dict)
     dependencies: dict[object, _Dependency] = field(default_factory=dict)
+    outcomes: dict[str, _Outcome] = field(default_factory=dict)  # each root's, in order
+
+
+@dataclass
+class _Outcome:
+    """A root (or a library judged alone): its own report, the libraries its load reached with their severity
+    there, what its loads read, and the reports of reached libraries it keeps for the next scan."""
+
+    path: str
+    role: str
+    own: FileReport | Skip
+    reached: list[tuple[object, int]]  # (library identity, severity in this load), in load order
+    read: tuple[str, ...] = ()
+    listed: tuple[str, ...] = ()
+    kept: dict[object, FileReport] = field(default_factory=dict)
+
+    @classmethod
+    def of_record(cls, record: RootRecord, role: str, by_path: Mapping[str, ElfFile]) -> _Outcome:
+        severities = zip(record.reached, record.severities, strict=True)
+        reached = [(by_path[p].identity, severity) for p, severity in severities]
+        return cls(record.path, role, record.own, reached, record.read, record.listed,
+                   {by_path[r.path].identity: r for r in record.chosen})
+
+    def chose(self, identity: object, report: FileReport) -> None:
+        self.kept[identity] = report
+
+    def record(self, judging: _Judging, by_path: Mapping[str, ElfFile]) -> RootRecord:
+        reached = tuple(judging.libraries[i].path for i, _ in self.reached)
+        own = self.own
+        return RootRecord(
+            self.path, judging.inputs(by_path[self.path], self.role, self.read, reached).key, self.read, self.listed,
+            (own,) if isinstance(own, FileReport) else (), (own,) if isinstance(own, Skip) else (), reached,
+            tuple(severity for _, severity in self.reached), tuple(self.kept.values()),
+        )
+
+
+def _first_worst(outcomes: Iterable[_Outcome]) -> dict[object, tuple[int, str, int]]:
+    """Each library the roots' loads reach -> (its worst severity, the first root with it, how many loads reach
+    it), over ``outcomes`` in the roots' order."""
+    worst: dict[object, tuple[int, str, int]] = {}
+    for o in outcomes:
+        for identity, severity in o.reached:
+            seen = worst.get(identity)
+            if seen is None:
+                worst[identity] = (severity, o.path, 1)
+            elif severity > seen[0]:
+                worst[identity] = (severity, o.path, seen[2] + 1)
+            else:
+                worst[identity] = (seen[0], seen[1], seen[2] + 1)
+    return worst
 
 
 @dataclass(frozen=True)
@@ -239,13 +331,38 @@ class _Judging:
     """Everything one process needs to judge files; its caches live as long as the process."""
 
     def __init__(self, root: RootFS, cache: FactsCache, options: Options, catalog: Catalog,
-                 app: Application | None, replaced: Mapping[str, str]) -> None:
-        self.root, self.cache, self.options, self.catalog, self.app = root, cache, options, catalog, app
+                 app: Application | None, replaced: Mapping[str, str], reuse: Reuse | None = None) -> None:
+        self.recorder = RecordingRoot(root) if reuse is not None else None
+        self.root: RootFS = self.recorder or root
+        self.cache, self.options, self.catalog, self.app = cache, options, catalog, app
         self.replaced = replaced
+        self.reuse = reuse
         self.memo = RelocationMemo()
         self.libraries: dict[object, ElfFile] = {}  # the libraries to judge, by identity
         self.graph = options.context is None  # the load graph decides each library's context
         self._targets: dict[str, _Targets] = {}
+        self.reach_records: list[ReachRecord] = []
+
+    def take(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The paths the loads since the last call read and listed (nothing when no records are kept)."""
+        return self.recorder.take() if self.recorder is not None else ((), ())
+
+    def inputs(self, f: ElfFile, role: str, read: tuple[str, ...], reached: Iterable[str]) -> Inputs:
+        """What ``f``'s loads depended on besides the paths they read."""
+        ctx, hosted = self.context_of(f)
+        by_path = {lib.path: lib for lib in self.libraries.values()}
+        return Inputs(
+            context=f"{role} {ctx.value} {'hosted' if hosted else ''}",
+            provides=self.app.provides_of(f.path) if self.app is not None else (),
+            replaced=replaced_within(read, self.replaced),
+            libraries={p: by_path[p].aliases if p in by_path else ("(not judged)",) for p in reached},
+        )
+
+    def reused(self, f: ElfFile, role: str) -> RootRecord | None:
+        """The last scan's record of ``f`` as a root (or alone), when nothing it depended on changed."""
+        if self.reuse is None or (record := self.reuse.roots.get(f.path)) is None:
+            return None
+        return self.reuse.root(f.path, self.inputs(f, role, record.read, record.reached))
 
     def targets_for(self, arch: str) -> _Targets:
         if arch not in self._targets:
@@ -295,19 +412,32 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
     headers = _Headers(files, judging.cache)
     memo = RelocationMemo()  # of header facts: kept apart from the judging's
     reach: dict[object, frozenset[object]] = {}
+    by_path = {lib.path: lib for lib in judging.libraries.values()}
     for f, _ in libraries:
         t = judging.targets_for(f.facts.machine)
         if all(is_reserved(n, t.bare) for n in f.facts.needed):
             reach[f.identity] = frozenset()  # it names only libc (DL:1072-1098): nothing else comes in
             continue
+        if judging.reuse is not None and (kept := judging.reuse.reach.get(f.path)) is not None and \
+                judging.reuse.reached(f.path, judging.inputs(f, "reach", kept.read, kept.reached)) is not None:
+            reach[f.identity] = frozenset(by_path[p].identity for p in kept.reached)
+            judging.reach_records.append(kept)
+            continue
+        judging.take()
         try:
             result = load(judging.root, headers, t.bare, f.path, judging.context_of(f)[0], memo=memo)
         except FileNotFoundError:  # gone since discovery: judging says so
             reach[f.identity] = frozenset()
+            judging.take()
             continue
-        reach[f.identity] = frozenset(  # what the dlopen itself brought in: not the preloads, loaded before
-            o.identity for o in result.objects if o.runtime_loaded and o.identity in judging.libraries
-        ) - {f.identity}
+        reached = [o.identity for o in result.objects  # what the dlopen itself brought in: not the preloads
+                   if o.runtime_loaded and o.identity in judging.libraries and o.identity != f.identity]
+        reach[f.identity] = frozenset(reached)
+        read, listed = judging.take()
+        if judging.reuse is not None:
+            paths = tuple(dict.fromkeys(judging.libraries[i].path for i in reached))
+            judging.reach_records.append(ReachRecord(f.path, judging.inputs(f, "reach", read, paths).key, read,
+                                                     listed, paths))
     return reach
 
 
@@ -336,13 +466,16 @@ def _judge_roots(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -
     share = _Share()
     worst: dict[object, _Worst] = {}
     for f, kind in files:
+        judging.take()
+        reached: list[tuple[object, int]] = []
         if (skip := judging.malformed(f)) is not None:
             share.files[f.path] = skip
-            continue
-        run = _judge_program(judging, f, kind, share) if _as_program(kind, judging.options) else \
-            _judge_library(judging, f, kind, share)
-        if run is not None and judging.graph:
-            _dependencies(judging, worst, run)
+        else:
+            run = _judge_program(judging, f, kind, share) if _as_program(kind, judging.options) else \
+                _judge_library(judging, f, kind, share)
+            if run is not None and judging.graph:
+                reached = _dependencies(judging, worst, run)
+        share.outcomes[f.path] = _Outcome(f.path, "root", share.files[f.path], reached, *judging.take())
     _settle(judging, worst, share)
     return share
 
@@ -351,11 +484,14 @@ def _judge_alone(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -
     """Libraries that some file names, yet no root's load reaches: each in a load of its own."""
     share = _Share()
     for f, kind in files:
+        judging.take()
         if (skip := judging.malformed(f)) is not None:
             share.files[f.path] = skip
         else:
             _judge_library(judging, f, kind, share)
+        share.outcomes[f.path] = _Outcome(f.path, "alone", share.files[f.path], [], *judging.take())
     return share
+
 
 
 def _judge_program(judging: _Judging, f: ElfFile, kind: FileKind, share: _Share) -> _Run:
@@ -483,15 +619,18 @@ class _Worst(NamedTuple):
     loads: int
 
 
-def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> None:
-    """The libraries ``run`` brings in, each judged inside it: ``worst`` keeps the first of each one's worst runs."""
+def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> list[tuple[object, int]]:
+    """The libraries ``run`` brings in, each judged inside it, with its severity there: ``worst`` keeps the first of
+    each one's worst runs."""
     ignores = judging.options.ignores
+    reached: list[tuple[object, int]] = []
     for obj in run.bare.objects[1:]:
         lib = judging.libraries.get(obj.identity)
         if obj.facts is None or lib is None or lib.path == run.root:
             continue
         scope = run.paths[obj.identity]
         severity = 0 if run.clean(obj, scope) else run.verdict(lib, scope, ignores)[0].severity
+        reached.append((obj.identity, severity))
         seen = worst.get(obj.identity)
         if seen is None:
             worst[obj.identity] = _Worst(severity, run, lib, scope, 1)
@@ -499,6 +638,7 @@ def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> 
             worst[obj.identity] = _Worst(severity, run, lib, scope, seen.loads + 1)
         else:
             worst[obj.identity] = seen._replace(loads=seen.loads + 1)
+    return reached
 
 
 def _settle(judging: _Judging, worst: Mapping[object, _Worst], share: _Share) -> None:

@@ -4,12 +4,13 @@ What ``scan`` runs when its cache has no report for the target."""
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
 from muslcheck.apps.registry import KEEP_METADATA
-from muslcheck.judging.judge import judge
+from muslcheck.judging.judge import KeptJudging, judge
+from muslcheck.judging.reuse import Reuse
 from muslcheck.ldso.tables import Catalog
 from muslcheck.ldso.tree import Resolved, RootFS, join
 from muslcheck.model.errors import UsageError
@@ -35,8 +36,10 @@ def survey(
     include_os_packages: bool,
     progress: Progress,
     jobs: int,
-) -> Report:
-    """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``."""
+    reuse: Reuse | None = None,
+) -> Surveyed:
+    """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
+    ``reuse``, the judging to keep for the next scan too."""
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress)
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
@@ -48,13 +51,13 @@ def survey(
     replaced.update((p, f"the runtime {pkg.name}") for p, pkg in app.runtimes.items())
     unverified = tree.unverified
     judged = judge(tree.root, tree.cache, tree.found.files, options, catalog, progress, app, jobs,
-                   replaced=replaced, meanwhile=unverified.start_verifying if unverified else None)
+                   replaced=replaced, meanwhile=unverified.start_verifying if unverified else None, reuse=reuse)
     if unverified is not None:
         unverified.verify()  # the mapped layers' digests, computed while the files were judged
     components, reports = build_components(app, judged.reports, ownership)
     notes = (*tree.notes, *_entrypoint(tree, reports), *ownership.notes, *_musl_based(tree.root),
              *options.ignores.expiry_notes())
-    return Report(
+    return Surveyed(Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
         source=source,
@@ -65,7 +68,13 @@ def survey(
         skipped=tuple(sorted((*tree.found.skipped, *judged.skipped, *app.problems), key=lambda s: s.path)),
         notes=notes,
         root=tree.description,
-    )
+    ), judged.kept)
+
+
+@dataclass(frozen=True)
+class Surveyed:
+    report: Report
+    kept: KeptJudging | None  # the judging to keep for the next scan, when asked for
 
 
 def _entrypoint(tree: Tree, reports: tuple[FileReport, ...]) -> tuple[str, ...]:
