@@ -38,6 +38,7 @@ from itertools import compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
 from typing import Final, NamedTuple, cast
 
+from muslcheck.elf.constructors import read_constructor_calls
 from muslcheck.elf.facts import (
     BINDING_NAMES,
     NO_EXPORTS,
@@ -473,6 +474,7 @@ def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, i
         has_tls=has_tls,
         **found._asdict(),
         symbols_read=symbols or dynamic is None,
+        constructor_calls=read_constructor_calls(image, dynamic, machine).names if symbols and dynamic else (),
     )
 
 

@@ -74,13 +74,16 @@ _NULL, _LATENT, _FATAL = Effect.NULL, Effect.LATENT, Effect.FATAL  # read once: 
 _SEVERITY = {_NULL: 0, _LATENT: 1, _FATAL: 2}
 
 
-def unbound_effect(weak_undefined: bool, cls: str | None, lazy: bool) -> Effect:
+def unbound_effect(weak_undefined: bool, cls: str | None, lazy: bool, called_at_init: bool = False) -> Effect:
     """A relocation of class ``cls`` that no object binds, nor the LFS64 remap (DL:436-446); ``weak_undefined``:
-    the symbol is an undefined WEAK reference."""
+    the symbol is an undefined WEAK reference. ``called_at_init``: the object's DT_INIT or DT_INIT_ARRAY calls the
+    name through its slot (``ElfFacts.constructor_calls``)."""
     if weak_undefined:
         return _NULL  # binds to 0, then the type is applied
     if lazy and cls in _DEFERRABLE:
-        return _LATENT  # deferred to the first call (DL:438-443)
+        # Deferred to the first call (DL:438-443); a constructor makes that call inside dlopen (do_init_fini), through
+        # the slot as the file holds it: dlopen itself crashes.
+        return _FATAL if called_at_init else _LATENT
     return _FATAL  # "symbol not found"
 
 
@@ -92,13 +95,14 @@ _REMAPPED: UseOutcome = (None, (), (), True)
 
 
 def relocate_use(uses: Uses, i: int, machine: str, lazy: bool, find: Finder | None,
-                 lfs64: Callable[[str], Dso | None] | None) -> UseOutcome:
+                 lfs64: Callable[[str], Dso | None] | None, called_at_init: bool = False) -> UseOutcome:
     """do_relocs' walk over the relocations that name use ``i`` of ``uses`` (DL:409-560): each is looked up
     (``find``, then ``lfs64``; None when nothing binds it); unbound, it takes ``unbound_effect``; bound or nulled,
     its type is applied."""
     types = _TYPES.get(machine, {})
     name = uses.names[i]
     weak_undefined = uses.weak_undefined(i)
+    at_init = False
     unbound: list[str] = []
     worst = _NULL
     unsupported: tuple[tuple[int, int], ...] = ()  # both rare: no list made for them
@@ -112,7 +116,8 @@ def relocate_use(uses: Uses, i: int, machine: str, lazy: bool, find: Finder | No
         if definer is None and lfs64 is not None and (definer := lfs64(name)) is not None:
             remapped = True
         if definer is None:
-            effect = unbound_effect(weak_undefined, cls, lazy)
+            effect = unbound_effect(weak_undefined, cls, lazy, called_at_init)
+            at_init |= lazy and called_at_init and cls in _DEFERRABLE and effect is _FATAL
             unbound.append(relocation_name(machine, rtype))
             if _SEVERITY[effect] > _SEVERITY[worst]:
                 worst = effect
@@ -124,13 +129,13 @@ def relocate_use(uses: Uses, i: int, machine: str, lazy: bool, find: Finder | No
             tls_errors += (TlsError(name, definer.path),)  # initial-exec TLS, dynamic definer (DL:459-464)
     if not (unbound or unsupported or tls_errors):
         return _REMAPPED if remapped else _BOUND
-    return _unresolved(uses, i, unbound, worst) if unbound else None, unsupported, tls_errors, remapped
+    return _unresolved(uses, i, unbound, worst, at_init) if unbound else None, unsupported, tls_errors, remapped
 
 
-def _unresolved(uses: Uses, i: int, relocations: list[str], effect: Effect) -> UnresolvedSymbol:
+def _unresolved(uses: Uses, i: int, relocations: list[str], effect: Effect, at_init: bool) -> UnresolvedSymbol:
     names = (relocations[0],) if len(relocations) == 1 else tuple(sorted(set(relocations)))
     return UnresolvedSymbol(uses.names[i], uses.versions[i], uses.version_libraries[i],
-                            uses.infos[i] >> 4 == STB_WEAK, names, effect)
+                            uses.infos[i] >> 4 == STB_WEAK, names, effect, at_init)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +176,7 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
         if i in plain:
             outcome = plan.unbound_outcome(i, facts, lazy, lfs64(name))
         else:
-            outcome = relocate_use(uses, i, machine, lazy, chain.find, lfs64)
+            outcome = relocate_use(uses, i, machine, lazy, chain.find, lfs64, name in facts.constructor_calls)
         failed, bad_types, tls, lfs64_bound = outcome
         if failed is not None:
             unresolved.append(failed)
@@ -236,7 +241,8 @@ class _Plan:
         if found is None:
             uses = facts.uses
             found = self._outcomes[key] = relocate_use(uses, i, facts.machine, lazy, None,
-                                                       None if remap is None else lambda _: remap)
+                                                       None if remap is None else lambda _: remap,
+                                                       uses.names[i] in facts.constructor_calls)
         return found
 
     @classmethod

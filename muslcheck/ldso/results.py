@@ -57,6 +57,8 @@ class UnresolvedSymbol:
     weak: bool
     relocations: tuple[str, ...]  # relocation type names that failed to bind
     effect: Effect
+    # Fatal only because the object's constructor calls it during a lazy dlopen, through a slot left unrelocated.
+    called_at_init: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ class _Raw:
     relocations: list[tuple[int, int]] | None = None  # (type, symbol index)
     symbols: list[_Symbol] | None = None  # the whole table, index 0 included
     versions: dict[int, tuple[str, str | None]] | None = None  # versym index >= 2 -> (name, vn_file)
+    code: _Code | None = None  # for constructor_calls
 
 
 def _from_latin1(text: str) -> str:
@@ -174,6 +175,7 @@ def _assemble(raw: _Raw) -> ElfFacts:
             )
         ),
         exports=Exports.from_rows(sorted(exports, key=export_key)),
+        constructor_calls=_constructor_calls(raw.code) if raw.code is not None else (),
     )
 
 
@@ -264,6 +266,7 @@ def _raw_pyelftools(elf: Any) -> _Raw:
         if kind != "RELR":  # RELR entries carry no type or symbol
             relocations.extend((r["r_info_type"], r["r_info_sym"]) for r in table.iter_relocations())
     raw.relocations = relocations
+    raw.code = _code_pyelftools(elf, dynamic, tables, raw)
 
     if "DT_SYMTAB" in tags:
         has_hash = "DT_HASH" in tags or "DT_GNU_HASH" in tags
@@ -330,7 +333,10 @@ def read_elf_lief(path: str | os.PathLike[str]) -> ElfFacts:
     binary = lief.ELF.parse(os.fspath(path), config)
     if binary is None:
         raise MalformedElf("lief could not parse the file")
-    return _assemble(_raw_lief(binary))
+    raw = _raw_lief(binary)
+    if raw.has_dynamic:
+        raw.code = _code_lief(binary, raw, path)
+    return _assemble(raw)
 
 
 def _raw_lief(binary: Any) -> _Raw:
@@ -403,3 +409,212 @@ def _raw_lief(binary: Any) -> _Raw:
         for sym in binary.dynamic_symbols
     ]
     return raw
+
+
+# --- constructor calls (ElfFacts.constructor_calls), decoded by capstone ------------------------
+
+_CTOR_MAX_INSTRUCTIONS, _CTOR_MAX_FUNCTIONS, _CTOR_MAX_DEPTH = 2048, 64, 1
+_CTOR_SLOTS = {"x86_64": ({6, 7}, 8), "aarch64": ({1025, 1026}, 1027)}  # GLOB_DAT, JUMP_SLOT; RELATIVE
+
+
+@dataclass
+class _Code:
+    """What the constructor scan reads, as one library hands it over."""
+
+    machine: str
+    word_size: int
+    read: Any  # (vaddr, size) -> bytes, or None outside every PT_LOAD file image
+    tags: dict[int, int]
+    relocations: list[tuple[int, int, int, str | None]]  # (r_offset, type, addend, symbol name)
+
+
+def _constructor_calls(code: _Code) -> tuple[str, ...]:
+    """The contract of elf/constructors.py, over capstone's decoding."""
+    import capstone
+
+    if code.machine not in _CTOR_SLOTS:
+        return ()
+    slot_types, relative = _CTOR_SLOTS[code.machine]
+    slot_names = {off: name for off, rtype, _, name in code.relocations if rtype in slot_types and name}
+    addends = {off: add for off, rtype, add, _ in code.relocations if rtype == relative}
+    starts = [code.tags[12]] if code.tags.get(12) else []
+    base, size = code.tags.get(25), code.tags.get(27, 0)
+    if base is not None:
+        for k in range(min(size // code.word_size, _CTOR_MAX_FUNCTIONS + 1)):
+            raw = code.read(base + k * code.word_size, code.word_size)
+            value = int.from_bytes(raw, "little") if raw else 0
+            value = value or addends.get(base + k * code.word_size, 0)
+            if value and value != (1 << 8 * code.word_size) - 1:
+                starts.append(value)
+    x86 = code.machine == "x86_64"
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64) if x86 else capstone.Cs(capstone.CS_ARCH_ARM64,
+                                                                                           capstone.CS_MODE_ARM)
+    md.skipdata = not x86  # an undecodable aarch64 word is stepped over, as the fast reader does
+
+    def plt_slot(target: int) -> int | None:
+        raw = code.read(target, 20)
+        if raw is None:
+            return None
+        if len(raw) < (11 if x86 else 20):
+            return None
+        insns = list(md.disasm(raw, target, 5))
+        if insns and insns[0].mnemonic in ("endbr64", "bti"):
+            insns = insns[1:]
+        if x86:
+            if insns and insns[0].mnemonic in ("jmp", "bnd jmp") and "[rip" in insns[0].op_str:
+                disp = int(insns[0].op_str.split("rip")[1].strip(" +]"), 16) if "+" in insns[0].op_str else 0
+                return insns[0].address + insns[0].size + disp
+            return None
+        if len(insns) < 4 or [i.mnemonic for i in insns[:3]] != ["adrp", "ldr", "add"]:
+            return None
+        if not insns[0].op_str.startswith("x16,") or not insns[1].op_str.startswith("x17, [x16"):
+            return None
+        if not (insns[3].mnemonic == "br" and insns[3].op_str == "x17") and not (
+                insns[3].mnemonic == "autia1716" and len(insns) > 4 and insns[4].op_str == "x17"):
+            return None
+        page = int(insns[0].op_str.split("#")[1], 16)
+        off = int(insns[1].op_str.split("#")[1].rstrip("]"), 16) if "#" in insns[1].op_str else 0
+        return page + off
+
+    def sweep(start: int, budget: int) -> tuple[int, set[int], list[int]]:
+        slots: set[int] = set()
+        calls: list[int] = []
+        furthest = start
+        regs: dict[str, int] = {}
+        loaded: dict[str, int] = {}
+        used = 0
+        raw = code.read(start, 4 * budget + 16) or b""
+        for insn in md.disasm(raw, start):
+            if used >= budget or (x86 and insn.address + 16 > start + len(raw)):
+                break
+            used += 1
+            here, m, ops = insn.address, insn.mnemonic.removeprefix("notrack ").removeprefix("bnd "), insn.op_str
+            if x86:
+                direct = ops.startswith("0x")
+                is_call, is_jmp = m == "call", m == "jmp"
+                cond = (m.startswith("j") and not is_jmp) or m in ("loop", "loope", "loopne")
+                ends = m == "ret"
+                via_slot = (is_call or is_jmp) and ops.startswith("qword ptr [rip")
+                if via_slot:
+                    disp = int(ops.split("rip")[1].strip(" +-]"), 16) if ("+" in ops or "-" in ops) else 0
+                    disp = -disp if "-" in ops else disp
+                    slots.add(here + insn.size + disp)
+                    if is_jmp and here >= furthest:
+                        break
+                    continue
+                if (is_jmp or is_call) and not direct:
+                    if is_jmp and here >= furthest:
+                        break
+                    continue
+            else:
+                if m == "adrp":
+                    regs[ops.split(",")[0]] = int(ops.split("#")[1], 16)
+                    loaded.pop(ops.split(",")[0], None)
+                    continue
+                if m == "ldr" and ops.startswith("x") and "[x" in ops and "]!" not in ops and "], " not in ops:
+                    dest, src = ops.split(",")[0], ops.split("[")[1].split(",")[0].rstrip("]")
+                    loaded.pop(dest, None)
+                    if src in regs:
+                        off = int(ops.split("#")[1].rstrip("]"), 16) if "#" in ops else 0
+                        loaded[dest] = regs[src] + off
+                    continue
+                if m in ("blr", "br") and ops in loaded:
+                    slots.add(loaded[ops])
+                if m in ("ret", "br") and here >= furthest:
+                    break
+                direct = m in ("b", "bl")
+                is_call, is_jmp = m == "bl", m == "b"
+                cond = m.startswith("b.") or m in ("cbz", "cbnz", "tbz", "tbnz")
+                ends = False
+            if cond:
+                furthest = max(furthest, int(ops.split("#")[-1] if not x86 else ops, 16))
+                continue
+            if ends and here >= furthest:
+                break
+            if not direct:
+                continue
+            target = int(ops.lstrip("#"), 16)
+            slot = plt_slot(target)
+            if is_call:
+                if slot is not None:
+                    slots.add(slot)
+                else:
+                    calls.append(target)
+                continue
+            if slot is not None:
+                slots.add(slot)
+            elif target < start or (target > here and here >= furthest):
+                calls.append(target)
+            if here >= furthest:
+                break
+            if slot is None and target > here:
+                furthest = max(furthest, target)
+        return used, slots, calls
+
+    names: set[str] = set()
+    for start in starts[:_CTOR_MAX_FUNCTIONS]:
+        budget, queue, seen = _CTOR_MAX_INSTRUCTIONS, [(start, 0)], {start}
+        while queue and budget > 0:
+            function, depth = queue.pop(0)
+            used, slots, calls = sweep(function, budget)
+            budget -= used
+            names |= {slot_names[s] for s in slots if s in slot_names}
+            if depth < _CTOR_MAX_DEPTH:
+                for target in calls:
+                    if target not in seen:
+                        seen.add(target)
+                        queue.append((target, depth + 1))
+    return tuple(sorted(names))
+
+
+def _loads_reader(data: bytes, loads: list[tuple[int, int, int]]) -> Any:
+    """(vaddr, size) -> the bytes there, cut at the end of their PT_LOAD file image; None outside every one."""
+    def read(vaddr: int, size: int) -> bytes | None:
+        for start, offset, filesz in loads:
+            if start <= vaddr < start + filesz:
+                return data[offset + vaddr - start : offset + min(filesz, vaddr - start + size)]
+        return None
+    return read
+
+
+def _code_pyelftools(elf: Any, dynamic: Any, tables: dict[str, Any], raw: _Raw) -> _Code:
+    machine = _MACHINES.get(raw.e_machine, ("", ""))[raw.elf_class == 64]
+    elf.stream.seek(0)
+    data = elf.stream.read()
+    loads = [(seg["p_vaddr"], seg["p_offset"], seg["p_filesz"]) for seg in elf.iter_segments()
+             if seg["p_type"] == "PT_LOAD"]
+    tags = {int(t.entry.d_tag) if isinstance(t.entry.d_tag, int) else _TAG_NUMBERS.get(t.entry.d_tag, -1): t.entry.d_val
+            for t in cast(Iterable[Any], dynamic.iter_tags())}
+    relocations = []
+    for kind, table in tables.items():
+        if kind == "RELR":
+            continue
+        for r in table.iter_relocations():
+            name = dynamic.get_symbol(r["r_info_sym"]).name if r["r_info_sym"] else None
+            relocations.append((r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name))
+    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations)
+
+
+_TAG_NUMBERS = {"DT_INIT": 12, "DT_INIT_ARRAY": 25, "DT_INIT_ARRAYSZ": 27}
+
+
+def _code_lief(binary: Any, raw: _Raw, path: str | os.PathLike[str]) -> _Code:
+    import lief
+
+    machine = _MACHINES.get(raw.e_machine, ("", ""))[raw.elf_class == 64]
+    with open(path, "rb") as f:
+        data = f.read()
+    loads = [(seg.virtual_address, seg.file_offset, seg.physical_size) for seg in binary.segments
+             if seg.type == lief.ELF.Segment.TYPE.LOAD]
+    Tag = lief.ELF.DynamicEntry.TAG
+    numbers = {Tag.INIT: 12, Tag.INIT_ARRAY: 25, Tag.INIT_ARRAYSZ: 27}
+    tags = {numbers[e.tag]: e.value for e in binary.dynamic_entries if e.tag in numbers}
+    type_mask = 0xFFFFFFFF if raw.elf_class == 64 else 0xFF
+    lief_class = lief.ELF.Header.CLASS.ELF64 if raw.elf_class == 64 else lief.ELF.Header.CLASS.ELF32
+    relocations = [
+        (r.address, r.r_info(lief_class) & type_mask, r.addend, r.symbol.name if r.has_symbol and r.info else None)
+        for r in binary.relocations
+        if r.purpose in (lief.ELF.Relocation.PURPOSE.DYNAMIC, lief.ELF.Relocation.PURPOSE.PLTGOT)
+        and r.encoding in (lief.ELF.Relocation.ENCODING.REL, lief.ELF.Relocation.ENCODING.RELA)
+    ]
+    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations)

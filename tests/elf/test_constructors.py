@@ -1,0 +1,100 @@
+"""What a library's own initialisation calls through its PLT or GOT (muslcheck/elf/constructors.py), on libraries
+cross-built at test time with zig for x86_64 and aarch64, and what the loader model makes of it."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from muslcheck.elf import read_elf_file
+from muslcheck.ldso.facts import FactsCache
+from muslcheck.ldso.load import Context, Effect, load
+from muslcheck.ldso.tables import Catalog
+from muslcheck.ldso.target import Target
+from muslcheck.targets.directory import DirectoryRoot
+from tests.support import unavailable
+
+ZIG_TARGETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
+
+# gnu_get_libc_version is glibc's alone: musl never defines it, so under RTLD_LAZY its slot stays unrelocated.
+SOURCE = """
+#include <gnu/libc-version.h>
+#include <stdio.h>
+#include <stdlib.h>
+const char *later(void) { return gnu_get_libc_version(); }
+int in_helper;
+__attribute__((noinline)) static void helper(void) { in_helper = puts("helper"); }
+__attribute__((constructor)) static void init(void) { helper(); if (!getenv("X")) abort(); }
+"""
+# The same name, called by an ordinary function only.
+LATER_ONLY = """
+#include <gnu/libc-version.h>
+const char *later(void) { return gnu_get_libc_version(); }
+__attribute__((constructor)) static void init(void) {}
+"""
+# The constructor calls the glibc-only name itself.
+AT_INIT = """
+#include <gnu/libc-version.h>
+const char *seen;
+__attribute__((constructor)) static void init(void) { seen = gnu_get_libc_version(); }
+"""
+
+
+def build(tmp: Path, arch: str, name: str, source: str, *flags: str) -> Path:
+    if importlib.util.find_spec("ziglang") is None:
+        unavailable("zig (the PyPI package ziglang) is not installed: it cross-builds the libraries")
+    (tmp / "lib").mkdir(exist_ok=True)
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    out = tmp / "lib" / f"{name}.so"  # -z lazy: zig binds now by default, and a lazy dlopen defers nothing then
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", ZIG_TARGETS[arch], "-O2", "-fPIC", "-shared",
+           "-fno-stack-protector", "-Wl,-z,lazy", f"-Wl,-soname,{name}.so", "-o", str(out), str(src), *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        pytest.fail(f"{' '.join(cmd)}:\n{proc.stderr}")
+    return out
+
+
+@pytest.mark.parametrize("arch", sorted(ZIG_TARGETS))
+def test_the_calls_an_init_function_and_its_callees_make_through_the_plt(tmp_path: Path, arch: str) -> None:
+    facts = read_elf_file(build(tmp_path, arch, "libctor", SOURCE))
+    assert facts.machine == arch
+    assert {"puts", "getenv", "abort"} <= set(facts.constructor_calls)  # helper() is followed one level
+    assert "gnu_get_libc_version" not in facts.constructor_calls  # only later() calls it
+    assert list(facts.constructor_calls) == sorted(set(facts.constructor_calls))
+
+
+@pytest.mark.parametrize("arch", sorted(ZIG_TARGETS))
+def test_without_plt_the_got_call_is_found_too(tmp_path: Path, arch: str) -> None:
+    facts = read_elf_file(build(tmp_path, arch, "libnoplt", AT_INIT, "-fno-plt"))
+    assert "gnu_get_libc_version" in facts.constructor_calls
+
+
+def test_a_header_only_read_reads_no_code(tmp_path: Path) -> None:
+    path = build(tmp_path, "x86_64", "libctor", AT_INIT)
+    assert "gnu_get_libc_version" in read_elf_file(path).constructor_calls
+    assert read_elf_file(path, symbols=False).constructor_calls == ()
+
+
+@pytest.mark.parametrize("arch", sorted(ZIG_TARGETS))
+def test_a_latent_name_the_constructor_calls_is_fatal_in_a_lazy_dlopen(tmp_path: Path, arch: str) -> None:
+    build(tmp_path, arch, "libatinit", AT_INIT)
+    build(tmp_path, arch, "liblater", LATER_ONLY)
+    catalog = Catalog()
+    version = catalog.musl_versions[-1]
+    target = Target(arch, catalog.musl_exports(version, arch), catalog.loader_rules(version))
+    root = DirectoryRoot(tmp_path)
+
+    def effects(lib: str, context: Context) -> list[tuple[str, Effect, bool]]:
+        result = load(root, FactsCache(root), target, f"/lib/{lib}.so", context)
+        [obj] = [o for o in result.objects if o.path == f"/lib/{lib}.so"]
+        return [(u.name, u.effect, u.called_at_init) for u in obj.unresolved if u.name == "gnu_get_libc_version"]
+
+    assert effects("libatinit", Context.DLOPEN_LAZY) == [("gnu_get_libc_version", Effect.FATAL, True)]
+    assert effects("liblater", Context.DLOPEN_LAZY) == [("gnu_get_libc_version", Effect.LATENT, False)]
+    # RTLD_NOW and a program's load fail on it anyway: not for the constructor's sake.
+    assert effects("libatinit", Context.DLOPEN_NOW) == [("gnu_get_libc_version", Effect.FATAL, False)]
