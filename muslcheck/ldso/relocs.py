@@ -247,24 +247,24 @@ class _Plan:
 
     @classmethod
     def of(cls, facts: ElfFacts) -> _Plan:
+        """The plan of ``facts``' uses, made from their columns: each use's lane is a byte, and the uses of a
+        lane are picked out at C speed."""
         classes = RELOC_CLASSES.get(facts.machine, {})
         uses = facts.uses
-        names, table = uses.names, uses.relocation_table  # few distinct shapes: ((7, 1),), ((6, 1),), ...
+        names, table, shapes = uses.names, uses.relocation_table, uses.relocations
         with_symbol: Counter[int] = Counter()
-        for shape, n in Counter(uses.relocations).items():
+        for shape, n in Counter(shapes).items():
             for rtype, count in table[shape]:
                 with_symbol[rtype] += count * n
-        lanes = list(map([_lane({classes.get(rtype) for rtype, _ in shape}) for shape in table].__getitem__,
-                         uses.relocations))
-        plain = [(lk, dict[str, list[int]]()) for lk in _PLAIN_LOOKUPS]
-        by_lane: dict[tuple[bool, bool] | str, dict[str, list[int]]] = dict(plain)
-        special: list[int] = []
-        for i in compress(range(len(uses)), lanes):  # uses with relocations
-            by_name = by_lane.get(lanes[i])
-            if by_name is None:
-                special.append(i)
-            else:
-                by_name.setdefault(names[i], []).append(i)
+        lookups = tuple(_PLAIN_LOOKUPS)
+        # Per shape, its lane as a byte: 0 no relocation (never looked up), 1 special, 2 + k plain lookup k.
+        lane_of_shape = bytes(_lane_code(_lane({classes.get(rtype) for rtype, _ in shape}), lookups)
+                              for shape in table)
+        lanes = bytes(map(lane_of_shape.__getitem__, shapes))
+        rows = range(len(uses))
+        special = list(compress(rows, lanes.translate(_IS_CODE[1])))
+        plain = [(lookup_k, _by_name(names, list(compress(rows, lanes.translate(_IS_CODE[2 + k])))))
+                 for k, lookup_k in enumerate(lookups)]
         for k, (_, by_name) in enumerate(plain):  # one name under two lookups: walk it exactly
             for _, others in plain[k + 1:]:
                 for name in by_name.keys() & others.keys():
@@ -272,9 +272,29 @@ class _Plan:
         return cls(
             with_symbol=dict(with_symbol),
             plain={need_def: frozenset(by_name) for (need_def, _), by_name in plain},
-            plain_uses={n: tuple(v) for _, by_name in plain for n, v in by_name.items()},
+            plain_uses={n: v for _, by_name in plain for n, v in by_name.items()},
             special=tuple(special),
         )
+
+
+_IS_CODE = tuple(bytes(value == code for value in range(256)) for code in range(8))  # bytes.translate tables
+
+
+def _lane_code(lane: tuple[bool, bool] | str, lookups: tuple[tuple[bool, bool], ...]) -> int:
+    if lane == "":
+        return 0
+    return 2 + lookups.index(lane) if lane in lookups else 1
+
+
+def _by_name(names: tuple[str, ...], rows: list[int]) -> dict[str, tuple[int, ...]]:
+    """``rows`` (of a file's uses) by their names (a name has several rows when versions or bindings differ)."""
+    keys = list(map(names.__getitem__, rows))
+    if len(set(keys)) == len(keys):
+        return dict(zip(keys, zip(rows), strict=True))  # one row each: (row,)
+    grouped: dict[str, list[int]] = {}
+    for name, row in zip(keys, rows, strict=True):
+        grouped.setdefault(name, []).append(row)
+    return {name: tuple(found) for name, found in grouped.items()}
 
 
 # A loaded file, for the memo: its identity (an inode, an archive member...; one identity is one file's facts in
