@@ -259,3 +259,28 @@ def test_the_platform_warning_reaches_stderr_beside_the_table(samples_dir: Path,
     assert result.exit_code == 1
     assert "note: warning: the image config says linux/arm64" in result.stdout  # the table's notes
     assert "muslcheck: warning: the image config says linux/arm64" in result.stderr
+
+
+def test_a_root_filesystem_tar_is_keyed_on_the_hash_made_when_it_is_opened(
+        samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rootfs tar is hashed whole as it is opened (its digest is its key): a hit hashes it no second time, and
+    a swapped tar is another key, scanned again, never the old report."""
+    hashed: list[str] = []
+    real_digest = verify._digest
+
+    def counting_digest(expected: str, location: Any) -> str:
+        hashed.append(expected)
+        return real_digest(expected, location)
+
+    monkeypatch.setattr(verify, "_digest", counting_digest)
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    hello = (samples_dir / "hello/app/bin/hello").read_bytes()
+    tar = tmp_path / "rootfs.tar"
+    tar.write_bytes(ib.layer_tar([ib.file("app/bin/app", app, mode=0o755)]))
+    store = Store(tmp_path / "cache", salt=default_salt())
+    first = scan(f"rootfs:{tar}", musl="1.2.5", cache=store)
+    assert scan(f"rootfs:{tar}", musl="1.2.5", cache=store) == first and store.stats.hits == 1
+    assert hashed == []
+    tar.write_bytes(ib.layer_tar([ib.file("app/bin/app", hello, mode=0o755)]))
+    swapped = scan(f"rootfs:{tar}", musl="1.2.5", cache=store)
+    assert store.stats.hits == 1 and swapped != first
