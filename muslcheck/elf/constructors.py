@@ -105,7 +105,7 @@ class _Reader:
             tags[t] = v
         self.tags = tags
         self.slot_types, self.relative = _SLOT_TYPES[machine]
-        self._slots: dict[int, int] | None = None  # GOT slot address -> symbol index
+        self._slots: list[tuple[array[int], array[int]]] | None = None  # per table: r_offset, r_info
         self.capped = False
 
     # --- memory ---
@@ -187,15 +187,18 @@ class _Reader:
         return found
 
     def _slot_name(self, slot: int) -> str | None:
-        if self._slots is None:
-            layout, slots = self.image.layout, {}
-            for address, size, rela in self._tables():
-                offsets, infos, _ = self._relocations(address, size, rela)
-                for r_offset, info in zip(offsets, infos, strict=True):
-                    if info & layout.r_type_mask in self.slot_types and info >> layout.r_sym_shift:
-                        slots[r_offset] = info >> layout.r_sym_shift
-            self._slots = slots
-        index = self._slots.get(slot)
+        if self._slots is None:  # the r_offset and r_info columns; searched at C speed, one slot at a time
+            self._slots = [self._relocations(address, size, rela)[:2] for address, size, rela in self._tables()]
+        layout, index = self.image.layout, None
+        for offsets, infos in self._slots:
+            at = -1
+            while index is None:
+                try:
+                    at = offsets.index(slot, at + 1)
+                except ValueError:
+                    break
+                if infos[at] & layout.r_type_mask in self.slot_types and infos[at] >> layout.r_sym_shift:
+                    index = infos[at] >> layout.r_sym_shift
         if index is None or _DT_SYMTAB not in self.tags or _DT_STRTAB not in self.tags:
             return None
         layout = self.image.layout

@@ -435,7 +435,10 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
     if code.machine not in _CTOR_SLOTS:
         return ()
     slot_types, relative = _CTOR_SLOTS[code.machine]
-    slot_names = {off: name for off, rtype, _, name in code.relocations if rtype in slot_types and name}
+    slot_names: dict[int, str] = {}
+    for off, rtype, _, name in code.relocations:  # the first relocation of a slot names it
+        if rtype in slot_types and name:
+            slot_names.setdefault(off, name)
     addends = {off: add for off, rtype, add, _ in code.relocations if rtype == relative}
     starts = [code.tags[12]] if code.tags.get(12) else []
     base, size = code.tags.get(25), code.tags.get(27, 0)
