@@ -239,6 +239,10 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
             continue
         if obj.lfs64_remapped:
             out.append(f"{obj.path}: {', '.join(obj.lfs64_remapped)} bound by musl's LFS64 remap")
+        at_init = sorted({u.name for u in obj.unresolved if u.called_at_init})
+        if at_init:
+            out.append(f"{obj.path}: its constructor calls {', '.join(at_init)} during dlopen: the call goes through "
+                       "a slot musl never bound, so even RTLD_LAZY crashes in dlopen")
         ifuncs = sorted(obj.facts.exports.names_of_type("GNU_IFUNC"))
         if ifuncs:
             out.append(f"{obj.path}: exports IFUNC symbols invisible to musl: {', '.join(ifuncs[:5])}")

@@ -98,3 +98,13 @@ def test_a_latent_name_the_constructor_calls_is_fatal_in_a_lazy_dlopen(tmp_path:
     assert effects("liblater", Context.DLOPEN_LAZY) == [("gnu_get_libc_version", Effect.LATENT, False)]
     # RTLD_NOW and a program's load fail on it anyway: not for the constructor's sake.
     assert effects("libatinit", Context.DLOPEN_NOW) == [("gnu_get_libc_version", Effect.FATAL, False)]
+
+
+def test_the_report_says_the_constructor_calls_it(tmp_path: Path) -> None:
+    from muslcheck import ScanOptions, scan
+
+    build(tmp_path, "x86_64", "libatinit", AT_INIT)
+    report = scan(tmp_path / "lib", ScanOptions(context=Context.DLOPEN_LAZY, jobs=1))
+    [f] = report.files
+    assert [(s.name, s.fatal) for s in f.unresolved_symbols] == [("gnu_get_libc_version", True)]
+    assert any("its constructor calls gnu_get_libc_version during dlopen" in note for note in f.notes)
