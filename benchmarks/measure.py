@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class Result:
     runs: list[Run] = field(default_factory=list)
     status: str = "ok"  # "ok", "not installed", "failed", "skipped"
     note: str = ""
+    json_bytes: int | None = None  # the size of the JSON report a muslcheck case wrote
 
     @property
     def ok(self) -> bool:
@@ -62,12 +63,13 @@ class Result:
             "key": self.key, "label": self.label, "command": self.command, "status": self.status,
             "note": self.note, "median_wall_s": self.wall_s, "max_peak_rss_mb": self.max_rss_mb,
             "runs": [{"wall_s": r.wall_s, "max_rss_kb": r.max_rss_kb, "exit_code": r.exit_code} for r in self.runs],
+            "json_bytes": self.json_bytes,
         }  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Result:
         runs = [Run(r["wall_s"], r["max_rss_kb"], r["exit_code"]) for r in doc["runs"]]
-        return cls(doc["key"], doc["label"], doc["command"], runs, doc["status"], doc["note"])
+        return cls(doc["key"], doc["label"], doc["command"], runs, doc["status"], doc["note"], doc.get("json_bytes"))
 
 
 PY_LAUNCHER = """
@@ -160,12 +162,16 @@ def measure(
     env: Mapping[str, str] | None = None,
     warm_paths: Sequence[Path] = (),
     stderr_to: Path | None = None,
+    before_each: Callable[[], None] | None = None,
 ) -> Result:
     """Up to ``runs`` runs of ``argv``; fewer when they have already used ``budget_s`` (at least one).
-    A run whose exit code is not in ``ok_codes`` fails the case (its stderr's tail goes into the note)."""
+    A run whose exit code is not in ``ok_codes`` fails the case (its stderr's tail goes into the note).
+    ``before_each`` prepares each run, untimed."""
     warm(warm_paths)
     spent = 0.0
     for _ in range(runs):
+        if before_each is not None:
+            before_each()
         run = launcher.run(argv, env=env, stderr_to=stderr_to)
         if run.exit_code not in ok_codes:
             tail = ""
