@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
-from typing import Final, NamedTuple, cast
+from typing import Final, NamedTuple, TypeVar, cast
 
 from muslcheck.elf.constructors import read_constructor_calls
 from muslcheck.elf.facts import (
@@ -761,13 +761,12 @@ _VersionEntry = tuple[str | None, str | None, bool]
 _UNVERSIONED: Final[_VersionEntry] = (None, None, False)
 
 
-def _version_entries(
-    versyms: array[int] | None, versions: dict[int, tuple[str, str | None]], kept: list[int]
-) -> list[_VersionEntry]:
-    """The version entry of each symbol of ``kept`` (indices into the table); every versym value of the table
-    must name a version."""
-    if versyms is None:
-        return [_UNVERSIONED] * len(kept)
+def _version_entries(versyms: array[int] | None, kept: array[int] | None,
+                     versions: dict[int, tuple[str, str | None]]) -> list[_VersionEntry] | None:
+    """The version entry of each value of ``kept`` (the non-local symbols' versym values); every versym value of
+    the table must name a version. None when there is no versym table."""
+    if versyms is None or kept is None:
+        return None
     entries: dict[int, _VersionEntry] = {}
     for value in set(versyms):
         index = value & _VERSYM_INDEX
@@ -779,7 +778,7 @@ def _version_entries(
             entries[value] = (name, library, hidden)
         else:
             raise MalformedElf(f"version index {index} has no version definition or need")
-    return list(map(entries.__getitem__, map(versyms.__getitem__, kept)))
+    return list(map(entries.__getitem__, kept))
 
 
 # Per st_info byte (bytes.translate tables): the binding is not LOCAL; it is GLOBAL or WEAK; the type is TLS.
@@ -787,9 +786,12 @@ _NOT_LOCAL: Final = bytes(info >> 4 != _STB_LOCAL for info in range(256))
 _IMPORTED: Final = bytes(info >> 4 in (_STB_GLOBAL, _STB_WEAK) for info in range(256))
 _TLS: Final = bytes(info & 0xF == _STT_TLS for info in range(256))
 _UNDEFINED: Final = bytes(value == 0 for value in range(256))  # translates a defined flag into plt_only
+_NONZERO: Final = bytes(value != 0 for value in range(256))
+_VISIBLE: Final = bytes(not value & 0x80 for value in range(256))  # versym's high byte: the hidden bit is clear
 # Rows in the argument order of SymbolUse, for the rare files with two uses of one name.
 _UseRow = tuple[str, str | None, str | None, str, str, bool, _Relocations]
 _NAME: Final = itemgetter(0)
+_T = TypeVar("_T")
 
 
 def _use_key(row: _UseRow) -> tuple[str, str, str, bool, bool]:
@@ -798,26 +800,41 @@ def _use_key(row: _UseRow) -> tuple[str, str, str, bool, bool]:
     return name, version or "", binding, defined, version is None
 
 
-def _symbol_columns(layout: _Layout, symtab: memoryview) -> tuple[array[int], bytes, array[int], array[int],
-                                                                   array[int]]:
-    """st_name, st_info, st_shndx, st_value and st_size of every symbol, a column each, cut at C speed.
-
-    Each column is copied out of the table alone (never the whole table per column): the memory is the
-    columns', about the table's size."""
+def _kept_table(layout: _Layout, symtab: memoryview) -> tuple[range | list[int], memoryview | bytes]:
+    """The non-local symbols (not the null symbol either): their indices, and their entries as one table. The
+    ELF format puts the local symbols first, so that table is nearly always a view of the table's tail."""
     step = layout.sym_size
-    columns = []
-    for code, offset in (("I", 0), ("H", layout.sym_shndx_offset), (layout.word, layout.sym_value_offset),
-                         (layout.word, layout.sym_value_offset + layout.bits // 8)):
-        column = array(code)
-        column.frombytes(_every(symtab, code, offset // column.itemsize, step // column.itemsize))
-        if layout.swap:
-            column.byteswap()
-        columns.append(column)
-    names, shndx, values, sizes = columns
-    return names, symtab[layout.sym_info_offset :: step].tobytes(), shndx, values, sizes
+    not_local = symtab[layout.sym_info_offset :: step].tobytes().translate(_NOT_LOCAL)
+    first = not_local.find(1)
+    if first < 0:
+        return range(0), b""
+    if not_local.find(0, first) < 0:
+        return range(first, len(not_local)), symtab[first * step :]
+    kept = list(compress(range(len(not_local)), not_local))
+    return kept, b"".join(symtab[i * step : (i + 1) * step] for i in kept)
 
 
-def _symbol_names(strings: _Strings, kept: list[int], offsets: list[int]) -> list[str]:
+def _column(layout: _Layout, table: memoryview | bytes, code: str, offset: int) -> array[int]:
+    """The field of typecode ``code`` at byte ``offset`` of every entry of ``table``, in this machine's order."""
+    column = array(code)
+    with memoryview(table) as view:
+        column.frombytes(_every(view, code, offset // column.itemsize, layout.sym_size // column.itemsize))
+    if layout.swap:
+        column.byteswap()
+    return column
+
+
+def _nonzero(layout: _Layout, table: memoryview | bytes, offset: int, width: int) -> int:
+    """A flag per entry of ``table``: its ``width``-byte field at ``offset`` is not zero. The flags are one
+    integer with a byte each (the first entry's is the lowest): byte order does not matter, any byte counts."""
+    flags = 0
+    with memoryview(table) as view:
+        for byte in range(offset, offset + width):
+            flags |= int.from_bytes(view[byte :: layout.sym_size].tobytes().translate(_NONZERO), "little")
+    return flags
+
+
+def _symbol_names(strings: _Strings, kept: Sequence[int], offsets: list[int]) -> list[str]:
     """The names at ``offsets`` (of the symbols ``kept``), within the string table's budget. The first name (in
     table order) that runs past the budget or starts outside the table is the error, as if read one by one."""
     text = strings.text
@@ -833,12 +850,6 @@ def _symbol_names(strings: _Strings, kept: list[int], offsets: list[int]) -> lis
     return names if strings.ascii else list(map(_from_latin1, names))
 
 
-def _flags(values: Iterable[object]) -> int:
-    """``values`` as one integer holding a byte per value: 1 where it is not zero. Integers combine the flags of
-    every symbol with one C-level ``&`` or ``|``."""
-    return int.from_bytes(bytes(map(bool, values)), "little")
-
-
 def _collect_symbols(
     layout: _Layout,
     symtab: memoryview,
@@ -849,59 +860,97 @@ def _collect_symbols(
 ) -> tuple[Uses, Exports]:
     """``uses`` and ``exports`` as columns, without an object or a Python step per symbol.
 
-    This runs once per dynamic symbol of every file scanned. The symbol table is cut into columns; each test
-    of the contract is a column of flags, a byte per non-local symbol, combined as integers; the rows kept are
-    then cut from the columns at C speed."""
-    name_offsets, infos, shndx, values, sizes = _symbol_columns(layout, symtab)
-    not_local = infos.translate(_NOT_LOCAL)
-    kept = list(compress(range(len(infos)), not_local))  # not LOCAL (nor the null symbol)
-    if not kept:
+    This runs once per dynamic symbol of every file scanned. Each test of the contract is a flag per non-local
+    symbol, a byte each of one integer, cut from the table's bytes at C speed and combined with ``&`` and
+    ``|``; the rows kept are then gathered from the columns, also at C speed."""
+    kept, table = _kept_table(layout, symtab)
+    count = len(kept)
+    if not count:
         return NO_USES, NO_EXPORTS
-    entries = _version_entries(versyms, versions, kept)
-    names = _symbol_names(strings, kept, list(compress(name_offsets, not_local)))
-    kinds = bytes(compress(infos, not_local))
-    defined = bytes(map(bool, compress(shndx, not_local)))
-    referenced = bytearray(len(infos))
+    step = layout.sym_size
+    with memoryview(table) as view:
+        kinds = view[layout.sym_info_offset :: step].tobytes()
+    kept_versyms = None if versyms is None else _gather_array(versyms, kept)
+    entries = _version_entries(versyms, kept_versyms, versions)
+    names = _symbol_names(strings, kept, _column(layout, table, "I", 0).tolist())
+    word = layout.bits // 8
+    is_defined = _nonzero(layout, table, layout.sym_shndx_offset, 2)
+    defined = is_defined.to_bytes(count, "little")
+    ones = int.from_bytes(b"\1" * count, "little")
+    referenced = bytearray(len(symtab) // step)
     deque(map(referenced.__setitem__, refs, repeat(1)), maxlen=0)
-    ones = int.from_bytes(b"\1" * len(kept), "little")
-    is_defined = int.from_bytes(defined, "little")
     # An undefined GLOBAL or WEAK symbol, or any that a relocation names.
-    use_flags = _flags(compress(referenced, not_local)) | (
+    use_flags = int.from_bytes(_gather_bytes(referenced, kept), "little") | (
         int.from_bytes(kinds.translate(_IMPORTED), "little") & (is_defined ^ ones))
     # A name, a visible version, and a value (TLS: defined is enough).
-    export_flags = _flags(names) & (_flags(compress(values, not_local)) | (
+    export_flags = _nonzero_names(names) & (_nonzero(layout, table, layout.sym_value_offset, word) | (
         is_defined & int.from_bytes(kinds.translate(_TLS), "little")))
-    if versyms is not None:
-        export_flags &= _flags(map(_VERSYM_HIDDEN.__and__, compress(versyms, not_local))) ^ ones
-    positions = range(len(kept))
-    uses = list(compress(positions, use_flags.to_bytes(len(kept), "little")))
-    exports = list(compress(positions, export_flags.to_bytes(len(kept), "little")))
+    if kept_versyms is not None:
+        high = 1 if sys.byteorder == "little" else 0  # the byte that holds the hidden bit (0x8000)
+        export_flags &= int.from_bytes(kept_versyms.tobytes()[high::2].translate(_VISIBLE), "little")
+    positions = range(count)
+    uses = list(compress(positions, use_flags.to_bytes(count, "little")))
+    exports = list(compress(positions, export_flags.to_bytes(count, "little")))
     return (_use_columns(uses, kept, names, entries, kinds, defined, refs),
-            _export_columns(exports, kept, names, entries, kinds, defined, sizes))
+            _export_columns(exports, names, entries, kinds, defined, _column(layout, table, layout.word,
+                                                                             layout.sym_value_offset + word)))
 
 
-def _use_columns(rows: list[int], kept: list[int], names: list[str], entries: list[_VersionEntry], kinds: bytes,
-                 defined: bytes, refs: dict[int, _Relocations]) -> Uses:
+def _gather_array(column: array[int], kept: range | list[int]) -> array[int]:
+    if isinstance(kept, range):
+        return column[kept.start : kept.stop]
+    return array(column.typecode, map(column.__getitem__, kept))
+
+
+def _gather_bytes(column: bytes | bytearray, kept: range | list[int]) -> bytes:
+    if isinstance(kept, range):
+        return bytes(column[kept.start : kept.stop])
+    return bytes(map(column.__getitem__, kept))
+
+
+def _nonzero_names(names: list[str]) -> int:
+    """A flag per name: it is not empty (nearly always: then made without looking at each)."""
+    if "" not in names:
+        return int.from_bytes(b"\1" * len(names), "little")
+    return int.from_bytes(bytes(map(bool, names)), "little")
+
+
+def _pick(values: Sequence[_T], rows: list[int]) -> tuple[_T, ...]:
+    """``values`` at ``rows``, gathered at C speed."""
+    if len(rows) == 1:
+        return (values[rows[0]],)
+    return cast(tuple[_T, ...], itemgetter(*rows)(values)) if rows else ()
+
+
+def _use_columns(rows: list[int], kept: range | list[int], names: list[str], entries: list[_VersionEntry] | None,
+                 kinds: bytes, defined: bytes, refs: dict[int, _Relocations]) -> Uses:
     """The ``Uses`` of the symbols at ``rows`` (positions in ``kept``): one per (name, version, binding, defined),
     in order; the first symbol gives type and library, and the relocations add up."""
     if not rows:
         return NO_USES
     rows.sort(key=names.__getitem__)  # stable: symbols of the same name stay in table order
-    row_names = list(map(names.__getitem__, rows))
+    row_names = _pick(names, rows)
     if _has_repeated(row_names):
+        entry = (lambda k: entries[k]) if entries is not None else (lambda k: _UNVERSIONED)
         return Uses.from_rows(SymbolUse(*row) for row in _merged_uses([
-            (names[k], entries[k][0], None if defined[k] else entries[k][1], BINDING_NAMES[kinds[k] >> 4],
+            (names[k], entry(k)[0], None if defined[k] else entry(k)[1], BINDING_NAMES[kinds[k] >> 4],
              TYPE_NAMES[kinds[k] & 0xF], bool(defined[k]), refs.get(kept[k], ())) for k in rows]))
-    shapes = list(map(refs.get, map(kept.__getitem__, rows), repeat(())))
+    shapes = list(map(refs.get, _pick(kept, rows), repeat(())))
     table = sorted(set(shapes))
     shape_index = {shape: n for n, shape in enumerate(table)}
-    versions = list(map(entries.__getitem__, rows))
-    row_defined = bytes(map(defined.__getitem__, rows))
+    row_defined = bytes(_pick(defined, rows))
+    if entries is None:
+        versions: tuple[str | None, ...] = (None,) * len(rows)
+        libraries = versions
+    else:
+        row_entries = _pick(entries, rows)
+        versions = tuple(map(_NAME, row_entries))
+        libraries = tuple(map(_library_of_undefined, row_defined, row_entries))
     return Uses(
         names=tuple(map(sys.intern, row_names)),  # the names files import recur in file after file: one string each
-        versions=tuple(map(_NAME, versions)),
-        version_libraries=tuple(map(_library_of_undefined, row_defined, versions)),
-        infos=bytes(map(kinds.__getitem__, rows)),
+        versions=versions,
+        version_libraries=libraries,
+        infos=bytes(_pick(kinds, rows)),
         defined=row_defined,
         relocations=tuple(map(shape_index.__getitem__, shapes)),
         relocation_table=tuple(table),
@@ -912,24 +961,25 @@ def _library_of_undefined(defined: int, entry: _VersionEntry) -> str | None:
     return None if defined else entry[1]
 
 
-def _export_columns(rows: list[int], kept: list[int], names: list[str], entries: list[_VersionEntry],
-                    kinds: bytes, defined: bytes, sizes: array[int]) -> Exports:
-    """The ``Exports`` of the symbols at ``rows`` (positions in ``kept``), sorted by name, then version."""
+def _export_columns(rows: list[int], names: list[str], entries: list[_VersionEntry] | None, kinds: bytes,
+                    defined: bytes, sizes: array[int]) -> Exports:
+    """The ``Exports`` of the symbols at ``rows`` (positions in the non-local symbols), sorted by name, then
+    version."""
     if not rows:
         return NO_EXPORTS
     rows.sort(key=names.__getitem__)  # names are nearly always distinct, and strings compare fastest
-    if _has_repeated(list(map(names.__getitem__, rows))):
+    if _has_repeated(_pick(names, rows)):
         def key(k: int) -> tuple[str, str, bool, str, str, int, bool]:
-            version = entries[k][0]
+            version = entries[k][0] if entries is not None else None
             return (names[k], version or "", version is None, TYPE_NAMES[kinds[k] & 0xF],
-                    BINDING_NAMES[kinds[k] >> 4], sizes[kept[k]], not defined[k])
+                    BINDING_NAMES[kinds[k] >> 4], sizes[k], not defined[k])
         rows.sort(key=key)
     return Exports(
-        names=tuple(map(names.__getitem__, rows)),
-        versions=tuple(map(_NAME, map(entries.__getitem__, rows))),
-        infos=bytes(map(kinds.__getitem__, rows)),
-        sizes=tuple(map(sizes.__getitem__, map(kept.__getitem__, rows))),
-        plt_only=bytes(map(defined.__getitem__, rows)).translate(_UNDEFINED),
+        names=_pick(names, rows),
+        versions=(None,) * len(rows) if entries is None else tuple(map(_NAME, _pick(entries, rows))),
+        infos=bytes(_pick(kinds, rows)),
+        sizes=_pick(sizes, rows),
+        plt_only=bytes(_pick(defined, rows)).translate(_UNDEFINED),
     )
 
 
@@ -948,6 +998,6 @@ def _merged_uses(uses: list[_UseRow]) -> list[_UseRow]:
     return merged
 
 
-def _has_repeated(names: list[str]) -> bool:
+def _has_repeated(names: Sequence[str]) -> bool:
     """Whether two of ``names``, sorted, are the same."""
     return any(map(eq, names, islice(names, 1, None)))
