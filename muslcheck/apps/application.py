@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package
-from muslcheck.apps.registry import detectors, host_process
+from muslcheck.apps.registry import HostProcess, detectors, host_process
+from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.ldso.facts import ElfFile, FactsCache, FactsView
 from muslcheck.ldso.tree import RootFS
 from muslcheck.model.options import Context
@@ -96,7 +97,7 @@ def identify(
                 runtime_files[path] = package
                 unused.setdefault(path, f"part of the runtime {_title(package)}: {_replacement(package)}")
 
-    hosts = {path: host for path in (f.path for f in files) if (host := _host(path, owner.get(path))) is not None}
+    hosts = {f.path: host for f in files if (host := _host(f, owner.get(f.path), cache)) is not None}
     return Application(
         target_arch=target_arch, packages=tuple(p for each in found for p in each.packages), owner=owner,
         hosts=hosts, unused=unused, choices=choices, selected=selected, runtimes=runtime_files,
@@ -114,12 +115,37 @@ def _replacement(package: Package) -> str:
     return "replaced by the Alpine variant of the base image"
 
 
-def _host(path: str, package: Package | None) -> Host | None:
-    """The package's host, else the first host that loads such a file by its path."""
+def _host(f: ElfFile, package: Package | None, cache: FactsCache) -> Host | None:
+    """The process that loads ``f`` by itself. What the file is comes first: a module of a host (its exports:
+    ``PyInit_*``, ``napi_register_module_v1``, ``JNI_OnLoad``...) is that host's wherever it lives, even inside
+    a package of another host. Else its package's host, else the host whose directories hold it. A file that
+    only looks like a module by its name, and exports none of it, gets no host from the name: that host's
+    names would hide its real errors."""
+    lower = f.path.lower()
+    processes = [d.host for d in detectors() if d.host is not None]
+    facts = _symbols(f, package, lower, processes, cache)
+    if facts is not None:
+        modules = [p.host for p in processes if p.module(facts)]
+        if modules:
+            return package.host if package is not None and package.host in modules else modules[0]
     if package is not None and package.host is not None:
         return package.host
-    lower = path.lower()
-    return next((d.host.host for d in detectors() if d.host is not None and d.host.loads(lower)), None)
+    return next((p.host for p in processes if p.loads(lower)), None)
+
+
+def _symbols(f: ElfFile, package: Package | None, lower: str, processes: Sequence[HostProcess],
+             cache: FactsCache) -> ElfFacts | None:
+    """``f``'s facts with its symbols, for a file that may be a module: a shared object without a program
+    interpreter that has no SONAME (a module is opened by its path, never needed by name), or whose name,
+    place or package a host claims. A system library (a SONAME, in no host's place) is not read here."""
+    facts = f.facts
+    if facts.elf_type is not ElfType.DYN or facts.interpreter is not None:
+        return None
+    if facts.soname is not None and (package is None or package.host is None) and not any(
+            p.named(lower) or p.loads(lower) for p in processes):
+        return None
+    complete = cache.complete(f)
+    return complete if isinstance(complete, ElfFacts) else None
 
 
 def _predominant_arch(files: Sequence[ElfFile]) -> str:

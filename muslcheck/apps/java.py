@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from muslcheck.apps import jni, maven
 from muslcheck.apps.model import Choice, Host, Identified, Native, Package, package_key
-from muslcheck.apps.registry import Detector, HostProcess, register
+from muslcheck.apps.registry import Detector, HostProcess, exports_prefix, register
+from muslcheck.elf import ElfFacts
 from muslcheck.model.options import Context
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata
 
@@ -60,10 +61,17 @@ def _jvm_loads(path: str) -> bool:
     return ARCHIVE_SEPARATOR in path or "/jni/" in path
 
 
+def _jni_library(facts: ElfFacts) -> bool:
+    """A JNI library: it exports ``JNI_OnLoad`` (or a static library's ``JNI_OnLoad_<name>``) or a native
+    method's ``Java_<class>_<method>``."""
+    return exports_prefix(facts, "JNI_OnLoad", "Java_")
+
+
 register(Detector(
     name="java",
     order=30,  # after python: a wheel is Python's; every other archive is Java's
     metadata=maven.METADATA_FILES,
     archive=identify_archive,
-    host=HostProcess(Host.JVM, Context.DLOPEN_LAZY, JVM_PROVIDES, _jvm_loads),  # System.load: dlopen(RTLD_LAZY)
+    # System.load: dlopen(RTLD_LAZY)
+    host=HostProcess(Host.JVM, Context.DLOPEN_LAZY, JVM_PROVIDES, _jvm_loads, _jni_library),
 ))

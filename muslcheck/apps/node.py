@@ -31,7 +31,7 @@ from enum import StrEnum
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import read_metadata
 from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package, package_key
-from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, register
+from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, exports_prefix, imports, nowhere, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 from muslcheck.model.options import Context
@@ -765,11 +765,21 @@ def _local_build(root: RootFS, package_dir: str) -> str | None:
     return None
 
 
+def _node_addon(facts: ElfFacts) -> bool:
+    """A Node addon: it exports Node-API's ``napi_register_module_v1`` or a NODE_MODULE's
+    ``node_register_module_v<ABI>``, or (older addons) registers itself from a constructor through
+    ``napi_module_register`` / ``node_module_register``, which it imports."""
+    if exports_prefix(facts, "napi_register_module_v1", "node_register_module_v"):
+        return True
+    return imports(facts, "napi_module_register") or imports(facts, "node_module_register")
+
+
 register(Detector(
     name="node",
     order=10,  # first: a .node file is an addon wherever it sits
     metadata=METADATA_FILES,
     installed=identify,
     # process.dlopen defaults to RTLD_LAZY
-    host=HostProcess(Host.NODE, Context.DLOPEN_LAZY, NODE_PROVIDES, lambda path: path.endswith(".node")),
+    host=HostProcess(Host.NODE, Context.DLOPEN_LAZY, NODE_PROVIDES, nowhere, _node_addon,
+                     lambda path: path.endswith(".node")),
 ))

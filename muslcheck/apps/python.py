@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from muslcheck.apps.flavour import flavour_of
 from muslcheck.apps.metadata import decode_metadata, read_metadata
 from muslcheck.apps.model import Choice, Flavour, Host, Identified, Native, Package, package_key
-from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, parent_name, register
+from muslcheck.apps.registry import Detector, HostProcess, MetadataFiles, exports_prefix, parent_name, register
 from muslcheck.elf import ElfFacts
 from muslcheck.ldso.tree import RootFS, join
 from muslcheck.model.options import Context
@@ -462,6 +462,18 @@ def _cpython_loads(path: str) -> bool:
     return in_site_dir(path)
 
 
+def _cpython_module(facts: ElfFacts) -> bool:
+    """An extension module: it exports ``PyInit_<name>``, what CPython's importer calls (Python/importdl.c)."""
+    return exports_prefix(facts, "PyInit_")
+
+
+def _cpython_named(path: str) -> bool:
+    """Names CPython imports as extension modules (``<name>.cpython-3X-<triplet>.so``, ``<name>.abi3.so``), or a
+    file of an interpreter's lib-dynload, wherever the interpreter lives."""
+    name = path.rpartition("/")[2]
+    return ".cpython-3" in name or name.endswith(".abi3.so") or "/lib-dynload/" in path
+
+
 register(Detector(
     name="python",
     order=20,  # before java: a wheel is Python's
@@ -469,5 +481,6 @@ register(Detector(
     installed=identify,
     archive=_wheel,
     # CPython imports an extension module with dlopen(RTLD_NOW)
-    host=HostProcess(Host.PYTHON, Context.DLOPEN_NOW, CPYTHON_PROVIDES, _cpython_loads),
+    host=HostProcess(Host.PYTHON, Context.DLOPEN_NOW, CPYTHON_PROVIDES, _cpython_loads, _cpython_module,
+                     _cpython_named),
 ))

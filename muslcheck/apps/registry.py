@@ -9,6 +9,7 @@ path, the detector that reads an archive.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib
 import pkgutil
@@ -44,14 +45,33 @@ def parent_name(path: str) -> str:
     return parts[-2] if len(parts) > 1 else ""
 
 
+def nowhere(path: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class HostProcess:
-    """A process that loads native files by itself, with dlopen."""
+    """A process that loads native files by itself, with dlopen. What a file is decides first: a file whose
+    symbols are those of this host's modules (``module``) is loaded by it wherever it lives; a name pattern
+    (``named``) only says which files are worth reading for that; a package's host and the host's directories
+    (``loads``) decide the files that are no host's module (the libraries a module brings in)."""
 
     host: Host
     context: Context  # the flags it passes to dlopen
     provides: tuple[str, ...]  # prefixes of the symbol names it defines for the libraries it loads
     loads: Callable[[str], bool]  # by its lowercased path alone: a file that no package claims is loaded by it
+    module: Callable[[ElfFacts], bool]  # by its symbols: the file is one of this host's modules (PyInit_*, ...)
+    named: Callable[[str], bool] = nowhere  # by its lowercased name: the file may be a module (``*.node``)
+
+
+def exports_prefix(facts: ElfFacts, *prefixes: str) -> bool:
+    """Whether ``facts`` exports a name that starts with one of ``prefixes`` (its names are sorted)."""
+    names = facts.exports.names
+    for prefix in prefixes:
+        i = bisect.bisect_left(names, prefix)
+        if i < len(names) and names[i].startswith(prefix):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -124,3 +144,14 @@ is_metadata_path = metadata_predicate(detectors)
 
 # What the targets keep whole for the detectors: the metadata files the registered ecosystems declare.
 KEEP_METADATA = KeepWhole(is_metadata_path, METADATA_MAX_BYTES)
+
+
+def imports(facts: ElfFacts, name: str) -> bool:
+    """Whether ``facts`` leaves ``name`` undefined, for another object to define (its uses are sorted by name)."""
+    uses = facts.uses
+    i = bisect.bisect_left(uses.names, name)
+    while i < len(uses.names) and uses.names[i] == name:
+        if not uses.defined[i]:
+            return True
+        i += 1
+    return False

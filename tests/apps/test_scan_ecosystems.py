@@ -12,6 +12,7 @@ from muslcheck import Verdict, scan
 from muslcheck.model.report import Component, Report
 
 GLIBC_JNI = "jni/app/lib/glibc/libdemojni.so"  # fortified: __memcpy_chk and __snprintf_chk through the PLT
+GLIBC_PLT = "reloc-plt/app/lib/libplt.so"  # gnu_get_libc_version through the PLT only
 PY_EXT = "py-ext/app/lib/glibc/demo.so"  # imports only PyLong_FromLong, which CPython exports
 SITE = "usr/local/lib/python3.11/site-packages"
 
@@ -36,7 +37,7 @@ def dist_info(tree: Path, name: str, version: str, tag: str, files: list[str]) -
 
 def test_a_manylinux_extension_blocked_on_musl_asks_for_a_musllinux_wheel(samples_dir: Path, tmp_path: Path) -> None:
     module_path = f"{SITE}/fastthing/_speedups.abi3.so"  # the stable-ABI name: CPython on musl imports it too
-    put(tmp_path, module_path, (samples_dir / GLIBC_JNI).read_bytes())
+    put(tmp_path, module_path, (samples_dir / GLIBC_PLT).read_bytes())
     put(tmp_path, f"{SITE}/fastthing/__init__.py", "")
     dist_info(tmp_path, "fastthing", "2.0.1", "cp311-abi3-manylinux_2_17_x86_64",
               ["fastthing/__init__.py", "fastthing/_speedups.abi3.so"])
@@ -46,10 +47,21 @@ def test_a_manylinux_extension_blocked_on_musl_asks_for_a_musllinux_wheel(sample
     assert fast.location == f"/{SITE}/fastthing-2.0.1.dist-info"
     [module] = report.files
     assert module.context == "dlopen-now" and module.component == fast.id
-    # JNI_GetCreatedJavaVMs is the JVM's, not CPython's: missing here, unlike in a JAR.
-    assert {(s.name, s.effect) for s in module.unresolved_symbols} == {
-        ("__memcpy_chk", "fatal"), ("__snprintf_chk", "fatal"), ("JNI_GetCreatedJavaVMs", "fatal")}
+    # CPython binds its modules now: a call through the PLT to a name musl lacks fails the import.
+    assert {(s.name, s.effect) for s in module.unresolved_symbols} == {("gnu_get_libc_version", "fatal")}
     assert fast.fix is not None and fast.fix.startswith("pip install fastthing==2.0.1 in the Alpine image")
+
+
+def test_a_jni_library_in_a_wheel_is_the_jvms(samples_dir: Path, tmp_path: Path) -> None:
+    """What a file exports says which process loads it, before its package does: a JNI library (Java_*,
+    JNI_OnLoad) shipped in a Python distribution is loaded by a JVM (JPype's way), lazily, with JNI_* defined."""
+    put(tmp_path, f"{SITE}/bridge/libbridge.so", (samples_dir / GLIBC_JNI).read_bytes())
+    dist_info(tmp_path, "bridge", "1.0", "py3-none-manylinux_2_17_x86_64", ["bridge/libbridge.so"])
+    report = scan(tmp_path, musl="1.2.5")
+    [module] = report.files
+    assert module.context == "dlopen-lazy"
+    assert {(s.name, s.effect) for s in module.unresolved_symbols} == {
+        ("__memcpy_chk", "latent"), ("__snprintf_chk", "latent")}
 
 
 def test_a_linux_gnu_module_is_never_imported_by_cpython_on_musl(samples_dir: Path, tmp_path: Path) -> None:
@@ -116,18 +128,28 @@ def test_hostile_member_names_and_garbage_wheel_metadata(samples_dir: Path, tmp_
     assert report.complete
 
 
-def test_a_file_no_package_claims_is_loaded_by_the_host_its_path_names(samples_dir: Path, tmp_path: Path) -> None:
-    """The first claim wins: a .node file is Node's anywhere, a site directory CPython's, a jni directory the JVM's."""
-    lib = (samples_dir / GLIBC_JNI).read_bytes()
-    paths = {"jvm": "usr/lib/x86_64-linux-gnu/jni/libdemojni.so", "python": "usr/lib/python3/dist-packages/d/jni/d.so",
-             "node": "usr/lib/python3/dist-packages/d/addon.node", "none": "usr/lib/libdemojni.so"}
-    for path in paths.values():
-        put(tmp_path, path, lib)
+def test_a_file_no_package_claims_is_loaded_by_the_host_its_symbols_or_place_name(samples_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """A JNI library is the JVM's wherever it lives; a library that is no host's module is loaded by the host
+    whose directory holds it (a site directory: CPython's, a jni directory: the JVM's); a name alone (``.node``)
+    gives no host to a file that exports no addon entry: Node's names would hide its errors."""
+    jni, plain = (samples_dir / GLIBC_JNI).read_bytes(), (samples_dir / GLIBC_PLT).read_bytes()
+    paths = {"jni-anywhere": ("usr/lib/libdemojni.so", jni), "jni-as-addon": ("usr/lib/d/addon.node", jni),
+             "jni-in-site": ("usr/lib/python3/dist-packages/d/d.so", jni),
+             "jvm": ("usr/lib/x86_64-linux-gnu/jni/libplt.so", plain),
+             "python": ("usr/lib/python3/dist-packages/d/jni/libplt.so", plain),
+             "node-name": ("usr/lib/d/plain.node", plain), "none": ("usr/lib/libplt.so", plain)}
+    for path, data in paths.values():
+        put(tmp_path, path, data)
     report = scan(tmp_path, musl="1.2.5")
     judged = {f.path: f for f in report.files}
-    missing = {host: {s.name: s.effect for s in judged[f"/{path}"].unresolved_symbols} for host, path in paths.items()}
-    contexts = {host: judged[f"/{path}"].context for host, path in paths.items()}
-    assert contexts == {"jvm": "dlopen-lazy", "python": "dlopen-now", "node": "dlopen-lazy", "none": "dlopen-now"}
-    assert "JNI_GetCreatedJavaVMs" not in missing["jvm"]  # libjvm defines it
-    assert missing["python"]["JNI_GetCreatedJavaVMs"] == "fatal"
-    assert missing["node"]["JNI_GetCreatedJavaVMs"] == "latent"
+    missing = {host: {s.name: s.effect for s in judged[f"/{path}"].unresolved_symbols}
+               for host, (path, _) in paths.items()}
+    contexts = {host: judged[f"/{path}"].context for host, (path, _) in paths.items()}
+    assert contexts == {"jni-anywhere": "dlopen-lazy", "jni-as-addon": "dlopen-lazy", "jni-in-site": "dlopen-lazy",
+                        "jvm": "dlopen-lazy", "python": "dlopen-now", "node-name": "dlopen-now", "none": "dlopen-now"}
+    for jni_host in ("jni-anywhere", "jni-as-addon", "jni-in-site"):
+        assert "JNI_GetCreatedJavaVMs" not in missing[jni_host]  # libjvm defines it
+    assert missing["jvm"]["gnu_get_libc_version"] == "latent"
+    assert missing["python"]["gnu_get_libc_version"] == "fatal"
+    assert missing["node-name"]["gnu_get_libc_version"] == "fatal"
