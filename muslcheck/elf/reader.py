@@ -791,6 +791,7 @@ _VISIBLE: Final = bytes(not value & 0x80 for value in range(256))  # versym's hi
 # Rows in the argument order of SymbolUse, for the rare files with two uses of one name.
 _UseRow = tuple[str, str | None, str | None, str, str, bool, _Relocations]
 _NAME: Final = itemgetter(0)
+_LIBRARY: Final = itemgetter(1)
 _T = TypeVar("_T")
 
 
@@ -945,7 +946,9 @@ def _use_columns(rows: list[int], kept: range | list[int], names: list[str], ent
     else:
         row_entries = _pick(entries, rows)
         versions = tuple(map(_NAME, row_entries))
-        libraries = tuple(map(_library_of_undefined, row_defined, row_entries))
+        found = list(map(_LIBRARY, row_entries))
+        deque(map(found.__setitem__, compress(range(len(rows)), row_defined), repeat(None)), maxlen=0)
+        libraries = tuple(found)  # a defined symbol's version is its own: it names no library
     return Uses(
         names=tuple(map(sys.intern, row_names)),  # the names files import recur in file after file: one string each
         versions=versions,
@@ -955,10 +958,6 @@ def _use_columns(rows: list[int], kept: range | list[int], names: list[str], ent
         relocations=tuple(map(shape_index.__getitem__, shapes)),
         relocation_table=tuple(table),
     )
-
-
-def _library_of_undefined(defined: int, entry: _VersionEntry) -> str | None:
-    return None if defined else entry[1]
 
 
 def _export_columns(rows: list[int], names: list[str], entries: list[_VersionEntry] | None, kinds: bytes,
