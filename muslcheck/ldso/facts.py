@@ -48,7 +48,7 @@ class FactsCache:
     every candidate. At most ``SIZE`` files are kept (least recently used first out): a file dropped is read
     again when asked for, so memory stays flat in the number of files."""
 
-    SIZE = 4096
+    SIZE = 1024
 
     def __init__(self, root: RootFS) -> None:
         self.root = root

@@ -311,8 +311,8 @@ class RelocationMemo:
     few mappings that no file backs (libc's table, gcompat's, a host's) are known by their ``id()`` and kept alive
     in ``_lasting`` while a result may name them."""
 
-    PLANS = 4096
-    RESULTS = 8192
+    PLANS = 1024
+    RESULTS = 2048
     RELEVANT = 1 << 16
     INVISIBLE = 4096
     LASTING = 256
