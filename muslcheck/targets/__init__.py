@@ -98,12 +98,14 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
 
 
 def _judged_arch(image: Image, platform: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """The architecture the files are judged against, and a warning when the image's config claims another.
+    """The architecture the files are judged against, and a note when the image's config claims another.
 
-    The platform chosen decides (``--platform``, else linux/amd64, the default of every source), never the
-    config's claim, which is the image's own word: a config saying arm64 over amd64 files would otherwise set
-    them all aside as built for another architecture. A root-filesystem tar has no config: each file is judged
-    for its own architecture."""
+    The platform chosen with ``--platform`` decides, never the config's claim, which is the image's own word: a
+    config saying arm64 over amd64 files would otherwise set them all aside as built for another architecture.
+    Without ``--platform``, a config that claims the default (linux/amd64) is taken at its word; one that claims
+    another platform makes each file judged for its own architecture (an arm64 image is judged as arm64, and
+    amd64 files under an arm64 claim are still judged), with a note. A root-filesystem tar has no config: each
+    file is judged for its own architecture."""
     if image.kind == ReferenceKind.ROOTFS:
         return None, ()
     from muslcheck.targets.image.sources.oci import DEFAULT_PLATFORM, config_platform, parse_platform, platform_matches
@@ -113,9 +115,12 @@ def _judged_arch(image: Image, platform: str | None) -> tuple[str | None, tuple[
     arch = MUSL_ARCH_OF_OCI.get(chosen.architecture)
     if platform_matches(chosen, claimed):
         return arch, ()
-    how = "chosen with --platform" if platform else "the default; choose another with --platform"
-    return arch, (f"warning: the image config says {image.config.platform}, but the platform is {chosen} ({how}): "
-                  f"each file is judged by its own ELF machine against {chosen}, not by the config's claim",)
+    if not platform:
+        return None, (f"the image config says {image.config.platform} and no --platform was given: each file is "
+                      "judged for its own architecture",)
+    return arch, (f"warning: the image config says {image.config.platform}, but the platform is {chosen} (chosen "
+                  f"with --platform): each file is judged by its own ELF machine against {chosen}, not by the "
+                  "config's claim",)
 
 
 def _with_archive_members(tree: Tree) -> Tree:

@@ -206,8 +206,8 @@ def test_a_hit_hashes_a_blob_once_then_trusts_its_unchanged_file_until_it_change
 def test_a_config_claiming_another_platform_changes_nothing_judged_and_is_reported(
         platform: str | None, samples_dir: Path, tmp_path: Path) -> None:
     """x86_64 files under a config that says linux/arm64: before, all of them were set aside as built for another
-    architecture and the image passed. They are judged against the platform chosen, and the claim is a warning
-    in the report (JSON notes) and on stderr."""
+    architecture and the image passed. Without --platform each file is judged for its own architecture, and the
+    report (JSON notes) says why."""
     app = (samples_dir / "missing-dep/app/bin/app").read_bytes()  # needs libdep.so, which the image lacks
     archive = tmp_path / "claims-arm64.tar"
     ib.write_docker_archive_legacy(archive, [[ib.file("app/bin/app", app, mode=0o755)]],
@@ -218,15 +218,14 @@ def test_a_config_claiming_another_platform_changes_nothing_judged_and_is_report
             scan(ref, musl="1.2.5", platform=platform)
         return
     report = scan(ref, musl="1.2.5")
-    assert report.target.arch == "x86_64"
+    assert report.target.arch is None
     app_report = next(f for f in report.files if f.path == "/app/bin/app")
-    assert app_report.verdict is Verdict.BLOCKED  # judged, not set aside
-    warning = ("warning: the image config says linux/arm64, but the platform is linux/amd64 (the default; choose "
-               "another with --platform): each file is judged by its own ELF machine against linux/amd64, not by "
-               "the config's claim")
-    assert warning in report.notes
+    assert (app_report.arch, app_report.verdict) == ("x86_64", Verdict.BLOCKED)  # judged, not set aside
+    note = ("the image config says linux/arm64 and no --platform was given: each file is judged for its own "
+            "architecture")
+    assert note in report.notes
     result = run_scan(ref, "--musl", "1.2.5", work=tmp_path / "cli")
-    assert warning in json.loads(result.stdout)["notes"] and warning in result.stderr
+    assert note in json.loads(result.stdout)["notes"]
     assert result.rc == 1
 
 
@@ -252,10 +251,16 @@ def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_desc
 
 def test_the_platform_warning_reaches_stderr_beside_the_table(samples_dir: Path, tmp_path: Path) -> None:
     app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
-    archive = tmp_path / "claims-arm64.tar"
-    ib.write_docker_archive_legacy(archive, [[ib.file("app/bin/app", app, mode=0o755)]],
-                                   ib.image_config(platform="linux/arm64"))
-    result = CliRunner().invoke(main, ["scan", f"docker-archive:{archive}", "--musl", "1.2.5", "--no-cache"])
+    lying = ib.build_image([[ib.file("app/bin/app", app, mode=0o755)]], ib.image_config(platform="linux/arm64"))
+    layout = tmp_path / "layout"
+    index = ib.dumps({"schemaVersion": 2, "mediaType": ib.OCI_INDEX, "manifests": [
+        {**lying.descriptor({ib.REF_NAME: "latest"}), "platform": {"os": "linux", "architecture": "amd64"}}]})
+    for data in lying.blobs.values():
+        put_blob(layout, data)
+    (layout / "index.json").write_bytes(index)
+    (layout / "oci-layout").write_bytes(ib.dumps({"imageLayoutVersion": "1.0.0"}))
+    result = CliRunner().invoke(main, ["scan", f"oci-dir:{layout}", "--platform", "linux/amd64", "--musl", "1.2.5",
+                                       "--no-cache"])
     assert result.exit_code == 1
     assert "note: warning: the image config says linux/arm64" in result.stdout  # the table's notes
     assert "muslcheck: warning: the image config says linux/arm64" in result.stderr
@@ -284,3 +289,17 @@ def test_a_root_filesystem_tar_is_keyed_on_the_hash_made_when_it_is_opened(
     tar.write_bytes(ib.layer_tar([ib.file("app/bin/app", hello, mode=0o755)]))
     swapped = scan(f"rootfs:{tar}", musl="1.2.5", cache=store)
     assert store.stats.hits == 1 and swapped != first
+
+
+def test_an_arm64_image_without_a_platform_is_judged_as_arm64(tmp_path: Path) -> None:
+    """Its files are what the image is: judged for aarch64, not set aside as built for the default amd64."""
+    from tests.judging.test_judge_synthetic import library
+
+    lib = library("libarm.so", machine=183).build().data  # EM_AARCH64, using nothing
+    archive = tmp_path / "arm64.tar"
+    ib.write_docker_archive_legacy(archive, [[ib.file("app/lib/libarm.so", lib)]],
+                                   ib.image_config(platform="linux/arm64"))
+    report = scan(f"docker-archive:{archive}", musl="1.2.5")
+    [f] = [f for f in report.files if f.path == "/app/lib/libarm.so"]
+    assert (f.arch, f.verdict) == ("aarch64", Verdict.NATIVE)
+    assert report.target.arch is None
