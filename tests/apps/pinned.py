@@ -189,14 +189,25 @@ DEBIAN: dict[str, tuple[str, str]] = {
 }
 
 
-def debian_pinned(name: str) -> Path:
-    """The extracted root of the pinned Debian package ``name`` (a key of DEBIAN); another sha256 fails the test."""
-    version, digest = DEBIAN[name]
+# Other architectures' packages: (name, Debian architecture) -> (version, sha256 of the .deb), same suite.
+DEBIAN_OTHER_ARCHES: dict[tuple[str, str], tuple[str, str]] = {
+    # CPython 3.11's standard library: its lib-dynload extension modules
+    ("libpython3.11-stdlib", "amd64"): ("3.11.2-6+deb12u8",
+                                        "890b3540dad8a1ccc0deeca025db735bcc82629a76adacbe3b50fcc06ed528ca"),
+    ("libpython3.11-stdlib", "arm64"): ("3.11.2-6+deb12u8",
+                                        "e79876de55c6c2dca10d044b2fa69ccd863950ea01714220c1982d16008105f9"),
+}
+
+
+def debian_pinned(name: str, arch: str = "amd64") -> Path:
+    """The extracted root of the pinned Debian package ``name`` for the Debian architecture ``arch`` (a key of
+    DEBIAN for amd64, else of DEBIAN_OTHER_ARCHES); another sha256 fails the test."""
+    version, digest = DEBIAN_OTHER_ARCHES[name, arch] if (name, arch) in DEBIAN_OTHER_ARCHES else DEBIAN[name]
     dest = cache_dir() / "deb-pinned"
-    root = dest / "pkgs" / f"{DEBIAN_SUITE}-amd64" / f"{name}_{version}"
+    root = dest / "pkgs" / f"{DEBIAN_SUITE}-{arch}" / f"{name}_{version}"
     if not (root / "done").is_file():
         cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", DEBIAN_SUITE,
-               "--arch", "amd64", "--package", f"{name}={version}"]
+               "--arch", arch, "--package", f"{name}={version}"]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as e:
