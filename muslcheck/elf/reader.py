@@ -865,6 +865,17 @@ def _collect_symbols(
     symbol, a byte each of one integer, cut from the table's bytes at C speed and combined with ``&`` and
     ``|``; the rows kept are then gathered from the columns, also at C speed."""
     kept, table = _kept_table(layout, symtab)
+    try:
+        return _columns_of(layout, symtab, kept, table, versyms, versions, strings, refs)
+    finally:
+        if isinstance(table, memoryview):
+            table.release()  # a view of the file's memory: the file cannot be closed while it lives
+
+
+def _columns_of(layout: _Layout, symtab: memoryview, kept: range | list[int], table: memoryview | bytes,
+                versyms: array[int] | None, versions: dict[int, tuple[str, str | None]], strings: _Strings,
+                refs: dict[int, _Relocations]) -> tuple[Uses, Exports]:
+    """``_collect_symbols`` for the non-local symbols ``kept``, whose entries ``table`` holds."""
     count = len(kept)
     if not count:
         return NO_USES, NO_EXPORTS

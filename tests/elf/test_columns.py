@@ -105,3 +105,11 @@ def test_the_first_bad_name_in_table_order_is_the_error() -> None:
         read_elf(_names_with_one_bad_offset(2))
     with pytest.raises(MalformedElf, match="four times its size"):
         read_elf(_names_with_one_bad_offset(1500))
+
+
+def test_a_bad_name_in_a_file_is_malformed_not_a_buffer_error(tmp_path: Path) -> None:
+    """The columns are views of the file's memory until cut: an error on the way must still let the file close."""
+    path = tmp_path / "bad-name.so"
+    path.write_bytes(_names_with_one_bad_offset(2))
+    with pytest.raises(MalformedElf, match="outside the string table"):
+        read_elf_file(path)
