@@ -58,23 +58,9 @@ def zig() -> list[str]:
 
 
 def musl_dev(arch: str) -> Path:
-    """The extracted pinned musl-dev of ``arch``'s Debian architecture (its ``usr``); another sha256 fails."""
-    target = MUSL_TARGETS[arch]
-    dest = default_cache()
-    out = dest / "pkgs" / f"{MUSL_DEV_SUITE}-{target.debian}" / f"musl-dev_{MUSL_DEV_VERSION}"
-    if not (out / "done").is_file():
-        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", MUSL_DEV_SUITE,
-               "--arch", target.debian, "--package", f"musl-dev={MUSL_DEV_VERSION}"]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            unavailable(f"debian.py musl-dev:{target.debian}: {e}")
-        if proc.returncode != 0:
-            unavailable(f"debian.py musl-dev:{target.debian}: {proc.stderr.strip()[-400:]}")
-    got = (out / "done").read_text().strip()
-    if got != MUSL_DEV_SHA256[target.debian]:
-        pytest.fail(f"musl-dev {MUSL_DEV_VERSION} {target.debian}: sha256 {got} is not the pinned one")
-    return out / "root" / "usr"
+    """The extracted pinned musl-dev of ``arch``'s Debian architecture (its ``usr``)."""
+    debian = MUSL_TARGETS[arch].debian
+    return debian_package("musl-dev", MUSL_DEV_VERSION, debian, MUSL_DEV_SHA256[debian]) / "usr"
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> None:
@@ -123,5 +109,27 @@ def build_stub_library(arch: str, soname: str, out: Path) -> Path:
     source.write_text("int muslcheck_ldso_stub;\n")
     [obj] = compile_objects(arch, [source], out, shared=True)
     stub = out / soname
-    _run([*zig(), "ld.lld", "-shared", "-soname", soname, "-o", str(stub), str(obj)], out)
+    # GNU hash only: s390x's DT_HASH has 64-bit entries, which muslcheck's reader does not read (it is a 32-bit
+    # table everywhere else); real libraries of every architecture carry DT_GNU_HASH.
+    _run([*zig(), "ld.lld", "-shared", "--hash-style=gnu", "-soname", soname, "-o", str(stub), str(obj)], out)
     return stub
+
+
+def debian_package(package: str, version: str, debian_arch: str, sha256: str, suite: str = MUSL_DEV_SUITE) -> Path:
+    """The extracted root of a pinned Debian package (fetched by symbols/debian.py into the loaders' cache);
+    another sha256 fails the test."""
+    dest = default_cache()
+    out = dest / "pkgs" / f"{suite}-{debian_arch}" / f"{package}_{version}"
+    if not (out / "done").is_file():
+        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", suite,
+               "--arch", debian_arch, "--package", f"{package}={version}"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            unavailable(f"debian.py {package}:{debian_arch}: {e}")
+        if proc.returncode != 0:
+            unavailable(f"debian.py {package}:{debian_arch}: {proc.stderr.strip()[-400:]}")
+    got = (out / "done").read_text().strip()
+    if got != sha256:
+        pytest.fail(f"{package} {version} {debian_arch}: sha256 {got} is not the pinned {sha256}")
+    return out / "root"
