@@ -109,8 +109,9 @@ def build_stub_library(arch: str, soname: str, out: Path) -> Path:
     source.write_text("int muslcheck_ldso_stub;\n")
     [obj] = compile_objects(arch, [source], out, shared=True)
     stub = out / soname
-    # GNU hash only: s390x's DT_HASH has 64-bit entries, which muslcheck's reader does not read (it is a 32-bit
-    # table everywhere else); real libraries of every architecture carry DT_GNU_HASH.
+    # GNU hash only: on s390x musl reads DT_HASH as 64-bit words (Elf_Symndx), as binutils writes it, while lld
+    # writes 32-bit ones; muslcheck's reader then finds an impossible symbol count and rejects the file, which
+    # musl (that counts symbols only for dladdr) loads. Real libraries carry DT_GNU_HASH.
     _run([*zig(), "ld.lld", "-shared", "--hash-style=gnu", "-soname", soname, "-o", str(stub), str(obj)], out)
     return stub
 
