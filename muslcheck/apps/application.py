@@ -97,7 +97,8 @@ def identify(
                 runtime_files[path] = package
                 unused.setdefault(path, f"part of the runtime {_title(package)}: {_replacement(package)}")
 
-    hosts = {f.path: host for f in files if (host := _host(f, owner.get(f.path), cache)) is not None}
+    needed = frozenset(name for f in files for name in f.facts.needed)  # names a module never goes by
+    hosts = {f.path: host for f in files if (host := _host(f, owner.get(f.path), cache, needed)) is not None}
     return Application(
         target_arch=target_arch, packages=tuple(p for each in found for p in each.packages), owner=owner,
         hosts=hosts, unused=unused, choices=choices, selected=selected, runtimes=runtime_files,
@@ -115,7 +116,7 @@ def _replacement(package: Package) -> str:
     return "replaced by the Alpine variant of the base image"
 
 
-def _host(f: ElfFile, package: Package | None, cache: FactsCache) -> Host | None:
+def _host(f: ElfFile, package: Package | None, cache: FactsCache, needed: frozenset[str]) -> Host | None:
     """The process that loads ``f`` by itself. What the file is comes first: a module of a host (its exports:
     ``PyInit_*``, ``napi_register_module_v1``, ``JNI_OnLoad``...) is that host's wherever it lives, even inside
     a package of another host. Else its package's host, else the host whose directories hold it. A file that
@@ -123,7 +124,7 @@ def _host(f: ElfFile, package: Package | None, cache: FactsCache) -> Host | None
     names would hide its real errors."""
     lower = f.path.lower()
     processes = [d.host for d in detectors() if d.host is not None]
-    facts = _symbols(f, package, lower, processes, cache)
+    facts = _symbols(f, package, lower, processes, cache, needed)
     if facts is not None:
         modules = [p.host for p in processes if p.module(facts)]
         if modules:
@@ -134,14 +135,15 @@ def _host(f: ElfFile, package: Package | None, cache: FactsCache) -> Host | None
 
 
 def _symbols(f: ElfFile, package: Package | None, lower: str, processes: Sequence[HostProcess],
-             cache: FactsCache) -> ElfFacts | None:
+             cache: FactsCache, needed: frozenset[str]) -> ElfFacts | None:
     """``f``'s facts with its symbols, for a file that may be a module: a shared object without a program
-    interpreter that has no SONAME (a module is opened by its path, never needed by name), or whose name,
-    place or package a host claims. A system library (a SONAME, in no host's place) is not read here."""
+    interpreter that no file of the tree needs by its SONAME (a module is opened by its path, never needed by
+    name: node-gyp gives addons a SONAME all the same), or whose name, place or package a host claims. A
+    library that something needs by name, in no host's place, is not read here."""
     facts = f.facts
     if facts.elf_type is not ElfType.DYN or facts.interpreter is not None:
         return None
-    if facts.soname is not None and (package is None or package.host is None) and not any(
+    if facts.soname in needed and (package is None or package.host is None) and not any(
             p.named(lower) or p.loads(lower) for p in processes):
         return None
     complete = cache.complete(f)

@@ -463,8 +463,9 @@ def _cpython_loads(path: str) -> bool:
 
 
 def _cpython_module(facts: ElfFacts) -> bool:
-    """An extension module: it exports ``PyInit_<name>``, what CPython's importer calls (Python/importdl.c)."""
-    return exports_prefix(facts, "PyInit_")
+    """An extension module: it exports ``PyInit_<name>``, what CPython's importer calls (Python/importdl.c).
+    Not the interpreter itself: libpython exports its built-in modules' PyInit_* beside ``Py_Initialize``."""
+    return exports_prefix(facts, "PyInit_") and not exports_prefix(facts, "Py_Initialize")
 
 
 def _cpython_named(path: str) -> bool:
