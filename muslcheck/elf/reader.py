@@ -669,12 +669,18 @@ def _read_symbols(image: _Image, tag: dict[int, int], referenced: int) -> memory
 
 
 def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
-    """Symbols in the table, as musl's count_syms: DT_HASH's nchain, else the DT_GNU_HASH walk."""
+    """Symbols in the table, as musl's count_syms: DT_HASH's nchain, else the DT_GNU_HASH walk.
+
+    On 64-bit s390x, DT_HASH words are 64-bit for GNU ld and 32-bit for lld; musl looks symbols up through
+    DT_GNU_HASH when there is one and uses the count for dladdr only, so there the GNU walk counts. With DT_HASH
+    alone, the 32-bit reading is taken when the 64-bit count does not fit before the end of the file."""
     layout = image.layout
-    if _DT_HASH in tag:
-        code = _HASH_WORDS.get((image.machine, layout.bits), "I")
-        size = 2 * array(code).itemsize
-        return int(image.words(code, image.offset_of(tag[_DT_HASH], size, "DT_HASH"), 2, "DT_HASH")[1])
+    wide = _HASH_WORDS.get((image.machine, layout.bits))
+    if _DT_HASH in tag and not (wide and _DT_GNU_HASH in tag):
+        count = _nchain(image, tag, wide or "I")
+        if wide and _DT_SYMTAB in tag and count * layout.sym_size > image.size:
+            count = _nchain(image, tag, "I")
+        return count
     if _DT_GNU_HASH not in tag:
         return 0
     address = tag[_DT_GNU_HASH]
@@ -701,6 +707,11 @@ def _symbol_count(image: _Image, tag: dict[int, int]) -> int:
         last += n
         chain += 4 * n
         block *= 2
+
+
+def _nchain(image: _Image, tag: dict[int, int], code: str) -> int:
+    size = 2 * array(code).itemsize
+    return int(image.words(code, image.offset_of(tag[_DT_HASH], size, "DT_HASH"), 2, "DT_HASH")[1])
 
 
 def _read_versions(
