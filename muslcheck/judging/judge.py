@@ -181,12 +181,16 @@ def judge(
         again = {index[first] for identity, (_, first, _) in worst.items() if (identity, first) not in settled
                  and outcomes[first].kept.get(identity) is None}
         run(_judge_roots, sorted(again), reusable=False)
-        for path in order:
-            outcome = outcomes[path]
-            if isinstance(outcome.own, Skip):
-                skipped[path] = outcome.own
+
+        def own_outcome(path: str) -> None:
+            own = outcomes[path].own
+            if isinstance(own, Skip):
+                skipped[path] = own
             else:
-                reports[path] = outcome.own
+                reports[path] = own
+
+        for path in order:
+            own_outcome(path)
         alone = []
         for i, (f, _) in enumerate(libraries, first_library):
             if f.identity in roots:
@@ -202,11 +206,7 @@ def judge(
         before = set(outcomes)
         run(_judge_alone, alone, role="alone")
         for path in outcomes.keys() - before:
-            outcome = outcomes[path]
-            if isinstance(outcome.own, Skip):
-                skipped[path] = outcome.own
-            else:
-                reports[path] = outcome.own
+            own_outcome(path)
         progress("judging", len(reports) + len(skipped), len(files))
     kept = None
     if reuse is not None:
@@ -228,10 +228,6 @@ class _Dependency:
     report: FileReport
     root: str
     loads: int = 1
-
-    def after(self, other: _Dependency) -> _Dependency:
-        """This run, counting ``other``'s loads too."""
-        return replace(self, loads=self.loads + other.loads)
 
     def report_naming_its_root(self) -> FileReport:
         r = self.report
