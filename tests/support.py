@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,3 +22,22 @@ def unavailable(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"CI: {reason}")
     pytest.skip(reason)
+
+
+def debian_package(package: str, version: str, arch: str, sha256: str, suite: str, dest: Path) -> Path:
+    """The extracted root of a pinned Debian package, fetched by symbols/debian.py into ``dest`` once; a download
+    that fails skips (fails in CI), another sha256 fails the test."""
+    out = dest / "pkgs" / f"{suite}-{arch}" / f"{package}_{version}"
+    if not (out / "done").is_file():
+        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", suite,
+               "--arch", arch, "--package", f"{package}={version}"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            unavailable(f"debian.py {package}={version}:{arch}: {e}")
+        if proc.returncode != 0:
+            unavailable(f"debian.py {package}={version}:{arch}: {proc.stderr.strip()[-400:]}")
+    got = (out / "done").read_text().strip()
+    if got != sha256:
+        pytest.fail(f"{package} {version} {arch}: sha256 {got} is not the pinned {sha256}")
+    return out / "root"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.artifacts import cache_dir, unavailable
-from tests.support import REPO
+from tests.support import debian_package
 
 # name@version -> dist.integrity
 NPM: dict[str, str] = {
@@ -203,18 +203,4 @@ def debian_pinned(name: str, arch: str = "amd64") -> Path:
     """The extracted root of the pinned Debian package ``name`` for the Debian architecture ``arch`` (a key of
     DEBIAN for amd64, else of DEBIAN_OTHER_ARCHES); another sha256 fails the test."""
     version, digest = DEBIAN_OTHER_ARCHES[name, arch] if (name, arch) in DEBIAN_OTHER_ARCHES else DEBIAN[name]
-    dest = cache_dir() / "deb-pinned"
-    root = dest / "pkgs" / f"{DEBIAN_SUITE}-{arch}" / f"{name}_{version}"
-    if not (root / "done").is_file():
-        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", DEBIAN_SUITE,
-               "--arch", arch, "--package", f"{name}={version}"]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            unavailable(f"debian.py {name}={version}: {e}")
-        if proc.returncode != 0:
-            unavailable(f"debian.py {name}={version}: {proc.stderr.strip()[-400:]}")
-    got = (root / "done").read_text().strip()
-    if got != digest:
-        pytest.fail(f"{name} {version}: sha256 {got} is not the pinned {digest}")
-    return root / "root"
+    return debian_package(name, version, arch, digest, DEBIAN_SUITE, cache_dir() / "deb-pinned")

@@ -229,11 +229,8 @@ def test_a_config_claiming_another_platform_changes_nothing_judged_and_is_report
     assert result.rc == 1
 
 
-def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_descriptor(
-        samples_dir: Path, tmp_path: Path) -> None:
-    """The index says linux/amd64 and is chosen for it; the config behind it says arm64: the files are judged as
-    x86_64, with the warning."""
-    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+def _index_contradicting_its_config(tmp_path: Path, app: bytes) -> Path:
+    """An OCI layout whose index says linux/amd64 for an image whose config says linux/arm64."""
     lying = ib.build_image([[ib.file("app/bin/app", app, mode=0o755)]], ib.image_config(platform="linux/arm64"))
     layout = tmp_path / "layout"
     index = ib.dumps({"schemaVersion": 2, "mediaType": ib.OCI_INDEX, "manifests": [
@@ -242,6 +239,15 @@ def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_desc
         put_blob(layout, data)
     (layout / "index.json").write_bytes(index)
     (layout / "oci-layout").write_bytes(ib.dumps({"imageLayoutVersion": "1.0.0"}))
+    return layout
+
+
+def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_descriptor(
+        samples_dir: Path, tmp_path: Path) -> None:
+    """The index says linux/amd64 and is chosen for it; the config behind it says arm64: the files are judged as
+    x86_64, with the warning."""
+    app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
+    layout = _index_contradicting_its_config(tmp_path, app)
     report = scan(f"oci-dir:{layout}", musl="1.2.5", platform="linux/amd64")
     assert report.target.arch == "x86_64"
     assert next(f for f in report.files if f.path == "/app/bin/app").verdict is Verdict.BLOCKED
@@ -251,14 +257,7 @@ def test_an_index_whose_config_contradicts_its_descriptor_is_judged_for_the_desc
 
 def test_the_platform_warning_reaches_stderr_beside_the_table(samples_dir: Path, tmp_path: Path) -> None:
     app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
-    lying = ib.build_image([[ib.file("app/bin/app", app, mode=0o755)]], ib.image_config(platform="linux/arm64"))
-    layout = tmp_path / "layout"
-    index = ib.dumps({"schemaVersion": 2, "mediaType": ib.OCI_INDEX, "manifests": [
-        {**lying.descriptor({ib.REF_NAME: "latest"}), "platform": {"os": "linux", "architecture": "amd64"}}]})
-    for data in lying.blobs.values():
-        put_blob(layout, data)
-    (layout / "index.json").write_bytes(index)
-    (layout / "oci-layout").write_bytes(ib.dumps({"imageLayoutVersion": "1.0.0"}))
+    layout = _index_contradicting_its_config(tmp_path, app)
     result = CliRunner().invoke(main, ["scan", f"oci-dir:{layout}", "--platform", "linux/amd64", "--musl", "1.2.5",
                                        "--no-cache"])
     assert result.exit_code == 1

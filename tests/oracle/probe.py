@@ -16,6 +16,7 @@ import pytest
 
 from tests.oracle.loaders import default_cache
 from tests.support import REPO, unavailable
+from tests.support import debian_package as fetch_debian_package
 
 PROBE_SOURCE = REPO / "samples" / "harness" / "dlopen_probe.c"
 MUSL_DEV_SUITE = "trixie"
@@ -117,20 +118,5 @@ def build_stub_library(arch: str, soname: str, out: Path) -> Path:
 
 
 def debian_package(package: str, version: str, debian_arch: str, sha256: str, suite: str = MUSL_DEV_SUITE) -> Path:
-    """The extracted root of a pinned Debian package (fetched by symbols/debian.py into the loaders' cache);
-    another sha256 fails the test."""
-    dest = default_cache()
-    out = dest / "pkgs" / f"{suite}-{debian_arch}" / f"{package}_{version}"
-    if not (out / "done").is_file():
-        cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", suite,
-               "--arch", debian_arch, "--package", f"{package}={version}"]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            unavailable(f"debian.py {package}:{debian_arch}: {e}")
-        if proc.returncode != 0:
-            unavailable(f"debian.py {package}:{debian_arch}: {proc.stderr.strip()[-400:]}")
-    got = (out / "done").read_text().strip()
-    if got != sha256:
-        pytest.fail(f"{package} {version} {debian_arch}: sha256 {got} is not the pinned {sha256}")
-    return out / "root"
+    """The extracted root of a pinned Debian package, in the loaders' cache."""
+    return fetch_debian_package(package, version, debian_arch, sha256, suite, default_cache())
