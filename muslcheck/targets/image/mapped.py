@@ -83,6 +83,23 @@ class MappedLayer:
         return BufferReader(self.view(0, self._size))
 
 
+def blob_digest(location: BlobLocation, algorithm: str) -> str:
+    """"ALGORITHM:hex" of the blob's bytes where it lies in its file; OSError when it cannot be read whole."""
+    sha = hashlib.new(algorithm)
+    fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        done = 0
+        while done < location.size:
+            chunk = os.pread(fd, min(CHUNK, location.size - done), location.offset + done)
+            if not chunk:
+                raise OSError(f"the layer blob ends {location.size - done} bytes early")
+            sha.update(chunk)
+            done += len(chunk)
+    finally:
+        os.close(fd)
+    return f"{algorithm}:{sha.hexdigest()}"
+
+
 class BackgroundDigests:
     """The sha256 of blobs in files, one after another on a thread of its own, while the caller goes on."""
 
@@ -95,24 +112,9 @@ class BackgroundDigests:
     def _run(self, locations: list[BlobLocation]) -> None:
         try:
             for location in locations:
-                self._digests.append(self._digest(location))
+                self._digests.append(blob_digest(location, "sha256"))
         except OSError as e:
             self._error = e
-
-    def _digest(self, location: BlobLocation) -> str:
-        sha = hashlib.sha256()
-        fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            done = 0
-            while done < location.size:
-                chunk = os.pread(fd, min(CHUNK, location.size - done), location.offset + done)
-                if not chunk:
-                    raise OSError(f"{location.path}: the blob ends early")
-                sha.update(chunk)
-                done += len(chunk)
-        finally:
-            os.close(fd)
-        return "sha256:" + sha.hexdigest()
 
     def results(self) -> list[str]:
         """"sha256:..." of each blob, in order; waits for the thread, and raises what stopped it."""

@@ -22,15 +22,14 @@ registry that now serves other bytes under that digest fails the next uncached s
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from muslcheck.targets.image.mapped import blob_digest
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, SourceError
 from muslcheck.targets.reference import ReferenceKind
 
-CHUNK = 1 << 20
 MAX_THREADS = 4
 
 
@@ -93,21 +92,7 @@ def _digest(expected: str, location: BlobLocation) -> str:
     algorithm = expected.partition(":")[0]
     if algorithm not in ("sha256", "sha512"):
         raise SourceError(f"{location.path}: unsupported digest algorithm in {expected!r}")
-    sha = hashlib.new(algorithm)
     try:
-        fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        return blob_digest(location, algorithm)
     except OSError as e:
         raise SourceError(f"{location.path}: layer blob unreadable: {e.strerror or e}") from None
-    try:
-        done = 0
-        while done < location.size:
-            chunk = os.pread(fd, min(CHUNK, location.size - done), location.offset + done)
-            if not chunk:
-                raise SourceError(f"{location.path}: the layer blob ends {location.size - done} bytes early")
-            sha.update(chunk)
-            done += len(chunk)
-    except OSError as e:
-        raise SourceError(f"{location.path}: layer blob unreadable: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
-    return f"{algorithm}:{sha.hexdigest()}"
