@@ -23,9 +23,10 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("MC001", "glibc-interpreter", "The program's interpreter is glibc's loader",
          "The kernel runs PT_INTERP first. Alpine has /lib64/ld-linux-x86-64.so.2 (and ld-linux-aarch64.so.1) "
          "only with gcompat installed, whose stub runs musl's loader with libgcompat preloaded."),
-    Rule("MC002", "missing-library", "A needed library is not in the image and no Alpine package is known for it",
+    Rule("MC002", "missing-library", "A needed library is not in the image, and no cited Alpine package provides it",
          "musl searches LD_LIBRARY_PATH, the rpath/runpath of the requester and of each object up its chain, "
-         "/etc/ld-musl-ARCH.path or /lib:/usr/local/lib:/usr/lib. Ship a musl build of the library."),
+         "/etc/ld-musl-ARCH.path or /lib:/usr/local/lib:/usr/lib. Install the package that provides the soname "
+         "(apk add so:SONAME), or ship a musl build of the library."),
     Rule("MC003", "unresolved-symbol", "A symbol no loaded object defines: the load fails",
          "musl binds every relocation at load time (or at dlopen with RTLD_NOW, or for data references) and "
          "fails with 'Error relocating FILE: SYMBOL: symbol not found'. Rebuild against musl, or use gcompat "
