@@ -9,7 +9,6 @@ Alpine base replaces, the libraries' aliases) are the same. Everything else is j
 from __future__ import annotations
 
 import stat
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,7 +71,6 @@ class Reuse:
     changed: frozenset[str] = frozenset()
     roots: dict[str, RootRecord] = field(init=False)
     reach: dict[str, ReachRecord] = field(init=False)
-    _changed_sorted: list[str] = field(init=False)
     _changed_parents: frozenset[str] = field(init=False)
     reused: int = 0  # loads taken from the records in this scan
 
@@ -80,7 +78,6 @@ class Reuse:
         state = self.state
         self.roots = {r.path: r for r in state.roots} if state else {}
         self.reach = {r.path: r for r in state.reach} if state else {}
-        self._changed_sorted = sorted(self.changed)
         self._changed_parents = frozenset(parent(p) for p in self.changed)
 
     def still_holds(self, read: tuple[str, ...], listed: tuple[str, ...]) -> bool:
@@ -90,17 +87,8 @@ class Reuse:
             return True
         if not self._changed_parents.isdisjoint(listed):
             return False
-        changed = self._changed_sorted
-        for path in read:
-            # a changed path equal to ``path`` or a prefix of it at a component boundary sorts at or before it
-            i = bisect_left(changed, path)
-            if i < len(changed) and changed[i] == path:
-                return False
-            for ancestor in _ancestors(path):
-                j = bisect_left(changed, ancestor)
-                if j < len(changed) and changed[j] == ancestor:
-                    return False
-        return True
+        changed = self.changed
+        return not any(path in changed or any(a in changed for a in _ancestors(path)) for path in read)
 
     def root(self, path: str, inputs: Inputs) -> RootRecord | None:
         record = self.roots.get(path)
