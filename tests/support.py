@@ -24,6 +24,16 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def fetch(cmd: list[str], what: str, timeout: float) -> None:
+    """Run a command that fetches test inputs; one that cannot run or fails skips the test (fails it in CI)."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        unavailable(f"{what}: {e}")
+    if proc.returncode != 0:
+        unavailable(f"{what}: {proc.stderr.strip()[-400:]}")
+
+
 def debian_package(package: str, version: str, arch: str, sha256: str, suite: str, dest: Path) -> Path:
     """The extracted root of a pinned Debian package, fetched by symbols/debian.py into ``dest`` once; a download
     that fails skips (fails in CI), another sha256 fails the test."""
@@ -31,12 +41,7 @@ def debian_package(package: str, version: str, arch: str, sha256: str, suite: st
     if not (out / "done").is_file():
         cmd = [sys.executable, str(REPO / "symbols" / "debian.py"), "--dest", str(dest), "--suite", suite,
                "--arch", arch, "--package", f"{package}={version}"]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            unavailable(f"debian.py {package}={version}:{arch}: {e}")
-        if proc.returncode != 0:
-            unavailable(f"debian.py {package}={version}:{arch}: {proc.stderr.strip()[-400:]}")
+        fetch(cmd, f"debian.py {package}={version}:{arch}", 900)
     got = (out / "done").read_text().strip()
     if got != sha256:
         pytest.fail(f"{package} {version} {arch}: sha256 {got} is not the pinned {sha256}")

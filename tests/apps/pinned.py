@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.artifacts import cache_dir, unavailable
-from tests.support import debian_package
+from tests.support import debian_package, fetch
 
 # name@version -> dist.integrity
 NPM: dict[str, str] = {
@@ -109,12 +109,7 @@ def pip_site(project: str, version: str, platform: str, python: str) -> Path:
     site.mkdir(parents=True)
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--only-binary=:all:", "--python-version", python,
            "--implementation", "cp", "--platform", platform, "--target", str(site), f"{project}=={version}"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        unavailable(f"pip install {project}: {e}")
-    if proc.returncode != 0:
-        unavailable(f"pip install {project}: {proc.stderr.strip()[-400:]}")
+    fetch(cmd, f"pip install {project}", 600)
     (site / ".done").write_text(platform + "\n")
     return site
 
@@ -140,12 +135,7 @@ def pyspark_jars(version: str, names: Sequence[str]) -> Path:
     (download / "requirements.txt").write_text(f"pyspark=={version} --hash=sha256:{digest}\n")
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:", "--require-hashes",
            "-r", str(download / "requirements.txt"), "-d", str(download)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        unavailable(f"pip download pyspark: {e}")
-    if proc.returncode != 0:
-        unavailable(f"pip download pyspark: {proc.stderr.strip()[-400:]}")
+    fetch(cmd, "pip download pyspark", 900)
     [sdist] = download.glob("pyspark-*.tar.gz")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

@@ -26,6 +26,7 @@ from muslcheck.elf import read_elf_file
 from muslcheck.ldso.tables import tables_dir
 from tests.artifacts import cache_dir, unavailable
 from tests.oracle.dlopen import run_dlopen
+from tests.support import fetch
 
 pytestmark = pytest.mark.network
 REPO = Path(__file__).resolve().parents[2]
@@ -73,12 +74,7 @@ def pinned_wheel(project: str) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
            "3.11", "--implementation", "cp", "--platform", platform, "--require-hashes", "-r", str(requirements),
            "-d", str(directory)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        unavailable(f"pip download {project}: {e}")
-    if proc.returncode != 0:
-        unavailable(f"pip download {project}: {proc.stderr.strip()[-400:]}")
+    fetch(cmd, f"pip download {project}", 900)
     if not wheel.is_file() or sha256(wheel) != digest:
         pytest.fail(f"{name}: not the pinned sha256 {digest}")
     return wheel
