@@ -317,24 +317,6 @@ def jvm_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return harness
 
 
-def natives_of(tree: Path) -> dict[str, Path]:
-    """Every Linux x86_64 ELF member of the tree's JARs, extracted alone as its loader extracts it (to a temporary
-    directory: nothing else of the JAR is beside it); in-tree path -> the extracted file."""
-    out: dict[str, Path] = {}
-    extracted = tree.parent / f"{tree.name}-extracted"
-    for jar in sorted(tree.rglob("*.jar")):
-        with zipfile.ZipFile(jar) as z:
-            for info in z.infolist():
-                data = z.read(info) if info.filename.endswith(".so") else b""
-                if data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":  # EM_X86_64
-                    continue
-                target = extracted / str(len(out)) / info.filename.rsplit("/", 1)[-1]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                out[f"/{jar.relative_to(tree)}{ARCHIVE_SEPARATOR}{info.filename}"] = target
-    return out
-
-
 def debian_deviations(version: str, arch: str = "x86_64") -> tuple[set[str], set[str]]:
     """(exported by Debian's libc.so only, exported by upstream's only), as the tables record them: Debian's own musl
     patches, set aside as the other oracle tests do."""
@@ -357,7 +339,7 @@ def model_loads(f: FileReport) -> bool:
 def test_every_judged_jni_library_loads_exactly_when_musl_loads_it(
         tree_name: str, request: pytest.FixtureRequest, jvm_host: Path, musl_loaders: dict[str, Path]) -> None:
     tree: Path = request.getfixturevalue(tree_name)
-    extracted = natives_of(tree)
+    extracted = members_of(tree, "x86_64")
     disagreements, compared = [], 0
     for version, loader in musl_loaders.items():
         debian_only, upstream_only = debian_deviations(version)
@@ -392,7 +374,8 @@ ELF_MACHINE = {"x86_64": b"\x3e\x00", "aarch64": b"\xb7\x00"}
 
 
 def members_of(tree: Path, arch: str) -> dict[str, Path]:
-    """Like natives_of, for the ELF machine of ``arch``."""
+    """Every Linux ELF member of ``arch`` in the tree's JARs, extracted alone as its loader extracts it (to a
+    temporary directory: nothing else of the JAR is beside it); in-tree path -> the extracted file."""
     out: dict[str, Path] = {}
     extracted = tree.parent / f"{tree.name}-{arch}-members"
     for jar in sorted(tree.rglob("*.jar")):
