@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from muslcheck.elf import read_elf_file
+from muslcheck.elf.constructors import MACHINES
 from muslcheck.elf.relocs import RELOCATION_NAMES
 from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, LoadResult, Target, load
@@ -108,9 +109,9 @@ SAMPLES = {
                         "app/bin/app", {"libifunc.so: reloc {IRELATIVE}"}),
 }
 
-# Where elf/constructors.py reads what a constructor calls: elsewhere a lazy dlopen whose constructor calls a
+# Where elf/constructors/ reads what a constructor calls: elsewhere a lazy dlopen whose constructor calls a
 # name musl lacks is a known gap of the model (the real loader crashes; the model says the library loads).
-CONSTRUCTOR_ARCHES = frozenset({"x86_64", "aarch64"})
+CONSTRUCTOR_ARCHES = frozenset(MACHINES)
 # dlopen-ed by the probe, lazily and now: (build steps, the library)
 # (zig links with -z now unless told otherwise: these are lazy, as gcc's are by default.)
 LAZY_LIB = [*LIB, "-Wl,-z,lazy"]
@@ -334,7 +335,7 @@ def test_dlopen_contexts_agree_with_the_real_loader(arch_setup: tuple[str, Arch,
             continue
         assert_dlopen_agrees(real, model, (version, sample, mode))
     if known_gap:
-        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors.py)")
+        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors/)")
 
 
 def test_a_constructors_call_fails_only_a_lazy_dlopen_by_the_constructor_rule(
@@ -343,7 +344,7 @@ def test_a_constructors_call_fails_only_a_lazy_dlopen_by_the_constructor_rule(
     calls it (UnresolvedSymbol.called_at_init), which is what the report says."""
     name, _, loaders, out = arch_setup
     if name not in CONSTRUCTOR_ARCHES:
-        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors.py)")
+        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors/)")
     for version in loaders:
         lazy = model_dlopen(out / "dl-ctor", DLOPENED["dl-ctor"], version, name, "lazy")
         now = model_dlopen(out / "dl-ctor", DLOPENED["dl-ctor"], version, name, "now")
@@ -423,5 +424,5 @@ def test_real_debian_libraries_agree_with_the_real_loader(arch_setup: tuple[str,
                 continue
             assert_dlopen_agrees(real, model, (version, lib, mode))
     if gaps:
-        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors.py); "
+        pytest.xfail(f"constructor calls are read on {sorted(CONSTRUCTOR_ARCHES)} only (elf/constructors/); "
                      f"a lazy dlopen crashes: {', '.join(gaps)}")

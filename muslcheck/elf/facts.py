@@ -280,5 +280,5 @@ class ElfFacts:
     exports: Exports  # sorted by name, then version
     # False for a header-only read (``read_elf(..., symbols=False)``): relocations, uses and exports are empty.
     symbols_read: bool = True
-    # What DT_INIT and DT_INIT_ARRAY call through a PLT or GOT slot (elf/constructors.py), sorted; () if not read.
+    # What DT_INIT and DT_INIT_ARRAY call through a PLT or GOT slot (elf/constructors/), sorted; () if not read.
     constructor_calls: tuple[str, ...] = ()

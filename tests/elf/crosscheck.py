@@ -429,7 +429,7 @@ class _Code:
 
 
 def _constructor_calls(code: _Code) -> tuple[str, ...]:
-    """The contract of elf/constructors.py, over capstone's decoding."""
+    """The contract of elf/constructors/, over capstone's decoding."""
     import capstone
 
     if code.machine not in _CTOR_SLOTS:

@@ -1,4 +1,4 @@
-"""What a library's own initialisation calls through its PLT or GOT (muslcheck/elf/constructors.py), on libraries
+"""What a library's own initialisation calls through its PLT or GOT (muslcheck/elf/constructors/), on libraries
 cross-built at test time with zig for x86_64 and aarch64, and what the loader model makes of it."""
 
 from __future__ import annotations

@@ -1,0 +1,55 @@
+"""What one architecture's decoder is given and gives back: the interface between reader.py and each machine's
+module. A decoder sweeps one function's code linearly and reports the GOT slots it calls and the object's own
+functions it calls; reader.py does the rest (init functions, relocations, names, bounds)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+Decoded = tuple[int, set[int], list[int]]  # (instructions used, GOT slots called, own functions called)
+
+
+class Memory(Protocol):
+    """The object's memory image, as a decoder reads it."""
+
+    @property
+    def little(self) -> bool: ...
+    @property
+    def word_size(self) -> int: ...
+    @property
+    def tags(self) -> Mapping[int, int]: ...  # the dynamic section
+    def read_code(self, vaddr: int, size: int) -> bytes | None: ...
+    def word(self, vaddr: int) -> int | None: ...
+    def plt_slot(self, target: int) -> int | None: ...  # the machine's plt_slot, memoised
+
+
+def _same(address: int) -> int:
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    slot_types: frozenset[int]  # the relocation types that fill a PLT or GOT slot with a symbol's address
+    relative: int  # R_*_RELATIVE: how a RELA object stores its DT_INIT_ARRAY entries
+    decode: Callable[[bytes, int, int, Memory], Decoded]  # (code, its address, instruction budget, memory)
+    plt_slot: Callable[[Memory, int], int | None]  # the GOT slot of the PLT stub at an address, or None
+    code_per_instruction: int = 4  # bytes of code read per instruction of budget
+    code_address: Callable[[int], int] = _same  # where a function pointer's code starts (arm: less the Thumb bit)
+
+
+def sign(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >> (bits - 1) & 1 else value
+
+
+def tail_jump(here: int, target: int, start: int, slot: int | None, furthest: int, slots: set[int],
+              calls: list[int]) -> bool:
+    """An unconditional jump at ``here`` in the function at ``start``: whether it ends the sweep. Into a PLT stub,
+    or back before the function's start, or forward from its known end: a tail call. Else a jump inside it."""
+    if slot is not None:
+        slots.add(slot)
+        return here >= furthest
+    if target < start or (target > here and here >= furthest):
+        calls.append(target)
+    return here >= furthest
