@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import compress
 
 from muslcheck.elf import ElfFacts, relocation_name
@@ -18,11 +18,12 @@ from muslcheck.ldso.chain import Chain, HostExports, invisible, lfs64_base
 from muslcheck.ldso.dso import NO_DEFINITIONS, Definitions, Dso
 from muslcheck.ldso.lru import Bounded
 from muslcheck.ldso.results import Effect, TlsError, UnresolvedSymbol
-from muslcheck.ldso.tables import LoaderRules
+from muslcheck.ldso.tables import LoaderRules, version_key
 
 # musl's relocation classes: arch/<arch>/reloc.h maps REL_<class> onto type numbers (cited below as "RH:n", a
-# line of that file at musl 1.2.5; the same at 1.2.2-1.2.6 unless noted). Type 0 is REL_NONE everywhere
+# line of that file at musl 1.2.5; the same at 1.2.2-1.2.6 except RELOC_SINCE). Type 0 is REL_NONE everywhere
 # (src/internal/dynlink.h). A type not listed is "unsupported relocation type N" (DL:553), IRELATIVE included.
+# Read them per version with ``reloc_classes``.
 RELOC_CLASSES: dict[str, dict[int, str]] = {
     "x86_64": {  # RH:3-12
         0: "NONE", 1: "SYMBOLIC", 2: "OFFSET32", 5: "COPY", 6: "GOT", 7: "PLT", 8: "RELATIVE",
@@ -48,12 +49,35 @@ RELOC_CLASSES: dict[str, dict[int, str]] = {
         0: "NONE", 22: "SYMBOLIC", 9: "COPY", 10: "GOT", 11: "PLT", 12: "RELATIVE",
         54: "DTPMOD", 55: "DTPOFF", 56: "TPOFF",
     },
-    "riscv64": {  # RH:13-20. No REL_GOT: GOT slots are R_RISCV_64, never deferred. TLSDESC only since 1.2.5
-        # (commit 407aea62): 1.2.4 calls type 12 unsupported, which this table does not model yet.
+    "riscv64": {  # RH:13-20. No REL_GOT: GOT slots are R_RISCV_64, never deferred. TLSDESC: see RELOC_SINCE
         0: "NONE", 2: "SYMBOLIC", 4: "COPY", 5: "PLT", 3: "RELATIVE",
         7: "DTPMOD", 9: "DTPOFF", 11: "TPOFF", 12: "TLSDESC",
     },
 }
+# The one place that says which (machine, type) a musl release maps first: before it, the type reaches
+# do_relocs' default case (DL:553), looked up like any other, then "unsupported relocation type N".
+# Checked with `git log -- arch/*/reloc.h` from v1.2.2 to master: no other Alpine architecture changed.
+RELOC_SINCE: dict[tuple[str, int], str] = {
+    # R_RISCV_TLSDESC: musl commit 407aea62 "riscv: add TLSDESC support" (2024-02-03), first tagged v1.2.5.
+    ("riscv64", 12): "1.2.5",
+}
+
+
+@cache
+def reloc_classes(machine: str, version: str) -> dict[int, str]:
+    """``RELOC_CLASSES[machine]`` as musl ``version``'s reloc.h maps them (shared: do not modify)."""
+    at = version_key(version)
+    return {rtype: cls for rtype, cls in RELOC_CLASSES.get(machine, {}).items()
+            if (since := RELOC_SINCE.get((machine, rtype))) is None or version_key(since) <= at}
+
+
+@cache
+def _withheld(machine: str, version: str) -> tuple[int, ...]:
+    """The types of ``machine`` that ``version`` does not map yet: what makes its classes differ from the newest."""
+    return tuple(sorted(rtype for (m, rtype), since in RELOC_SINCE.items()
+                        if m == machine and version_key(since) > version_key(version)))
+
+
 _DEFERRABLE = frozenset({"PLT", "GOT"})  # what RTLD_LAZY defers (DL:438)
 
 Finder = Callable[[str, bool, bool], Dso | None]  # (name, need_def, skip_main) -> the definer
@@ -65,9 +89,14 @@ def lookup(cls: str | None) -> tuple[bool, bool]:
     return cls == "PLT", cls == "COPY"
 
 
-# Per machine, relocation type -> (class, need_def, skip_main): ``lookup`` applied once to each class.
-_TYPES = {machine: {rtype: (cls, *lookup(cls)) for rtype, cls in classes.items()}
-          for machine, classes in RELOC_CLASSES.items()}
+
+
+@cache
+def _types(machine: str, version: str) -> dict[int, tuple[str | None, bool, bool]]:
+    """Relocation type -> (class, need_def, skip_main): ``lookup`` applied once to each class."""
+    return {rtype: (cls, *lookup(cls)) for rtype, cls in reloc_classes(machine, version).items()}
+
+
 _UNSUPPORTED: tuple[str | None, bool, bool] = (None, *lookup(None))
 _TPOFF = frozenset({"TPOFF", "TPOFF_NEG"})  # initial-exec TLS, checked against the definer (DL:459-464)
 _NULL, _LATENT, _FATAL = Effect.NULL, Effect.LATENT, Effect.FATAL  # read once: Effect.X is a slow descriptor
@@ -94,12 +123,12 @@ _BOUND: UseOutcome = (None, (), (), False)
 _REMAPPED: UseOutcome = (None, (), (), True)
 
 
-def relocate_use(uses: Uses, i: int, machine: str, lazy: bool, find: Finder | None,
+def relocate_use(uses: Uses, i: int, machine: str, version: str, lazy: bool, find: Finder | None,
                  lfs64: Callable[[str], Dso | None] | None, called_at_init: bool = False) -> UseOutcome:
-    """do_relocs' walk over the relocations that name use ``i`` of ``uses`` (DL:409-560): each is looked up
-    (``find``, then ``lfs64``; None when nothing binds it); unbound, it takes ``unbound_effect``; bound or nulled,
-    its type is applied."""
-    types = _TYPES.get(machine, {})
+    """do_relocs' walk over the relocations that name use ``i`` of ``uses`` (DL:409-560), by musl ``version``'s
+    classes: each is looked up (``find``, then ``lfs64``; None when nothing binds it); unbound, it takes
+    ``unbound_effect``; bound or nulled, its type is applied."""
+    types = _types(machine, version)
     name = uses.names[i]
     weak_undefined = uses.weak_undefined(i)
     at_init = False
@@ -156,7 +185,7 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
     plain names no object binds (their outcome, fixed once the lookup fails, is remembered)."""
     facts = dso.facts
     assert facts is not None
-    plan = memo.plan(dso.identity, facts)
+    plan = memo.plan(dso.identity, facts, rules.version)
     unbound: set[str] = set()
     for need_def, names in plan.plain.items():
         unbound |= chain.unbound(names, need_def, memo.invisible_of)
@@ -174,9 +203,10 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
     for i in sorted((*plan.special, *(i for name in unbound for i in plan.plain_uses[name]))):
         name = use_names[i]
         if i in plain:
-            outcome = plan.unbound_outcome(i, facts, lazy, lfs64(name))
+            outcome = plan.unbound_outcome(i, facts, rules.version, lazy, lfs64(name))
         else:
-            outcome = relocate_use(uses, i, machine, lazy, chain.find, lfs64, name in facts.constructor_calls)
+            outcome = relocate_use(uses, i, machine, rules.version, lazy, chain.find, lfs64,
+                                   name in facts.constructor_calls)
         failed, bad_types, tls, lfs64_bound = outcome
         if failed is not None:
             unresolved.append(failed)
@@ -186,7 +216,7 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
             tls_errors.extend(tls)
         if lfs64_bound:
             remapped.add(name)
-    classes = RELOC_CLASSES.get(facts.machine, {})
+    classes = reloc_classes(machine, rules.version)
     for rtype, count in facts.relocations:  # those that name no symbol (or a local one): only the type matters
         rest = count - plan.with_symbol.get(rtype, 0)
         if rest > 0 and rtype not in classes:
@@ -233,23 +263,24 @@ class _Plan:
     def plain_indices(self) -> frozenset[int]:
         return frozenset(i for uses in self.plain_uses.values() for i in uses)
 
-    def unbound_outcome(self, i: int, facts: ElfFacts, lazy: bool, remap: Dso | None) -> UseOutcome:
+    def unbound_outcome(self, i: int, facts: ElfFacts, version: str, lazy: bool, remap: Dso | None) -> UseOutcome:
         """``relocate_use`` for plain use ``i`` when its lookup fails; ``remap`` is what get_lfs64 binds it to.
-        Remembered: for plain classes the outcome does not depend on which object ``remap`` is."""
+        Remembered: for plain classes the outcome does not depend on which object ``remap`` is, and a plan
+        serves only the versions whose classes it was made from (``RelocationMemo.plan``)."""
         key = (i, lazy, remap is not None)
         found = self._outcomes.get(key)
         if found is None:
             uses = facts.uses
-            found = self._outcomes[key] = relocate_use(uses, i, facts.machine, lazy, None,
+            found = self._outcomes[key] = relocate_use(uses, i, facts.machine, version, lazy, None,
                                                        None if remap is None else lambda _: remap,
                                                        uses.names[i] in facts.constructor_calls)
         return found
 
     @classmethod
-    def of(cls, facts: ElfFacts) -> _Plan:
-        """The plan of ``facts``' uses, made from their columns: each use's lane is a byte, and the uses of a
-        lane are picked out at C speed."""
-        classes = RELOC_CLASSES.get(facts.machine, {})
+    def of(cls, facts: ElfFacts, version: str) -> _Plan:
+        """The plan of ``facts``' uses under musl ``version``'s classes, made from their columns: each use's
+        lane is a byte, and the uses of a lane are picked out at C speed."""
+        classes = reloc_classes(facts.machine, version)
         uses = facts.uses
         names, table, shapes = uses.names, uses.relocation_table, uses.relocations
         with_symbol: Counter[int] = Counter()
@@ -300,6 +331,9 @@ def _by_name(names: tuple[str, ...], rows: list[int]) -> dict[str, tuple[int, ..
 # A loaded file, for the memo: its identity (an inode, an archive member...; one identity is one file's facts in
 # a scan) and whether its symbols were read (a header-only read has none).
 FileKey = tuple[object, bool]
+# A plan's key: the file, and the types its machine's classes withhold at the version (``_withheld``), so that
+# the versions whose classes agree share one plan.
+PlanKey = tuple[object, bool, tuple[int, ...]]
 
 
 class RelocationMemo:
@@ -320,7 +354,7 @@ class RelocationMemo:
     def __init__(self) -> None:
         self._results: Bounded[tuple[object, ...], Relocated] = Bounded(self.RESULTS)
         self._relevant: Bounded[tuple[Hashable, FileKey], bool] = Bounded(self.RELEVANT)
-        self._plans: Bounded[FileKey, _Plan] = Bounded(self.PLANS)
+        self._plans: Bounded[PlanKey, _Plan] = Bounded(self.PLANS)
         self._invisible: Bounded[Hashable, tuple[frozenset[str], frozenset[str]]] = Bounded(self.INVISIBLE)
         self._lasting: dict[int, Definitions] = {}
         self._hosts: dict[tuple[str, ...], HostExports] = {}
@@ -344,11 +378,11 @@ class RelocationMemo:
             found = self._hosts[prefixes] = HostExports(prefixes)
         return found
 
-    def plan(self, identity: object, facts: ElfFacts) -> _Plan:
-        key = (identity, facts.symbols_read)
+    def plan(self, identity: object, facts: ElfFacts, version: str) -> _Plan:
+        key = (identity, facts.symbols_read, _withheld(facts.machine, version))
         found = self._plans.get(key)
         if found is None:
-            found = self._plans.put(key, _Plan.of(facts))
+            found = self._plans.put(key, _Plan.of(facts, version))
         return found
 
     def invisible_of(self, dso: Dso) -> tuple[frozenset[str], frozenset[str]]:
@@ -374,9 +408,10 @@ class RelocationMemo:
         return id(exports)
 
     def _key(self, chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso) -> tuple[object, ...]:
-        """Everything ``relocate`` reads: the file, its name and TLS, the mode, the remap's rules and table, and
-        of each object that defines one of its names: whether it is the main program (skipped by COPY), its
-        name (in TLS errors), its definitions and whether its TLS is dynamic."""
+        """Everything ``relocate`` reads: the file, its name and TLS, the mode, the rules (the remap's, and the
+        version's relocation classes), libc's table, and of each object that defines one of its names: whether it
+        is the main program (skipped by COPY), its name (in TLS errors), its definitions and whether its TLS is
+        dynamic."""
         facts = dso.facts
         assert facts is not None
         me: FileKey = (dso.identity, facts.symbols_read)
@@ -385,7 +420,8 @@ class RelocationMemo:
             (i == 0, o.path, key, o.dynamic_tls)
             for i, o in enumerate(chain.objects) if self._defines_any(key := self.exports_key(o), o, me, names)
         )
-        return (me, dso.path, dso.dynamic_tls, lazy, id(rules), self.exports_key(libc), definers)
+        return (me, dso.path, dso.dynamic_tls, lazy, id(rules), rules.version, self.exports_key(libc),
+                definers)
 
     def _defines_any(self, key: Hashable, definer: Dso, me: FileKey, names: frozenset[str]) -> bool:
         pair = (key, me)

@@ -14,7 +14,7 @@ from muslcheck.elf.facts import Uses
 from muslcheck.ldso.dso import Dso
 from muslcheck.ldso.relocs import RELOC_CLASSES, relocate_use
 from muslcheck.ldso.results import Effect, TlsError
-from muslcheck.ldso.tables import SUPPORTED_ARCHES
+from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
 
 # Per machine: (REL_GOT and REL_PLT types, REL_SYMBOLIC type, the R_*_IRELATIVE type), read from reloc.h and
 # include/elf.h.
@@ -28,6 +28,7 @@ ARCH_TYPES = {
     "riscv64": ({5}, 2, 58),  # RH:13-14: no REL_GOT
 }
 # Per machine, every type that writes a thread-pointer offset (REL_TPOFF, and REL_TPOFF_NEG on i386).
+NEWEST = Catalog().musl_versions[-1]  # RELOC_CLASSES are the newest release's (older ones: test_tlsdesc_versions.py)
 TPOFF_TYPES = {"x86_64": (18,), "aarch64": (1030,), "i386": (14, 37), "arm": (19,), "ppc64": (73,),
                "s390x": (56,), "riscv64": (11,)}
 
@@ -53,17 +54,18 @@ def test_rtld_lazy_defers_exactly_the_got_and_plt_types(machine: str) -> None:
     for rtype in RELOC_CLASSES[machine]:
         if rtype == 0:
             continue  # REL_NONE: never looked up
-        failed, _, _, _ = relocate_use(*use(rtype), machine, True, None, None)
+        failed, _, _, _ = relocate_use(*use(rtype), machine, NEWEST, True, None, None)
         assert failed is not None
         assert failed.effect is (Effect.LATENT if rtype in deferred else Effect.FATAL), rtype
-        now, _, _, _ = relocate_use(*use(rtype), machine, False, None, None)
+        now, _, _, _ = relocate_use(*use(rtype), machine, NEWEST, False, None, None)
         assert now is not None and now.effect is Effect.FATAL
 
 
 @pytest.mark.parametrize("machine", sorted(ARCH_TYPES))
 def test_a_bound_symbolic_relocation_reports_nothing(machine: str) -> None:
     _, symbolic, _ = ARCH_TYPES[machine]
-    assert relocate_use(*use(symbolic), machine, False, lambda *_: definer(False), None) == (None, (), (), False)
+    bound = relocate_use(*use(symbolic), machine, NEWEST, False, lambda *_: definer(False), None)
+    assert bound == (None, (), (), False)
 
 
 @pytest.mark.parametrize("machine", sorted(ARCH_TYPES))
@@ -71,16 +73,16 @@ def test_irelative_is_unsupported_even_when_bound(machine: str) -> None:
     """DL:553-556: no reloc.h names IRELATIVE, so the switch reaches its default."""
     _, _, irelative = ARCH_TYPES[machine]
     assert irelative not in RELOC_CLASSES[machine]
-    _, unsupported, _, _ = relocate_use(*use(irelative), machine, False, lambda *_: definer(False), None)
+    _, unsupported, _, _ = relocate_use(*use(irelative), machine, NEWEST, False, lambda *_: definer(False), None)
     assert unsupported == ((irelative, 1),)
 
 
 @pytest.mark.parametrize(("machine", "rtype"), [(m, t) for m, types in sorted(TPOFF_TYPES.items()) for t in types])
 def test_initial_exec_tls_needs_a_static_definer(machine: str, rtype: int) -> None:
     """DL:459-464: REL_TPOFF and REL_TPOFF_NEG fail against a definer whose TLS came in through dlopen."""
-    _, _, tls, _ = relocate_use(*use(rtype), machine, False, lambda *_: definer(True), None)
+    _, _, tls, _ = relocate_use(*use(rtype), machine, NEWEST, False, lambda *_: definer(True), None)
     assert tls == (TlsError("sym", "/lib/libdef.so"),)
-    _, _, tls, _ = relocate_use(*use(rtype), machine, False, lambda *_: definer(False), None)
+    _, _, tls, _ = relocate_use(*use(rtype), machine, NEWEST, False, lambda *_: definer(False), None)
     assert tls == ()
 
 
@@ -88,6 +90,6 @@ def test_initial_exec_tls_needs_a_static_definer(machine: str, rtype: int) -> No
 def test_a_weak_undefined_binds_to_null_whatever_the_class(machine: str) -> None:
     """DL:436-437: not an error; the type is then applied (and an unsupported one is still reported)."""
     for rtype in RELOC_CLASSES[machine]:
-        failed, unsupported, _, _ = relocate_use(*use(rtype, weak=True), machine, False, None, None)
+        failed, unsupported, _, _ = relocate_use(*use(rtype, weak=True), machine, NEWEST, False, None, None)
         assert unsupported == ()
         assert failed is None or failed.effect is Effect.NULL
