@@ -1,0 +1,317 @@
+"""The s390x, riscv64 and ppc64 decoders of muslcheck/elf/constructors/, held against capstone on real Debian
+libraries of each architecture: the same contract (init functions and one level of their own callees; calls and
+tail jumps through PLT stubs and GOT slots), computed here from capstone's disassembly and pyelftools' reading of
+the dynamic section, must name the same symbols as ``read_elf_file(path).constructor_calls``."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from muslcheck.elf import read_elf_file
+from muslcheck.elf.constructors import MACHINES
+from muslcheck.elf.constructors.reader import MAX_DEPTH, MAX_INIT_FUNCTIONS, MAX_INSTRUCTIONS
+from tests.oracle.probe import debian_package
+from tests.support import unavailable
+
+DEBIAN_ARCH = {"s390x": "s390x", "riscv64": "riscv64", "ppc64": "ppc64el"}
+# Debian trixie packages whose libraries have constructors (C++ static initialisers, libgcc's, OpenBLAS's),
+# pinned by the sha256 of the .deb per Debian architecture.
+PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "libstdc++6": ("14.2.0-19", {
+        "s390x": "6a91f4a1c8c30dc6d0a23ad7ead8a56271b9f6966d6d74734f4b423cdfe5c21b",
+        "riscv64": "f285313f34e0d8f65463c669fac8eb29760a3f3fd6459005dd3110cdd2b10fd7",
+        "ppc64el": "ee601ab87b7c7ac01f3d7be0fe2423f0ddc3a51b46d3331b4e9dff4110e6a8b9",
+    }),
+    "libgcc-s1": ("14.2.0-19", {
+        "s390x": "b5e87f11a8ac0537d500bf2dba37165bf8d25b5b44add1035a32deddbd4bfdda",
+        "riscv64": "16d3f9f534028615413d23f649e5d246baef48fe7db739ad564ef8b9a6e5587c",
+        "ppc64el": "9fef01c88bc508ff05ff9ce5d0cc05de36798591e060b07749c3835616ed5696",
+    }),
+    "libatomic1": ("14.2.0-19", {
+        "s390x": "79ce585c987c08702360d5d973fa6f4c596a5c4802d7e3f06294b46f03b0456a",
+        "riscv64": "ebaf12b2de00a4b567f70c629c0ff744dc92491029b3219d59c05c733f200c65",
+        "ppc64el": "fd421018c73e8f5a2628f233ff1d277d1ebf797b9e204a59e34ed6072167544a",
+    }),
+    "libgfortran5": ("14.2.0-19", {
+        "s390x": "56bb96a579e88fc2104fa5fb753b19c3bf055b54b9fc59c314ac6427fd7926a0",
+        "riscv64": "0af32025c3562b0f1de612a657f37331b01ef5dd7c539b479db05d44b69abb0f",
+        "ppc64el": "b3a33721de02650b45eef82c26bfcbc97c76f9c65f772f75b28a7239ec57fe7a",
+    }),
+    "libgomp1": ("14.2.0-19", {
+        "s390x": "7297625ed2bd024f2fbb013a3a2c291cd4b0d5fb02afccaeba85c4cb8c386a2d",
+        "riscv64": "0d457810c609eed431d438aa3e7a0c5a6974d3dca8e16ecd8fe38a949ba63b0f",
+        "ppc64el": "cca95ab0ba3537a573c1d2796b8c1a00ef2839766fbb01b7b8882f47b2d504bb",
+    }),
+}
+MINE = sorted(DEBIAN_ARCH)
+
+
+def registered(arch: str) -> None:
+    if arch not in MACHINES:
+        pytest.skip(f"{arch} is not registered in muslcheck/elf/constructors/machines.py")
+
+
+# --- the contract, over capstone and pyelftools ---
+
+
+@dataclass
+class Sweep:
+    """One function's linear sweep: what the architecture's ``step`` reports moves it."""
+
+    start: int
+    furthest: int
+    slots: set[int] = field(default_factory=set)
+    calls: list[int] = field(default_factory=list)
+    registers: dict[str, int] = field(default_factory=dict)  # register -> an address it holds
+    loaded: dict[str, int] = field(default_factory=dict)  # register -> the slot it was loaded from
+
+
+# What one instruction is, as ``step`` says: ("call" | "jump" | "branch", target), ("slot-call" | "slot-jump",
+# slot), ("end", 0) for a return or an indirect jump, or None.
+Step = tuple[str, int] | None
+Reader = Callable[[int, int], bytes | None]
+
+
+def _address(text: str) -> int:
+    return int(text.strip().lstrip("#"), 16)
+
+
+def _s390x_step(insn: Any, sweep: Sweep) -> Step:
+    m, ops = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")] if insn.op_str else []
+    if m in ("brasl", "bras"):
+        return "call", _address(ops[-1])
+    if m in ("j", "jg"):
+        return "jump", _address(ops[-1])
+    if m in ("jnop", "jgnop"):
+        return None
+    if re.fullmatch(r"j.*|brct.*|brx.*|c.*j.*", m) and ops and ops[-1].startswith("0x"):
+        return "branch", _address(ops[-1])
+    if m == "larl":
+        sweep.registers[ops[0]] = _address(ops[1])
+        sweep.loaded.pop(ops[0], None)
+    elif m == "lgrl":
+        sweep.loaded[ops[0]] = _address(ops[1])
+        sweep.registers.pop(ops[0], None)
+    elif m == "lg":
+        memory = re.fullmatch(r"(-?(?:0x)?[0-9a-f]+)\((%r\d+)\)", ops[1])  # D(B), no index
+        address = sweep.registers.get(memory[2]) if memory else None
+        sweep.registers.pop(ops[0], None)
+        sweep.loaded.pop(ops[0], None)
+        if memory and address is not None:
+            sweep.loaded[ops[0]] = address + int(memory[1], 0)
+    elif m == "basr" and ops[1] in sweep.loaded:
+        return "slot-call", sweep.loaded[ops[1]]
+    elif m == "br":
+        return ("slot-jump", sweep.loaded[ops[0]]) if ops[0] in sweep.loaded else ("end", 0)
+    elif re.fullmatch(r"b[a-z]+r", m) and m not in ("basr", "bcr") and ops[0] in sweep.loaded:
+        return "slot-call", sweep.loaded[ops[0]]  # a conditional jump through a loaded slot
+    elif m == "b":
+        return "end", 0
+    return None
+
+
+def _s390x_stub(insns: list[Any]) -> int | None:
+    """``larl %r1, slot; lg %r1, 0(%r1); br %r1``."""
+    text = [(i.mnemonic, i.op_str) for i in insns[:3]]
+    if len(text) == 3 and text[0][0] == "larl" and text[0][1].startswith("%r1,") and text[1:] == [
+            ("lg", "%r1, 0(%r1)"), ("br", "%r1")]:
+        return _address(text[0][1].split(",")[1])
+    return None
+
+
+@dataclass(frozen=True)
+class Reference:
+    capstone: tuple[str, str]  # CS_ARCH_*, CS_MODE_*
+    slot_types: frozenset[int]
+    relative: int
+    step: Callable[[Any, Sweep], Step]
+    stub: Callable[[list[Any]], int | None]
+    stub_size: int
+
+
+REFERENCES = {
+    "s390x": Reference(("CS_ARCH_SYSZ", "CS_MODE_BIG_ENDIAN"), frozenset({10, 11}), 12, _s390x_step, _s390x_stub, 14),
+}
+
+
+def _loads(elf: Any, data: bytes) -> Reader:
+    loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+
+    def read(vaddr: int, size: int) -> bytes | None:
+        for start, offset, filesz in loads:
+            if start <= vaddr < start + filesz:
+                return data[offset + vaddr - start : offset + min(filesz, vaddr - start + size)]
+        return None
+    return read
+
+
+def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
+    import capstone
+    from elftools.elf.elffile import ELFFile
+
+    ref = REFERENCES[arch]
+    data = path.read_bytes()
+    with path.open("rb") as stream:
+        elf = ELFFile(stream)
+        read, little = _loads(elf, data), elf.little_endian
+        [dynamic] = [s for s in elf.iter_segments() if s["p_type"] == "PT_DYNAMIC"]
+        tags: dict[str, int] = {}
+        for tag in dynamic.iter_tags():
+            tags.setdefault(tag.entry.d_tag, tag.entry.d_val)
+        names: dict[int, str] = {}
+        addends: dict[int, int] = {}
+        for table in dynamic.get_relocation_tables().values():
+            for r in table.iter_relocations():
+                if r["r_info_type"] in ref.slot_types and r["r_info_sym"]:
+                    names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
+                elif r["r_info_type"] == ref.relative:
+                    addends[r["r_offset"]] = r["r_addend"]
+    md = capstone.Cs(getattr(capstone, ref.capstone[0]), getattr(capstone, ref.capstone[1]))
+    word = 8
+    starts = [tags["DT_INIT"]] if tags.get("DT_INIT") else []
+    for k in range(min(tags.get("DT_INIT_ARRAYSZ", 0) // word, MAX_INIT_FUNCTIONS + 1)):
+        at = tags["DT_INIT_ARRAY"] + k * word
+        raw = read(at, word)
+        value = int.from_bytes(raw, "little" if little else "big") if raw and len(raw) == word else 0
+        value = value or addends.get(at, 0)
+        if value and value != (1 << 64) - 1:
+            starts.append(value)
+    stubs: dict[int, int | None] = {}
+
+    def stub(target: int) -> int | None:
+        if target not in stubs:
+            raw = read(target, ref.stub_size)
+            stubs[target] = ref.stub(list(md.disasm(raw, target, 6))) if raw else None
+        return stubs[target]
+
+    def sweep(start: int, budget: int) -> tuple[int, set[int], list[int]]:
+        s, used = Sweep(start, start), 0
+        for insn in md.disasm(read(start, 6 * budget + 16) or b"", start):
+            if used >= budget:
+                break
+            used += 1
+            here, what = insn.address, ref.step(insn, s)
+            if what is None:
+                continue
+            kind, value = what
+            if kind == "branch":
+                s.furthest = max(s.furthest, value)
+            elif kind == "call":
+                slot = stub(value)
+                if slot is None:
+                    s.calls.append(value)
+                else:
+                    s.slots.add(slot)
+            elif kind == "slot-call":
+                s.slots.add(value)
+            elif kind in ("slot-jump", "end"):
+                if kind == "slot-jump":
+                    s.slots.add(value)
+                if here >= s.furthest:
+                    break
+            else:  # an unconditional jump: into a stub, out of the function (a tail call), or inside it
+                slot = stub(value)
+                if slot is not None:
+                    s.slots.add(slot)
+                elif value < start or (value > here and here >= s.furthest):
+                    s.calls.append(value)
+                if here >= s.furthest:
+                    break
+                if slot is None and value > here:
+                    s.furthest = max(s.furthest, value)
+        return used, s.slots, s.calls
+
+    found: set[str] = set()
+    for start in starts[:MAX_INIT_FUNCTIONS]:
+        budget, queue, seen = MAX_INSTRUCTIONS, [(start, 0)], {start}
+        while queue and budget > 0:
+            function, depth = queue.pop(0)
+            used, slots, calls = sweep(function, budget)
+            budget -= used
+            found |= {names[slot] for slot in slots if names.get(slot)}
+            if depth < MAX_DEPTH:
+                for target in calls:
+                    if target not in seen:
+                        seen.add(target)
+                        queue.append((target, depth + 1))
+    return tuple(sorted(found))
+
+
+def libraries(arch: str) -> Iterator[tuple[str, Path]]:
+    """(package, library file) of every pinned package of ARCH."""
+    if importlib.util.find_spec("capstone") is None or importlib.util.find_spec("elftools") is None:
+        unavailable("capstone and pyelftools (the crosscheck extra) decode the reference")
+    debian = DEBIAN_ARCH[arch]
+    for package, (version, digests) in PACKAGES.items():
+        root = debian_package(package, version, debian, digests[debian])
+        for path in sorted(root.glob("usr/lib/*-linux-gnu*/*.so*")):
+            if not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+                yield package, path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", MINE)
+def test_real_debian_libraries_agree_with_capstone(arch: str) -> None:
+    registered(arch)
+    if arch not in REFERENCES:
+        pytest.skip(f"no capstone reference for {arch} yet")
+    compared = {}
+    for package, path in libraries(arch):
+        facts = read_elf_file(path)
+        assert facts.machine == arch, path
+        assert facts.constructor_calls == reference_calls(path, arch), (package, path.name)
+        compared[path.name] = facts.constructor_calls
+    # Not vacuous: libstdc++'s static initialisers call these through the PLT on every architecture.
+    [stdcxx] = [calls for name, calls in compared.items() if name.startswith("libstdc++")]
+    assert {"__cxa_atexit", "_ZNSt8ios_base4InitC1Ev"} <= set(stdcxx), stdcxx
+    assert len(compared) >= len(PACKAGES), sorted(compared)
+
+
+class FakeMemory:
+    """A memory image of hostile bytes: every address reads as the same random code."""
+
+    def __init__(self, arch: str, code: bytes) -> None:
+        self.arch, self.code, self._little = arch, code, arch != "s390x"
+
+    @property
+    def little(self) -> bool:
+        return self._little
+
+    @property
+    def word_size(self) -> int:
+        return 8
+
+    @property
+    def tags(self) -> dict[int, int]:
+        return {}
+
+    def read_code(self, vaddr: int, size: int) -> bytes | None:
+        return self.code[vaddr % 64 : vaddr % 64 + size] if vaddr >= 0 else None
+
+    def word(self, vaddr: int) -> int | None:
+        raw = self.read_code(vaddr, 8)
+        return int.from_bytes(raw, "little" if self._little else "big") if raw and len(raw) == 8 else None
+
+    def plt_slot(self, target: int) -> int | None:
+        return MACHINES[self.arch].plt_slot(self, target)
+
+
+@pytest.mark.parametrize("arch", MINE)
+def test_hostile_bytes_never_raise_and_respect_the_budget(arch: str) -> None:
+    registered(arch)
+    machine, rng = MACHINES[arch], random.Random(19)
+    for _ in range(2000):
+        code = rng.randbytes(rng.randrange(0, 200))
+        memory = FakeMemory(arch, code)
+        budget = rng.randrange(1, 60)
+        used, slots, calls = machine.decode(code, 0x1000, budget, memory)
+        assert 0 <= used <= budget
+        assert all(isinstance(s, int) for s in slots) and all(isinstance(c, int) for c in calls)
