@@ -127,9 +127,47 @@ def _s390x_stub(insns: list[Any]) -> int | None:
     return None
 
 
+def _page(text: str) -> int:
+    """auipc's 20-bit immediate, as capstone prints it, signed."""
+    return ((int(text, 0) & 0xFFFFF) ^ 0x80000) - 0x80000
+
+
+def _riscv64_step(insn: Any, sweep: Sweep) -> Step:
+    m, ops = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")] if insn.op_str else []
+    here, previous, sweep.registers = insn.address, sweep.registers, {}  # an auipc counts just before its jalr
+    if m == "auipc":
+        sweep.registers[ops[0]] = here + _page(ops[1]) * 4096
+    elif m in ("j", "c.j"):
+        return "jump", here + int(ops[0], 0)
+    elif m == "jal":
+        return ("call" if len(ops) == 1 or ops[0] != "zero" else "jump"), here + int(ops[-1], 0)
+    elif re.fullmatch(r"(c\.)?b[a-z]+", m):
+        return "branch", here + int(ops[-1], 0)
+    elif m in ("jalr", "jr", "c.jr", "ret"):
+        if m == "ret":
+            link, base, offset = "zero", "ra", 0
+        elif m == "jalr" and len(ops) == 3:
+            link, base, offset = ops[0], ops[1], int(ops[2], 0)
+        else:
+            link, base, offset = ("ra" if m == "jalr" else "zero"), ops[0], 0
+        if base in previous:
+            return ("jump" if link == "zero" else "call"), previous[base] + offset
+        return ("end", 0) if link == "zero" else None
+    return None
+
+
+def _riscv64_stub(insns: list[Any]) -> int | None:
+    """``auipc t3, hi; ld t3, lo(t3); jalr t1, t3, 0``."""
+    text = [(i.mnemonic, [o.strip() for o in i.op_str.split(",")]) for i in insns[:3]]
+    if (len(text) == 3 and text[0][0] == "auipc" and text[0][1][0] == "t3" and text[1][0] == "ld"
+            and text[1][1][0] == "t3" and text[1][1][1].endswith("(t3)") and text[2] == ("jalr", ["t1", "t3", "0"])):
+        return int(insns[0].address) + _page(text[0][1][1]) * 4096 + int(text[1][1][1].removesuffix("(t3)"), 0)
+    return None
+
+
 @dataclass(frozen=True)
 class Reference:
-    capstone: tuple[str, str]  # CS_ARCH_*, CS_MODE_*
+    capstone: tuple[str, ...]  # CS_ARCH_*, CS_MODE_*...
     slot_types: frozenset[int]
     relative: int
     step: Callable[[Any, Sweep], Step]
@@ -139,6 +177,8 @@ class Reference:
 
 REFERENCES = {
     "s390x": Reference(("CS_ARCH_SYSZ", "CS_MODE_BIG_ENDIAN"), frozenset({10, 11}), 12, _s390x_step, _s390x_stub, 14),
+    "riscv64": Reference(("CS_ARCH_RISCV", "CS_MODE_RISCV64", "CS_MODE_RISCVC"), frozenset({5}), 3, _riscv64_step,
+                         _riscv64_stub, 12),
 }
 
 
@@ -174,7 +214,10 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
                     names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
                 elif r["r_info_type"] == ref.relative:
                     addends[r["r_offset"]] = r["r_addend"]
-    md = capstone.Cs(getattr(capstone, ref.capstone[0]), getattr(capstone, ref.capstone[1]))
+    mode = 0
+    for name in ref.capstone[1:]:
+        mode |= getattr(capstone, name)
+    md = capstone.Cs(getattr(capstone, ref.capstone[0]), mode)
     word = 8
     starts = [tags["DT_INIT"]] if tags.get("DT_INIT") else []
     for k in range(min(tags.get("DT_INIT_ARRAYSZ", 0) // word, MAX_INIT_FUNCTIONS + 1)):
