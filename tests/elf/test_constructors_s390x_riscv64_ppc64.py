@@ -22,7 +22,7 @@ from tests.oracle.probe import debian_package
 from tests.support import unavailable
 
 DEBIAN_ARCH = {"s390x": "s390x", "riscv64": "riscv64", "ppc64": "ppc64el"}
-# Debian trixie packages whose libraries have constructors (C++ static initialisers, libgcc's, OpenBLAS's),
+# Debian trixie packages whose libraries have constructors (C++ static initialisers, libgcc's, libgomp's),
 # pinned by the sha256 of the .deb per Debian architecture.
 PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
     "libstdc++6": ("14.2.0-19", {
@@ -49,6 +49,26 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
         "s390x": "7297625ed2bd024f2fbb013a3a2c291cd4b0d5fb02afccaeba85c4cb8c386a2d",
         "riscv64": "0d457810c609eed431d438aa3e7a0c5a6974d3dca8e16ecd8fe38a949ba63b0f",
         "ppc64el": "cca95ab0ba3537a573c1d2796b8c1a00ef2839766fbb01b7b8882f47b2d504bb",
+    }),
+    "libicu76": ("76.1-4", {
+        "s390x": "82997b250631263eff1b1a93ebf6575f1928fa61ba4e695560e0b91d6b0bd023",
+        "riscv64": "66f0a22cd0b6bd1c72089596b78865778dc6e9d871a92365fb9f697377043045",
+        "ppc64el": "f9a4b6407742a78e502f2ffd6933c65353bf302696009eb102df4cfe50bead76",
+    }),
+    "libprotobuf32t64": ("3.21.12-11+deb13u1", {
+        "s390x": "ed112879204e0d7294e6e1701787f21882c54f312d5bed827d4791dbfd87f066",
+        "riscv64": "57523cc3e849a2d6a0fca89de8265aad7ddc6a6e433dbd5403aa8b7f89cf9bb5",
+        "ppc64el": "0211ee9b741806613b255535c5a9a289e9e02a1bb915d003e95f76df1362d122",
+    }),
+    "libgrpc29t64": ("1.51.1-6", {
+        "s390x": "13e696eeb934fa6903264f8d1a3d7fdf1f20bba53970355f9cdb09d59a27927d",
+        "riscv64": "a292d704347c954bd2c83b401200149cced30a1a751c01a49acecc13f56c55f4",
+        "ppc64el": "8034350d807cbd9b93a5a7fc93f99b17dbadb321d8663cd413ded7046734fb7c",
+    }),
+    "libboost-regex1.83.0": ("1.83.0-4.2", {
+        "s390x": "0227f0fde96fb6e8d96c5c333a8ef3b5c27c58d42887820520c7ee62821ba2a6",
+        "riscv64": "8185880363d3820df66fa62d0bb7a9356641486a845e1e8e012ec65878386ebe",
+        "ppc64el": "11f3e239b5462f6429123ca50d49ef30365009214779fe3a7d44f115bd11b672",
     }),
 }
 MINE = sorted(DEBIAN_ARCH)
@@ -77,6 +97,7 @@ class Sweep:
 # What one instruction is, as ``step`` says: ("call" | "jump" | "branch", target), ("slot-call" | "slot-jump",
 # slot), ("end", 0) for a return or an indirect jump, or None.
 Step = tuple[str, int] | None
+StubSlot = tuple[str | None, int] | None  # a stub's slot: (None, its address) or (register, offset from its value)
 Reader = Callable[[int, int], bytes | None]
 
 
@@ -118,12 +139,12 @@ def _s390x_step(insn: Any, sweep: Sweep) -> Step:
     return None
 
 
-def _s390x_stub(insns: list[Any]) -> int | None:
+def _s390x_stub(insns: list[Any]) -> StubSlot:
     """``larl %r1, slot; lg %r1, 0(%r1); br %r1``."""
     text = [(i.mnemonic, i.op_str) for i in insns[:3]]
     if len(text) == 3 and text[0][0] == "larl" and text[0][1].startswith("%r1,") and text[1:] == [
             ("lg", "%r1, 0(%r1)"), ("br", "%r1")]:
-        return _address(text[0][1].split(",")[1])
+        return None, _address(text[0][1].split(",")[1])
     return None
 
 
@@ -156,13 +177,75 @@ def _riscv64_step(insn: Any, sweep: Sweep) -> Step:
     return None
 
 
-def _riscv64_stub(insns: list[Any]) -> int | None:
+def _riscv64_stub(insns: list[Any]) -> StubSlot:
     """``auipc t3, hi; ld t3, lo(t3); jalr t1, t3, 0``."""
     text = [(i.mnemonic, [o.strip() for o in i.op_str.split(",")]) for i in insns[:3]]
     if (len(text) == 3 and text[0][0] == "auipc" and text[0][1][0] == "t3" and text[1][0] == "ld"
             and text[1][1][0] == "t3" and text[1][1][1].endswith("(t3)") and text[2] == ("jalr", ["t1", "t3", "0"])):
-        return int(insns[0].address) + _page(text[0][1][1]) * 4096 + int(text[1][1][1].removesuffix("(t3)"), 0)
+        return None, int(insns[0].address) + _page(text[0][1][1]) * 4096 + int(text[1][1][1].removesuffix("(t3)"), 0)
     return None
+
+
+def _ppc64_entry(read: Reader, md: Any, start: int) -> dict[str, int]:
+    """r2, the TOC pointer, from the function's global entry ``addis r2, r12, hi; addi r2, r2, lo``: at the start,
+    or 8 bytes before (a local entry)."""
+    for entry in (start, start - 8):
+        insns = [(i.mnemonic, i.op_str) for i in md.disasm(read(entry, 8) or b"", entry)]
+        if (len(insns) == 2 and insns[0][0] == "addis" and insns[0][1].startswith("r2, r12, ")
+                and insns[1][0] == "addi" and insns[1][1].startswith("r2, r2, ")):
+            hi, lo = (int(text.split(", ")[2], 0) for text in (insns[0][1], insns[1][1]))
+            return {"r2": entry + (hi << 16) + lo}
+    return {}
+
+
+def _ppc64_step(insn: Any, sweep: Sweep) -> Step:
+    m, ops = insn.mnemonic.rstrip("+-"), [o.strip() for o in insn.op_str.split(",")] if insn.op_str else []
+    link = insn.bytes[0] & 1  # the LK bit: capstone's names are ambiguous (bnl: not less; bnll: and link)
+    target = ops[-1] if ops and ops[-1].startswith("0x") else None
+    if m in ("b", "bl") and target:
+        return ("call" if m == "bl" else "jump"), _address(target)
+    if m.startswith("b") and target:  # bc: a conditional branch, or with link, not a call
+        return None if link else ("branch", _address(target))
+    if m == "addis" or m == "addi":
+        if ops[0] != "r2":  # the TOC pointer stays what the entry set
+            sweep.registers.pop(ops[0], None)
+            sweep.loaded.pop(ops[0], None)
+            if m == "addis" and ops[1] == "r2" and "r2" in sweep.registers:
+                sweep.registers[ops[0]] = sweep.registers["r2"] + (int(ops[2], 0) << 16)
+    elif m == "ld":
+        memory = re.fullmatch(r"(-?(?:0x)?[0-9a-f]+)\((r\d+)\)", ops[1])
+        base = sweep.registers.get(memory[2]) if memory else None
+        if ops[0] != "r2":
+            sweep.registers.pop(ops[0], None)
+            sweep.loaded.pop(ops[0], None)
+        if memory and base is not None:
+            sweep.loaded[ops[0]] = base + int(memory[1], 0)
+    elif m == "mtctr":
+        if ops[0] in sweep.loaded:
+            sweep.registers["ctr"] = sweep.loaded[ops[0]]
+        else:
+            sweep.registers.pop("ctr", None)
+    elif m in ("bctr", "bctrl") and "ctr" in sweep.registers:
+        return ("slot-jump" if m == "bctr" else "slot-call"), sweep.registers["ctr"]
+    elif m in ("bctr", "blr"):
+        return "end", 0
+    return None
+
+
+def _ppc64_stub(insns: list[Any]) -> StubSlot:
+    """``[std r2, 0x18(r1);] [addis r12, r2, hi;] ld r12, lo(r12 or r2); mtctr r12; bctr``: the slot from r2."""
+    text = [(i.mnemonic, i.op_str) for i in insns]
+    if text[:1] == [("std", "r2, 0x18(r1)")]:
+        text = text[1:]
+    offset = 0
+    if text and text[0][0] == "addis" and text[0][1].startswith("r12, r2, "):
+        offset, text, base = int(text[0][1].split(", ")[2], 0) << 16, text[1:], "r12"
+    else:
+        base = "r2"
+    load = re.fullmatch(rf"r12, (-?(?:0x)?[0-9a-f]+)\({base}\)", text[0][1]) if text and text[0][0] == "ld" else None
+    if load is None or text[1:3] != [("mtctr", "r12"), ("bctr", "")]:
+        return None
+    return "r2", offset + int(load[1], 0)
 
 
 @dataclass(frozen=True)
@@ -171,14 +254,17 @@ class Reference:
     slot_types: frozenset[int]
     relative: int
     step: Callable[[Any, Sweep], Step]
-    stub: Callable[[list[Any]], int | None]
+    stub: Callable[[list[Any]], StubSlot]
     stub_size: int
+    entry: Callable[[Reader, Any, int], dict[str, int]] = lambda read, md, start: {}  # registers set on entry
 
 
 REFERENCES = {
     "s390x": Reference(("CS_ARCH_SYSZ", "CS_MODE_BIG_ENDIAN"), frozenset({10, 11}), 12, _s390x_step, _s390x_stub, 14),
     "riscv64": Reference(("CS_ARCH_RISCV", "CS_MODE_RISCV64", "CS_MODE_RISCVC"), frozenset({5}), 3, _riscv64_step,
                          _riscv64_stub, 12),
+    "ppc64": Reference(("CS_ARCH_PPC", "CS_MODE_64", "CS_MODE_LITTLE_ENDIAN"), frozenset({20, 21}), 22, _ppc64_step,
+                       _ppc64_stub, 20, _ppc64_entry),
 }
 
 
@@ -207,36 +293,46 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
         for tag in dynamic.iter_tags():
             tags.setdefault(tag.entry.d_tag, tag.entry.d_val)
         names: dict[int, str] = {}
-        addends: dict[int, int] = {}
+        written: dict[int, int] = {}  # what a relocation writes: RELATIVE's addend, or an own symbol's address
         for table in dynamic.get_relocation_tables().values():
             for r in table.iter_relocations():
-                if r["r_info_type"] in ref.slot_types and r["r_info_sym"]:
-                    names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
-                elif r["r_info_type"] == ref.relative:
-                    addends[r["r_offset"]] = r["r_addend"]
+                symbol = dynamic.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
+                if r["r_info_type"] in ref.slot_types and symbol is not None:
+                    names.setdefault(r["r_offset"], symbol.name)
+                if symbol is not None and symbol["st_shndx"] != "SHN_UNDEF" and symbol["st_value"]:
+                    written[r["r_offset"]] = symbol["st_value"] + r["r_addend"]
+                elif symbol is None and r["r_info_type"] == ref.relative:
+                    written[r["r_offset"]] = r["r_addend"]
     mode = 0
     for name in ref.capstone[1:]:
         mode |= getattr(capstone, name)
     md = capstone.Cs(getattr(capstone, ref.capstone[0]), mode)
+    md.skipdata = arch == "ppc64"  # a word capstone cannot decode (padding after a call that never returns)
     word = 8
     starts = [tags["DT_INIT"]] if tags.get("DT_INIT") else []
     for k in range(min(tags.get("DT_INIT_ARRAYSZ", 0) // word, MAX_INIT_FUNCTIONS + 1)):
         at = tags["DT_INIT_ARRAY"] + k * word
         raw = read(at, word)
         value = int.from_bytes(raw, "little" if little else "big") if raw and len(raw) == word else 0
-        value = value or addends.get(at, 0)
+        value = value or written.get(at, 0)
         if value and value != (1 << 64) - 1:
             starts.append(value)
-    stubs: dict[int, int | None] = {}
+    stubs: dict[int, StubSlot] = {}
 
-    def stub(target: int) -> int | None:
+    def stub(target: int, registers: dict[str, int]) -> int | None:
         if target not in stubs:
             raw = read(target, ref.stub_size)
             stubs[target] = ref.stub(list(md.disasm(raw, target, 6))) if raw else None
-        return stubs[target]
+        found = stubs[target]
+        if found is None:
+            return None
+        base, offset = found
+        if base is None:
+            return offset
+        return registers[base] + offset if base in registers else None
 
     def sweep(start: int, budget: int) -> tuple[int, set[int], list[int]]:
-        s, used = Sweep(start, start), 0
+        s, used = Sweep(start, start, registers=ref.entry(read, md, start)), 0
         for insn in md.disasm(read(start, 6 * budget + 16) or b"", start):
             if used >= budget:
                 break
@@ -248,7 +344,7 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
             if kind == "branch":
                 s.furthest = max(s.furthest, value)
             elif kind == "call":
-                slot = stub(value)
+                slot = stub(value, s.registers)
                 if slot is None:
                     s.calls.append(value)
                 else:
@@ -261,7 +357,7 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
                 if here >= s.furthest:
                     break
             else:  # an unconditional jump: into a stub, out of the function (a tail call), or inside it
-                slot = stub(value)
+                slot = stub(value, s.registers)
                 if slot is not None:
                     s.slots.add(slot)
                 elif value < start or (value > here and here >= s.furthest):
