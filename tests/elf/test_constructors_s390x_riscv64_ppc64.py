@@ -414,15 +414,16 @@ def test_real_debian_libraries_agree_with_capstone(arch: str) -> None:
     assert len(compared) >= len(PACKAGES), sorted(compared)
 
 
-class FakeMemory:
-    """A memory image of hostile bytes: every address reads as the same random code."""
+class Image:
+    """A memory image for a decoder: segments at their addresses, or (``everywhere``) the same bytes at every
+    64-byte boundary, so that any branch target reads as code."""
 
-    def __init__(self, arch: str, code: bytes) -> None:
-        self.arch, self.code, self._little = arch, code, arch != "s390x"
+    def __init__(self, arch: str, segments: dict[int, bytes], everywhere: bytes | None = None) -> None:
+        self.arch, self.segments, self.everywhere = arch, segments, everywhere
 
     @property
     def little(self) -> bool:
-        return self._little
+        return self.arch != "s390x"
 
     @property
     def word_size(self) -> int:
@@ -433,11 +434,16 @@ class FakeMemory:
         return {}
 
     def read_code(self, vaddr: int, size: int) -> bytes | None:
-        return self.code[vaddr % 64 : vaddr % 64 + size] if vaddr >= 0 else None
+        if self.everywhere is not None:
+            return self.everywhere[vaddr % 64 : vaddr % 64 + size] if vaddr >= 0 else None
+        for start, data in self.segments.items():
+            if start <= vaddr < start + len(data):
+                return data[vaddr - start : vaddr - start + size]
+        return None
 
     def word(self, vaddr: int) -> int | None:
         raw = self.read_code(vaddr, 8)
-        return int.from_bytes(raw, "little" if self._little else "big") if raw and len(raw) == 8 else None
+        return int.from_bytes(raw, "little" if self.little else "big") if raw and len(raw) == 8 else None
 
     def plt_slot(self, target: int) -> int | None:
         return MACHINES[self.arch].plt_slot(self, target)
@@ -449,8 +455,59 @@ def test_hostile_bytes_never_raise_and_respect_the_budget(arch: str) -> None:
     machine, rng = MACHINES[arch], random.Random(19)
     for _ in range(2000):
         code = rng.randbytes(rng.randrange(0, 200))
-        memory = FakeMemory(arch, code)
         budget = rng.randrange(1, 60)
-        used, slots, calls = machine.decode(code, 0x1000, budget, memory)
+        used, slots, calls = machine.decode(code, 0x1000, budget, Image(arch, {}, code))
         assert 0 <= used <= budget
         assert all(isinstance(s, int) for s in slots) and all(isinstance(c, int) for c in calls)
+
+
+def _le(*words: int) -> bytes:
+    return b"".join(w.to_bytes(4, "little") for w in words)
+
+
+def _rv_jal(rd: int, offset: int) -> int:
+    o = offset & 0x1FFFFF
+    return (o >> 20 & 1) << 31 | (o >> 1 & 0x3FF) << 21 | (o >> 11 & 1) << 20 | (o >> 12 & 0xFF) << 12 | rd << 7 | 0x6F
+
+
+def _rv_i(opcode: int, funct3: int, rd: int, rs1: int, imm: int) -> int:
+    return (imm & 0xFFF) << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | opcode
+
+
+def _rv_stub(slot_page: int, low: int) -> bytes:  # auipc t3, page; ld t3, low(t3); jalr t1, t3; nop
+    return _le(slot_page << 12 | 28 << 7 | 0x17, _rv_i(0x03, 3, 28, 28, low), _rv_i(0x67, 0, 6, 28, 0), 0x13)
+
+
+# Each: a function at 0x1000 whose conditional branch jumps past a return, then a call or tail jump through a
+# stub (at 0x1100, slot 0x2000) and through a second slot; (segments, instructions used, slots, own calls).
+HAND_ASSEMBLED: dict[str, tuple[dict[int, bytes], int, set[int], list[int]]] = {
+    "s390x": ({
+        # cije %r2, 0, 0x100c; br %r14; nopr; nopr; brasl %r14, 0x1200; jg 0x1100
+        0x1000: bytes.fromhex("ec280006007e" "07fe" "0707" "0707" "c0e5000000fa" "c0f400000077"),
+        # larl %r1, 0x2000; lg %r1, 0(%r1); br %r1
+        0x1100: bytes.fromhex("c01000000780" "e31010000004" "07f1"),
+    }, 6, {0x2000}, [0x1200]),
+    "riscv64": ({
+        # c.beqz a0, +6; c.jr ra; c.nop; jal ra, 0x1100; auipc t1, 0; jalr zero, 0x116(t1) (a tail jump to 0x1120)
+        0x1000: (0xC119).to_bytes(2, "little") + (0x8082).to_bytes(2, "little") + (0x0001).to_bytes(2, "little")
+        + _le(_rv_jal(1, 0x1100 - 0x1006), 6 << 7 | 0x17, _rv_i(0x67, 0, 0, 6, 0x116)),
+        0x1100: _rv_stub(1, -0x100) + bytes(16) + _rv_stub(1, -0x118),  # slots 0x2000 and 0x2008
+    }, 6, {0x2000, 0x2008}, []),
+    "ppc64": ({
+        # addis r2, r12, 1; addi r2, r2, 0 (TOC 0x11000); beq 0x1014; blr; nop; bl 0x1100; ld r2, 24(r1);
+        # ld r12, -0x7ff8(r2); mtctr r12; bctrl; bl 0x1200; blr
+        0x1000: _le(0x3C4C0001, 0x38420000, 0x4182000C, 0x4E800020, 0x60000000, 0x480000ED, 0xE8410018,
+                    0xE9828008, 0x7D8903A6, 0x4E800421, 0x480001D9, 0x4E800020),
+        # std r2, 24(r1); ld r12, -0x8000(r2); mtctr r12; bctr
+        0x1100: _le(0xF8410018, 0xE9828000, 0x7D8903A6, 0x4E800420),
+    }, 12, {0x9000, 0x9008}, [0x1200]),
+}
+
+
+@pytest.mark.parametrize("arch", MINE)
+def test_a_conditional_branch_past_a_return_keeps_the_sweep_going(arch: str) -> None:
+    registered(arch)
+    segments, used, slots, calls = HAND_ASSEMBLED[arch]
+    assert MACHINES[arch].decode(segments[0x1000], 0x1000, 100, Image(arch, segments)) == (used, slots, calls)
+    # Without the budget to reach them, none is found.
+    assert MACHINES[arch].decode(segments[0x1000], 0x1000, 2, Image(arch, segments)) == (2, set(), [])

@@ -23,15 +23,20 @@ _BCTR, _BCTRL, _BLR = 0x4E800420, 0x4E800421, 0x4E800020
 
 
 def _words(memory: Memory, address: int, n: int) -> tuple[int, ...]:
-    code = memory.read_code(address, 4 * n)
-    return struct.unpack(f"<{n}I", code) if code is not None and len(code) == 4 * n else ()
+    """``n`` words at ``address``, or fewer up to where its segment ends, padded with zeros."""
+    for size in range(4 * n, 0, -4):
+        code = memory.read_code(address, size)
+        if code is not None and len(code) >= 4:
+            whole = len(code) // 4
+            return (*struct.unpack(f"<{whole}I", code[: 4 * whole]), *(0,) * (n - whole))
+    return ()
 
 
 def toc_of(memory: Memory, function: int) -> int | None:
     """The TOC pointer a function sets at its global entry: at ``function``, or 8 bytes before (a local entry)."""
     for entry in (function, function - 8):
         words = _words(memory, entry, 2)
-        if words and words[0] & 0xFFFF0000 == 0x3C4C0000 and words[1] & 0xFFFF0000 == 0x38420000:
+        if len(words) == 2 and words[0] & 0xFFFF0000 == 0x3C4C0000 and words[1] & 0xFFFF0000 == 0x38420000:
             return entry + (sign(words[0] & 0xFFFF, 16) << 16) + sign(words[1] & 0xFFFF, 16)
     return None
 
