@@ -22,7 +22,7 @@ from tests.oracle.probe import debian_package
 from tests.support import unavailable
 
 DEBIAN_ARCH = {"s390x": "s390x", "riscv64": "riscv64", "ppc64": "ppc64el"}
-# Debian trixie packages whose libraries have constructors (C++ static initialisers, libgcc's, libgomp's),
+# Debian trixie packages whose libraries have constructors (C++ static initialisers, libgcc's, libgomp's, OpenBLAS's),
 # pinned by the sha256 of the .deb per Debian architecture.
 PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
     "libstdc++6": ("14.2.0-19", {
@@ -69,6 +69,11 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
         "s390x": "0227f0fde96fb6e8d96c5c333a8ef3b5c27c58d42887820520c7ee62821ba2a6",
         "riscv64": "8185880363d3820df66fa62d0bb7a9356641486a845e1e8e012ec65878386ebe",
         "ppc64el": "11f3e239b5462f6429123ca50d49ef30365009214779fe3a7d44f115bd11b672",
+    }),
+    "libopenblas0-pthread": ("0.3.29+ds-3", {  # its gotoblas_init entry is symbolic (R_*_64): not started from
+        "s390x": "338b36e385563372e9a5dfa30436f6b655a26c1593b8c3861fcaf048c64658fd",
+        "riscv64": "acd8d2be64839841ba5a4ecd272dfe64303fb5192e0848ebd2096ab4b99aac30",
+        "ppc64el": "3aa1d4399c4f1832ce1a83541550c061ed200999b9fae20487aa90f2fa581b60",
     }),
 }
 MINE = sorted(DEBIAN_ARCH)
@@ -293,16 +298,13 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
         for tag in dynamic.iter_tags():
             tags.setdefault(tag.entry.d_tag, tag.entry.d_val)
         names: dict[int, str] = {}
-        written: dict[int, int] = {}  # what a relocation writes: RELATIVE's addend, or an own symbol's address
+        addends: dict[int, int] = {}  # an init_array entry the file holds as 0 is its RELATIVE relocation's addend
         for table in dynamic.get_relocation_tables().values():
             for r in table.iter_relocations():
-                symbol = dynamic.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
-                if r["r_info_type"] in ref.slot_types and symbol is not None:
-                    names.setdefault(r["r_offset"], symbol.name)
-                if symbol is not None and symbol["st_shndx"] != "SHN_UNDEF" and symbol["st_value"]:
-                    written[r["r_offset"]] = symbol["st_value"] + r["r_addend"]
-                elif symbol is None and r["r_info_type"] == ref.relative:
-                    written[r["r_offset"]] = r["r_addend"]
+                if r["r_info_type"] in ref.slot_types and r["r_info_sym"]:
+                    names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
+                elif r["r_info_type"] == ref.relative:
+                    addends[r["r_offset"]] = r["r_addend"]
     mode = 0
     for name in ref.capstone[1:]:
         mode |= getattr(capstone, name)
@@ -314,7 +316,7 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
         at = tags["DT_INIT_ARRAY"] + k * word
         raw = read(at, word)
         value = int.from_bytes(raw, "little" if little else "big") if raw and len(raw) == word else 0
-        value = value or written.get(at, 0)
+        value = value or addends.get(at, 0)
         if value and value != (1 << 64) - 1:
             starts.append(value)
     stubs: dict[int, StubSlot] = {}
@@ -391,7 +393,7 @@ def libraries(arch: str) -> Iterator[tuple[str, Path]]:
     debian = DEBIAN_ARCH[arch]
     for package, (version, digests) in PACKAGES.items():
         root = debian_package(package, version, debian, digests[debian])
-        for path in sorted(root.glob("usr/lib/*-linux-gnu*/*.so*")):
+        for path in sorted(root.glob("usr/lib/*-linux-gnu*/**/*.so*")):
             if not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
                 yield package, path
 
