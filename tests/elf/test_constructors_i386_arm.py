@@ -7,6 +7,8 @@ function)."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,12 @@ class Sweep:
         self.slots: set[int] = set()
         self.calls: list[int] = []
 
+    def branch(self, target: int, mode_bit: int) -> None:
+        """A conditional branch; one to before the start reaches a part placed elsewhere (``fn.cold``): a callee."""
+        if target < self.start:
+            self.calls.append(target | mode_bit)
+        self.furthest = max(self.furthest, target)
+
     def jump(self, here: int, target: int, mode_bit: int, slot: int | None) -> bool:
         """An unconditional direct jump: whether the sweep ends."""
         if slot is not None:
@@ -222,7 +230,7 @@ def sweep_i386(image: Image, start: int, budget: int) -> tuple[int, Sweep]:
             if here >= sweep.furthest:
                 break
         elif x86.X86_GRP_JUMP in insn.groups:  # Jcc, JECXZ, LOOP
-            sweep.furthest = max(sweep.furthest, ops[0].imm & MASK)
+            sweep.branch(ops[0].imm & MASK, 0)
         elif x86.X86_GRP_RET in insn.groups:
             if here >= sweep.furthest:
                 break
@@ -341,12 +349,12 @@ def sweep_arm(image: Image, function: int, budget: int) -> tuple[int, Sweep]:
         if name == "b":
             target = ops[0].imm & MASK
             if not always:
-                sweep.furthest = max(sweep.furthest, target)
+                sweep.branch(target, thumb)
             elif sweep.jump(here, target, thumb, _arm_plt_slot(image, target)):
                 break
             continue
         if name in ("cbz", "cbnz"):
-            sweep.furthest = max(sweep.furthest, ops[1].imm & MASK)
+            sweep.branch(ops[1].imm & MASK, thumb)
             continue
         if arm.ARM_REG_PC in writes and name != "it":  # pop/ldm/ldr/mov into pc: a return
             if always and here >= sweep.furthest:
@@ -416,6 +424,54 @@ def test_constructor_calls_agree_with_capstone(arch: str, package: tuple[str, st
         facts = read_elf_file(path)
         assert facts.machine == arch
         assert set(facts.constructor_calls) == capstone_calls(path, arch), path.name
+
+
+# Debian's cross gcc (gcc-i686-linux-gnu, gcc-arm-linux-gnueabihf): GCC's code as Debian's libraries have it, which
+# zig's clang does not produce: armhf in Thumb-2, i386's -fno-plt calls through %ebx, a constructor's unlikely path
+# moved to ``init.cold`` before it.
+CROSS_GCC = {"i386": "i686-linux-gnu-gcc", "arm": "arm-linux-gnueabihf-gcc"}
+COLD = """
+#include <stdio.h>
+#include <stdlib.h>
+int in_helper;
+__attribute__((noinline)) static void helper(void) { in_helper = puts("helper"); }
+__attribute__((constructor)) static void init(void) { helper(); if (!getenv("X")) abort(); }
+"""
+AT_INIT = """
+#include <gnu/libc-version.h>
+const char *seen;
+__attribute__((constructor)) static void init(void) { seen = gnu_get_libc_version(); }
+"""
+
+
+def gcc_build(tmp: Path, arch: str, source: str, *flags: str) -> Path:
+    cc = CROSS_GCC[arch]
+    if shutil.which(cc) is None:
+        unavailable(f"{cc} is not installed (Debian package gcc-{cc.removesuffix('-gcc')})")
+    (tmp / "lib.c").write_text(source)
+    out = tmp / "lib.so"
+    proc = subprocess.run([cc, "-O2", "-fPIC", "-shared", "-fno-stack-protector", "-o", str(out), str(tmp / "lib.c"),
+                           *flags], capture_output=True, text=True)
+    if proc.returncode:
+        pytest.fail(proc.stderr)
+    return out
+
+
+@pytest.mark.parametrize("arch", sorted(DEBIAN))
+def test_gcc_code_calls_are_found(tmp_path: Path, arch: str) -> None:
+    _need("elftools")
+    from elftools.elf.elffile import ELFFile
+
+    path = gcc_build(tmp_path, arch, COLD)
+    with path.open("rb") as f:
+        symbols = {s.name: s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}
+    if arch == "arm":
+        assert symbols["init"] & 1  # Thumb
+    elif "init.cold" in symbols:  # abort() is called from the cold part only
+        assert symbols["init.cold"] < symbols["init"]
+    assert {"puts", "getenv", "abort"} <= set(read_elf_file(path).constructor_calls)
+    without_plt = gcc_build(tmp_path, arch, AT_INIT, "-fno-plt")
+    assert "gnu_get_libc_version" in read_elf_file(without_plt).constructor_calls
 
 
 class Memory:

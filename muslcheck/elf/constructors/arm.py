@@ -59,7 +59,11 @@ class _Sweep:
             self.furthest = max(self.furthest, target)
         return False
 
-    def branch(self, target: int) -> None:
+    def branch(self, target: int, thumb: bool) -> None:
+        """A conditional branch. One to before the function's start goes to a part of it placed elsewhere (GCC's
+        ``.text.unlikely`` ``fn.cold``): followed as a callee."""
+        if target < self.start:
+            self.calls.append(target | thumb)
         self.furthest = max(self.furthest, target)
 
     def literal(self, register: int, address: int) -> None:
@@ -147,7 +151,7 @@ def _decode_arm(code: bytes, pc: int, budget: int, sweep: _Sweep) -> int:
             elif w >> 24 & 1:
                 sweep.call(target, False)
             elif not always:
-                sweep.branch(target)
+                sweep.branch(target, False)
             elif sweep.jump(here, target, False):
                 break
         elif cond == 0xF:
@@ -243,13 +247,13 @@ def _decode_thumb(code: bytes, pc: int, budget: int, sweep: _Sweep) -> int:
                 elif op == 0x9000:  # B.W
                     target = (here + 4 + _thumb_branch(hw1, hw2)) & _MASK
                     if not always:
-                        sweep.branch(target)
+                        sweep.branch(target, True)
                     elif sweep.jump(here, target, True):
                         break
                 elif op == 0x8000 and hw1 >> 7 & 7 != 7:  # B<c>.W (T3)
                     s, j1, j2 = hw1 >> 10 & 1, hw2 >> 13 & 1, hw2 >> 11 & 1
                     offset = sign(s << 20 | j2 << 19 | j1 << 18 | (hw1 & 0x3F) << 12 | (hw2 & 0x7FF) << 1, 21)
-                    sweep.branch(here + 4 + offset)
+                    sweep.branch(here + 4 + offset, True)
             elif (hw1 == 0xE8BD and hw2 & 0x8000) or (hw1 == 0xF85D and hw2 == 0xFB04):  # POP.W {.., pc}, LDR pc
                 if always and here >= sweep.furthest:
                     break
@@ -269,13 +273,13 @@ def _decode_thumb(code: bytes, pc: int, budget: int, sweep: _Sweep) -> int:
         elif hw1 & 0xF800 == 0xE000:  # B
             target = (here + 4 + sign(hw1 & 0x7FF, 11) * 2) & _MASK
             if not always:
-                sweep.branch(target)
+                sweep.branch(target, True)
             elif sweep.jump(here, target, True):
                 break
         elif hw1 & 0xF000 == 0xD000 and hw1 >> 9 & 7 != 7:  # B<c>
-            sweep.branch(here + 4 + sign(hw1 & 0xFF, 8) * 2)
+            sweep.branch(here + 4 + sign(hw1 & 0xFF, 8) * 2, True)
         elif hw1 & 0xF500 == 0xB100:  # CBZ, CBNZ
-            sweep.branch(here + 4 + ((hw1 >> 9 & 1) << 6 | (hw1 >> 3 & 0x1F) << 1))
+            sweep.branch(here + 4 + ((hw1 >> 9 & 1) << 6 | (hw1 >> 3 & 0x1F) << 1), True)
         elif hw1 & 0xFF87 == 0x4780:  # BLX rm
             sweep.through(hw1 >> 3 & 15)
             sweep.clobber()

@@ -42,6 +42,14 @@ def _thunk_register(memory: Memory, target: int) -> int | None:
     return (code[1] >> 3) & 7
 
 
+def _branch(target: int, start: int, furthest: int, calls: list[int]) -> int:
+    """A conditional branch: how far the function reaches. One to before the function's start goes to a part of it
+    placed elsewhere (GCC's ``.text.unlikely`` ``fn.cold``): followed as a callee."""
+    if target < start:
+        calls.append(target)
+    return max(furthest, target)
+
+
 def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
     slots: set[int] = set()
     calls: list[int] = []
@@ -67,7 +75,8 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             if op2 in (0x38, 0x3A):
                 i += 1 + _modrm_size(code, i + 1) + (1 if op2 == 0x3A else 0)
             elif 0x80 <= op2 < 0x90:  # Jcc rel32
-                furthest = max(furthest, pc + i + 4 + int.from_bytes(code[i : i + 4], "little", signed=True))
+                furthest = _branch(pc + i + 4 + int.from_bytes(code[i : i + 4], "little", signed=True), pc,
+                                   furthest, calls)
                 i += 4
             elif op2 not in _NO_MODRM_0F:
                 known.pop((code[i] >> 3) & 7, None)
@@ -116,7 +125,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                 if slot is None and target > here:
                     furthest = max(furthest, target)
             else:
-                furthest = max(furthest, target)
+                furthest = _branch(target, pc, furthest, calls)
         elif op == 0xFF and reg in (2, 4) and modrm is not None:  # call / jmp *disp(%reg)
             mod, base = modrm >> 6, modrm & 7
             if mod in (1, 2) and base != 4 and base in known:
