@@ -177,4 +177,5 @@ def test_facts_are_completed_on_demand(samples_dir: Path) -> None:
     cache.remember((st.st_dev, st.st_ino), light)
     view = FactsView([ElfFile("/app/bin/fortify", (st.st_dev, st.st_ino), light, ())], cache)
     assert list(view) == ["/app/bin/fortify"] and len(view) == 1
-    assert view["/app/bin/fortify"] == read_elf_file(samples_dir / "fortify/app/bin/fortify")
+    # Completed with the symbols; a directory's files leave the constructors' code for a lazy dlopen to read.
+    assert view["/app/bin/fortify"] == read_elf_file(samples_dir / "fortify/app/bin/fortify", constructors=False)

@@ -282,3 +282,6 @@ class ElfFacts:
     symbols_read: bool = True
     # What DT_INIT and DT_INIT_ARRAY call through a PLT or GOT slot (elf/constructors/), sorted; () if not read.
     constructor_calls: tuple[str, ...] = ()
+    # False: not read yet. Only a lazy dlopen needs them, so a directory's files are read without them and the
+    # loader model reads them for the objects a lazy dlopen relocates (``FactsCache.with_constructor_calls``).
+    constructors_read: bool = True

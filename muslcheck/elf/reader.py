@@ -333,60 +333,65 @@ _EHDR_MAX: Final = 64  # the ELF identification and header, either class
 Fill = Callable[[int, int], None]  # (offset, size): put those bytes of the file in place before they are read
 
 
-def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True) -> ElfFacts:
-    """Read the facts of the ELF file at ``path`` (see ``read_elf``).
-
-    The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
-    It is read into anonymous memory, and only where the reader looks (``_LazyFile``): a sparse file costs the bytes
-    it really holds, and a table that claims a hole (or what a shrinking file no longer holds) is ``MalformedElf``.
-    The open never blocks (``O_NONBLOCK``) and anything but a regular file is refused."""
+def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True, constructors: bool | None = None) -> ElfFacts:
+    """Read the facts of the ELF file at ``path`` (see ``read_elf_descriptor``). The open never blocks
+    (``O_NONBLOCK``)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise MalformedElf("not a regular file")
-        if st.st_size == 0:
-            raise MalformedElf("empty file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise MalformedElf(f"ELF file of {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit: not read")
-        memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
-        with memory, memoryview(memory) as whole:
-            reader = _LazyFile(fd, whole, st.st_size)
-            return read_elf(whole, symbols=symbols, holes=reader.holes, fill=reader.fill)
+        return read_elf_descriptor(fd, symbols=symbols, constructors=constructors)
     finally:
         os.close(fd)
 
 
+def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | None = None) -> ElfFacts:
+    """Read the facts of the ELF file open at ``fd`` (see ``read_elf``); the descriptor stays open.
+
+    The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
+    It is read into anonymous memory, and only where the reader looks (``_LazyFile``): a sparse file costs the bytes
+    it really holds, and a table that claims a hole (or what a shrinking file no longer holds) is ``MalformedElf``.
+    Anything but a regular file is refused."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise MalformedElf("not a regular file")
+    if st.st_size == 0:
+        raise MalformedElf("empty file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise MalformedElf(f"ELF file of {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit: not read")
+    memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
+    with memory, memoryview(memory) as whole:
+        reader = _LazyFile(fd, whole, st)
+        return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill)
+
+
 class _LazyFile:
     """A file read into anonymous memory only where the ELF reader looks (its headers and dynamic tables, a few
-    percent of a library), a page run at a time: reading every byte cost 1.3x the scan. Its holes (``SEEK_HOLE``)
-    are known up front; bytes a shrinking file no longer holds end the read with ``MalformedElf``."""
+    percent of a library), a run of 4 KiB pages at a time: reading every byte cost 1.3x the scan, and 64 KiB pages
+    read twice the bytes (the headers, dynamic section and string tables are small and far apart). Its holes
+    (``SEEK_HOLE``) are known up front; bytes a shrinking file no longer holds end the read with ``MalformedElf``."""
 
-    _PAGE = 1 << 16
+    _PAGE = 1 << 12
 
-    def __init__(self, fd: int, whole: memoryview, size: int) -> None:
-        self.fd, self.whole, self.size = fd, whole, size
-        self.holes = _holes(fd, size)
-        self.loaded = bytearray((size + self._PAGE - 1) // self._PAGE)  # 1: that page was read
+    def __init__(self, fd: int, whole: memoryview, st: os.stat_result) -> None:
+        self.fd, self.whole, self.size = fd, whole, st.st_size
+        # A file with as many bytes of blocks as it is long holds all of them: no hole to look for.
+        self.holes = [] if st.st_blocks * 512 >= st.st_size else _holes(fd, st.st_size)
+        self.loaded = bytearray((self.size + self._PAGE - 1) // self._PAGE)  # 1: that page was read
 
     def fill(self, offset: int, size: int) -> None:
         first, last = offset // self._PAGE, min(offset + size - 1, self.size - 1) // self._PAGE
-        page = first
-        while page <= last:
-            if self.loaded[page]:
-                page += 1
-                continue
-            run = page
-            while run <= last and not self.loaded[run]:
-                run += 1
+        loaded = self.loaded
+        page = loaded.find(0, first, last + 1)  # the runs of pages not read yet, found at C speed
+        while page >= 0:
+            run = loaded.find(1, page, last + 1)
+            run = last + 1 if run < 0 else run
             start, end = page * self._PAGE, min(run * self._PAGE, self.size)
             while start < end:
                 n = os.preadv(self.fd, [self.whole[start : min(end, start + _READ_CHUNK)]], start)
                 if n <= 0:
                     raise MalformedElf(f"the file shrank to {start} bytes while it was read")
                 start += n
-            self.loaded[page:run] = b"\1" * (run - page)
-            page = run
+            loaded[page:run] = b"\1" * (run - page)
+            page = loaded.find(0, run, last + 1)
 
 
 def _holes(fd: int, size: int) -> list[tuple[int, int]]:
@@ -407,12 +412,14 @@ def _holes(fd: int, size: int) -> list[tuple[int, int]]:
     return holes
 
 
-def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, int]] = (),
-             fill: Fill | None = None) -> ElfFacts:
+def read_elf(data: Buffer, *, symbols: bool = True, constructors: bool | None = None,
+             holes: Sequence[tuple[int, int]] = (), fill: Fill | None = None) -> ElfFacts:
     """Read the facts musl's loader acts on from an in-memory ELF image.
 
     ``symbols=False`` stops after the dynamic section's tags: relocations, uses and exports stay
     empty and ``symbols_read`` is False (a problem in the symbol tables is then not yet found).
+    ``constructors`` (by default: as ``symbols``) reads what the init functions call (``constructor_calls``), from
+    their code; without it ``constructors_read`` is False.
     ``holes`` are (start, end) ranges, ascending, that the file does not really hold (a sparse file's holes):
     no table may lie in one. ``fill(offset, size)``, when given, is called before any bytes of ``data`` are read:
     it puts them there (``read_elf_file`` reads a file's bytes only when the reader needs them).
@@ -464,6 +471,8 @@ def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, i
 
     elf_type = _ELF_TYPES.get(e_type, ElfType.OTHER)
     found = _NO_DYNAMIC if dynamic is None else _read_dynamic(image, dynamic, machine, symbols)
+    if constructors is None:
+        constructors = symbols
     return ElfFacts(
         elf_class=layout.bits,
         little_endian=ident[5] == 1,
@@ -474,7 +483,8 @@ def read_elf(data: Buffer, *, symbols: bool = True, holes: Sequence[tuple[int, i
         has_tls=has_tls,
         **found._asdict(),
         symbols_read=symbols or dynamic is None,
-        constructor_calls=read_constructor_calls(image, dynamic, machine).names if symbols and dynamic else (),
+        constructor_calls=read_constructor_calls(image, dynamic, machine).names if constructors and dynamic else (),
+        constructors_read=constructors or dynamic is None,
     )
 
 

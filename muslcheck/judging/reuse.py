@@ -37,6 +37,10 @@ class RecordingRoot:
         self._read.add(resolved.path)
         return self.root.read_facts(resolved)
 
+    def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
+        self._read.add(resolved.path)
+        return self.root.read_constructor_calls(resolved)
+
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
         self._read.add(resolved.path)
         return self.root.read_head(resolved, limit)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from muslcheck.elf import ElfFacts
@@ -41,6 +42,10 @@ class FactsSource(Protocol):
     load it."""
 
     def get(self, resolved: Resolved) -> ElfFacts | NotLoadable: ...
+
+    def with_constructor_calls(self, path: str, identity: object, facts: ElfFacts) -> ElfFacts:
+        """``facts`` with ``constructor_calls`` read (a lazy dlopen relocates the file)."""
+        ...
 
 
 class FactsCache:
@@ -80,6 +85,21 @@ class FactsCache:
             return NotLoadable(MissingReason.EXEC_FORMAT, str(e))
         except OSError as e:
             return NotLoadable(MissingReason.UNREADABLE, error=e.strerror or "")
+
+    def with_constructor_calls(self, path: str, identity: object, facts: ElfFacts) -> ElfFacts:
+        """``facts`` of the file at ``path``, with ``constructor_calls`` read if they were not. A file that cannot
+        be read again (changed, gone) keeps none: its latent symbols stay latent. Header facts (no symbols read,
+        nothing to relocate) stay as they are."""
+        if facts.constructors_read or not facts.symbols_read:
+            return facts
+        resolved = self.root.resolve(path)
+        calls: tuple[str, ...] = ()
+        if isinstance(resolved, Resolved) and resolved.identity == identity:
+            with contextlib.suppress(MalformedElf, OSError):
+                calls = self.root.read_constructor_calls(resolved)
+        complete = replace(facts, constructor_calls=calls, constructors_read=True)
+        self._by_identity.put(identity, complete)
+        return complete
 
     def remember(self, identity: object, facts: ElfFacts) -> None:
         self._by_identity.put(identity, facts)

@@ -117,6 +117,8 @@ def load(
             continue
         # prepare_lazy (DL:2079-2086): a bind-now object is relocated in full even under RTLD_LAZY.
         lazy = lazy_mode and d.runtime_loaded and not d.facts.bind_now
+        if lazy:  # what its constructors call decides whether a deferred slot is fatal
+            d.facts = cache.with_constructor_calls(d.path, d.identity, d.facts)
         results[id(d)] = _relocated(d, memo.relocate(chain, d, lazy, target.rules, process.libc), target)
     objects = tuple(results.get(id(d)) or _snapshot(d) for d in process.objects)
     relr = () if target.rules.relr else tuple(o.path for o in objects if o.facts is not None and o.facts.has_relr)

@@ -184,7 +184,7 @@ def relocate(chain: Chain, dso: Dso, lazy: bool, rules: LoaderRules, libc: Dso,
     Only the uses that ``memo``'s plan cannot settle by set operations are walked: the special ones, and the
     plain names no object binds (their outcome, fixed once the lookup fails, is remembered)."""
     facts = dso.facts
-    assert facts is not None
+    assert facts is not None and (facts.constructors_read or not lazy or not facts.symbols_read)
     plan = memo.plan(dso.identity, facts, rules.version)
     unbound: set[str] = set()
     for need_def, names in plan.plain.items():

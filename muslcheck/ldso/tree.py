@@ -52,6 +52,10 @@ class RootFS(Protocol):
         """The file's ELF facts; MalformedElf when it is not a valid ELF file, OSError when unreadable."""
         ...
 
+    def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
+        """``ElfFacts.constructor_calls`` of a file whose facts were read without them (``constructors_read``)."""
+        ...
+
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
         """At most ``limit`` bytes from the start of a small file (the loader's path file, package databases)."""
         ...

@@ -145,6 +145,10 @@ class MemberOverlay:
             raise MalformedElf("not an ELF file")
         return self.base.read_facts(resolved)
 
+    def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
+        facts = self.members.get(resolved.path)
+        return facts.constructor_calls if facts is not None else self.base.read_constructor_calls(resolved)
+
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
         data = self.kept.get(resolved.path)
         return data[:limit] if data is not None else self.base.read_head(resolved, limit)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from muslcheck.elf import ElfFacts, is_elf, read_elf_file
+from muslcheck.elf import ElfFacts, is_elf, read_elf_descriptor
 from muslcheck.ldso.facts import ElfFile, FactsCache
 from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, join, resolve_links
 from muslcheck.model.errors import MalformedElf
@@ -26,6 +26,9 @@ class Discovered:
     archives: list[ArchiveMetadata]  # every archive read (nested ones too), with its metadata files
 
 
+_MAX_ENTRIES = 1 << 17  # paths whose lookup is remembered (about 30 MB at most); past it, looked up again
+
+
 class DirectoryRoot:
     """A host directory as the root filesystem, or, with ``mount``, as that one directory of an otherwise empty
     tree: a lone file keeps its whole path (``/opt/app/lib/x.so``) while nothing outside its directory exists."""
@@ -36,6 +39,7 @@ class DirectoryRoot:
         self.mount = "/" + mount.strip("/") if mount.strip("/") else "/"
         self._under = len(self.mount.rstrip("/"))  # characters of an in-tree path that name the mount
         self._resolved: dict[str, Resolved | Unresolvable] = {}
+        self._entries: dict[str, Entry | str] = {}  # each path looked up once: resolving repeats the directories
 
     def host_path(self, path: str) -> str:
         """Where a resolved in-root path lives on the host (a string: this runs for every lookup)."""
@@ -58,6 +62,14 @@ class DirectoryRoot:
         return resolve_links(path, self._entry)
 
     def _entry(self, path: str) -> Entry | str:
+        found = self._entries.get(path)
+        if found is None:
+            found = self._look_up(path)
+            if len(self._entries) < _MAX_ENTRIES:
+                self._entries[path] = found
+        return found
+
+    def _look_up(self, path: str) -> Entry | str:
         if not self._mounted(path):
             return Entry(False, True, None, ("above the mount", path)) if self._above_mount(path) else "no such file"
         host = self.host_path(path)
@@ -77,9 +89,17 @@ class DirectoryRoot:
         return open_beneath(self.host_root, path[self._under :], directory=directory)
 
     def read_facts(self, resolved: Resolved) -> ElfFacts:
+        """The facts without ``constructor_calls``: read only for the few files a lazy dlopen needs them of."""
         fd = self.open(resolved.path)
         try:
-            return read_elf_fd(fd)
+            return read_elf_descriptor(fd, constructors=False)
+        finally:
+            os.close(fd)
+
+    def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
+        fd = self.open(resolved.path)
+        try:
+            return read_elf_descriptor(fd, symbols=False, constructors=True).constructor_calls
         finally:
             os.close(fd)
 
@@ -122,15 +142,7 @@ def open_beneath(root: Path | str, relative: str, *, directory: bool = False) ->
     fd = os.open(root, _DIRECTORY_FLAGS & ~os.O_NOFOLLOW)  # the root as the user named it
     try:
         for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            if part == "..":
-                raise OSError(errno.ELOOP, _SWAPPED)
-            try:
-                child = os.open(part, _DIRECTORY_FLAGS if directory or not last else _FILE_FLAGS, dir_fd=fd)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):  # EMLINK: FreeBSD's O_NOFOLLOW
-                    raise OSError(errno.ELOOP, _SWAPPED, relative) from None
-                raise
+            child = open_in(fd, part, relative, directory=directory or index < len(parts) - 1)
             os.close(fd)
             fd = child
         return fd
@@ -139,15 +151,17 @@ def open_beneath(root: Path | str, relative: str, *, directory: bool = False) ->
         raise
 
 
-_FD_PATHS = "/proc/self/fd"
-
-
-def read_elf_fd(fd: int, *, symbols: bool = True) -> ElfFacts:
-    """``read_elf_file`` over an open descriptor: through its ``/proc/self/fd`` name, which reopens that very
-    file, never a path looked up again (Linux; without /proc mounted, ``OSError``: a finding)."""
-    if not os.path.isdir(_FD_PATHS):
-        raise OSError(errno.ENOENT, f"{_FD_PATHS} is not mounted: the file cannot be read safely")
-    return read_elf_file(f"{_FD_PATHS}/{fd}", symbols=symbols)
+def open_in(directory_fd: int, name: str, path: str, *, directory: bool = False) -> int:
+    """One component ``name`` of ``path``, opened in the directory open at ``directory_fd``, not followed if it
+    is a link: ``OSError(ELOOP)`` then (and for ``..``), with a message that says so."""
+    if name == "..":
+        raise OSError(errno.ELOOP, _SWAPPED, path)
+    try:
+        return os.open(name, _DIRECTORY_FLAGS if directory else _FILE_FLAGS, dir_fd=directory_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):  # EMLINK: FreeBSD's O_NOFOLLOW
+            raise OSError(errno.ELOOP, _SWAPPED, path) from None
+        raise
 
 
 def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skipped: list[Skip],
@@ -164,44 +178,51 @@ def add_archive_members(scanned: ArchiveScan, found: dict[object, ElfFile], skip
 MAX_DEPTH = 256  # directories below the root; deeper ones are a finding, not walked (Linux paths: 4,096 bytes)
 
 
-def _walk(top: str, onerror: Callable[[OSError], None], skipped: list[Skip],
-          host_root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk`` (top-down, links not followed, names sorted), with a stack instead of recursion (Python 3.11's
-    recurses: a tree 1,200 deep raised RecursionError) and a depth limit that reports."""
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    directory: str  # on the host
+    descriptor: int  # the directory, opened beneath the root: its files are opened relative to it
+    names: list[str]  # what is not a directory: files, links (to directories too), special files; sorted
+
+
+def _walk(root: Path, onerror: Callable[[OSError], None], skipped: list[Skip]) -> Iterator[_Listed]:
+    """Each directory of the root, top-down, sorted, links not followed: a stack instead of recursion (a tree
+    1,200 deep raised RecursionError) and a depth limit that reports. Each directory is opened beneath the root
+    (``open_beneath``) and listed through its descriptor, which stays open while its files are read."""
+    top = str(root)
     stack = [(top, 0)]
     while stack:
         directory, depth = stack.pop()
         try:
-            with os.scandir(directory) as it:
-                entries = list(it)
+            fd = open_beneath(root, os.path.relpath(directory, top), directory=True)
         except OSError as e:
-            onerror(e)
+            onerror(OSError(e.errno, e.strerror, directory))
             continue
-        dirnames: list[str] = []
-        filenames: list[str] = []
-        for entry in entries:
+        try:
             try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            (dirnames if is_dir or (entry.is_symlink() and _is_dir_link(entry.path)) else filenames).append(entry.name)
-        dirnames.sort()
-        yield directory, dirnames, filenames
-        real = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]
+                with os.scandir(fd) as it:
+                    entries = list(it)
+            except OSError as e:
+                onerror(OSError(e.errno, e.strerror, directory))
+                continue
+            real: list[str] = []
+            names: list[str] = []
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                (real if is_dir else names).append(entry.name)
+            names.sort()
+            yield _Listed(directory, fd, names)
+        finally:
+            os.close(fd)
         if real and depth + 1 > MAX_DEPTH:
-            rel = os.path.relpath(directory, host_root)
+            rel = os.path.relpath(directory, top)
             skipped.append(Skip("/" + rel.lstrip("./"), f"directories nested more than {MAX_DEPTH} deep: "
                                                         "what is below is not read"))
             continue
-        stack.extend((os.path.join(directory, d), depth + 1) for d in reversed(real))
-
-
-def _is_dir_link(path: str) -> bool:
-    """A link to a directory (os.walk lists it among the directories, and does not enter it)."""
-    try:
-        return os.path.isdir(path)
-    except OSError:
-        return False
+        stack.extend((os.path.join(directory, d), depth + 1) for d in sorted(real, reverse=True))
 
 
 def _starts_with_elf_magic(fd: int) -> bool:
@@ -226,14 +247,13 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
         rel = os.path.relpath(error.filename or str(root.host_root), root.host_root)
         skipped.append(Skip("/" + rel.lstrip("./"), f"unreadable directory: {error.strerror}"))
 
-    for host_dir, dirnames, filenames in _walk(str(root.host_root), unreadable_dir, skipped, root.host_root):
-        rel = os.path.relpath(host_dir, root.host_root)
-        base = "/" if rel == "." else "/" + rel.replace(os.sep, "/")
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(host_dir, d))]):
+    for listed in _walk(root.host_root, unreadable_dir, skipped):
+        rel = os.path.relpath(listed.directory, root.host_root)
+        base = "/" + rel.replace(os.sep, "/") if rel != "." else "/"
+        for name in listed.names:
             path = join(base, name)
-            host_path = os.path.join(host_dir, name)
             try:
-                st = os.lstat(host_path)
+                st = os.stat(name, dir_fd=listed.descriptor, follow_symlinks=False)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue
@@ -250,12 +270,12 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                 found[identity] = ElfFile(seen.path, identity, seen.facts, (*seen.aliases, path))
                 continue
             try:
-                with open(root.open(path), "rb") as f:
+                with open(open_in(listed.descriptor, name, path), "rb") as f:
                     if not _starts_with_elf_magic(f.fileno()):
                         if is_archive_name(name) and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                             add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
                         continue
-                    facts = read_elf_fd(f.fileno(), symbols=False)
+                    facts = read_elf_descriptor(f.fileno(), symbols=False)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from muslcheck.elf import read_elf_file
+from muslcheck.elf import ElfFacts, read_elf_file
 from muslcheck.elf.constructors import MACHINES
 from muslcheck.ldso.facts import FactsCache
 from muslcheck.ldso.load import Context, Effect, load
 from muslcheck.ldso.tables import Catalog
 from muslcheck.ldso.target import Target
+from muslcheck.ldso.tree import Resolved
 from muslcheck.targets.directory import DirectoryRoot
 from tests.support import unavailable
 
@@ -132,3 +133,50 @@ def test_the_report_says_the_constructor_calls_it(tmp_path: Path) -> None:
     [f] = report.files
     assert [(s.name, s.fatal) for s in f.unresolved_symbols] == [("gnu_get_libc_version", True)]
     assert any("its constructor calls gnu_get_libc_version during dlopen" in note for note in f.notes)
+
+
+def test_a_directory_reads_constructor_code_only_for_a_lazy_dlopen(tmp_path: Path) -> None:
+    """A directory's files are read without their constructors' code; the loader model reads it for the objects
+    a lazy dlopen relocates, and only for them."""
+    build(tmp_path, "x86_64", "libatinit", AT_INIT)
+    root = DirectoryRoot(tmp_path)
+    resolved = root.resolve("/lib/libatinit.so")
+    assert isinstance(resolved, Resolved)
+    cache = FactsCache(root)
+    facts = cache.get(resolved)
+    assert isinstance(facts, ElfFacts)
+    assert not facts.constructors_read and facts.constructor_calls == ()
+    read: list[str] = []
+    real = root.read_constructor_calls
+
+    def counted(r: Resolved) -> tuple[str, ...]:
+        read.append(r.path)
+        return real(r)
+
+    root.read_constructor_calls = counted  # type: ignore[method-assign]
+    catalog = Catalog()
+    version = catalog.musl_versions[-1]
+    target = Target("x86_64", catalog.musl_exports(version, "x86_64"), catalog.loader_rules(version))
+    load(root, cache, target, "/lib/libatinit.so", Context.DLOPEN_NOW)
+    assert read == []  # RTLD_NOW: the name is fatal anyway, the code is not read
+    load(root, cache, target, "/lib/libatinit.so", Context.DLOPEN_LAZY)
+    load(root, cache, target, "/lib/libatinit.so", Context.DLOPEN_LAZY)
+    assert read == ["/lib/libatinit.so"]  # once: the completed facts replace the cached ones
+    completed = cache.get(resolved)
+    assert isinstance(completed, ElfFacts) and completed.constructors_read
+    assert completed.constructor_calls == read_elf_file(tmp_path / "lib/libatinit.so").constructor_calls
+    assert "gnu_get_libc_version" in completed.constructor_calls
+
+
+def test_a_file_replaced_since_it_was_read_keeps_no_constructor_calls(tmp_path: Path) -> None:
+    build(tmp_path, "x86_64", "libatinit", AT_INIT)
+    root = DirectoryRoot(tmp_path)
+    resolved = root.resolve("/lib/libatinit.so")
+    assert isinstance(resolved, Resolved)
+    cache = FactsCache(root)
+    facts = cache.get(resolved)
+    assert isinstance(facts, ElfFacts)
+    other = cache.with_constructor_calls("/lib/libatinit.so", ("another", "inode"), facts)
+    assert other.constructors_read and other.constructor_calls == ()  # its latent names stay latent
+    same = cache.with_constructor_calls("/lib/libatinit.so", resolved.identity, facts)
+    assert "gnu_get_libc_version" in same.constructor_calls

@@ -88,13 +88,13 @@ def test_a_file_that_shrinks_while_read_is_a_finding_not_a_signal(tmp_path: Path
                 0x4000)
     path.write_bytes(path.read_bytes())  # written whole: no holes, every page is data
     assert read_elf_file(path).needed == ("libc.so.6",)
-    real = reader._holes
+    real = reader._LazyFile.__init__
 
-    def shrinking(fd: int, size: int) -> list[tuple[int, int]]:
+    def shrinking(self: reader._LazyFile, fd: int, whole: memoryview, st: os.stat_result) -> None:
+        real(self, fd, whole, st)
         os.truncate(path, 0x1000)  # after the size was taken, before a byte was read
-        return real(fd, size)
 
-    monkeypatch.setattr(reader, "_holes", shrinking)
+    monkeypatch.setattr(reader._LazyFile, "__init__", shrinking)
     with pytest.raises(MalformedElf, match="shrank"):
         read_elf_file(path)
 

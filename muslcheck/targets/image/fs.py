@@ -134,6 +134,9 @@ class ImageRoot:
             return node.content.read(read_elf)  # the facts in full, from the mapped layer
         return node.facts
 
+    def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
+        return self.read_facts(resolved).constructor_calls  # a layer's files are read with them
+
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
         node = self.nodes[resolved.path]
         if node.head is None:
