@@ -30,6 +30,8 @@ from muslcheck.model.report import (
 )
 from muslcheck.model.rules import RULES
 
+_NULL, _FATAL = Effect.NULL, Effect.FATAL  # read once: an Effect member is a slow descriptor lookup
+
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
 TOOLCHAIN_WEAK = frozenset({
     "_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__gmon_start__", "_Jv_RegisterClasses",
@@ -92,17 +94,22 @@ def problems(
         if obj.facts is None or not in_scope(obj.path):
             continue
         gcompat_names = gcompat.symbols_for(obj.facts.machine) if gcompat is not None and obj.unresolved else ()
+        # The missing library that will probably provide a symbol (musl cannot be blamed before it is there): the
+        # one its version names, else the first awaited.
+        pending_on = awaited[0] if awaited else None
         for u in obj.unresolved:
-            if u.effect is Effect.NULL:
+            effect = u.effect
+            if effect is _NULL:
                 if u.name not in TOOLCHAIN_WEAK:
                     weak_null.add(u.name)
                 continue
+            library = u.version_library
             symbols.append(SymbolFinding(
                 name=u.name, version=u.version, weak=u.weak, relocations=u.relocations,
-                fatal=u.effect is Effect.FATAL, effect=u.effect, file=obj.path,  # both from the one Effect
-                from_library=u.version_library,
+                fatal=effect is _FATAL, effect=effect, file=obj.path,  # both from the one Effect
+                from_library=library,
                 gcompat=u.name in gcompat_names,
-                pending_on=_pending_on(u.version_library, awaited),
+                pending_on=pending_on if library is None else library if library in awaited else None,
             ))
         machine = obj.facts.machine
         relocations.extend(
@@ -176,14 +183,6 @@ def _findings(
         out.append(_finding("wrong-architecture", blocked, path, desc.split(" ", 1)[0], desc,
                             f"{desc} is built for another architecture"))
     return out
-
-
-def _pending_on(version_library: str | None, awaited: Sequence[str]) -> str | None:
-    """The missing library that will probably provide this symbol (one from a package first): the one its
-    version names, else the first. musl cannot be blamed for it before that library is there."""
-    if version_library is not None:
-        return version_library if version_library in awaited else None
-    return awaited[0] if awaited else None
 
 
 def decide(plain: Problems, with_gcompat: Problems | None) -> Verdict:
