@@ -413,7 +413,7 @@ def _raw_lief(binary: Any) -> _Raw:
 
 # --- constructor calls (ElfFacts.constructor_calls), decoded by capstone ------------------------
 
-_CTOR_MAX_INSTRUCTIONS, _CTOR_MAX_FUNCTIONS, _CTOR_MAX_DEPTH = 2048, 64, 1
+_CTOR_MAX_INSTRUCTIONS, _CTOR_MAX_FUNCTIONS, _CTOR_MAX_DEPTH = 2048, 64, 2
 _CTOR_SLOTS = {"x86_64": ({6, 7}, 8), "aarch64": ({1025, 1026}, 1027)}  # GLOB_DAT, JUMP_SLOT; RELATIVE
 
 
@@ -425,7 +425,8 @@ class _Code:
     word_size: int
     read: Any  # (vaddr, size) -> bytes, or None outside every PT_LOAD file image
     tags: dict[int, int]
-    relocations: list[tuple[int, int, int, str | None]]  # (r_offset, type, addend, symbol name)
+    relocations: list[tuple[int, int, int, str | None, int | None]]  # (r_offset, type, addend, symbol name,
+    # where the object defines that symbol as a function, or None)
 
 
 def _constructor_calls(code: _Code) -> tuple[str, ...]:
@@ -436,10 +437,13 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
         return ()
     slot_types, relative = _CTOR_SLOTS[code.machine]
     slot_names: dict[int, str] = {}
-    for off, rtype, _, name in code.relocations:  # the first relocation of a slot names it
-        if rtype in slot_types and name:
-            slot_names.setdefault(off, name)
-    addends = {off: add for off, rtype, add, _ in code.relocations if rtype == relative}
+    slot_own: dict[int, int | None] = {}  # a slot's symbol, when the object defines it: its function
+    for off, rtype, _, name, own in code.relocations:  # the first relocation of a slot names it
+        if rtype in slot_types and name and off not in slot_names:
+            slot_names[off], slot_own[off] = name, own
+    # an init_array entry the file holds as 0: a RELATIVE relocation's addend, or an own function's address
+    addends = {off: add for off, rtype, add, name, _ in code.relocations if rtype == relative and not name}
+    addends.update({off: own + add for off, _, add, name, own in code.relocations if name and own is not None})
     starts = [code.tags[12]] if code.tags.get(12) else []
     base, size = code.tags.get(25), code.tags.get(27, 0)
     if base is not None:
@@ -562,8 +566,9 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
             used, slots, calls = sweep(function, budget)
             budget -= used
             names |= {slot_names[s] for s in slots if s in slot_names}
-            if depth < _CTOR_MAX_DEPTH:
-                for target in calls:
+            if depth < _CTOR_MAX_DEPTH:  # own callees, then the own functions called through a slot
+                own = [slot_own[s] for s in sorted(slots) if slot_own.get(s) is not None]
+                for target in [*calls, *own]:
                     if target not in seen:
                         seen.add(target)
                         queue.append((target, depth + 1))
@@ -593,8 +598,13 @@ def _code_pyelftools(elf: Any, dynamic: Any, tables: dict[str, Any], raw: _Raw) 
         if kind == "RELR":
             continue
         for r in table.iter_relocations():
-            name = dynamic.get_symbol(r["r_info_sym"]).name if r["r_info_sym"] else None
-            relocations.append((r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name))
+            symbol = dynamic.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
+            name = symbol.name if symbol is not None else None
+            own = None
+            if (symbol is not None and isinstance(symbol["st_shndx"], int) and symbol["st_shndx"] and symbol["st_value"]
+                    and symbol["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE")):
+                own = int(symbol["st_value"])
+            relocations.append((r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name, own))
     return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations)
 
 
@@ -614,8 +624,15 @@ def _code_lief(binary: Any, raw: _Raw, path: str | os.PathLike[str]) -> _Code:
     tags = {numbers[e.tag]: e.value for e in binary.dynamic_entries if e.tag in numbers}
     type_mask = 0xFFFFFFFF if raw.elf_class == 64 else 0xFF
     lief_class = lief.ELF.Header.CLASS.ELF64 if raw.elf_class == 64 else lief.ELF.Header.CLASS.ELF32
+    def own(r: Any) -> int | None:
+        symbol = r.symbol if r.has_symbol and r.info else None
+        if symbol is None or not 0 < symbol.shndx < 0xFF00 or not symbol.value:
+            return None
+        return int(symbol.value) if int(symbol.type) in (0, 2) else None  # NOTYPE, FUNC
+
     relocations = [
-        (r.address, r.r_info(lief_class) & type_mask, r.addend, r.symbol.name if r.has_symbol and r.info else None)
+        (r.address, r.r_info(lief_class) & type_mask, r.addend, r.symbol.name if r.has_symbol and r.info else None,
+         own(r))
         for r in binary.relocations
         if r.purpose in (lief.ELF.Relocation.PURPOSE.DYNAMIC, lief.ELF.Relocation.PURPOSE.PLTGOT)
         and r.encoding in (lief.ELF.Relocation.ENCODING.REL, lief.ELF.Relocation.ENCODING.RELA)

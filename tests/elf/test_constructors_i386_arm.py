@@ -1,5 +1,5 @@
 """The i386 and arm (ARM and Thumb-2) constructor readers (muslcheck/elf/constructors/i386.py, arm.py) held against
-capstone on real Debian trixie libraries: the names their init functions (and one level of their own callees) call
+capstone on real Debian trixie libraries: the names their init functions (and MAX_DEPTH levels of own callees) call
 through a PLT stub or a GOT slot, found again from capstone's disassembly, pyelftools' relocations and the same
 sweep contract (linear, up to a return or an unconditional jump no forward branch passes; MAX_INSTRUCTIONS per init
 function)."""
@@ -77,10 +77,19 @@ class Image:
             [dynamic] = [s for s in elf.iter_segments() if isinstance(s, DynamicSegment)]
             self.tags = {t.entry.d_tag: t.entry.d_val for t in dynamic.iter_tags()}
             self.names: dict[int, str] = {}
+            self.owns: dict[int, int | None] = {}  # a slot's symbol, when the object defines it: its function
+            self.symbolic: dict[int, int] = {}  # a word a relocation fills with an own function's address (REL)
             for table in dynamic.get_relocation_tables().values():
                 for r in table.iter_relocations():
-                    if r["r_info_type"] in SLOT_TYPES[arch] and r["r_info_sym"]:
-                        self.names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
+                    symbol = dynamic.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
+                    own = None
+                    if (symbol is not None and isinstance(symbol["st_shndx"], int) and symbol["st_shndx"]
+                            and symbol["st_value"] and symbol["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE")):
+                        own = int(symbol["st_value"])
+                    if r["r_info_type"] in SLOT_TYPES[arch] and symbol is not None and r["r_offset"] not in self.names:
+                        self.names[r["r_offset"]], self.owns[r["r_offset"]] = symbol.name, own
+                    if own is not None:
+                        self.symbolic[r["r_offset"]] = own
 
     def extent(self, vaddr: int) -> int:
         for start, _, size in self.loads:
@@ -103,6 +112,8 @@ class Image:
         base, size = self.tags.get("DT_INIT_ARRAY", 0), self.tags.get("DT_INIT_ARRAYSZ", 0)
         for k in range(min(size // 4, MAX_INIT_FUNCTIONS + 1)):
             value = self.word(base + 4 * k)
+            if value == 0:  # REL: a symbolic relocation's addend, 0, plus the own function it names
+                value = self.symbolic.get(base + 4 * k, 0)
             if value and value != MASK:
                 starts.append(value)
         return starts[:MAX_INIT_FUNCTIONS]
@@ -397,8 +408,9 @@ def capstone_calls(path: Path, arch: str) -> set[str]:
             used, sweep = sweep_of(image, function, budget)
             budget -= used
             names |= {image.names[s] for s in sweep.slots if s in image.names}
-            if depth < MAX_DEPTH:
-                for target in sweep.calls:
+            if depth < MAX_DEPTH:  # own callees, then the own functions called through a slot
+                owns = [image.owns[s] for s in sorted(sweep.slots) if image.owns.get(s) is not None]
+                for target in [*sweep.calls, *owns]:
                     if target not in seen:
                         seen.add(target)
                         queue.append((target, depth + 1))

@@ -70,7 +70,7 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
         "riscv64": "8185880363d3820df66fa62d0bb7a9356641486a845e1e8e012ec65878386ebe",
         "ppc64el": "11f3e239b5462f6429123ca50d49ef30365009214779fe3a7d44f115bd11b672",
     }),
-    "libopenblas0-pthread": ("0.3.29+ds-3", {  # its gotoblas_init entry is symbolic (R_*_64): not started from
+    "libopenblas0-pthread": ("0.3.29+ds-3", {  # gotoblas_init: a symbolic (R_*_64) init entry
         "s390x": "338b36e385563372e9a5dfa30436f6b655a26c1593b8c3861fcaf048c64658fd",
         "riscv64": "acd8d2be64839841ba5a4ecd272dfe64303fb5192e0848ebd2096ab4b99aac30",
         "ppc64el": "3aa1d4399c4f1832ce1a83541550c061ed200999b9fae20487aa90f2fa581b60",
@@ -298,13 +298,19 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
         for tag in dynamic.iter_tags():
             tags.setdefault(tag.entry.d_tag, tag.entry.d_val)
         names: dict[int, str] = {}
-        addends: dict[int, int] = {}  # an init_array entry the file holds as 0 is its RELATIVE relocation's addend
+        owns: dict[int, int | None] = {}  # a slot's symbol, when the object defines it: its function
+        # an init_array entry the file holds as 0 is a RELATIVE relocation's addend, or an own function's address
+        addends: dict[int, int] = {}
         for table in dynamic.get_relocation_tables().values():
             for r in table.iter_relocations():
-                if r["r_info_type"] in ref.slot_types and r["r_info_sym"]:
-                    names.setdefault(r["r_offset"], dynamic.get_symbol(r["r_info_sym"]).name)
-                elif r["r_info_type"] == ref.relative:
+                symbol = dynamic.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
+                own = _own_function(symbol)
+                if r["r_info_type"] in ref.slot_types and symbol is not None and r["r_offset"] not in names:
+                    names[r["r_offset"]], owns[r["r_offset"]] = symbol.name, own
+                if symbol is None and r["r_info_type"] == ref.relative:
                     addends[r["r_offset"]] = r["r_addend"]
+                elif own is not None:
+                    addends[r["r_offset"]] = own + r["r_addend"]
     mode = 0
     for name in ref.capstone[1:]:
         mode |= getattr(capstone, name)
@@ -378,12 +384,20 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
             used, slots, calls = sweep(function, budget)
             budget -= used
             found |= {names[slot] for slot in slots if names.get(slot)}
-            if depth < MAX_DEPTH:
-                for target in calls:
+            if depth < MAX_DEPTH:  # own callees, then the own functions called through a slot
+                own_targets = [owns[slot] for slot in sorted(slots) if owns.get(slot) is not None]
+                for target in [*calls, *own_targets]:
                     if target not in seen:
                         seen.add(target)
                         queue.append((target, depth + 1))
     return tuple(sorted(found))
+
+
+def _own_function(symbol: Any) -> int | None:
+    """Where a pyelftools dynamic symbol is defined, when the object defines it as a function."""
+    if symbol is None or not isinstance(symbol["st_shndx"], int) or not symbol["st_shndx"] or not symbol["st_value"]:
+        return None
+    return int(symbol["st_value"]) if symbol["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") else None
 
 
 def libraries(arch: str) -> Iterator[tuple[str, Path]]:
@@ -413,6 +427,9 @@ def test_real_debian_libraries_agree_with_capstone(arch: str) -> None:
     # Not vacuous: libstdc++'s static initialisers call these through the PLT on every architecture.
     [stdcxx] = [calls for name, calls in compared.items() if name.startswith("libstdc++")]
     assert {"__cxa_atexit", "_ZNSt8ios_base4InitC1Ev"} <= set(stdcxx), stdcxx
+    # Nor the symbolic init entry and the own PLT calls: gotoblas_init -> openblas_fork_handler@plt (its own) ->
+    # pthread_atfork (libc_nonshared) -> __register_atfork@plt, what crashes OpenBLAS's lazy dlopen on musl 1.2.6.
+    assert "__register_atfork" in compared["libopenblasp-r0.3.29.so"]
     assert len(compared) >= len(PACKAGES), sorted(compared)
 
 

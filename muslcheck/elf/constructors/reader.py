@@ -7,13 +7,17 @@ constructor calls makes ``dlopen`` itself crash. The typical case: aarch64 libgc
 ``init_have_lse_atomics`` calls ``__getauxval``, which musl exports only from 1.2.6.
 
 A small linear disassembly, per architecture (one module each, registered in ``machines.py``; other machines are
-not read), from each DT_INIT_ARRAY entry and DT_INIT. Everything is found through the dynamic section, never the
-section headers. A function's extent is swept until a return or an unconditional jump that no forward branch seen
-so far jumps past. What is recorded:
+not read), from DT_INIT and each DT_INIT_ARRAY entry: the address the file holds, or the one a relocation writes
+there (a RELATIVE one's, or that of a function the object defines, named by a symbolic one such as OpenBLAS's
+``gotoblas_init`` entry). Everything is found through the dynamic section, never the section headers. A function's
+extent is swept until a return or an unconditional jump that no forward branch seen so far jumps past. What is
+recorded:
 
 - a direct call or tail jump to a PLT stub, and a call through a GOT slot (``-fno-plt``), whose slot a JUMP_SLOT or
   GLOB_DAT relocation names: that symbol;
-- a direct call or tail jump into the object's own code: followed, ``MAX_DEPTH`` levels deep.
+- a direct call or tail jump into the object's own code, and a call through a slot whose symbol the object defines
+  as a function (musl binds it there unless an object loaded earlier defines the name): followed, ``MAX_DEPTH``
+  levels deep.
 
 Bounded: at most ``MAX_INSTRUCTIONS`` instructions per init function (its callees included), ``MAX_INIT_FUNCTIONS``
 init functions; a bound reached is reported (``ConstructorCalls.capped``). Conditional paths are all taken, so a
@@ -34,12 +38,13 @@ from muslcheck.model.errors import MalformedElf
 
 MAX_INSTRUCTIONS: Final = 2048  # per init function, its callees included
 MAX_INIT_FUNCTIONS: Final = 64  # DT_INIT plus DT_INIT_ARRAY entries read
-MAX_DEPTH: Final = 1  # levels of the object's own functions followed below an init function
+MAX_DEPTH: Final = 2  # levels of the object's own functions followed below an init function
 _MAX_NAME: Final = 4096
 
 _DT_NULL, _DT_PLTRELSZ, _DT_STRTAB, _DT_SYMTAB, _DT_RELA, _DT_RELASZ = 0, 2, 5, 6, 7, 8
 _DT_STRSZ, _DT_INIT, _DT_REL, _DT_RELSZ, _DT_PLTREL, _DT_JMPREL = 10, 12, 17, 18, 20, 23
 _DT_INIT_ARRAY, _DT_INIT_ARRAYSZ = 25, 27
+_SHN_LORESERVE, _STT_NOTYPE, _STT_FUNC = 0xFF00, 0, 2
 
 
 class _Layout(Protocol):
@@ -104,6 +109,7 @@ class _Reader:
         self.spec = MACHINES[machine]
         self._stubs: dict[int, int | None] = {}  # PLT stub address -> its slot
         self._slots: list[tuple[array[int], array[int]]] | None = None  # per table: r_offset, r_info
+        self._symbols: dict[int, tuple[int, int, int, int] | None] = {}
         self.capped = False
 
     # --- memory ---
@@ -138,19 +144,18 @@ class _Reader:
         if _DT_INIT_ARRAY in tags:
             base = tags[_DT_INIT_ARRAY]
             n = min(tags.get(_DT_INIT_ARRAYSZ, 0) // self.word_size, MAX_INIT_FUNCTIONS + 1)
-            addends: dict[int, int] | None = None
+            relocated: dict[int, int] | None = None
             for k in range(n):
                 slot = base + k * self.word_size
                 value = self.word(slot)
-                if not value:  # RELA: the address is the RELATIVE relocation's addend
-                    if addends is None:
-                        addends = self._relative_addends(base, base + n * self.word_size)
-                    value = addends.get(slot, 0)
+                if not value:  # the address a relocation writes there: a RELATIVE one's or a symbol's
+                    if relocated is None:
+                        relocated = self._init_addresses(base, base + n * self.word_size)
+                    value = relocated.get(slot, 0)
                 mask = (1 << (8 * self.word_size)) - 1
                 if value and value != mask:
                     starts.append(value)
         return starts
-
     def _tables(self) -> Iterator[tuple[int, int, bool]]:
         """(address, size, is RELA) of JMPREL, REL and RELA."""
         tags = self.tags
@@ -171,42 +176,78 @@ class _Reader:
                 column(layout.word, offset, count * n, "relocation table", 1, n),
                 column(layout.word, offset, count * n, "relocation table", 2, n) if rela else None)
 
-    def _relative_addends(self, low: int, high: int) -> dict[int, int]:
+    def _init_addresses(self, low: int, high: int) -> dict[int, int]:
+        """The addresses relocations write into the words in [low, high): a RELA RELATIVE one's addend, and for one
+        that names a function this object defines (OpenBLAS's ``gotoblas_init`` entry is R_AARCH64_ABS64), that
+        definition plus the addend (a REL one's addend is the word, 0 here). musl binds the name to its first
+        definition in load order: this object's own unless an object loaded before it defines the name too."""
         found: dict[int, int] = {}
-        mask = self.image.layout.r_type_mask
+        layout = self.image.layout
+        mask, shift = layout.r_type_mask, layout.r_sym_shift
         for address, size, rela in self._tables():
-            if not rela:
-                continue
             offsets, infos, addends = self._relocations(address, size, rela)
-            assert addends is not None
             for i, r_offset in enumerate(offsets):
-                if low <= r_offset < high and infos[i] & mask == self.spec.relative:
+                if not low <= r_offset < high:
+                    continue
+                if infos[i] >> shift:
+                    defined = self.own_definition(infos[i] >> shift)
+                    if defined is not None:
+                        found[r_offset] = defined + (addends[i] if addends is not None else 0)
+                elif addends is not None and infos[i] & mask == self.spec.relative:
                     found[r_offset] = addends[i]
         return found
 
-    def _slot_name(self, slot: int) -> str | None:
+    def _symbol(self, index: int) -> tuple[int, int, int, int] | None:
+        """Dynamic symbol ``index``: (st_name, st_info, st_shndx, st_value)."""
+        if index in self._symbols:
+            return self._symbols[index]
+        found: tuple[int, int, int, int] | None = None
+        if _DT_SYMTAB in self.tags:
+            layout = self.image.layout
+            raw = self.read_code(self.tags[_DT_SYMTAB] + index * layout.sym_size, layout.sym_size)
+            if raw is not None:
+                order = "<" if self.little else ">"
+                if layout.bits == 64:
+                    found = struct.unpack_from(order + "IBxHQ", raw)
+                else:
+                    name, value, _, info, _, shndx = struct.unpack_from(order + "IIIBBH", raw)
+                    found = (name, info, shndx, value)
+        self._symbols[index] = found
+        return found
+
+    def own_definition(self, index: int) -> int | None:
+        """Where dynamic symbol ``index`` is defined, when this object defines it as a function (an IFUNC's value
+        is its resolver, not the function: not followed)."""
+        symbol = self._symbol(index)
+        if symbol is None:
+            return None
+        _, info, shndx, value = symbol
+        if not 0 < shndx < _SHN_LORESERVE or info & 15 not in (_STT_NOTYPE, _STT_FUNC) or not value:
+            return None
+        return value
+
+    def _slot_symbol(self, slot: int) -> int | None:
+        """The symbol index of the JUMP_SLOT or GLOB_DAT relocation that fills ``slot``."""
         if self._slots is None:  # the r_offset and r_info columns; searched at C speed, one slot at a time
             self._slots = [self._relocations(address, size, rela)[:2] for address, size, rela in self._tables()]
-        layout, index = self.image.layout, None
+        layout = self.image.layout
         for offsets, infos in self._slots:
             at = -1
-            while index is None:
+            while True:
                 try:
                     at = offsets.index(slot, at + 1)
                 except ValueError:
                     break
                 if infos[at] & layout.r_type_mask in self.spec.slot_types and infos[at] >> layout.r_sym_shift:
-                    index = infos[at] >> layout.r_sym_shift
-        if index is None or _DT_SYMTAB not in self.tags or _DT_STRTAB not in self.tags:
+                    return int(infos[at] >> layout.r_sym_shift)
+        return None
+
+    def _slot_name(self, slot: int) -> str | None:
+        index = self._slot_symbol(slot)
+        symbol = None if index is None else self._symbol(index)
+        if symbol is None or _DT_STRTAB not in self.tags or symbol[0] >= self.tags.get(_DT_STRSZ, 0):
             return None
-        layout = self.image.layout
-        raw = self.read_code(self.tags[_DT_SYMTAB] + index * layout.sym_size, 4)
-        if raw is None:
-            return None
-        name_offset = layout.u32.unpack(raw)[0]
-        if name_offset >= self.tags.get(_DT_STRSZ, 0):
-            return None
-        start = self.tags[_DT_STRTAB] + name_offset
+        start = self.tags[_DT_STRTAB] + symbol[0]
         try:
             offset = self.image.offset_of(start, 1, "string table")
             text = self.image.bytes_at(offset, min(_MAX_NAME, self.image.extent(start, offset)), "string table")
@@ -238,13 +279,20 @@ class _Reader:
             budget -= used
             slots |= calls
             if depth < MAX_DEPTH:
-                for target in locals_:
+                own = (self._own_slot_target(slot) for slot in sorted(calls))
+                for target in [*locals_, *(t for t in own if t is not None)]:
                     if target not in seen:
                         seen.add(target)
                         queue.append((target, depth + 1))
         if budget <= 0:
             self.capped = True
         return slots
+
+    def _own_slot_target(self, slot: int) -> int | None:
+        """Where a call through ``slot`` goes when its symbol is the object's own function (musl binds it there
+        unless an object loaded before defines the name)."""
+        index = self._slot_symbol(slot)
+        return None if index is None else self.own_definition(index)
 
     def plt_slot(self, target: int) -> int | None:
         """The GOT slot of the PLT stub at ``target``, or None when it is not one."""
