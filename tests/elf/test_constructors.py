@@ -135,17 +135,24 @@ def test_the_report_says_the_constructor_calls_it(tmp_path: Path) -> None:
     assert any("its constructor calls gnu_get_libc_version during dlopen" in note for note in f.notes)
 
 
-def test_a_directory_reads_constructor_code_only_for_a_lazy_dlopen(tmp_path: Path) -> None:
-    """A directory's files are read without their constructors' code; the loader model reads it for the objects
-    a lazy dlopen relocates, and only for them."""
-    build(tmp_path, "x86_64", "libatinit", AT_INIT)
-    root = DirectoryRoot(tmp_path)
+
+def read_without_constructors(tmp: Path) -> tuple[DirectoryRoot, FactsCache, Resolved, ElfFacts]:
+    """libatinit.so built in ``tmp`` and read as a directory's file is: without its constructors' code."""
+    build(tmp, "x86_64", "libatinit", AT_INIT)
+    root = DirectoryRoot(tmp)
     resolved = root.resolve("/lib/libatinit.so")
     assert isinstance(resolved, Resolved)
     cache = FactsCache(root)
     facts = cache.get(resolved)
     assert isinstance(facts, ElfFacts)
     assert not facts.constructors_read and facts.constructor_calls == ()
+    return root, cache, resolved, facts
+
+
+def test_a_directory_reads_constructor_code_only_for_a_lazy_dlopen(tmp_path: Path) -> None:
+    """The loader model reads a directory file's constructor code for the objects a lazy dlopen relocates, once,
+    and only for them."""
+    root, cache, resolved, _ = read_without_constructors(tmp_path)
     read: list[str] = []
     real = root.read_constructor_calls
 
@@ -169,13 +176,7 @@ def test_a_directory_reads_constructor_code_only_for_a_lazy_dlopen(tmp_path: Pat
 
 
 def test_a_file_replaced_since_it_was_read_keeps_no_constructor_calls(tmp_path: Path) -> None:
-    build(tmp_path, "x86_64", "libatinit", AT_INIT)
-    root = DirectoryRoot(tmp_path)
-    resolved = root.resolve("/lib/libatinit.so")
-    assert isinstance(resolved, Resolved)
-    cache = FactsCache(root)
-    facts = cache.get(resolved)
-    assert isinstance(facts, ElfFacts)
+    _, cache, resolved, facts = read_without_constructors(tmp_path)
     other = cache.with_constructor_calls("/lib/libatinit.so", ("another", "inode"), facts)
     assert other.constructors_read and other.constructor_calls == ()  # its latent names stay latent
     same = cache.with_constructor_calls("/lib/libatinit.so", resolved.identity, facts)
