@@ -146,6 +146,8 @@ def _symbols(f: ElfFile, package: Package | None, lower: str, processes: Sequenc
     if facts.soname in needed and (package is None or package.host is None) and not any(
             p.named(lower) or p.loads(lower) for p in processes):
         return None
+    if not any(p.may_be_module(facts) for p in processes):  # its string table names no host's module
+        return None
     complete = cache.complete(f)
     return complete if isinstance(complete, ElfFacts) else None
 

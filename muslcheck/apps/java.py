@@ -61,10 +61,13 @@ def _jvm_loads(path: str) -> bool:
     return ARCHIVE_SEPARATOR in path or "/jni/" in path
 
 
+_JNI_EXPORTS = ("JNI_OnLoad", "Java_")
+
+
 def _jni_library(facts: ElfFacts) -> bool:
     """A JNI library: it exports ``JNI_OnLoad`` (or a static library's ``JNI_OnLoad_<name>``) or a native
     method's ``Java_<class>_<method>``."""
-    return exports_prefix(facts, "JNI_OnLoad", "Java_")
+    return exports_prefix(facts, *_JNI_EXPORTS)
 
 
 register(Detector(
@@ -73,5 +76,5 @@ register(Detector(
     metadata=maven.METADATA_FILES,
     archive=identify_archive,
     # System.load: dlopen(RTLD_LAZY)
-    host=HostProcess(Host.JVM, Context.DLOPEN_LAZY, JVM_PROVIDES, _jvm_loads, _jni_library),
+    host=HostProcess(Host.JVM, Context.DLOPEN_LAZY, JVM_PROVIDES, _jvm_loads, _jni_library, marks=_JNI_EXPORTS),
 ))

@@ -765,13 +765,17 @@ def _local_build(root: RootFS, package_dir: str) -> str | None:
     return None
 
 
+_ADDON_EXPORTS = ("napi_register_module_v1", "node_register_module_v")
+_ADDON_IMPORTS = ("napi_module_register", "node_module_register")
+
+
 def _node_addon(facts: ElfFacts) -> bool:
     """A Node addon: it exports Node-API's ``napi_register_module_v1`` or a NODE_MODULE's
     ``node_register_module_v<ABI>``, or (older addons) registers itself from a constructor through
     ``napi_module_register`` / ``node_module_register``, which it imports."""
-    if exports_prefix(facts, "napi_register_module_v1", "node_register_module_v"):
+    if exports_prefix(facts, *_ADDON_EXPORTS):
         return True
-    return imports(facts, "napi_module_register") or imports(facts, "node_module_register")
+    return any(imports(facts, name) for name in _ADDON_IMPORTS)
 
 
 register(Detector(
@@ -781,5 +785,5 @@ register(Detector(
     installed=identify,
     # process.dlopen defaults to RTLD_LAZY
     host=HostProcess(Host.NODE, Context.DLOPEN_LAZY, NODE_PROVIDES, nowhere, _node_addon,
-                     lambda path: path.endswith(".node")),
+                     lambda path: path.endswith(".node"), marks=(*_ADDON_EXPORTS, *_ADDON_IMPORTS)),
 ))

@@ -462,10 +462,13 @@ def _cpython_loads(path: str) -> bool:
     return in_site_dir(path)
 
 
+_MODULE_INIT = "PyInit_"
+
+
 def _cpython_module(facts: ElfFacts) -> bool:
     """An extension module: it exports ``PyInit_<name>``, what CPython's importer calls (Python/importdl.c).
     Not the interpreter itself: libpython exports its built-in modules' PyInit_* beside ``Py_Initialize``."""
-    return exports_prefix(facts, "PyInit_") and not exports_prefix(facts, "Py_Initialize")
+    return exports_prefix(facts, _MODULE_INIT) and not exports_prefix(facts, "Py_Initialize")
 
 
 def _cpython_named(path: str) -> bool:
@@ -483,5 +486,5 @@ register(Detector(
     archive=_wheel,
     # CPython imports an extension module with dlopen(RTLD_NOW)
     host=HostProcess(Host.PYTHON, Context.DLOPEN_NOW, CPYTHON_PROVIDES, _cpython_loads, _cpython_module,
-                     _cpython_named),
+                     _cpython_named, marks=(_MODULE_INIT,)),
 ))

@@ -54,7 +54,9 @@ class HostProcess:
     """A process that loads native files by itself, with dlopen. What a file is decides first: a file whose
     symbols are those of this host's modules (``module``) is loaded by it wherever it lives; a name pattern
     (``named``) only says which files are worth reading for that; a package's host and the host's directories
-    (``loads``) decide the files that are no host's module (the libraries a module brings in)."""
+    (``loads``) decide the files that are no host's module (the libraries a module brings in). ``marks``: strings,
+    one of which is part of some symbol name of every file ``module`` accepts (its prefixes): a file whose dynamic
+    string table holds none of them is not read for ``module`` (None: every candidate is read)."""
 
     host: Host
     context: Context  # the flags it passes to dlopen
@@ -62,6 +64,12 @@ class HostProcess:
     loads: Callable[[str], bool]  # by its lowercased path alone: a file that no package claims is loaded by it
     module: Callable[[ElfFacts], bool]  # by its symbols: the file is one of this host's modules (PyInit_*, ...)
     named: Callable[[str], bool] = nowhere  # by its lowercased name: the file may be a module (``*.node``)
+    marks: tuple[str, ...] | None = None
+
+    def may_be_module(self, facts: ElfFacts) -> bool:
+        """False when ``facts`` cannot satisfy ``module``: its string table holds none of ``marks``."""
+        found = facts.dynstr_marks
+        return found is None or self.marks is None or not found.isdisjoint(self.marks)
 
 
 def exports_prefix(facts: ElfFacts, *prefixes: str) -> bool:
@@ -106,6 +114,13 @@ def detectors() -> tuple[Detector, ...]:
     if len(set(hosts)) != len(hosts):
         raise ValueError(f"a host is declared by two detectors: {hosts}")
     return ordered
+
+
+@functools.cache
+def module_marks() -> frozenset[str]:
+    """Every host's ``marks``: what the target readers look for in each ELF file's string table
+    (``ElfFacts.dynstr_marks``), so that ``identify`` reads the symbols only of files that may be a module."""
+    return frozenset(m for d in detectors() if d.host is not None and d.host.marks for m in d.host.marks)
 
 
 @functools.cache

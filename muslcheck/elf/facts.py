@@ -285,3 +285,6 @@ class ElfFacts:
     # False: not read yet. Only a lazy dlopen needs them, so a directory's files are read without them and the
     # loader model reads them for the objects a lazy dlopen relocates (``FactsCache.with_constructor_calls``).
     constructors_read: bool = True
+    # Which of the strings asked for (``read_elf(..., marks=...)``) occur anywhere in the dynamic string table (every
+    # name a symbol has is there, a prefix of it too): a cheap test before the symbols are read. None: not asked.
+    dynstr_marks: frozenset[str] | None = None

@@ -32,7 +32,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, count, groupby, islice, pairwise, repeat
 from operator import eq, itemgetter
@@ -333,17 +333,19 @@ _EHDR_MAX: Final = 64  # the ELF identification and header, either class
 Fill = Callable[[int, int], None]  # (offset, size): put those bytes of the file in place before they are read
 
 
-def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True, constructors: bool | None = None) -> ElfFacts:
+def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True, constructors: bool | None = None,
+                  marks: Collection[str] | None = None) -> ElfFacts:
     """Read the facts of the ELF file at ``path`` (see ``read_elf_descriptor``). The open never blocks
     (``O_NONBLOCK``)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        return read_elf_descriptor(fd, symbols=symbols, constructors=constructors)
+        return read_elf_descriptor(fd, symbols=symbols, constructors=constructors, marks=marks)
     finally:
         os.close(fd)
 
 
-def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | None = None) -> ElfFacts:
+def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | None = None,
+                        marks: Collection[str] | None = None) -> ElfFacts:
     """Read the facts of the ELF file open at ``fd`` (see ``read_elf``); the descriptor stays open.
 
     The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
@@ -360,7 +362,8 @@ def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | N
     memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
     with memory, memoryview(memory) as whole:
         reader = _LazyFile(fd, whole, st)
-        return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill)
+        return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill,
+                        marks=marks)
 
 
 class _LazyFile:
@@ -413,7 +416,8 @@ def _holes(fd: int, size: int) -> list[tuple[int, int]]:
 
 
 def read_elf(data: Buffer, *, symbols: bool = True, constructors: bool | None = None,
-             holes: Sequence[tuple[int, int]] = (), fill: Fill | None = None) -> ElfFacts:
+             holes: Sequence[tuple[int, int]] = (), fill: Fill | None = None,
+             marks: Collection[str] | None = None) -> ElfFacts:
     """Read the facts musl's loader acts on from an in-memory ELF image.
 
     ``symbols=False`` stops after the dynamic section's tags: relocations, uses and exports stay
@@ -423,6 +427,7 @@ def read_elf(data: Buffer, *, symbols: bool = True, constructors: bool | None = 
     ``holes`` are (start, end) ranges, ascending, that the file does not really hold (a sparse file's holes):
     no table may lie in one. ``fill(offset, size)``, when given, is called before any bytes of ``data`` are read:
     it puts them there (``read_elf_file`` reads a file's bytes only when the reader needs them).
+    ``marks``: strings to look for in the dynamic string table (``dynstr_marks``, those found; None: not looked for).
     """
     buf: Buffer = data.cast("B") if isinstance(data, memoryview) and data.format != "B" else data
     if fill is not None:
@@ -470,7 +475,9 @@ def read_elf(data: Buffer, *, symbols: bool = True, constructors: bool | None = 
         interpreter = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
     elf_type = _ELF_TYPES.get(e_type, ElfType.OTHER)
-    found = _NO_DYNAMIC if dynamic is None else _read_dynamic(image, dynamic, machine, symbols)
+    found = _NO_DYNAMIC if dynamic is None else _read_dynamic(image, dynamic, machine, symbols, marks)
+    if marks is not None and found.dynstr_marks is None:  # no string table: no name at all
+        found = found._replace(dynstr_marks=frozenset())
     if constructors is None:
         constructors = symbols
     return ElfFacts(
@@ -504,12 +511,15 @@ class _Dynamic(NamedTuple):
     tls_relocations_local: int
     uses: Uses
     exports: Exports
+    dynstr_marks: frozenset[str] | None
 
 
-_NO_DYNAMIC: Final = _Dynamic(None, (), None, None, False, False, False, False, False, (), 0, NO_USES, NO_EXPORTS)
+_NO_DYNAMIC: Final = _Dynamic(None, (), None, None, False, False, False, False, False, (), 0, NO_USES, NO_EXPORTS,
+                              None)
 
 
-def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols: bool) -> _Dynamic:
+def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols: bool,
+                  marks: Collection[str] | None = None) -> _Dynamic:
     layout = image.layout
     word_size = layout.bits // 8
     dyn_offset, dyn_size = dynamic
@@ -546,6 +556,7 @@ def _read_dynamic(image: _Image, dynamic: tuple[int, int], machine: str, symbols
         pie=bool(flags_1 & _DF_1_PIE),
         has_relr=_DT_RELR in tag,
         textrel=_DT_TEXTREL in tag or bool(flags & _DF_TEXTREL),
+        dynstr_marks=None if marks is None else frozenset(m for m in marks if m in strings.text),
     )
     if not symbols:
         return head

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
-from muslcheck.apps.registry import KEEP_METADATA
+from muslcheck.apps.registry import KEEP_METADATA, module_marks
 from muslcheck.judging.judge import KeptJudging, judge
 from muslcheck.judging.reuse import Reuse
 from muslcheck.ldso.tables import Catalog
@@ -40,7 +40,8 @@ def survey(
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
     ``reuse``, the judging to keep for the next scan too."""
-    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress)
+    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress,
+                       marks=module_marks())
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
                       library_path=options.library_path or tree.library_path)

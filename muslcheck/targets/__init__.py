@@ -1,8 +1,9 @@
 """Targets: every input (a directory, one file or archive, an image) becomes one ``Tree``, so the stages above
 never know which kind of input they judge.
 
-``open_target(stack, ref, image, access, keep=...)`` opens it; the readers take ``keep`` (which small files to read
-whole for the application layer) and never import the stages above them.
+``open_target(stack, ref, image, access, keep=..., marks=...)`` opens it; the readers take ``keep`` (which small files
+to read whole for the application layer) and ``marks`` (what to look for in each ELF file's string table while its
+headers are read: ``ElfFacts.dynstr_marks``), and never import the stages above them.
 """
 
 from __future__ import annotations
@@ -61,19 +62,20 @@ def open_target(
     base: str | None = None,
     keep: KeepWhole = KEEP_NOTHING,
     progress: Progress = no_progress,
+    marks: frozenset[str] | None = None,
 ) -> Tree:
     """The tree of ``ref``: a directory, a lone file, or ``image`` (already opened on ``stack``), without the
     layers it shares with ``base``. ELF files inside archives are loadable at their locations."""
-    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress))
+    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress, marks))
 
 
 def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAccess, base: str | None,
-          keep: KeepWhole, progress: Progress) -> Tree:
+          keep: KeepWhole, progress: Progress, marks: frozenset[str] | None) -> Tree:
     if ref.kind == "dir":
         assert ref.path is not None
         root = DirectoryRoot(ref.path)
         cache = FactsCache(root)
-        return Tree(root, cache, discover(root, cache, progress, keep), str(root.host_root), None)
+        return Tree(root, cache, discover(root, cache, progress, keep, marks), str(root.host_root), None)
     if ref.kind == "file":
         assert ref.path is not None
         lone, cache, found = _single_file(ref.path, keep)

@@ -233,9 +233,9 @@ def _starts_with_elf_magic(fd: int) -> bool:
 
 
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress,
-             keep: KeepWhole = KEEP_NOTHING) -> Discovered:
-    """Walk the root without following links; read the headers of each ELF file once per inode, and the
-    members ``keep`` asks for of each archive.
+             keep: KeepWhole = KEEP_NOTHING, marks: frozenset[str] | None = None) -> Discovered:
+    """Walk the root without following links; read the headers of each ELF file once per inode (noting which of
+    ``marks`` its string table holds), and the members ``keep`` asks for of each archive.
 
     The symbols are read later, by ``cache``, for the files the loader model opens."""
     found: dict[object, ElfFile] = {}
@@ -275,7 +275,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                         if is_archive_name(name) and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                             add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
                         continue
-                    facts = read_elf_descriptor(f.fileno(), symbols=False)
+                    facts = read_elf_descriptor(f.fileno(), symbols=False, marks=marks)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue
