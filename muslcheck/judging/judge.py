@@ -334,10 +334,21 @@ class _Judging:
         self.replaced = replaced
         self.reuse = reuse
         self.memo = RelocationMemo()
-        self.libraries: dict[object, ElfFile] = {}  # the libraries to judge, by identity
+        self._libraries: dict[object, ElfFile] = {}
+        self.library_at: dict[str, ElfFile] = {}  # the same, by path
         self.graph = options.context is None  # the load graph decides each library's context
         self._targets: dict[str, _Targets] = {}
         self.reach_records: list[ReachRecord] = []
+
+    @property
+    def libraries(self) -> dict[object, ElfFile]:
+        """The libraries to judge, by identity."""
+        return self._libraries
+
+    @libraries.setter
+    def libraries(self, libraries: dict[object, ElfFile]) -> None:
+        self._libraries = libraries
+        self.library_at = {lib.path: lib for lib in libraries.values()}
 
     def take(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The paths the loads since the last call read and listed (nothing when no records are kept)."""
@@ -346,7 +357,7 @@ class _Judging:
     def inputs(self, f: ElfFile, role: str, read: tuple[str, ...], reached: Iterable[str]) -> Inputs:
         """What ``f``'s loads depended on besides the paths they read."""
         ctx, hosted = self.context_of(f)
-        by_path = {lib.path: lib for lib in self.libraries.values()}
+        by_path = self.library_at
         return Inputs(
             context=f"{role} {ctx.value} {'hosted' if hosted else ''}",
             provides=self.app.provides_of(f.path) if self.app is not None else (),
@@ -408,7 +419,7 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
     headers = _Headers(files, judging.cache)
     memo = RelocationMemo()  # of header facts: kept apart from the judging's
     reach: dict[object, frozenset[object]] = {}
-    by_path = {lib.path: lib for lib in judging.libraries.values()}
+    by_path = judging.library_at
     for f, _ in libraries:
         t = judging.targets_for(f.facts.machine)
         if all(is_reserved(n, t.bare) for n in f.facts.needed):
