@@ -139,7 +139,8 @@ def _symbols(f: ElfFile, package: Package | None, lower: str, processes: Sequenc
     """``f``'s facts with its symbols, for a file that may be a module: a shared object without a program
     interpreter that no file of the tree needs by its SONAME (a module is opened by its path, never needed by
     name: node-gyp gives addons a SONAME all the same), or whose name, place or package a host claims. A
-    library that something needs by name, in no host's place, is not read here."""
+    library that something needs by name, in no host's place, is not read here, nor one whose string table holds
+    none of the hosts' marks (``HostProcess.marks``, noted when discovery read its headers)."""
     facts = f.facts
     if facts.elf_type is not ElfType.DYN or facts.interpreter is not None:
         return None
