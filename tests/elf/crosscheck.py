@@ -427,6 +427,7 @@ class _Code:
     tags: dict[int, int]
     relocations: list[tuple[int, int, int, str | None, int | None]]  # (r_offset, type, addend, symbol name,
     # where the object defines that symbol as a function, or None)
+    bss: list[tuple[int, int]]  # [start, end) of each PT_LOAD's memory past its file image
 
 
 def _constructor_calls(code: _Code) -> tuple[str, ...]:
@@ -483,12 +484,22 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
         off = int(insns[1].op_str.split("#")[1].rstrip("]"), 16) if "#" in insns[1].op_str else 0
         return page + off
 
+    written = {off - off % code.word_size for off, *_ in code.relocations}
+
+    def zero_at_load(address: int) -> bool:  # .bss that no relocation writes
+        return (any(low <= address < high for low, high in code.bss)
+                and address - address % code.word_size not in written)
+
+    def register(name: str) -> int:
+        return 31 if name in ("sp", "wsp", "xzr", "wzr") else int(name[1:])
+
     def sweep(start: int, budget: int) -> tuple[int, set[int], list[int]]:
         slots: set[int] = set()
         calls: list[int] = []
         furthest = start
         regs: dict[str, int] = {}
         loaded: dict[str, int] = {}
+        zero: set[int] = set()  # aarch64: registers holding a .bss word loaded since the last call
         used = 0
         raw = code.read(start, 4 * budget + 16) or b""
         for insn in md.disasm(raw, start):
@@ -514,16 +525,33 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
                         break
                     continue
             else:
+                first = ops.split(",")[0]
+                if m in ("cbnz", "tbnz") and register(first) in zero:
+                    continue  # on a .bss word, 0 at load: never taken
+                branch = m in ("b", "bl", "br", "blr", "ret", "cbz", "cbnz", "tbz", "tbnz") or m.startswith("b.")
+                if not branch:  # the contract: the register an encoding holds in bits 0-4 may be written
+                    word = int.from_bytes(insn.bytes, "little")
+                    zero.discard(word & 31)
+                    if m in ("ldp", "ldnp", "ldpsw"):
+                        zero.discard((word >> 10) & 31)
+                if m in ("bl", "blr"):
+                    zero.clear()
                 if m == "adrp":
-                    regs[ops.split(",")[0]] = int(ops.split("#")[1], 16)
-                    loaded.pop(ops.split(",")[0], None)
+                    regs[first] = int(ops.split("#")[1], 16)
+                    loaded.pop(first, None)
                     continue
-                if m == "ldr" and ops.startswith("x") and "[x" in ops and "]!" not in ops and "], " not in ops:
-                    dest, src = ops.split(",")[0], ops.split("[")[1].split(",")[0].rstrip("]")
-                    loaded.pop(dest, None)
+                if (m in ("ldr", "ldrb", "ldrh") and ops[0] in "xw" and "[x" in ops and "]!" not in ops
+                        and "], " not in ops and ops.count(",") <= 2):
+                    src = ops.split("[")[1].split(",")[0].rstrip("]")
+                    if m == "ldr" and first.startswith("x"):
+                        loaded.pop(first, None)
                     if src in regs:
-                        off = int(ops.split("#")[1].rstrip("]"), 16) if "#" in ops else 0
-                        loaded[dest] = regs[src] + off
+                        address = regs[src] + (int(ops.split("#")[1].rstrip("]"), 16) if "#" in ops else 0)
+                        if m == "ldr" and first.startswith("x"):
+                            loaded[first] = address
+                        inner = ops.split("[")[1].split("]")[0].split(",")
+                        if (len(inner) == 1 or inner[1].strip().startswith("#")) and zero_at_load(address):
+                            zero.add(register(first))
                     continue
                 if m in ("blr", "br") and ops in loaded:
                     slots.add(loaded[ops])
@@ -605,7 +633,9 @@ def _code_pyelftools(elf: Any, dynamic: Any, tables: dict[str, Any], raw: _Raw) 
                     and symbol["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE")):
                 own = int(symbol["st_value"])
             relocations.append((r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name, own))
-    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations)
+    bss = [(seg["p_vaddr"] + seg["p_filesz"], seg["p_vaddr"] + seg["p_memsz"]) for seg in elf.iter_segments()
+           if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > seg["p_filesz"]]
+    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations, bss)
 
 
 _TAG_NUMBERS = {"DT_INIT": 12, "DT_INIT_ARRAY": 25, "DT_INIT_ARRAYSZ": 27}
@@ -637,4 +667,7 @@ def _code_lief(binary: Any, raw: _Raw, path: str | os.PathLike[str]) -> _Code:
         if r.purpose in (lief.ELF.Relocation.PURPOSE.DYNAMIC, lief.ELF.Relocation.PURPOSE.PLTGOT)
         and r.encoding in (lief.ELF.Relocation.ENCODING.REL, lief.ELF.Relocation.ENCODING.RELA)
     ]
-    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations)
+    bss = [(seg.virtual_address + seg.physical_size, seg.virtual_address + seg.virtual_size)
+           for seg in binary.segments
+           if seg.type == lief.ELF.Segment.TYPE.LOAD and seg.virtual_size > seg.physical_size]
+    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations, bss)

@@ -1,5 +1,10 @@
 """aarch64: calls through a PLT stub (``bl``, or ``b`` as a tail call) and through a GOT slot
-(``adrp xN, page; ldr xN, [xN, #off]; blr xN``)."""
+(``adrp xN, page; ldr xN, [xN, #off]; blr xN``).
+
+The ``.bss`` guard: ``cbnz``/``tbnz`` on a register that holds a word of the object's ``.bss``
+(``adrp xM, page; ldr(b|h) wN, [xM, #off]``, no call since in that function) is taken as never taken, the word's
+value at load (0): what only that branch reaches is not swept (libgfortran's ``set_fpu`` calls ``feenableexcept``
+only when ``options.fpe``, a ``.bss`` field that only a Fortran main program sets, is non-zero)."""
 
 from __future__ import annotations
 
@@ -17,11 +22,15 @@ def _adrp_offset(word: int) -> int:
     return sign(((word >> 5) & 0x7FFFF) << 2 | (word >> 29) & 3, 21) << 12
 
 
+_LOAD_SIZES: Final = {0xF9400000: 8, 0xB9400000: 4, 0x79400000: 2, 0x39400000: 1}  # LDR X, W, LDRH, LDRB (imm12)
+
+
 def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
     slots: set[int] = set()
     calls: list[int] = []
     pages: dict[int, int] = {}  # register -> page (adrp), or slot address loaded (ldr)
     loaded: dict[int, int] = {}
+    zero: set[int] = set()  # registers that hold a .bss word loaded since the last call
     furthest = pc
     n = min(len(code) // 4, budget)
     words = struct.unpack(f"<{n}I", code[: 4 * n]) if memory.little else ()
@@ -32,6 +41,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             target = here + sign(w & 0x3FFFFFF, 26) * 4
             slot = memory.plt_slot(target)
             if w >> 31:  # BL
+                zero.clear()
                 if slot is not None:
                     slots.add(slot)
                 else:
@@ -41,19 +51,32 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                 break
             furthest = max(furthest, target if slot is None and target > here else furthest)
             continue
+        if w & 0x7E000000 in (0x34000000, 0x36000000) and w >> 24 & 1 and w & 31 in zero:
+            continue  # CBNZ/TBNZ on a .bss word: never taken
         if w & 0xFF000010 == 0x54000000 or w & 0x7E000000 == 0x34000000:  # B.cond, CBZ/CBNZ: imm19
             furthest = max(furthest, here + sign((w >> 5) & 0x7FFFF, 19) * 4)
-        elif w & 0x7E000000 == 0x36000000:  # TBZ/TBNZ: imm14
+            continue
+        if w & 0x7E000000 == 0x36000000:  # TBZ/TBNZ: imm14
             furthest = max(furthest, here + sign((w >> 5) & 0x3FFF, 14) * 4)
-        elif w & 0x9F000000 == 0x90000000:  # ADRP
+            continue
+        zero.discard(w & 31)  # any other instruction may write bits 0-4's register (a store's only reads it)
+        if w & 0x3A400000 == 0x28400000:  # LDP, LDNP, LDPSW: Rt2 too
+            zero.discard((w >> 10) & 31)
+        if w & 0x9F000000 == 0x90000000:  # ADRP
             pages[w & 31] = (here & ~0xFFF) + _adrp_offset(w)
             loaded.pop(w & 31, None)
-        elif w & 0xFFC00000 == 0xF9400000:  # LDR Xt, [Xn, #imm]
-            base = pages.get((w >> 5) & 31)
-            loaded.pop(w & 31, None)
+        elif w & 0xFFC00000 in _LOAD_SIZES:  # LDR Xt/Wt, LDRH, LDRB [Xn, #imm]
+            base, size = pages.get((w >> 5) & 31), _LOAD_SIZES[w & 0xFFC00000]
+            if size == 8:
+                loaded.pop(w & 31, None)
             if base is not None:
-                loaded[w & 31] = base + ((w >> 10) & 0xFFF) * 8
+                address = base + ((w >> 10) & 0xFFF) * size
+                if size == 8:
+                    loaded[w & 31] = address
+                if memory.zero_at_load(address):
+                    zero.add(w & 31)
         elif w & 0xFFFFFC1F == 0xD63F0000:  # BLR Xn
+            zero.clear()
             if (w >> 5) & 31 in loaded:
                 slots.add(loaded[(w >> 5) & 31])
         elif w & 0xFFFFFC1F in (0xD65F0000, 0xD61F0000):  # RET, BR Xn

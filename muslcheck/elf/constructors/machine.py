@@ -23,6 +23,7 @@ class Memory(Protocol):
     def read_code(self, vaddr: int, size: int) -> bytes | None: ...
     def word(self, vaddr: int) -> int | None: ...
     def plt_slot(self, target: int) -> int | None: ...  # the machine's plt_slot, memoised
+    def zero_at_load(self, vaddr: int) -> bool: ...  # in the object's .bss, which no relocation writes
 
 
 def _same(address: int) -> int:

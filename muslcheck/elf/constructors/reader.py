@@ -45,6 +45,7 @@ _DT_NULL, _DT_PLTRELSZ, _DT_STRTAB, _DT_SYMTAB, _DT_RELA, _DT_RELASZ = 0, 2, 5, 
 _DT_STRSZ, _DT_INIT, _DT_REL, _DT_RELSZ, _DT_PLTREL, _DT_JMPREL = 10, 12, 17, 18, 20, 23
 _DT_INIT_ARRAY, _DT_INIT_ARRAYSZ = 25, 27
 _SHN_LORESERVE, _STT_NOTYPE, _STT_FUNC = 0xFF00, 0, 2
+_PT_LOAD, _MAX_SEGMENTS = 1, 4096
 
 
 class _Layout(Protocol):
@@ -110,6 +111,7 @@ class _Reader:
         self._stubs: dict[int, int | None] = {}  # PLT stub address -> its slot
         self._slots: list[tuple[array[int], array[int]]] | None = None  # per table: r_offset, r_info
         self._symbols: dict[int, tuple[int, int, int, int] | None] = {}
+        self._bss: list[tuple[int, int]] | None = None  # [start, end) zero-filled at load
         self.capped = False
 
     # --- memory ---
@@ -293,6 +295,43 @@ class _Reader:
         unless an object loaded before defines the name)."""
         index = self._slot_symbol(slot)
         return None if index is None else self.own_definition(index)
+
+    def zero_at_load(self, vaddr: int) -> bool:
+        """Whether ``vaddr`` lies in a PT_LOAD's memory past its file image (``.bss``, zero when loaded) in a word no
+        relocation writes."""
+        if self._bss is None:
+            self._bss = self._zero_ranges()
+        if not any(low <= vaddr < high for low, high in self._bss):
+            return False
+        if self._slots is None:
+            self._slots = [self._relocations(address, size, rela)[:2] for address, size, rela in self._tables()]
+        word = vaddr - vaddr % self.word_size
+        return not any(word in offsets for offsets, _ in self._slots)
+
+    def _zero_ranges(self) -> list[tuple[int, int]]:
+        """[start, end) of each PT_LOAD's memory past its file image, read from the program headers."""
+        wide = self.image.layout.bits == 64
+        order = "<" if self.little else ">"
+        try:
+            header = self.image.bytes_at(0, 64 if wide else 52, "ELF header")
+            phoff, phentsize, phnum = (struct.unpack_from(order + "Q", header, 32)[0] if wide else
+                                       struct.unpack_from(order + "I", header, 28)[0],
+                                       *struct.unpack_from(order + "HH", header, 54 if wide else 42))
+            entry = 56 if wide else 32
+            if phentsize < entry or phnum > _MAX_SEGMENTS:
+                return []
+            table = self.image.bytes_at(phoff, phentsize * phnum, "program headers")
+        except MalformedElf:
+            return []
+        ranges = []
+        for k in range(phnum):
+            if wide:
+                p_type, _, _, vaddr, _, filesz, memsz = struct.unpack_from(order + "IIQQQQQ", table, k * phentsize)
+            else:
+                p_type, _, vaddr, _, filesz, memsz = struct.unpack_from(order + "IIIIII", table, k * phentsize)
+            if p_type == _PT_LOAD and memsz > filesz:
+                ranges.append((vaddr + filesz, vaddr + memsz))
+        return ranges
 
     def plt_slot(self, target: int) -> int | None:
         """The GOT slot of the PLT stub at ``target``, or None when it is not one."""
