@@ -655,6 +655,21 @@ def test_a_report_round_trips(store: Store) -> None:
     assert load_report(store, key) == report
 
 
+def test_names_that_are_not_utf8_are_written_escaped_and_others_as_utf8() -> None:
+    """orjson writes the payload unless a name holds a surrogate (a path that is not UTF-8), which it refuses: the
+    json module writes that payload, escaped; both decode to the same report."""
+    undecodable = _report()
+    assert "\udcff" in undecodable.files[0].unresolved_symbols[0].name
+    symbol = dataclasses.replace(undecodable.files[0].unresolved_symbols[0], name="memcpy")
+    utf8 = dataclasses.replace(undecodable, files=(dataclasses.replace(undecodable.files[0],
+                                                                      unresolved_symbols=(symbol,)),))
+    escaped, raw = zlib.decompress(encode_report(undecodable)), zlib.decompress(encode_report(utf8))
+    assert escaped.isascii() and b"\\udcff" in escaped and b"\\u00e9" in escaped
+    assert "/é".encode() in raw
+    assert decode_report(zlib.compress(escaped)) == undecodable
+    assert decode_report(zlib.compress(raw)) == utf8
+
+
 def test_an_empty_report_round_trips() -> None:
     empty = Report(SCHEMA_VERSION, __version__, "", TargetInfo("1.2.5", None, True, "aarch64"),
                    Verdict.NOTHING_TO_CHECK, (), (), ())
