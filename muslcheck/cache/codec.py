@@ -17,7 +17,7 @@ import json
 import operator
 import typing
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import chain, count, filterfalse, islice, repeat
 from typing import Any
@@ -36,7 +36,7 @@ _FAST_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_ci
 _Index = dict[str | None, int]  # string -> its position in the table being built; None -> -1
 _Encode = Callable[[Any, _Index], Any]
 _Decode = Callable[[Any, list[Any]], Any]  # (JSON value, string table + [None]) -> value
-_ColumnEncode = Callable[[tuple[Any, ...], _Index], Any]
+_ColumnEncode = Callable[[Sequence[Any], _Index], Any]
 _ColumnDecode = Callable[[Any, list[Any], int], list[Any]]  # (JSON column, table, row count) -> values
 _INT = frozenset({int})
 _STR: frozenset[type] = frozenset({str})
@@ -294,7 +294,7 @@ def _names(allowed: frozenset[type]) -> str:
 def _string_column(optional: bool) -> tuple[_ColumnEncode, _ColumnDecode]:
     lowest = -1 if optional else 0  # -1: None (the table's last element)
 
-    def encode(column: tuple[Any, ...], index: _Index) -> Any:
+    def encode(column: Sequence[Any], index: _Index) -> Any:
         new = list(filterfalse(index.__contains__, dict.fromkeys(column)))  # in first-seen order
         index.update(zip(new, count(len(index) - 1)))
         return list(map(index.__getitem__, column))
@@ -313,7 +313,7 @@ def _nested_column(item: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
     """A ``tuple[item, ...]`` field of every row: per-row counts, then all items (by column for dataclasses)."""
     encode_items, decode_items = _table_codec(item) if isinstance(item, Record) else _flat_codec(item)
 
-    def encode(column: tuple[Any, ...], index: _Index) -> Any:
+    def encode(column: Sequence[Any], index: _Index) -> Any:
         return [list(map(len, column)), encode_items(tuple(chain.from_iterable(column)), index)]
 
     def decode(column: Any, table: list[Any], rows: int) -> list[Any]:
