@@ -8,6 +8,7 @@ Alpine base replaces, the libraries' aliases) are the same. Everything else is j
 
 from __future__ import annotations
 
+import bisect
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class Reuse:
         if not self._changed_parents.isdisjoint(listed):
             return False
         changed = self.changed
+        if len(changed) * 8 < len(read):  # a few changes: looked up in the read paths, sorted (C-speed when they are)
+            return not _within(sorted(read), changed)
         return not any(path in changed or any(a in changed for a in _ancestors(path)) for path in read)
 
     def root(self, path: str, inputs: Inputs) -> RootRecord | None:
@@ -106,6 +109,20 @@ class Reuse:
         if record is None or record.inputs != inputs.key or not self.still_holds(record.read, record.listed):
             return None
         return record
+
+
+def _within(read: list[str], changed: Iterable[str]) -> bool:
+    """Whether a path of ``read`` (sorted) is one of ``changed`` or below one: after it comes "/" or "!" (an
+    archive's member), as ``_ancestors`` cuts."""
+    for path in changed:
+        for probe in (path + "/", path + "!") if path else ():
+            i = bisect.bisect_left(read, probe)
+            if i < len(read) and read[i].startswith(probe):
+                return True
+        i = bisect.bisect_left(read, path)
+        if i < len(read) and read[i] == path:
+            return True
+    return False
 
 
 def _ancestors(path: str) -> Iterable[str]:

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from muslcheck import Context, Report, ScanOptions, scan
 from muslcheck.cache import Store, load_judged
 from muslcheck.judging import judge as judge_module
+from muslcheck.judging import reuse as reuse_module
 from muslcheck.judging.reuse import Reuse, changed_paths
 from muslcheck.ldso import load as load_module
 from muslcheck.model.kept import JudgedState
@@ -153,6 +156,22 @@ def test_a_record_holds_until_a_path_it_read_an_ancestor_or_a_listed_entry_chang
     assert reuse.still_holds(("/opt/app.jar2",), ())
     assert not reuse.still_holds((), ("/etc",))  # an entry appeared in a listed directory
     assert reuse.still_holds((), ("/etc/ssl",))
+
+
+_PATHS = st.lists(st.sampled_from(["a", "b", "a.jar", "a-b", "!", ""]), min_size=1, max_size=5).map(
+    lambda parts: "/" + "/".join(parts).replace("/!/", "!/"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(read=st.lists(_PATHS, min_size=8, max_size=60, unique=True), data=st.data())
+def test_a_few_changes_are_looked_up_in_the_sorted_read_paths_with_the_same_answer(read: list[str],
+                                                                                   data: st.DataObject) -> None:
+    """With far fewer changed paths than paths read, ``still_holds`` searches the sorted paths for each change: it
+    must answer as the walk over every read path's ancestors does."""
+    near = sorted({*read, *(a for path in read for a in reuse_module._ancestors(path))})  # changes that matter
+    changed = data.draw(st.frozensets(st.sampled_from(near) | _PATHS, max_size=3))
+    walked = not any(path in changed or any(a in changed for a in reuse_module._ancestors(path)) for path in read)
+    assert Reuse(None, changed).still_holds(tuple(read), ()) == walked
 
 
 def test_what_is_kept_reads_back_from_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
