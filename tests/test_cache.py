@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -668,6 +669,21 @@ def test_names_that_are_not_utf8_are_written_escaped_and_others_as_utf8() -> Non
     assert "/é".encode() in raw
     assert decode_report(zlib.compress(escaped)) == undecodable
     assert decode_report(zlib.compress(raw)) == utf8
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_left_as_it_was_after_a_decode_even_a_failed_one(enabled: bool) -> None:
+    payload = encode_report(_report())
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert decode_report(payload) == _report()
+        assert gc.isenabled() is enabled
+        with pytest.raises(codec._CorruptPayload):
+            decode_report(payload[:-5])
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_an_empty_report_round_trips() -> None:
