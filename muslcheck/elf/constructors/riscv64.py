@@ -1,7 +1,10 @@
 """riscv64: calls and tail jumps to a PLT stub: ``jal`` / ``c.j`` (the linker relaxes ``call``/``tail`` to them),
 or ``auipc rN, hi; jalr rd, lo(rN)`` unrelaxed (``ra``: a call; ``x0``: a tail jump). GOT slots are R_RISCV_64,
 which musl binds even under RTLD_LAZY: only PLT slots (JUMP_SLOT) are left unbound, so only stubs matter.
-Compressed (RVC) 16-bit instructions have low bits other than 0b11."""
+Compressed (RVC) 16-bit instructions have low bits other than 0b11.
+
+The ``.bss`` guard (as aarch64's): ``bnez`` on a register loaded from a word of the object's ``.bss``
+(``auipc rN, hi; l[bhwd][u] rD, lo(rN)``, no call or compressed instruction since) is never taken."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
     calls: list[int] = []
     furthest = pc
     auipc: tuple[int, int] | None = None  # (register, address) of an auipc just before
+    zero: set[int] = set()  # registers that hold a .bss word
     i = used = 0
     while used < budget and i + 2 <= len(code):
         here, previous, auipc = pc + i, auipc, None
@@ -52,16 +56,30 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             c_jr = quadrant == 2 and funct3 == 4 and (h >> 2) & 31 == 0 and (h >> 7) & 31 and not (h >> 12) & 1
             if quadrant == 1 and funct3 == 5:  # c.j
                 target = here + _c_j_offset(h)
+            elif quadrant == 1 and funct3 == 7 and 8 + ((h >> 7) & 7) in zero:  # c.bnez on a .bss word
+                continue
             elif quadrant == 1 and funct3 in (6, 7):  # c.beqz, c.bnez
                 furthest = max(furthest, here + _c_branch_offset(h))
             elif c_jr and here >= furthest:  # c.jr rs1: a return (ra) or an indirect jump
                 break
+            elif not c_jr:
+                zero.clear()  # any other may write a register
         elif i + 4 > len(code):
             break
         else:
             w = int.from_bytes(code[i : i + 4], "little")
             used, i = used + 1, i + 4
             opcode, rd, rs1 = w & 0x7F, (w >> 7) & 31, (w >> 15) & 31
+            rs2 = (w >> 20) & 31
+            if opcode == 0x63 and (w >> 12) & 7 == 1 and _X0 in (rs1, rs2) and (rs1 or rs2) in zero:
+                continue  # bne rN, x0 (bnez) on a .bss word: never taken
+            if opcode in (0x6F, 0x67) and rd != _X0:  # jal, jalr with a link: a call
+                zero.clear()
+            elif opcode not in (0x63, 0x23, 0x27):  # not a branch or a store: rd may be written
+                zero.discard(rd)
+            loads_bss = opcode == 0x03 and previous is not None and previous[0] == rs1 and rd != _X0  # auipc + load
+            if loads_bss and previous is not None and memory.zero_at_load(previous[1] + sign(w >> 20, 12)):
+                zero.add(rd)
             if opcode == 0x17:  # auipc
                 auipc = (rd, here + sign(w >> 12, 20) * 4096)
             elif opcode == 0x63:  # conditional branch
@@ -77,6 +95,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             continue
         slot = memory.plt_slot(target)
         if link != _X0:  # a call (ra, or t0 for millicode)
+            zero.clear()
             if slot is not None:
                 slots.add(slot)
             else:

@@ -1,6 +1,10 @@
 """s390x: calls through a PLT stub (``brasl %r14``, or ``jg`` as a tail call) and through a GOT slot
 (``lgrl %rN, slot`` or ``larl %rN, slot; lg %rN, 0(%rN)``, then ``basr %r14, %rN`` or ``br %rN``). Big-endian;
-an instruction's length is in the top two bits of its first byte (2, 4, 4, 6); relative offsets count halfwords."""
+an instruction's length is in the top two bits of its first byte (2, 4, 4, 6); relative offsets count halfwords.
+
+The ``.bss`` guard (as aarch64's): a word of the object's ``.bss`` loaded and tested (``lt``/``ltg`` from a ``larl``
+address) makes the condition code 0, so a ``brc``/``brcl`` right after it whose mask leaves out CC 0 (``jne``) is
+never taken."""
 
 from __future__ import annotations
 
@@ -20,12 +24,17 @@ def _relative(code: bytes, at: int, size: int) -> int:
     return 2 * sign(int.from_bytes(code[at : at + size], "big"), 8 * size)
 
 
+def _displacement(code: bytes, at: int) -> int:  # an RXY instruction's 20-bit signed displacement
+    return sign((code[at + 2] & 15) << 8 | code[at + 3] | code[at + 4] << 12, 20)
+
+
 def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
     slots: set[int] = set()
     calls: list[int] = []
     addresses: dict[int, int] = {}  # register -> address (larl)
     loaded: dict[int, int] = {}  # register -> the slot it was loaded from (lgrl; larl + lg)
     furthest = pc
+    cc_zero = False  # the instruction before set the condition code from a .bss word (0 at load)
     i = used = 0
     while used < budget and i + 2 <= len(code):
         op, r1, low = code[i], code[i + 1] >> 4, code[i + 1] & 15
@@ -35,6 +44,10 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
         used += 1
         here, at = pc + i, i
         i += size
+        if cc_zero and op in (0xA7, 0xC0) and low == 4 and not r1 & 8:
+            cc_zero = False
+            continue  # brc/brcl M without CC 0 (jne), after a .bss word tested: never taken
+        cc_zero = False
         target: int | None = None
         if op == 0xC0 and low in (4, 5):  # brcl M / brasl R: a 32-bit offset
             target, call, always = here + _relative(code, at + 2, 4), low == 5, r1 == 15
@@ -61,12 +74,18 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
         elif op == 0xC4 and low == 8:  # lgrl
             loaded[r1] = here + _relative(code, at + 2, 4)
             addresses.pop(r1, None)
+        elif op == 0xE3 and code[at + 5] in (0x12, 0x02):  # lt/ltg R1, D(X, B): loads and tests
+            base, address = code[at + 2] >> 4, addresses.get(code[at + 2] >> 4) if low == 0 else None
+            addresses.pop(r1, None)
+            loaded.pop(r1, None)
+            if address is not None and base:
+                cc_zero = memory.zero_at_load(address + _displacement(code, at))
         elif op == 0xE3 and code[at + 5] == 0x04:  # lg R1, D(X, B): a slot when B holds a larl address, X none
             base, address = code[at + 2] >> 4, addresses.get(code[at + 2] >> 4) if low == 0 else None
             addresses.pop(r1, None)
             loaded.pop(r1, None)
             if address is not None and base:
-                loaded[r1] = address + sign((code[at + 2] & 15) << 8 | code[at + 3] | code[at + 4] << 12, 20)
+                loaded[r1] = address + _displacement(code, at)
         elif op == 0x0D and low in loaded:  # basr R1, R2
             slots.add(loaded[low])
         elif op == 0x07 and r1 and low:  # bcr M, R: a return (%r14) or an indirect jump, unconditional when M=15
