@@ -40,8 +40,10 @@ def survey(
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
     ``reuse``, the judging to keep for the next scan too."""
-    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress,
-                       marks=module_marks())
+    # A scan that reuses the last one's judging reads few symbol tables, so identify's reads would be its own: the
+    # hosts' marks spare them. Any other scan reads them for the judging anyway, and skips the search.
+    marks = module_marks() if reuse is not None and reuse.state is not None else None
+    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks)
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
                       library_path=options.library_path or tree.library_path)

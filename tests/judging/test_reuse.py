@@ -130,6 +130,24 @@ def test_every_kind_of_change_gives_the_report_of_a_fresh_scan(tmp_path: Path, r
     assert loads > 0
 
 
+def test_a_rescan_finds_the_hosts_modules_by_their_marks_as_a_fresh_scan_does(tmp_path: Path, rescan) -> None:  # type: ignore[no-untyped-def]
+    """A rescan reads the symbols of a file for the module check only when its string table holds a host's marks
+    (``Java_``...): a JNI library is still the JVM's (dlopen-lazy), and no longer once it stops exporting one."""
+    root = tmp_path / "root"
+    tree(root)
+    write(root, "/opt/native/libjni.so", library("libjni.so", exports=("Java_org_Foo_bar",), uses=("memcpy",)))
+    first, _ = rescan(root)
+    contexts = {f.path: f.context for f in first.files}
+    assert contexts["/opt/native/libjni.so"] is Context.DLOPEN_LAZY
+    assert contexts["/opt/loose/libloose.so"] is Context.DLOPEN_NOW
+    (root / "app" / "README").write_text("a file no load reads")
+    again, _ = rescan(root)
+    assert again == first
+    write(root, "/opt/native/libjni.so", library("libjni.so", exports=("org_Foo_bar",), uses=("memcpy",)))
+    changed, _ = rescan(root)
+    assert {f.path: f.context for f in changed.files}["/opt/native/libjni.so"] is Context.DLOPEN_NOW
+
+
 def test_other_options_never_read_the_last_scans_judging(tmp_path: Path, rescan) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "root"
     tree(root)
