@@ -4,20 +4,31 @@ checked while the files are judged. The report is the one streaming the same lay
 from __future__ import annotations
 
 import mmap
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from muslcheck import scan
+from muslcheck import ScanOptions, scan
 from muslcheck.cache import Store
 from muslcheck.judging import judge
+from muslcheck.model.options import Context
 from muslcheck.targets.image.fs import ImageRoot, read_image
 from muslcheck.targets.image.mapped import MappedLayer
 from muslcheck.targets.image.sources import DigestMismatch, open_image, parse_reference
 from muslcheck.targets.image.sources.archive import TarBlobs
 from muslcheck.targets.image.sources.interface import BlobLocation
-from tests.images.imagebuild import blob_path, corrupt_blob, sample_layers, write_docker_archive_oci, write_oci_dir
+from tests.images.imagebuild import (
+    blob_path,
+    corrupt_blob,
+    file,
+    sample_layers,
+    write_docker_archive_oci,
+    write_oci_dir,
+)
+from tests.support import unavailable
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -86,3 +97,28 @@ def test_a_mapped_layer_reads_in_place(tmp_path: Path) -> None:
     assert bytes(layer.view(0, 16)) == data[:16]
     assert MappedLayer.of(BlobLocation(outer, 0, 0)) is None
     assert MappedLayer.of(BlobLocation(outer, 70_000, 10**9)) is None  # past the end of the file
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_a_constructors_call_is_read_for_a_lazy_dlopen_from_a_mapped_or_streamed_layer(
+    tmp_path: Path, compression: str
+) -> None:
+    """A mapped layer's files are read without their constructors' code, and read again for it when a lazy dlopen
+    needs it; a streamed layer's are read whole as they go by. The report is the same, and the directory's."""
+    if shutil.which("gcc") is None:
+        unavailable("gcc is not installed (Debian package gcc)")
+    source = tmp_path / "atinit.c"
+    source.write_text("#include <gnu/libc-version.h>\nconst char *seen;\n"
+                      "__attribute__((constructor)) static void init(void) { seen = gnu_get_libc_version(); }\n")
+    tree = tmp_path / "tree"
+    (tree / "lib").mkdir(parents=True)
+    library = tree / "lib/libatinit.so"
+    subprocess.run(["gcc", "-O2", "-fPIC", "-shared", "-Wl,-z,lazy", "-o", str(library), str(source)], check=True)
+    archive = tmp_path / "app.tar"
+    write_docker_archive_oci(archive, [[file("/lib/libatinit.so", source=library)]], compression=compression)
+    options = ScanOptions(context=Context.DLOPEN_LAZY, jobs=1)
+    reports = [scan(f"docker-archive:{archive}", options), scan(tree, options)]
+    for report in reports:
+        [f] = report.files
+        assert [(s.name, s.fatal) for s in f.unresolved_symbols] == [("gnu_get_libc_version", True)]
+        assert any("its constructor calls gnu_get_libc_version during dlopen" in note for note in f.notes)

@@ -131,11 +131,16 @@ class ImageRoot:
         if node.facts is None:
             raise MalformedElf(node.problem or "not an ELF file")
         if not node.facts.symbols_read and node.content is not None:
-            return node.content.read(read_elf)  # the facts in full, from the mapped layer
+            return node.content.read(_symbols_only)  # the facts in full, from the mapped layer
         return node.facts
 
     def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
-        return self.read_facts(resolved).constructor_calls  # a layer's files are read with them
+        """A mapped layer's file is read again, for its constructors' code only; a streamed layer's file was read
+        whole as it went by."""
+        node = self.nodes[resolved.path]
+        if node.content is not None:
+            return node.content.read(_constructors_only).constructor_calls
+        return self.read_facts(resolved).constructor_calls
 
     def read_head(self, resolved: Resolved, limit: int) -> bytes:
         node = self.nodes[resolved.path]
@@ -434,6 +439,14 @@ def _mapped_file(node: Node, path: str, member: TarEntry, mapped: MappedLayer, s
     finally:
         mapped.forget(member.offset_data, member.size)
     return node
+
+
+def _symbols_only(data: memoryview) -> ElfFacts:
+    return read_elf(data, constructors=False)  # what its init code calls: read if a lazy dlopen needs it
+
+
+def _constructors_only(data: memoryview) -> ElfFacts:
+    return read_elf(data, symbols=False, constructors=True)
 
 
 def _read_whole(path: str, head: bytes, size: int, reader: io.BufferedReader) -> bytearray:
