@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Final, cast
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, sign, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct, sign
 
 _BTI_C: Final = 0xD503245F
 _BR_X17: Final = 0xD61F0220
@@ -39,17 +39,12 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
         here = pc + 4 * (used - 1)
         if w & 0x7C000000 == 0x14000000:  # B / BL imm26
             target = here + sign(w & 0x3FFFFFF, 26) * 4
-            slot = memory.plt_slot(target)
             if w >> 31:  # BL
                 zero.clear()
-                if slot is not None:
-                    slots.add(slot)
-                else:
-                    calls.append(target)
-                continue
-            if tail_jump(here, target, pc, slot, furthest, slots, calls):
+            reach = direct(here, target, pc, memory.plt_slot(target), bool(w >> 31), furthest, slots, calls)
+            if reach is None:
                 break
-            furthest = max(furthest, target if slot is None and target > here else furthest)
+            furthest = reach
             continue
         if w & 0x7E000000 in (0x34000000, 0x36000000) and w >> 24 & 1 and w & 31 in zero:
             continue  # CBNZ/TBNZ on a .bss word: never taken

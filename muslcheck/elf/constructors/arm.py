@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, sign, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct, sign
 
 _MASK: Final = 0xFFFFFFFF
 _PC: Final = 15
@@ -40,11 +40,9 @@ class _Sweep:
         self.state: _State = {}
 
     def call(self, target: int, thumb: bool) -> None:
-        slot = self.memory.plt_slot(target)
-        if slot is not None:
-            self.slots.add(slot)
-        else:
-            self.calls.append(target | thumb)
+        # A call: where it is does not matter (the target is recorded with its mode bit).
+        direct(target, target | thumb, self.start, self.memory.plt_slot(target), True, self.furthest, self.slots,
+               self.calls)
         self.clobber()
 
     def clobber(self) -> None:
@@ -52,12 +50,11 @@ class _Sweep:
 
     def jump(self, here: int, target: int, thumb: bool) -> bool:
         """An unconditional direct jump: whether it ends the sweep."""
-        slot = self.memory.plt_slot(target)
-        if tail_jump(here, target | thumb, self.start, slot, self.furthest, self.slots, self.calls):
-            return True
-        if slot is None and target > here:
-            self.furthest = max(self.furthest, target)
-        return False
+        reach = direct(here, target | thumb, self.start, self.memory.plt_slot(target), False, self.furthest,
+                       self.slots, self.calls)
+        if reach is not None:
+            self.furthest = reach
+        return reach is None
 
     def branch(self, target: int, thumb: bool) -> None:
         """A conditional branch. One to before the function's start goes to a part of it placed elsewhere (GCC's

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct
 from muslcheck.elf.constructors.x86_64 import _IMM8_0F, _IMM_1, _MODRM_1, _NO_MODRM_0F, _PREFIXES
 
 _MAX_LENGTH: Final = 15
@@ -112,18 +112,13 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                 elif target == after:  # call 1f; 1: pop %reg
                     popped = after
                 else:
-                    slot = memory.plt_slot(target)
-                    if slot is not None:
-                        slots.add(slot)
-                    else:
-                        calls.append(target)
+                    direct(here, target, pc, memory.plt_slot(target), True, furthest, slots, calls)
                     known = {r: v for r, v in known.items() if r in _CALLEE_SAVED}
             elif op in (0xE9, 0xEB):
-                slot = memory.plt_slot(target)
-                if tail_jump(here, target, pc, slot, furthest, slots, calls):
+                reach = direct(here, target, pc, memory.plt_slot(target), False, furthest, slots, calls)
+                if reach is None:
                     break
-                if slot is None and target > here:
-                    furthest = max(furthest, target)
+                furthest = reach
             else:
                 furthest = _branch(target, pc, furthest, calls)
         elif op == 0xFF and reg in (2, 4) and modrm is not None:  # call / jmp *disp(%reg)

@@ -44,13 +44,18 @@ def sign(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
 
-def tail_jump(here: int, target: int, start: int, slot: int | None, furthest: int, slots: set[int],
-              calls: list[int]) -> bool:
-    """An unconditional jump at ``here`` in the function at ``start``: whether it ends the sweep. Into a PLT stub,
-    or back before the function's start, or forward from its known end: a tail call. Else a jump inside it."""
+def direct(here: int, target: int, start: int, slot: int | None, call: bool, furthest: int, slots: set[int],
+           calls: list[int]) -> int | None:
+    """A direct call (``call``) or unconditional jump at ``here`` to ``target``, in the function at ``start``;
+    ``slot``: the GOT slot of the PLT stub at ``target``, if it is one. Recorded in ``slots`` or ``calls``; returns
+    how far the function is known to reach, or None when the jump ends the sweep. A jump into a PLT stub, back
+    before the function's start, or forward from its known end is a tail call; any other, a jump inside it."""
     if slot is not None:
         slots.add(slot)
-        return here >= furthest
-    if target < start or (target > here and here >= furthest):
+    elif call or target < start or (target > here and here >= furthest):
         calls.append(target)
-    return here >= furthest
+    if call:
+        return furthest
+    if here >= furthest:
+        return None
+    return max(furthest, target) if slot is None and target > here else furthest

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, sign, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct, sign
 
 _STD_R2: Final = 0xF8410018  # std r2, 24(r1)
 _ADDIS_R12_R2: Final = 0x3D820000  # addis r12, r2, hi
@@ -103,16 +103,10 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                 break
             continue
         slot = None if offset is None or toc is None else toc + offset
-        if w & 1:  # bl
-            if slot is not None:
-                slots.add(slot)
-            else:
-                calls.append(target)
-            continue
-        if tail_jump(here, target, pc, slot, furthest, slots, calls):
+        reach = direct(here, target, pc, slot, bool(w & 1), furthest, slots, calls)  # bit 0: bl
+        if reach is None:
             break
-        if slot is None and target > here:
-            furthest = max(furthest, target)
+        furthest = reach
     return used, slots, calls
 
 

@@ -21,7 +21,9 @@ recorded:
 
 Bounded: at most ``MAX_INSTRUCTIONS`` instructions per init function (its callees included), ``MAX_INIT_FUNCTIONS``
 init functions; a bound reached is reported (``ConstructorCalls.capped``). Conditional paths are all taken, so a
-name may be listed that a run never calls: docs/symbols.md has what that costs, measured against the real loader.
+name may be listed that a run never calls, except past a branch taken only when a word of the object's own .bss is
+not 0 (aarch64, s390x, riscv64: ``Memory.zero_at_load``; the library's default state). docs/symbols.md has what
+each rule costs, measured against the real loader.
 An unreadable address ends that path, never the read: nothing here raises.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, sign, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct, sign
 
 _X0, _RA = 0, 1
 _AUIPC_T3: Final = 0xE17  # auipc t3 (the low 12 bits)
@@ -93,18 +93,12 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                     break
         if target is None:
             continue
-        slot = memory.plt_slot(target)
         if link != _X0:  # a call (ra, or t0 for millicode)
             zero.clear()
-            if slot is not None:
-                slots.add(slot)
-            else:
-                calls.append(target)
-            continue
-        if tail_jump(here, target, pc, slot, furthest, slots, calls):
+        reach = direct(here, target, pc, memory.plt_slot(target), link != _X0, furthest, slots, calls)
+        if reach is None:
             break
-        if slot is None and target > here:
-            furthest = max(furthest, target)
+        furthest = reach
     return used, slots, calls
 
 

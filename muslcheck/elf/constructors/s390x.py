@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, sign, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct, sign
 
 _LENGTH: Final = (2, 4, 4, 6)
 # RIE compare-and-branch (crj, cgrj, cij, cgij, ...) and brxhg/brxlg: 0xEC, a 16-bit offset at bytes 2-3.
@@ -57,15 +57,10 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             target, call, always = here + _relative(code, at + 2, 2), False, False
         if target is not None:
             if call or always:
-                slot = memory.plt_slot(target)
-                if call and slot is not None:
-                    slots.add(slot)
-                elif call:
-                    calls.append(target)
-                elif tail_jump(here, target, pc, slot, furthest, slots, calls):
+                reach = direct(here, target, pc, memory.plt_slot(target), call, furthest, slots, calls)
+                if reach is None:
                     break
-                elif slot is None and target > here:
-                    furthest = max(furthest, target)
+                furthest = reach
             elif r1 or low != 4:  # not a nop (brc 0)
                 furthest = max(furthest, target)
         elif op == 0xC0 and low == 0:  # larl

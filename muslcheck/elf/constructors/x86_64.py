@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, tail_jump
+from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct
 
 # One-byte opcodes: which take a ModRM byte, and the size of their immediate (-1: 4, or 2 with 0x66; -2: the B8
 # family, 8 with REX.W).
@@ -114,17 +114,11 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
             here = pc + start
             if op in (0xE8, 0xE9, 0xEB) or 0x70 <= op < 0x80 or 0xE0 <= op < 0xE4:
                 target = pc + end + int.from_bytes(code[i:end], "little", signed=True)
-                if op == 0xE8 or op in (0xE9, 0xEB):
-                    slot = memory.plt_slot(target)
-                    if op == 0xE8:
-                        if slot is not None:
-                            slots.add(slot)
-                        else:
-                            calls.append(target)
-                    elif tail_jump(here, target, pc, slot, furthest, slots, calls):
+                if op in (0xE8, 0xE9, 0xEB):  # call, jmp
+                    reach = direct(here, target, pc, memory.plt_slot(target), op == 0xE8, furthest, slots, calls)
+                    if reach is None:
                         break
-                    elif slot is None and target > here:
-                        furthest = max(furthest, target)
+                    furthest = reach
                 else:
                     furthest = max(furthest, target)
             elif op == 0xFF and reg in (2, 4) and rip is not None:  # call / jmp *slot(%rip)
