@@ -359,11 +359,19 @@ def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | N
         raise MalformedElf("empty file")
     if st.st_size > MAX_FILE_BYTES:
         raise MalformedElf(f"ELF file of {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit: not read")
-    memory = mmap.mmap(-1, st.st_size)  # anonymous: untouched pages cost nothing
-    with memory, memoryview(memory) as whole:
-        reader = _LazyFile(fd, whole, st)
-        return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill,
-                        marks=marks)
+    # A small file in the heap; a larger one in anonymous memory, where untouched pages cost nothing.
+    memory = bytearray(st.st_size) if st.st_size <= _HEAP_FILE_BYTES else mmap.mmap(-1, st.st_size)
+    try:
+        with memoryview(memory) as whole:
+            reader = _LazyFile(fd, whole, st)
+            return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill,
+                            marks=marks)
+    finally:
+        if isinstance(memory, mmap.mmap):
+            memory.close()
+
+
+_HEAP_FILE_BYTES = 64 << 10  # read into a bytearray: no mapping made and unmapped for it
 
 
 class _LazyFile:

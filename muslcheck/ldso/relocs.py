@@ -163,8 +163,30 @@ def relocate_use(uses: Uses, i: int, machine: str, version: str, lazy: bool, fin
 
 def _unresolved(uses: Uses, i: int, relocations: list[str], effect: Effect, at_init: bool) -> UnresolvedSymbol:
     names = (relocations[0],) if len(relocations) == 1 else tuple(sorted(set(relocations)))
+    return _symbol(uses, i, names, effect, at_init)
+
+
+def _symbol(uses: Uses, i: int, relocations: tuple[str, ...], effect: Effect, at_init: bool) -> UnresolvedSymbol:
     return UnresolvedSymbol(uses.names[i], uses.versions[i], uses.version_libraries[i],
-                            uses.infos[i] >> 4 == STB_WEAK, names, effect, at_init)
+                            uses.infos[i] >> 4 == STB_WEAK, relocations, effect, at_init)
+
+
+# A plain use none of whose relocations binds: what ``relocate_use`` reports depends only on these, not on the
+# use: (machine, version, its relocations, undefined weak, lazy, called at init) -> (relocation names, the worst
+# effect, whether a constructor's call made it fatal). Shared by every file.
+_UNBOUND: Bounded[tuple[object, ...], tuple[tuple[str, ...], Effect, bool]] = Bounded(4096)
+
+
+def _unbound(facts: ElfFacts, i: int, version: str, lazy: bool) -> UnresolvedSymbol:
+    uses = facts.uses
+    at_init = uses.names[i] in facts.constructor_calls
+    key = (facts.machine, version, uses.relocations_of(i), uses.weak_undefined(i), lazy, at_init)
+    found = _UNBOUND.get(key)
+    if found is None:
+        failed = relocate_use(uses, i, facts.machine, version, lazy, None, None, at_init)[0]
+        assert failed is not None
+        found = _UNBOUND.put(key, (failed.relocations, failed.effect, failed.called_at_init))
+    return _symbol(uses, i, *found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +279,7 @@ class _Plan:
     plain: dict[bool, frozenset[str]]  # need_def -> the names whose relocations all take that one lookup
     plain_uses: dict[str, tuple[int, ...]]  # plain name -> the indices of its uses
     special: tuple[int, ...]  # uses walked one by one every time (COPY, TPOFF, NONE, unsupported, mixed)
-    _outcomes: dict[tuple[int, bool, bool], UseOutcome] = field(default_factory=dict, compare=False)
+    _outcomes: dict[tuple[int, bool], UseOutcome] = field(default_factory=dict, compare=False)
 
     @cached_property
     def plain_indices(self) -> frozenset[int]:
@@ -267,13 +289,12 @@ class _Plan:
         """``relocate_use`` for plain use ``i`` when its lookup fails; ``remap`` is what get_lfs64 binds it to.
         Remembered: for plain classes the outcome does not depend on which object ``remap`` is, and a plan
         serves only the versions whose classes it was made from (``RelocationMemo.plan``)."""
-        key = (i, lazy, remap is not None)
+        if remap is not None:
+            return _REMAPPED  # get_lfs64 binds each of its (plain, definer-free) relocations
+        key = (i, lazy)
         found = self._outcomes.get(key)
         if found is None:
-            uses = facts.uses
-            found = self._outcomes[key] = relocate_use(uses, i, facts.machine, version, lazy, None,
-                                                       None if remap is None else lambda _: remap,
-                                                       uses.names[i] in facts.constructor_calls)
+            found = self._outcomes[key] = (_unbound(facts, i, version, lazy), (), (), False)
         return found
 
     @classmethod
