@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
 from muslcheck.apps.registry import KEEP_METADATA, module_marks
-from muslcheck.judging.judge import KeptJudging, judge
+from muslcheck.judging.judge import KeptJudging, default_jobs, judge
 from muslcheck.judging.reuse import Reuse
 from muslcheck.ldso.tables import Catalog
 from muslcheck.ldso.tree import Resolved, RootFS, join
@@ -40,9 +40,11 @@ def survey(
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
     ``reuse``, the judging to keep for the next scan too."""
-    # A scan that reuses the last one's judging reads few symbol tables, so identify's reads would be its own: the
-    # hosts' marks spare them. Any other scan reads them for the judging anyway, and skips the search.
-    marks = module_marks() if reuse is not None and reuse.state is not None else None
+    # identify's reads of symbol tables serve the judging only when it runs in this process and judges them: a
+    # scan that reuses the last one's judging, or hands files to workers, looks for the hosts' marks instead and
+    # reads only the files that have them. A one-process cold scan reads them all anyway and skips the search.
+    jobs = jobs or default_jobs()
+    marks = module_marks() if (reuse is not None and reuse.state is not None) or jobs > 1 else None
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks)
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
