@@ -26,7 +26,7 @@ from muslcheck.targets.directory import DirectoryRoot
 from tests.oracle.dlopen import DlopenResult, run_dlopen
 from tests.oracle.ldd import LoaderReport, run_list
 from tests.oracle.loaders import LoadersUnavailable, available_loaders
-from tests.oracle.probe import build_probe, build_stub_library, debian_package
+from tests.oracle.probe import build_probe, debian_library_tree
 from tests.oracle.sandbox import sandbox_problem
 from tests.support import unavailable
 
@@ -387,18 +387,9 @@ def gcc_runtime_tree(name: str, arch: Arch, out: Path) -> tuple[Path, list[str]]
     """A tree whose /lib holds the pinned packages' libraries (with their SONAME links) and an empty stand-in
     for glibc's ld.so; and the libraries to dlopen (the files, not the links)."""
     lib = out / "lib"
-    lib.mkdir(parents=True)
-    for package, digests in GCC_RUNTIME.items():
-        root = debian_package(package, GCC_RUNTIME_VERSION, arch.debian, digests[arch.debian])
-        for found in sorted(root.glob("usr/lib/*-linux-gnu*/*.so*")):
-            target = lib / found.name
-            if found.is_symlink():
-                target.symlink_to(found.readlink())
-            else:
-                shutil.copyfile(found, target)
-    build_stub_library(name, Path(CATALOG.glibc_interpreters[name]).name, lib)
-    for leftover in lib.glob("*.[co]"):
-        leftover.unlink()
+    pinned = {package: (GCC_RUNTIME_VERSION, digests[arch.debian]) for package, digests in GCC_RUNTIME.items()}
+    debian_library_tree(lib, name, arch.debian, pinned, "usr/lib/*-linux-gnu*/*.so*",
+                        Path(CATALOG.glibc_interpreters[name]).name)
     return out, sorted(f"lib/{p.name}" for p in lib.iterdir()
                        if not p.is_symlink() and p.name != Path(CATALOG.glibc_interpreters[name]).name)
 

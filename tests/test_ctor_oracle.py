@@ -20,7 +20,7 @@ from muslcheck.elf.constructors import aarch64
 from muslcheck.elf.constructors.machine import Memory
 from tests.oracle.dlopen import run_dlopen
 from tests.oracle.loaders import LoadersUnavailable, available_loaders
-from tests.oracle.probe import build_probe, build_stub_library, debian_package
+from tests.oracle.probe import build_probe, debian_library_tree
 from tests.oracle.sandbox import sandbox_problem
 from tests.support import unavailable
 from tests.test_arch_oracle import ARCHES, CATALOG, GCC_RUNTIME, GCC_RUNTIME_VERSION, model_dlopen, musl_arch
@@ -48,19 +48,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Pa
     except LoadersUnavailable as e:
         unavailable(f"qemu cannot run musl's {ARCH} loader here: {e}")
     out = tmp_path_factory.mktemp("ctor-oracle")
-    lib = out / "tree" / "lib"
-    lib.mkdir(parents=True)
-    for package, (version, sha256) in PACKAGES.items():
-        root = debian_package(package, version, arch.debian, sha256)
-        for found in sorted(root.glob("usr/lib/aarch64-linux-gnu/**/*.so*")):
-            target = lib / found.name
-            if found.is_symlink():
-                target.symlink_to(found.readlink())
-            else:
-                shutil.copyfile(found, target)
-    build_stub_library(ARCH, Path(CATALOG.glibc_interpreters[ARCH]).name, lib)
-    for leftover in lib.glob("*.[co]"):
-        leftover.unlink()
+    debian_library_tree(out / "tree" / "lib", ARCH, arch.debian, PACKAGES, "usr/lib/aarch64-linux-gnu/**/*.so*",
+                        Path(CATALOG.glibc_interpreters[ARCH]).name)
     probe = build_probe(ARCH, next(iter(loaders.values())), out / "probe")
     return loaders, probe, out / "tree"
 

@@ -8,7 +8,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +115,24 @@ def build_stub_library(arch: str, soname: str, out: Path) -> Path:
     # musl (that counts symbols only for dladdr) loads. Real libraries carry DT_GNU_HASH.
     _run([*zig(), "ld.lld", "-shared", "--hash-style=gnu", "-soname", soname, "-o", str(stub), str(obj)], out)
     return stub
+
+
+def debian_library_tree(lib: Path, arch: str, debian_arch: str, packages: Mapping[str, tuple[str, str]],
+                        pattern: str, glibc_ldso: str) -> None:
+    """``lib`` filled with the shared libraries (their SONAME links too) that ``pattern`` matches in each pinned
+    Debian package (name -> (version, sha256)) for ``debian_arch``, and an empty stand-in for glibc's ld.so."""
+    lib.mkdir(parents=True, exist_ok=True)
+    for package, (version, sha256) in packages.items():
+        root = debian_package(package, version, debian_arch, sha256)
+        for found in sorted(root.glob(pattern)):
+            target = lib / found.name
+            if found.is_symlink():
+                target.symlink_to(found.readlink())
+            else:
+                shutil.copyfile(found, target)
+    build_stub_library(arch, glibc_ldso, lib)
+    for leftover in lib.glob("*.[co]"):
+        leftover.unlink()
 
 
 def debian_package(package: str, version: str, debian_arch: str, sha256: str, suite: str = MUSL_DEV_SUITE) -> Path:
