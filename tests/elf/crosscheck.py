@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -586,6 +586,17 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
                 furthest = max(furthest, target)
         return used, slots, calls
 
+    return tuple(sorted(contract_walk(starts, sweep, slot_names, slot_own)))
+
+
+Sweep = Callable[[int, int], tuple[int, Collection[int], Sequence[int]]]  # (function, budget) -> used, slots, calls
+
+
+def contract_walk(starts: Sequence[int], sweep: Sweep, slot_names: Mapping[int, str],
+                  slot_own: Mapping[int, int | None]) -> set[str]:
+    """The contract's walk, whatever decodes the code: from each init function (the first 64), one budget of 2,048
+    instructions for it and the functions it reaches two levels down (direct callees, then own functions called
+    through a slot); the names of the slots called."""
     names: set[str] = set()
     for start in starts[:_CTOR_MAX_FUNCTIONS]:
         budget, queue, seen = _CTOR_MAX_INSTRUCTIONS, [(start, 0)], {start}
@@ -593,14 +604,14 @@ def _constructor_calls(code: _Code) -> tuple[str, ...]:
             function, depth = queue.pop(0)
             used, slots, calls = sweep(function, budget)
             budget -= used
-            names |= {slot_names[s] for s in slots if s in slot_names}
-            if depth < _CTOR_MAX_DEPTH:  # own callees, then the own functions called through a slot
+            names |= {slot_names[s] for s in slots if slot_names.get(s)}
+            if depth < _CTOR_MAX_DEPTH:
                 own = [slot_own[s] for s in sorted(slots) if slot_own.get(s) is not None]
                 for target in [*calls, *own]:
                     if target not in seen:
                         seen.add(target)
                         queue.append((target, depth + 1))
-    return tuple(sorted(names))
+    return names
 
 
 def _loads_reader(data: bytes, loads: list[tuple[int, int, int]]) -> Any:

@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from muslcheck.elf import read_elf_file
-from muslcheck.elf.constructors import MAX_DEPTH, MAX_INSTRUCTIONS, arm, i386
+from muslcheck.elf.constructors import arm, i386
 from muslcheck.elf.constructors.reader import MAX_INIT_FUNCTIONS
+from tests.elf.crosscheck import contract_walk
 from tests.oracle.probe import debian_package
 from tests.support import unavailable
 
@@ -400,21 +401,12 @@ def sweep_arm(image: Image, function: int, budget: int) -> tuple[int, Sweep]:
 def capstone_calls(path: Path, arch: str) -> set[str]:
     image = Image(path, arch)
     sweep_of = sweep_i386 if arch == "i386" else sweep_arm
-    names: set[str] = set()
-    for start in image.init_functions():
-        budget, queue, seen = MAX_INSTRUCTIONS, [(start, 0)], {start}
-        while queue and budget > 0:
-            function, depth = queue.pop(0)
-            used, sweep = sweep_of(image, function, budget)
-            budget -= used
-            names |= {image.names[s] for s in sweep.slots if s in image.names}
-            if depth < MAX_DEPTH:  # own callees, then the own functions called through a slot
-                owns = [image.owns[s] for s in sorted(sweep.slots) if image.owns.get(s) is not None]
-                for target in [*sweep.calls, *owns]:
-                    if target not in seen:
-                        seen.add(target)
-                        queue.append((target, depth + 1))
-    return names
+
+    def sweep(function: int, budget: int) -> tuple[int, set[int], list[int]]:
+        used, swept = sweep_of(image, function, budget)
+        return used, swept.slots, swept.calls
+
+    return contract_walk(image.init_functions(), sweep, image.names, image.owns)
 
 
 def libraries(arch: str, package: str, version: str) -> Iterator[Path]:

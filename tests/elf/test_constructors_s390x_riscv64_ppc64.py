@@ -17,7 +17,8 @@ import pytest
 
 from muslcheck.elf import read_elf_file
 from muslcheck.elf.constructors import MACHINES
-from muslcheck.elf.constructors.reader import MAX_DEPTH, MAX_INIT_FUNCTIONS, MAX_INSTRUCTIONS
+from muslcheck.elf.constructors.reader import MAX_INIT_FUNCTIONS
+from tests.elf.crosscheck import contract_walk
 from tests.oracle.probe import debian_package
 from tests.support import unavailable
 
@@ -427,21 +428,7 @@ def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
                     s.furthest = max(s.furthest, value)
         return used, s.slots, s.calls
 
-    found: set[str] = set()
-    for start in starts[:MAX_INIT_FUNCTIONS]:
-        budget, queue, seen = MAX_INSTRUCTIONS, [(start, 0)], {start}
-        while queue and budget > 0:
-            function, depth = queue.pop(0)
-            used, slots, calls = sweep(function, budget)
-            budget -= used
-            found |= {names[slot] for slot in slots if names.get(slot)}
-            if depth < MAX_DEPTH:  # own callees, then the own functions called through a slot
-                own_targets = [owns[slot] for slot in sorted(slots) if owns.get(slot) is not None]
-                for target in [*calls, *own_targets]:
-                    if target not in seen:
-                        seen.add(target)
-                        queue.append((target, depth + 1))
-    return tuple(sorted(found))
+    return tuple(sorted(contract_walk(starts, sweep, names, owns)))
 
 
 def _own_function(symbol: Any) -> int | None:
