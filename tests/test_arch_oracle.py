@@ -158,19 +158,26 @@ def build(arch: Arch, out: Path) -> None:
         shutil.rmtree(root / "build", ignore_errors=True)  # missing-dep: the library is not shipped
 
 
-@pytest.fixture(scope="module", params=sorted(ARCHES))
-def arch_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-               ) -> tuple[str, Arch, dict[str, Path], Path]:
-    name: str = request.param
+def real_loaders(name: str) -> dict[str, Path]:
+    """Debian's musl loaders for architecture ``name``, by version, run under qemu-user (skipped, or failed in
+    CI, when they cannot be)."""
     arch = ARCHES[name]
     if problem := sandbox_problem():
         unavailable(problem)
     if shutil.which(arch.qemu) is None:
         unavailable(f"{arch.qemu} is not installed (Debian package qemu-user-static)")
     try:
-        loaders = available_loaders(arch=arch.debian, runner=(arch.qemu,))
+        return available_loaders(arch=arch.debian, runner=(arch.qemu,))
     except LoadersUnavailable as e:
-        pytest.skip(f"qemu cannot run musl's {name} loader here: {e}")
+        unavailable(f"qemu cannot run musl's {name} loader here: {e}")
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHES))
+def arch_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[str, Arch, dict[str, Path], Path]:
+    name: str = request.param
+    arch = ARCHES[name]
+    loaders = real_loaders(name)
     out = tmp_path_factory.mktemp(f"arch-{name}")
     build(arch, out)
     return name, arch, loaders, out

@@ -11,7 +11,6 @@ eagerly by a musl-built probe under qemu-aarch64-static, on every Debian musl of
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,16 @@ import pytest
 from muslcheck.elf.constructors import aarch64
 from muslcheck.elf.constructors.machine import Memory
 from tests.oracle.dlopen import run_dlopen
-from tests.oracle.loaders import LoadersUnavailable, available_loaders
 from tests.oracle.probe import build_probe, debian_library_tree
-from tests.oracle.sandbox import sandbox_problem
-from tests.support import unavailable
-from tests.test_arch_oracle import ARCHES, CATALOG, GCC_RUNTIME, GCC_RUNTIME_VERSION, model_dlopen, musl_arch
+from tests.test_arch_oracle import (
+    ARCHES,
+    CATALOG,
+    GCC_RUNTIME,
+    GCC_RUNTIME_VERSION,
+    model_dlopen,
+    musl_arch,
+    real_loaders,
+)
 
 ARCH = "aarch64"
 # package -> (version, sha256 of the arm64 .deb); libgcc-s1 is what libgfortran needs besides glibc
@@ -39,14 +43,7 @@ GFORTRAN, OPENBLAS = "lib/libgfortran.so.5.0.0", "lib/libopenblasp-r0.3.29.so"
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path, Path]:
     """The loaders by version, the probe, and a tree whose /lib holds the packages' libraries."""
     arch = ARCHES[ARCH]
-    if problem := sandbox_problem():
-        unavailable(problem)
-    if shutil.which(arch.qemu) is None:
-        unavailable(f"{arch.qemu} is not installed (Debian package qemu-user-static)")
-    try:
-        loaders = available_loaders(arch=arch.debian, runner=(arch.qemu,))
-    except LoadersUnavailable as e:
-        unavailable(f"qemu cannot run musl's {ARCH} loader here: {e}")
+    loaders = real_loaders(ARCH)
     out = tmp_path_factory.mktemp("ctor-oracle")
     debian_library_tree(out / "tree" / "lib", ARCH, arch.debian, PACKAGES, "usr/lib/aarch64-linux-gnu/**/*.so*",
                         Path(CATALOG.glibc_interpreters[ARCH]).name)
