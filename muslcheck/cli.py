@@ -137,7 +137,8 @@ def _parse_specs(values: tuple[str, ...], default_file: Path | None,
 @click.option("--musl", metavar="X.Y.Z", help="Target musl version instead of an Alpine release.")
 @click.option("--arch", type=click.Choice(SUPPORTED_ARCHES), help="Judge only files of this architecture.")
 @click.option("--platform", metavar="OS/ARCH",
-              help="linux/amd64 (default for images) or linux/arm64: the image manifest, and the architecture judged.")
+              help="linux/amd64 (default for images), linux/arm64, linux/arm/v7, linux/386, linux/ppc64le, linux/s390x "
+                   "or linux/riscv64: the image manifest, and the architecture judged.")
 @click.option("--base", metavar="IMAGE", help="Judge only what TARGET adds to this base image (any image form).")
 @click.option("--include-runtimes", is_flag=True,
               help="Judge glibc language runtimes (a JRE, CPython, Node) instead of naming their Alpine variant.")
