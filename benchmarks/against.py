@@ -29,7 +29,10 @@ SCAN = "import sys; from muslcheck.cli import main; sys.argv[0] = 'muslcheck'; s
 
 def run_once(src: Path, tree: Path, out: Path, extra: Sequence[str], pycache: Path) -> Run:
     """(user s, system s, wall s) of one scan with ``src``'s muslcheck, from ``wait4``."""
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONPYCACHEPREFIX": str(pycache)}
+    # Compiled bytecode, as an installed muslcheck has (PYTHONDONTWRITEBYTECODE would compile every module at
+    # every run, and the larger tree would pay more), kept in the scratch directory, not the checkout.
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+           "PYTHONPATH": str(src), "PYTHONPYCACHEPREFIX": str(pycache)}
     argv = [sys.executable, "-P", "-c", SCAN, "scan", str(tree), "--no-cache", "-q", "-o", f"json={out}", *extra]
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
