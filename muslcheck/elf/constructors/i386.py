@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from muslcheck.elf.constructors.machine import Decoded, Machine, Memory, direct
-from muslcheck.elf.constructors.x86_64 import _IMM8_0F, _IMM_1, _MODRM_1, _NO_MODRM_0F, _PREFIXES
+from muslcheck.elf.constructors.x86_64 import _IMM8_0F, _IMM_1, _MODRM_1, _NO_MODRM_0F, _PREFIXES, immediate_size
 
 _MAX_LENGTH: Final = 15
 # 32-bit mode's own one-byte opcodes: imm sizes (far call/jmp ptr16:32, AAM/AAD, group 1 alias 0x82, moffs).
@@ -94,14 +94,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
         operand = i
         if modrm is not None:
             i += _modrm_size(code, i)
-        imm = _IMM_32.get(op, 0)
-        if imm == -1 or imm == -2:
-            imm = 2 if operand16 else 4
-        elif op == 0xF6 and reg in (0, 1):
-            imm = 1
-        elif op == 0xF7 and reg in (0, 1):
-            imm = 2 if operand16 else 4
-        end = i + imm
+        end = i + immediate_size(_IMM_32, op, reg, operand16, False)
         after = pc + end
         if op in (0xE8, 0xE9, 0xEB) or 0x70 <= op < 0x80 or 0xE0 <= op < 0xE4:
             target = after + int.from_bytes(code[i:end], "little", signed=True)

@@ -27,6 +27,18 @@ _IMM8_0F: Final = frozenset([0x70, 0x71, 0x72, 0x73, 0xA4, 0xAC, 0xBA, 0xC2, 0xC
 _PREFIXES: Final = frozenset([0x66, 0x67, 0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65])
 
 
+def immediate_size(table: dict[int, int], op: int, reg: int | None, operand16: bool, rex_w: bool) -> int:
+    """Bytes of the immediate of one-byte opcode ``op`` (``reg``: its ModRM reg field), by ``table``'s sizes."""
+    imm = table.get(op, 0)
+    if imm == -1:
+        return 2 if operand16 else 4
+    if imm == -2:
+        return 8 if rex_w else (2 if operand16 else 4)
+    if op in (0xF6, 0xF7) and reg in (0, 1):  # test r/m, imm
+        return 1 if op == 0xF6 else 2 if operand16 else 4
+    return imm
+
+
 def _modrm_size(code: bytes, i: int) -> tuple[int, int | None]:
     """(bytes of ModRM, SIB and displacement at ``i``, the RIP-relative displacement's offset or None)."""
     modrm = code[i]
@@ -101,16 +113,7 @@ def decode(code: bytes, pc: int, budget: int, memory: Memory) -> Decoded:
                 reg = (code[i] >> 3) & 7
                 size, rip = _modrm_size(code, i)
                 i += size
-            imm = _IMM_1.get(op, 0)
-            if imm == -1:
-                imm = 2 if operand16 else 4
-            elif imm == -2:
-                imm = 8 if rex_w else (2 if operand16 else 4)
-            elif op == 0xF6 and reg in (0, 1):
-                imm = 1
-            elif op == 0xF7 and reg in (0, 1):
-                imm = 2 if operand16 else 4
-            end = i + imm
+            end = i + immediate_size(_IMM_1, op, reg, operand16, rex_w)
             here = pc + start
             if op in (0xE8, 0xE9, 0xEB) or 0x70 <= op < 0x80 or 0xE0 <= op < 0xE4:
                 target = pc + end + int.from_bytes(code[i:end], "little", signed=True)
