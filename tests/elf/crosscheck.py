@@ -614,7 +614,7 @@ def contract_walk(starts: Sequence[int], sweep: Sweep, slot_names: Mapping[int, 
     return names
 
 
-def _loads_reader(data: bytes, loads: list[tuple[int, int, int]]) -> Any:
+def loads_reader(data: bytes, loads: list[tuple[int, int, int]]) -> Any:
     """(vaddr, size) -> the bytes there, cut at the end of their PT_LOAD file image; None outside every one."""
     def read(vaddr: int, size: int) -> bytes | None:
         for start, offset, filesz in loads:
@@ -646,7 +646,7 @@ def _code_pyelftools(elf: Any, dynamic: Any, tables: dict[str, Any], raw: _Raw) 
             relocations.append((r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name, own))
     bss = [(seg["p_vaddr"] + seg["p_filesz"], seg["p_vaddr"] + seg["p_memsz"]) for seg in elf.iter_segments()
            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > seg["p_filesz"]]
-    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations, bss)
+    return _Code(machine, raw.elf_class // 8, loads_reader(data, loads), tags, relocations, bss)
 
 
 _TAG_NUMBERS = {"DT_INIT": 12, "DT_INIT_ARRAY": 25, "DT_INIT_ARRAYSZ": 27}
@@ -681,4 +681,4 @@ def _code_lief(binary: Any, raw: _Raw, path: str | os.PathLike[str]) -> _Code:
     bss = [(seg.virtual_address + seg.physical_size, seg.virtual_address + seg.virtual_size)
            for seg in binary.segments
            if seg.type == lief.ELF.Segment.TYPE.LOAD and seg.virtual_size > seg.physical_size]
-    return _Code(machine, raw.elf_class // 8, _loads_reader(data, loads), tags, relocations, bss)
+    return _Code(machine, raw.elf_class // 8, loads_reader(data, loads), tags, relocations, bss)

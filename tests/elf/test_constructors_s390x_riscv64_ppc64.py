@@ -11,14 +11,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from muslcheck.elf import read_elf_file
 from muslcheck.elf.constructors import MACHINES
 from muslcheck.elf.constructors.reader import MAX_INIT_FUNCTIONS
-from tests.elf.crosscheck import contract_walk
+from tests.elf.crosscheck import contract_walk, loads_reader
 from tests.oracle.probe import debian_package
 from tests.support import unavailable
 
@@ -319,13 +319,7 @@ REFERENCES = {
 
 def _loads(elf: Any, data: bytes) -> Reader:
     loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-
-    def read(vaddr: int, size: int) -> bytes | None:
-        for start, offset, filesz in loads:
-            if start <= vaddr < start + filesz:
-                return data[offset + vaddr - start : offset + min(filesz, vaddr - start + size)]
-        return None
-    return read
+    return cast(Reader, loads_reader(data, loads))
 
 
 def reference_calls(path: Path, arch: str) -> tuple[str, ...]:
