@@ -123,6 +123,19 @@ def test_a_fleet_reads_the_docker_config_only_for_registry_targets(
     assert mixed.targets[1].error_kind == "input"  # the registry: tried anonymously, and unreachable
 
 
+def count_digests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The digests of the blobs hashed from now on, one per hash made (``verify._digest`` counted)."""
+    hashed: list[str] = []
+    real_digest = verify._digest
+
+    def counting_digest(expected: str, location: Any) -> str:
+        hashed.append(expected)
+        return real_digest(expected, location)
+
+    monkeypatch.setattr(verify, "_digest", counting_digest)
+    return hashed
+
+
 # ---- a directory target: a link swapped in during the scan is never followed --------------------------------
 
 def test_a_directory_swapped_for_a_link_to_outside_after_discovery_is_not_read_through(
@@ -176,14 +189,7 @@ def test_a_hit_hashes_a_blob_once_then_trusts_its_unchanged_file_until_it_change
     layout = tmp_path / "layout"
     image = ib.write_oci_dir(layout, [[ib.file("app/bin/app", app)]], compression="none")
     blob = ib.blob_path(layout, image.layers[0].digest)
-    hashed: list[str] = []
-    real_digest = verify._digest
-
-    def counting_digest(expected: str, location: Any) -> str:
-        hashed.append(expected)
-        return real_digest(expected, location)
-
-    monkeypatch.setattr(verify, "_digest", counting_digest)
+    hashed = count_digests(monkeypatch)
     store = Store(tmp_path / "cache", salt=default_salt())
     target = f"oci-dir:{layout}"
     scan(target, musl="1.2.5", cache=store)
@@ -269,14 +275,7 @@ def test_a_root_filesystem_tar_is_keyed_on_the_hash_made_when_it_is_opened(
         samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rootfs tar is hashed whole as it is opened (its digest is its key): a hit hashes it no second time, and
     a swapped tar is another key, scanned again, never the old report."""
-    hashed: list[str] = []
-    real_digest = verify._digest
-
-    def counting_digest(expected: str, location: Any) -> str:
-        hashed.append(expected)
-        return real_digest(expected, location)
-
-    monkeypatch.setattr(verify, "_digest", counting_digest)
+    hashed = count_digests(monkeypatch)
     app = (samples_dir / "missing-dep/app/bin/app").read_bytes()
     hello = (samples_dir / "hello/app/bin/hello").read_bytes()
     tar = tmp_path / "rootfs.tar"
