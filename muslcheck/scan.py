@@ -23,6 +23,7 @@ from muslcheck.cache import (
     save_report,
     scan_key,
 )
+from muslcheck.cache.layers import StoredLayers
 from muslcheck.cache.verified import StoredVerifications
 from muslcheck.judging.reuse import Reuse, changed_paths
 from muslcheck.ldso.tables import SUPPORTED_ARCHES, Catalog
@@ -137,7 +138,8 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
         surveyed = survey(stack, ref, image, chosen, catalog, source=str(target),
                           access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
                           base=options.base, include_os_packages=options.include_os_packages,
-                          progress=options.progress, jobs=options.jobs, reuse=reuse)
+                          progress=options.progress, jobs=options.jobs, reuse=reuse,
+                          layer_records=StoredLayers(cache) if cache is not None and image is not None else None)
         report = surveyed.report
     if cache is not None and key is not None:
         save_report(cache, key, report)

@@ -50,8 +50,8 @@ class _Derived:
 
 
 @pytest.mark.parametrize("hint", [
-    frozenset[str], list[str], tuple[int, int], dict[int, str], dict[str, Verdict], set,
-    str | Verdict, _KeywordOnly, _Derived, tuple[frozenset[str], ...],
+    frozenset[int], list[str], tuple[int, Verdict], dict[int, str], dict[str, Verdict], set,
+    str | Verdict, _KeywordOnly, _Derived, tuple[frozenset[int], ...],
 ], ids=repr)
 def test_a_hint_no_codec_handles_is_refused(hint: Any) -> None:
     with pytest.raises(TypeError, match="no codec handles"):

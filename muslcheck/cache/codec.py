@@ -12,6 +12,8 @@ orjson's (the json module's, escaped, when a name is not UTF-8); a table is enco
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gc
 import hashlib
 import json
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from muslcheck.cache.interface import CacheStore
-from muslcheck.model.codec import Items, Member, Plain, Record, Shape, StrMapping, shape_of
+from muslcheck.model.codec import Bytes, Fixed, Items, Maybe, Member, Plain, Record, Shape, StrMapping, StrSet, shape_of
 from muslcheck.model.kept import JudgedState
 from muslcheck.model.report import Report
 
@@ -156,6 +158,12 @@ def _shape_digest(cls: type) -> str:
             return f"tuple[{describe(shape.item)}]"
         if isinstance(shape, StrMapping):
             return f"dict[{describe(shape.values)}]"
+        if isinstance(shape, Maybe):
+            return f"{describe(shape.value)}?"
+        if isinstance(shape, Fixed):
+            return f"fixed[{','.join(map(describe, shape.items))}]"
+        if isinstance(shape, Bytes | StrSet):
+            return type(shape).__name__
         return "|".join(sorted(t.__name__ for t in shape.types))
 
     return hashlib.sha256(describe(shape_of(cls)).encode()).hexdigest()[:16]
@@ -179,6 +187,8 @@ def _codec(shape: Shape) -> tuple[_Encode, _Decode]:
     """(encode, decode) of one value: the fields of a single object (not the hot path)."""
     if isinstance(shape, Record):
         return _row_codec(shape)
+    if isinstance(shape, Bytes | StrSet | Fixed | Maybe):
+        return _other_codec(shape)
     if isinstance(shape, Plain):
         allowed = shape.types
 
@@ -203,8 +213,57 @@ def _codec(shape: Shape) -> tuple[_Encode, _Decode]:
         return (lambda value, index: dict(value)), decode_mapping
     if isinstance(shape.item, Record):
         return _table_codec(shape.item)
-    encode_items, decode_items = _flat_codec(shape.item)
+    encode_items, decode_items = _items_codec(shape.item)
     return encode_items, (lambda value, table: tuple(decode_items(value, table)))
+
+
+def _other_codec(shape: Bytes | StrSet | Fixed | Maybe) -> tuple[_Encode, _Decode]:
+    """The kinds JSON has no form of: bytes as base64, a set of strings as a sorted list, a fixed tuple as a list,
+    an optional value as null or the value."""
+    if isinstance(shape, Bytes):
+        def decode_bytes(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) is str, "expected base64 text")
+            try:
+                return base64.b64decode(value, validate=True)
+            except binascii.Error as e:
+                raise _CorruptPayload(f"bad base64: {e}") from None
+        return (lambda value, index: base64.b64encode(value).decode("ascii")), decode_bytes
+    if isinstance(shape, StrSet):
+        def decode_set(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) is list and _types_within(value, _STR), "expected a list of strings")
+            return frozenset(value)
+        return (lambda value, index: sorted(value)), decode_set
+    if isinstance(shape, Fixed):
+        allowed = [item.types for item in shape.items]
+
+        def decode_fixed(value: Any, table: list[Any]) -> Any:
+            _corrupt_unless(type(value) is list and len(value) == len(allowed)
+                            and all(type(v) in a for v, a in zip(value, allowed, strict=True)),
+                            f"expected a list of {len(allowed)} items")
+            return tuple(value)
+        return (lambda value, index: list(value)), decode_fixed
+    encode_value, decode_value = _codec(shape.value)
+
+    def decode_maybe(value: Any, table: list[Any]) -> Any:
+        return None if value is None else decode_value(value, table)
+    return (lambda value, index: None if value is None else encode_value(value, index)), decode_maybe
+
+
+def _items_codec(item: Shape) -> tuple[_Encode, _Decode]:
+    """The items of a ``tuple[X, ...]`` (decoded to a list: the caller makes the tuple): X plain in one check of the
+    whole list, any other X (a tuple, bytes, a dataclass as a row) one item at a time."""
+    if isinstance(item, Plain):
+        return _flat_codec(item)
+    encode_item, decode_item = _codec(item)
+
+    def encode(items: Any, index: _Index) -> Any:
+        return [encode_item(value, index) for value in items]
+
+    def decode(items: Any, table: list[Any]) -> Any:
+        _corrupt_unless(type(items) is list, "bad item list")
+        return [decode_item(value, table) for value in items]
+
+    return encode, decode
 
 
 def _row_codec(record: Record) -> tuple[_Encode, _Decode]:
@@ -290,7 +349,21 @@ def _column_codec(shape: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
         return (lambda column, index: list(map(dict, column))), decode_mapping
     if isinstance(shape, Items):
         return _nested_column(shape.item)
-    raise TypeError(f"the cache codec does not handle a column of {shape.cls.__name__}")
+    return _row_by_row(shape)
+
+
+def _row_by_row(shape: Record | Bytes | StrSet | Fixed | Maybe) -> tuple[_ColumnEncode, _ColumnDecode]:
+    """A column of values that are not columns themselves (a dataclass per row, bytes, sets): each row on its own."""
+    encode_value, decode_value = _codec(shape)
+
+    def encode(column: Sequence[Any], index: _Index) -> Any:
+        return [encode_value(value, index) for value in column]
+
+    def decode(column: Any, table: list[Any], rows: int) -> list[Any]:
+        _corrupt_unless(_is_column(column, rows), "bad column")
+        return [decode_value(value, table) for value in column]
+
+    return encode, decode
 
 
 def _is_column(column: Any, rows: int) -> bool:
@@ -332,7 +405,7 @@ def _string_column(optional: bool) -> tuple[_ColumnEncode, _ColumnDecode]:
 
 def _nested_column(item: Shape) -> tuple[_ColumnEncode, _ColumnDecode]:
     """A ``tuple[item, ...]`` field of every row: per-row counts, then all items (by column for dataclasses)."""
-    encode_items, decode_items = _table_codec(item) if isinstance(item, Record) else _flat_codec(item)
+    encode_items, decode_items = _table_codec(item) if isinstance(item, Record) else _items_codec(item)
 
     def encode(column: Sequence[Any], index: _Index) -> Any:
         return [list(map(len, column)), encode_items(tuple(chain.from_iterable(column)), index)]

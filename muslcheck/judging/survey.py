@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from muslcheck.apps.application import identify
 from muslcheck.apps.components import build_components
@@ -22,6 +23,9 @@ from muslcheck.targets.image.sources.interface import Image
 from muslcheck.targets.osdb import read_ownership
 from muslcheck.targets.reference import Reference
 
+if TYPE_CHECKING:
+    from muslcheck.targets.image.fs import LayerRecords
+
 
 def survey(
     stack: ExitStack,
@@ -37,15 +41,17 @@ def survey(
     progress: Progress,
     jobs: int,
     reuse: Reuse | None = None,
+    layer_records: LayerRecords | None = None,
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
-    ``reuse``, the judging to keep for the next scan too."""
+    ``reuse``, the judging to keep for the next scan too; ``layer_records``: an image's layers read before."""
     # identify's reads of symbol tables serve the judging only when it runs in this process and judges them: a
     # scan that reuses the last one's judging, or hands files to workers, looks for the hosts' marks instead and
     # reads only the files that have them. A one-process cold scan reads them all anyway and skips the search.
     jobs = jobs or default_jobs()
     marks = module_marks() if (reuse is not None and reuse.state is not None) or jobs > 1 else None
-    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks)
+    tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks,
+                       layer_records=layer_records)
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
                       library_path=options.library_path or tree.library_path)

@@ -1,4 +1,5 @@
-"""What the fields of the report's dataclasses hold, read once from their type hints.
+"""What the fields of the report's dataclasses (and of the facts the cache keeps per layer) hold, read once from
+their type hints.
 
 ``shape_of(hint)`` turns a type hint into a ``Shape``. The report's JSON form (``builder``, behind
 ``Report.from_dict``) and the cache's columnar codec (``muslcheck.cache.codec``) are both built from shapes, so a
@@ -48,6 +49,30 @@ class StrMapping:
 
 
 @dataclass(frozen=True)
+class Bytes:
+    """``bytes``, written as base64 text (JSON has no bytes)."""
+
+
+@dataclass(frozen=True)
+class StrSet:
+    """``frozenset[str]``, written as a sorted list."""
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """``tuple[X, Y]``: a fixed number of plain items, written as a list of that length."""
+
+    items: tuple[Plain, ...]
+
+
+@dataclass(frozen=True)
+class Maybe:
+    """``X | None`` for an X that is not plain and no enum (a dataclass, bytes, a set, a tuple)."""
+
+    value: Shape
+
+
+@dataclass(frozen=True)
 class Record:
     """A dataclass: (name, shape) of each field, in order."""
 
@@ -55,7 +80,7 @@ class Record:
     fields: tuple[tuple[str, Shape], ...]
 
 
-Shape = Plain | Member | Items | StrMapping | Record
+Shape = Plain | Member | Items | StrMapping | Record | Bytes | StrSet | Fixed | Maybe
 
 _PLAIN: dict[Any, frozenset[type]] = {
     str: frozenset({str}),
@@ -78,9 +103,19 @@ def shape_of(hint: Any) -> Shape:
         return Member(enum, optional=True)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _record(hint)
+    if hint is bytes:
+        return Bytes()
+    if (value := _optional_other(hint)) is not None:
+        return Maybe(shape_of(value))
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is frozenset and args == (str,):
+        return StrSet()
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return Items(shape_of(args[0]))
+    if origin is tuple and args and Ellipsis not in args:
+        items = [shape_of(arg) for arg in args]
+        if all(isinstance(item, Plain) for item in items):
+            return Fixed(tuple(typing.cast(list[Plain], items)))
     if origin is dict and args[0] is str:
         values = shape_of(args[1])
         if isinstance(values, Plain):
@@ -97,6 +132,19 @@ def _optional_enum(hint: Any) -> type[Enum] | None:
             and issubclass(members[0], Enum):
         return members[0]
     return None
+
+
+def _optional_other(hint: Any) -> Any:
+    """X for ``X | None`` with X neither plain nor an enum (those have their own optional forms), else None."""
+    if typing.get_origin(hint) not in (types.UnionType, typing.Union):
+        return None
+    args = typing.get_args(hint)
+    members = [m for m in args if m is not type(None)]
+    if len(args) != 2 or len(members) != 1 or _plain_types(members[0]) is not None:
+        return None
+    if isinstance(members[0], type) and issubclass(members[0], Enum):
+        return None
+    return members[0]
 
 
 def _plain_types(hint: Any) -> frozenset[type] | None:
@@ -144,6 +192,15 @@ def _build(shape: Shape) -> Callable[[Any], Any]:
         return (lambda value: None if value is None else enum(value)) if shape.optional else enum
     if isinstance(shape, StrMapping):
         return dict
+    if isinstance(shape, StrSet):
+        return frozenset
+    if isinstance(shape, Fixed):
+        return tuple
+    if isinstance(shape, Maybe):
+        value = _build(shape.value)
+        return lambda item: None if item is None else value(item)
+    if isinstance(shape, Bytes):
+        raise TypeError("bytes have no JSON form in a report (only the cache's codec writes them)")
     if isinstance(shape, Items):
         item = _build(shape.item)
         return tuple if item is _same else lambda value: tuple(map(item, value))

@@ -25,7 +25,7 @@ from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
 from muslcheck.targets.reference import MUSL_ARCH_OF_OCI, Reference, ReferenceKind, parse_reference
 
 if TYPE_CHECKING:
-    from muslcheck.targets.image.fs import ImageRoot
+    from muslcheck.targets.image.fs import ImageRoot, LayerRecords
     from muslcheck.targets.image.sources.interface import Image, ImageConfig
 
 
@@ -63,14 +63,17 @@ def open_target(
     keep: KeepWhole = KEEP_NOTHING,
     progress: Progress = no_progress,
     marks: frozenset[str] | None = None,
+    layer_records: LayerRecords | None = None,
 ) -> Tree:
     """The tree of ``ref``: a directory, a lone file, or ``image`` (already opened on ``stack``), without the
-    layers it shares with ``base``. ELF files inside archives are loadable at their locations."""
-    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress, marks))
+    layers it shares with ``base``. ELF files inside archives are loadable at their locations. ``layer_records``:
+    an image's layers recorded by earlier scans, and where to record them (``read_image``)."""
+    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress, marks, layer_records))
 
 
 def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAccess, base: str | None,
-          keep: KeepWhole, progress: Progress, marks: frozenset[str] | None) -> Tree:
+          keep: KeepWhole, progress: Progress, marks: frozenset[str] | None,
+          layer_records: LayerRecords | None) -> Tree:
     if ref.kind == "dir":
         assert ref.path is not None
         root = DirectoryRoot(ref.path)
@@ -83,7 +86,7 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
     assert image is not None
     from muslcheck.targets.image.fs import read_image
 
-    tree = read_image(image, progress, keep=keep, defer_digests=True)
+    tree = read_image(image, progress, keep=keep, defer_digests=True, records=layer_records)
     image_cache = FactsCache(tree)
     from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"
                             if image.kind != ReferenceKind.ROOTFS else

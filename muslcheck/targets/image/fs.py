@@ -13,14 +13,22 @@ Layers apply bottom-up as stereoscope's union tree does: ``.wh.NAME`` deletes NA
 everything under it from lower layers, ``.wh..wh..opq`` empties its directory of lower
 layers' content, a later entry replaces an earlier one, and a non-directory replacing a
 directory drops the directory's children.
+
+A layer read once is recorded (``LayerRecord``: its entries, and each regular file's prepared node) and, given
+``LayerRecords`` (the report cache's ``cache.layers.StoredLayers``), kept under its digests: a later scan of any image
+holding that layer applies the record the way a live read applies the tar, and reads the blob only to check it
+(``verify.verify_blob``; a mapped one as a read map does).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import sys
 from collections import Counter
-from dataclasses import dataclass, replace
-from typing import BinaryIO, cast
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO, Protocol, cast
 
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
 from muslcheck.ldso.facts import ElfFile, FactsCache
@@ -28,12 +36,20 @@ from muslcheck.ldso.tree import Entry, Resolved, Unresolvable, resolve_links
 from muslcheck.model.errors import MalformedElf
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
-from muslcheck.targets.archives import ArchiveMetadata, ArchiveScan, BufferReader, is_archive_name, scan_archive
+from muslcheck.targets.archives import (
+    ArchiveElf,
+    ArchiveMetadata,
+    ArchiveScan,
+    BufferReader,
+    is_archive_name,
+    scan_archive,
+)
 from muslcheck.targets.directory import Discovered, add_archive_members
 from muslcheck.targets.image.layerstream import LayerStream, compression_of
 from muslcheck.targets.image.mapped import BackgroundDigests, MappedLayer, MappedMember
 from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
 from muslcheck.targets.image.tarreader import TarEntry, TarError, TarReader
+from muslcheck.targets.image.verify import VerifiedMemo, same_file, stat_of, verify_blob
 from muslcheck.targets.limits import KEEP_NOTHING, MAX_ELF_BYTES, MAX_KEPT_BYTES, Budget, KeepWhole
 from muslcheck.targets.reference import ReferenceKind
 
@@ -87,13 +103,15 @@ class ImageRoot:
     """The squashed tree of an image, with ELF facts for its ELF files."""
 
     def __init__(self, nodes: Nodes, layers: int, rejected: list[Skip],
-                 unverified: list[tuple[int, Layer, BlobLocation]] | None = None) -> None:
+                 unverified: list[tuple[int, Layer, BlobLocation]] | None = None,
+                 after_verifying: _AfterVerifying | None = None) -> None:
         self.nodes = nodes
         self.layers = layers
         self.rejected = rejected  # members that never entered the tree (names escaping the root)
         self._resolved: dict[str, Resolved | Unresolvable] = {}
         self._unverified = unverified or []  # mapped layers whose digests are still to check
         self._digests: BackgroundDigests | None = None
+        self._after = after_verifying
 
     def start_verifying(self) -> None:
         """Hash the mapped layers on a thread of their own (start it after forking any worker)."""
@@ -113,6 +131,9 @@ class ImageRoot:
         for (index, layer, _), digest in zip(self._unverified, found, strict=True):
             _check_digests(index, layer, digest, digest)
         self._unverified = []
+        if self._after is not None:
+            self._after.done()
+            self._after = None
 
     def resolve(self, path: str) -> Resolved | Unresolvable:
         found = self._resolved.get(path)
@@ -199,13 +220,15 @@ def _with_links(skip: Skip, links: list[str] | tuple[()]) -> Skip:
 
 
 def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhole = KEEP_NOTHING,
-               defer_digests: bool = False) -> ImageRoot:
+               defer_digests: bool = False, records: LayerRecords | None = None) -> ImageRoot:
     """Read every layer of ``image`` into one squashed tree: a layer that lies uncompressed in a local file
     by random access over a map of it, any other as a stream.
 
     A streamed layer's digests are checked as it goes by. A mapped layer's are computed apart: here, unless
     ``defer_digests``; then the caller calls ``start_verifying()`` and, before it trusts the tree, ``verify()``.
     A layer listed again (the same digest) is not read again: its entries, as first read, are applied again.
+    With ``records``, a layer recorded by an earlier scan is applied from its record (its blob only checked), and
+    each layer read is recorded there once its digests are checked.
     """
     unverified: list[tuple[int, Layer, BlobLocation]] = []
     nodes = Nodes()
@@ -214,6 +237,7 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
     state = _Reading(nodes, rejected, _Keeping(keep, Budget(MAX_KEPT_BYTES)), image.reference)
     listed = Counter(layer.digest for layer in image.layers)
     recorded: dict[str, list[tuple[TarEntry, Node | None]]] = {}
+    after = _AfterVerifying(records) if records is not None else None
     for index, layer in enumerate(image.layers):
         progress("reading layers", index, len(image.layers))
         if layer.digest in recorded:
@@ -227,15 +251,36 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
             if mapped is not None and location is not None and compression_of(
                 layer.media_type, bytes(mapped.view(0, 4))
             ) is None:
+                key = layer_record_key(layer, keep, mapped=True) if after is not None else None
+                stored = after.records.load(key) if after is not None and key is not None else None
+                if stored is not None and state.apply_record(stored, index, mapped, location.size, record):
+                    assert after is not None
+                    if not after.known(index, layer, location):
+                        unverified.append((index, layer, location))  # hashed as a read map is
+                    continue
+                recorder = _Recorder() if key is not None else None
                 tar = TarReader(cast(BinaryIO, mapped.reader()), location.size, where=what)
-                state.apply_layer(tar, index, mapped, record)  # random access: content is skipped
+                state.apply_layer(tar, index, mapped, record, recorder)  # random access: content is skipped
                 unverified.append((index, layer, location))  # one stream: the blob is the tar
+                if after is not None:
+                    after.hashing(location, layer.digest)
+                    if key is not None and recorder is not None:
+                        after.pending.append((key, recorder.record()))  # kept once its digest is checked
                 continue
+            key = layer_record_key(layer, keep, mapped=False) if after is not None else None
+            stored = after.records.load(key) if after is not None and key is not None else None
+            if stored is not None and after is not None and state.fits(stored, None, None):
+                if location is not None and image.kind != ReferenceKind.ROOTFS:
+                    verify_blob(index, layer, location, after.records.verified)  # a swapped blob fails as unread
+                state.apply_record(stored, index, None, None, record)
+                continue
+            recorder = _Recorder() if key is not None else None
+            before = stat_of(location) if after is not None and location is not None else None
             with image.blobs.open_blob(layer.digest) as raw, LayerStream(raw, layer.media_type) as stream:
                 # A stream that seeks forward: content is skipped, not copied. (Held here: a buffered reader that
                 # is collected closes the stream under it.)
                 buffered = io.BufferedReader(stream)
-                state.apply_layer(TarReader(cast(BinaryIO, buffered), where=what), index, None, record)
+                state.apply_layer(TarReader(cast(BinaryIO, buffered), where=what), index, None, record, recorder)
                 stream.drain()
                 digests = stream.digests()
         except (TarError, EOFError, OSError, ValueError) as e:
@@ -245,12 +290,141 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
                 raise SourceError(str(e)) from e
             raise SourceError(f"{what} is truncated or corrupt: {e}") from e
         _check_digests(index, layer, *digests)
+        if after is not None:
+            if location is not None and before is not None and same_file(before, stat_of(location)):
+                after.records.verified.remember(layer.digest, location, before)
+            if key is not None and recorder is not None:
+                after.records.save(key, recorder.record())
     progress("reading layers", len(image.layers), len(image.layers))
-    root = ImageRoot(nodes, len(image.layers), rejected, unverified)
+    root = ImageRoot(nodes, len(image.layers), rejected, unverified, after)
     if not defer_digests:
         root.start_verifying()
         root.verify()
     return root
+
+
+RECORD_VERSION = 1  # bump when what a record holds, or how it is applied, changes
+
+
+@dataclass(frozen=True)
+class RecordedMetadata:
+    """An archive's kept metadata files (``ArchiveMetadata``), as a record holds them."""
+
+    location: str
+    names: tuple[str, ...]
+    contents: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class RecordedArchive:
+    """What ``scan_archive`` found in a JAR, WAR or wheel of the layer."""
+
+    elves: tuple[ArchiveElf, ...]
+    skipped: tuple[Skip, ...]
+    archives: tuple[RecordedMetadata, ...]
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    """A regular file's node as the layer's read prepared it."""
+
+    facts: ElfFacts | None
+    problem: str | None
+    head: bytes | None  # a file kept whole
+    archive: RecordedArchive | None
+    member: tuple[int, int] | None  # a mapped layer's ELF file: (offset, size) of its bytes in the blob
+    takes: tuple[tuple[int, bool], ...]  # what it asked of the image's metadata budget (bytes, granted), in order
+    rejected: tuple[Skip, ...]  # what its read added to the image's rejections (over the budget)
+
+
+@dataclass(frozen=True)
+class RecordedEntry:
+    """One tar entry, as much of it as applying it needs."""
+
+    name: str
+    kind: str  # TarEntry.kind
+    linkname: str
+    file: int  # the index of its RecordedFile; -1: no regular file was made of it
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """A layer as read: every entry in tar order, and the regular files its read made."""
+
+    entries: tuple[RecordedEntry, ...]
+    files: tuple[RecordedFile, ...]
+
+
+class LayerRecords(Protocol):
+    """Layer records kept between scans under ``layer_record_key`` (``cache.layers.StoredLayers``), and the blobs
+    hashed before (a facts hit still checks its blob)."""
+
+    @property
+    def verified(self) -> VerifiedMemo: ...
+
+    def load(self, key: str) -> LayerRecord | None: ...
+
+    def save(self, key: str, record: LayerRecord) -> None: ...
+
+
+def layer_record_key(layer: Layer, keep: KeepWhole, *, mapped: bool) -> str | None:
+    """What a layer's record depends on: the blob (its digest, and the diff_id it was checked against), how it is
+    read (a mapped layer's record points into the blob; a streamed one's has the symbols), and what is kept whole.
+    None when ``keep`` has no stable name (``keep_key``): then the layer is not recorded."""
+    kept = keep_key(keep)
+    if kept is None:
+        return None
+    return json.dumps({"record": RECORD_VERSION, "digest": layer.digest, "diff_id": layer.diff_id,
+                       "media_type": layer.media_type, "read": "mapped" if mapped else "streamed",
+                       "keep": kept}, sort_keys=True)
+
+
+def keep_key(keep: KeepWhole) -> str | None:
+    """A ``KeepWhole`` policy by name: the module-level name of its predicate in muslcheck's own code (which the
+    store's salt covers: the same name in the same code is the same predicate), and its size bound. None for any
+    other predicate (a lambda, a closure no module names, a caller's function): no name stands for what it does."""
+    wanted = keep.wanted
+    module = sys.modules.get(getattr(wanted, "__module__", None) or "")
+    if module is None or not module.__name__.startswith("muslcheck."):
+        return None
+    names = sorted(name for name, value in vars(module).items() if value is wanted)
+    if not names:
+        return None
+    return f"{module.__name__}.{names[0]} {keep.max_bytes}"
+
+
+@dataclass
+class _AfterVerifying:
+    """What waits for a mapped layer's digests: its record to keep, and the memo of blobs hashed."""
+
+    records: LayerRecords
+    pending: list[tuple[str, LayerRecord]] = field(default_factory=list)
+    hashed: list[tuple[BlobLocation, str, os.stat_result]] = field(default_factory=list)
+
+    def known(self, index: int, layer: Layer, location: BlobLocation) -> bool:
+        """Whether a mapped layer applied from its record needs no hash (its file unchanged since one); else it is
+        hashed as a read one is."""
+        before = stat_of(location)
+        if layer.size is not None and location.size != layer.size:
+            return False  # the hash fails it as it fails a read map
+        if before is not None and self.records.verified.known(layer.digest, location, before):
+            return True
+        self.hashing(location, layer.digest)
+        return False
+
+    def hashing(self, location: BlobLocation, digest: str) -> None:
+        """The blob is to be hashed: remembered as hashed if its file is unchanged once its digest checks."""
+        before = stat_of(location)
+        if before is not None:
+            self.hashed.append((location, digest, before))
+
+    def done(self) -> None:
+        for location, digest, before in self.hashed:
+            if same_file(before, stat_of(location)):
+                self.records.verified.remember(digest, location, before)
+        for key, record in self.pending:
+            self.records.save(key, record)
+        self.pending.clear()
 
 
 def _check_digests(index: int, layer: Layer, blob_digest: str, tar_digest: str) -> None:
@@ -282,13 +456,68 @@ class _Reading:
             raise SourceError(f"{self.reference}: more than {MAX_ENTRIES} entries in its layers")
 
     def apply_layer(self, tar: TarReader, index: int, mapped: MappedLayer | None,
-                    record: list[tuple[TarEntry, Node | None]] | None) -> None:
-        """Apply every entry of one layer's tar (``mapped``: read from that map); ``record`` keeps them."""
-        for entry in tar:
+                    record: list[tuple[TarEntry, Node | None]] | None, recorder: _Recorder | None = None) -> None:
+        """Apply every entry of one layer's tar (``mapped``: read from that map); ``record`` keeps them, ``recorder``
+        makes them a ``LayerRecord``."""
+        shared = self.kept
+        counted = _CountedBudget(shared.budget)
+        if recorder is not None:
+            self.kept = _Keeping(shared.keep, counted)
+        try:
+            for entry in tar:
+                self.count()
+                rejected = len(self.rejected)
+                made = _apply(self, entry, tar, index, mapped, None)
+                if record is not None:
+                    record.append((entry, made))
+                if recorder is not None:
+                    recorder.add(entry, made, counted.taken(), self.rejected[rejected:] if made is not None else [])
+        finally:
+            self.kept = shared
+
+    def fits(self, stored: LayerRecord, mapped: MappedLayer | None, blob_size: int | None) -> bool:
+        """Whether ``stored`` applies here as a read of its layer would: the image's metadata budget grants exactly
+        the takes it recorded, it is whole (each file's entry, a mapped member inside the blob), and it was made by
+        the same kind of read (a mapped layer's ELF files point into the blob)."""
+        left = self.kept.budget.left
+        for file in stored.files:
+            for size, granted in file.takes:
+                if size < 0 or (size <= left) != granted:
+                    return False
+                left -= size if granted else 0
+            if (file.member is not None) != (mapped is not None and file.facts is not None):
+                return False
+            if file.member is not None and not (min(file.member) >= 0 and blob_size is not None
+                                                and sum(file.member) <= blob_size):
+                return False
+        files = len(stored.files)
+        for entry in stored.entries:
+            if entry.kind not in _ENTRY_KINDS or (entry.file >= 0) != _makes_file(entry) or entry.file >= files:
+                return False
+        return True
+
+    def apply_record(self, stored: LayerRecord, index: int, mapped: MappedLayer | None, blob_size: int | None,
+                     record: list[tuple[TarEntry, Node | None]] | None) -> bool:
+        """Apply a layer from its record as layer ``index`` (``mapped``: its map, for the ELF files' symbols), as
+        reading it would; False, and nothing applied, when the record does not fit (``fits``)."""
+        if not self.fits(stored, mapped, blob_size):
+            return False
+        for file in stored.files:
+            for size, granted in file.takes:
+                if granted:
+                    self.kept.budget.take(size)
+        for recorded in stored.entries:
             self.count()
-            made = _apply(self, entry, tar, index, mapped, None)
+            entry = TarEntry(recorded.name, recorded.kind, 0, recorded.linkname, 0, 0)
+            prepared = None
+            if recorded.file >= 0:
+                file = stored.files[recorded.file]
+                prepared = _node_of(file, index, _clean(recorded.name) or "/", mapped)
+                self.rejected.extend(file.rejected)
+            made = _apply(self, entry, None, index, None, prepared)
             if record is not None:
                 record.append((entry, made))
+        return True
 
     def replay(self, record: list[tuple[TarEntry, Node | None]], index: int) -> None:
         """Apply a layer read before again, as layer ``index``: nothing is read, nothing rejected twice."""
@@ -298,6 +527,79 @@ class _Reading:
             again.count()
             _apply(again, entry, None, index, None, made)
         self.entries = again.entries
+
+
+def _makes_file(entry: RecordedEntry) -> bool:
+    """Whether ``_apply`` makes a regular file of the entry (it is one, and is no whiteout, nor rejected)."""
+    path = _clean(entry.name)
+    if entry.kind != "file" or path is None or path == "/":
+        return False
+    base = path.rpartition("/")[2]
+    return base != OPAQUE and not base.startswith(WHITEOUT)
+
+
+_ENTRY_KINDS = frozenset({"file", "dir", "symlink", "hardlink", "other"})
+
+
+class _CountedBudget(Budget):
+    """The image's budget, with each take noted (for the layer's record)."""
+
+    def __init__(self, shared: Budget) -> None:
+        super().__init__(0)
+        self.shared = shared
+        self._takes: list[tuple[int, bool]] = []
+
+    def take(self, size: int) -> bool:
+        granted = self.shared.take(size)
+        self._takes.append((size, granted))
+        return granted
+
+    def taken(self) -> tuple[tuple[int, bool], ...]:
+        """The takes since the last call."""
+        takes, self._takes = tuple(self._takes), []
+        return takes
+
+
+class _Recorder:
+    """A layer's entries, as they are applied, becoming its ``LayerRecord``."""
+
+    def __init__(self) -> None:
+        self.entries: list[RecordedEntry] = []
+        self.files: list[RecordedFile] = []
+
+    def add(self, entry: TarEntry, made: Node | None, takes: tuple[tuple[int, bool], ...],
+            rejected: list[Skip]) -> None:
+        file = -1
+        if made is not None:
+            file = len(self.files)
+            self.files.append(RecordedFile(
+                made.facts, made.problem, made.head, _recorded_archive(made.archive),
+                (made.content.offset, made.content.size) if made.content is not None else None,
+                takes, tuple(rejected)))
+        self.entries.append(RecordedEntry(entry.name, entry.kind, entry.linkname, file))
+
+    def record(self) -> LayerRecord:
+        return LayerRecord(tuple(self.entries), tuple(self.files))
+
+
+def _recorded_archive(archive: ArchiveScan | None) -> RecordedArchive | None:
+    if archive is None:
+        return None
+    return RecordedArchive(tuple(archive.elves), tuple(archive.skipped), tuple(
+        RecordedMetadata(m.location, tuple(m.members), tuple(m.members.values())) for m in archive.archives))
+
+
+def _node_of(file: RecordedFile, layer: int, path: str, mapped: MappedLayer | None) -> Node:
+    """The node a read of the layer would have made of ``file`` at ``path``, as layer ``layer``."""
+    archive = None
+    if file.archive is not None:
+        archive = ArchiveScan(list(file.archive.elves), list(file.archive.skipped), [
+            ArchiveMetadata(m.location, dict(zip(m.names, m.contents, strict=True))) for m in file.archive.archives])
+    content = None
+    if file.member is not None and mapped is not None:
+        content = MappedMember(mapped, *file.member)
+    return Node("file", layer, ("file", layer, path), facts=file.facts, problem=file.problem, head=file.head,
+                archive=archive, content=content)
 
 
 def _apply(state: _Reading, member: TarEntry, tar: TarReader | None, layer: int, mapped: MappedLayer | None,

@@ -15,6 +15,9 @@ size, mtime and ctime, none within the last 2 s) is taken as verified, as a dire
 (docs/cache.md says why that identity changes whenever the bytes can have). A blob is remembered only when its
 file's identity was the same before and after the hash.
 
+``verify_blob`` is the same check for one blob: what a layer whose facts come from the cache (``read_image``) runs
+instead of reading it, so a facts hit never hides a swapped blob either.
+
 A registry's blobs only stream: fetching them again would undo the cache. They are addressed by their digest,
 and a report is cached only after every byte fetched hashed to it, so a hit is keyed on verified content; a
 registry that now serves other bytes under that digest fails the next uncached scan, never this report.
@@ -27,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from muslcheck.targets.image.mapped import blob_digest
-from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, SourceError
+from muslcheck.targets.image.sources.interface import BlobLocation, DigestMismatch, Image, Layer, SourceError
 from muslcheck.targets.reference import ReferenceKind
 
 MAX_THREADS = 4
@@ -53,10 +56,8 @@ def verify_blobs(image: Image, memo: VerifiedMemo | None = None) -> int:
         location = image.blobs.locate_blob(layer.digest)
         if location is None:
             continue  # streamed only (a registry): keyed on verified content, above
-        if layer.size is not None and location.size != layer.size:
-            raise DigestMismatch(f"layer {index + 1}: the blob is {location.size} bytes, "
-                                 f"its descriptor says {layer.size}")
-        before = _stat(location)
+        _check_size(index, layer, location)
+        before = stat_of(location)
         if memo is not None and before is not None and memo.known(layer.digest, location, before):
             continue
         local[layer.digest] = (index, location, before)
@@ -68,19 +69,41 @@ def verify_blobs(image: Image, memo: VerifiedMemo | None = None) -> int:
     for digest, (index, location, before) in local.items():
         if found[digest] != digest:
             raise DigestMismatch(f"layer {index + 1}: content hashes to {found[digest]}, not {digest}")
-        if memo is not None and before is not None and _same_file(before, _stat(location)):
+        if memo is not None and before is not None and same_file(before, stat_of(location)):
             memo.remember(digest, location, before)
     return sum(location.size for _, location, _ in local.values())
 
 
-def _stat(location: BlobLocation) -> os.stat_result | None:
+def verify_blob(index: int, layer: Layer, location: BlobLocation, memo: VerifiedMemo | None) -> int:
+    """``verify_blobs`` for one blob (layer ``index`` of its image): its digest unless ``memo`` knows it; the bytes
+    hashed. Not its size first: a blob of another size fails its hash with the message a read of it gives."""
+    before = stat_of(location)
+    if memo is not None and before is not None and memo.known(layer.digest, location, before):
+        return 0
+    found = _digest(layer.digest, location)
+    if found != layer.digest:
+        raise DigestMismatch(f"layer {index + 1}: content hashes to {found}, not {layer.digest}")
+    if memo is not None and before is not None and same_file(before, stat_of(location)):
+        memo.remember(layer.digest, location, before)
+    return location.size
+
+
+def _check_size(index: int, layer: Layer, location: BlobLocation) -> None:
+    if layer.size is not None and location.size != layer.size:
+        raise DigestMismatch(f"layer {index + 1}: the blob is {location.size} bytes, "
+                             f"its descriptor says {layer.size}")
+
+
+def stat_of(location: BlobLocation) -> os.stat_result | None:
+    """The blob's file's stat, None when it cannot be had (then a hash says what is wrong)."""
     try:
         return os.stat(location.path)
     except OSError:
-        return None  # the hash says what is wrong
+        return None
 
 
-def _same_file(before: os.stat_result, after: os.stat_result | None) -> bool:
+def same_file(before: os.stat_result, after: os.stat_result | None) -> bool:
+    """The file kept its identity (device, inode, size, mtime, ctime) between two stats."""
     return after is not None and all(getattr(before, f) == getattr(after, f) for f in _IDENTITY)
 
 

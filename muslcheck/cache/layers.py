@@ -1,0 +1,55 @@
+"""A layer's facts kept in the report store (``targets.image.fs.LayerRecords``): what ``read_image`` recorded of a
+layer, under its digests, so that a rebuilt image, or another image on the same base, reads only its new layers.
+
+The record goes through the report's codec (JSON only, every value checked, the decompressed size bounded); a payload
+that does not decode is a miss, and removed. ``read_image`` checks that a decoded record fits before it applies any
+of it. A payload larger than the store takes is not stored (``Store.put`` refuses it)."""
+
+from __future__ import annotations
+
+from muslcheck.cache.codec import _CorruptPayload, _decode, _encode
+from muslcheck.cache.interface import CacheStore
+from muslcheck.cache.keys import scan_key
+from muslcheck.cache.verified import StoredVerifications
+from muslcheck.targets.image.fs import LayerRecord
+
+
+class StoredLayers:
+    """Layer records in a report store, and the blobs hashed before (``StoredVerifications``)."""
+
+    def __init__(self, store: CacheStore) -> None:
+        self.store = store
+        self._verified = StoredVerifications(store)
+
+    @property
+    def verified(self) -> StoredVerifications:
+        return self._verified
+
+    def load(self, key: str) -> LayerRecord | None:
+        stored = _key(key)
+        payload = self.store.get(stored)
+        if payload is None:
+            return None
+        try:
+            record: LayerRecord = _decode(LayerRecord, payload)
+        except _CorruptPayload:
+            self.store.discard(stored)
+            return None
+        return record
+
+    def save(self, key: str, record: LayerRecord) -> None:
+        self.store.put(_key(key), encode_layer(record))
+
+
+def encode_layer(record: LayerRecord) -> bytes:
+    return _encode(LayerRecord, record)
+
+
+def decode_layer(payload: bytes) -> LayerRecord:
+    """The inverse of ``encode_layer``, every value checked; a ``ValueError`` for anything else."""
+    record: LayerRecord = _decode(LayerRecord, payload)
+    return record
+
+
+def _key(layer_key: str) -> str:
+    return scan_key("layer facts", {"layer": layer_key})
