@@ -9,7 +9,7 @@
 
 from muslcheck.fleet.render import FLEET_FORMATS, FleetRenderer, fleet_renderer_for, summary_line
 from muslcheck.fleet.report import FLEET_SCHEMA_VERSION, FleetReport, SharedBlocker, TargetBlocker, TargetResult
-from muslcheck.fleet.run import FleetOptions, local_workers, read_targets_file, scan_fleet, work_order
+from muslcheck.fleet.run import FleetOptions, LayerClaims, local_workers, read_targets_file, scan_fleet, work_order
 from muslcheck.fleet.work import CacheSpec
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "FleetOptions",
     "FleetRenderer",
     "FleetReport",
+    "LayerClaims",
     "SharedBlocker",
     "TargetBlocker",
     "TargetResult",

@@ -2,6 +2,10 @@
 
 The order of work puts images that share layers next to each other (sorted by their layer list, bottom
 first), so those sharing a base run back to back; the report keeps the order the targets were given.
+
+A layer blob shared by several targets is read once: the scans share one store, where ``read_image`` keeps each
+layer's facts, and a target waits to start while another target's running scan is reading a shared layer it has
+(``LayerClaims``); it then finds that layer's facts in the store. Targets with nothing in common run side by side.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import os
 import stat
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
+from typing import Any
 
 from muslcheck.cache.codec import decode_report
 from muslcheck.fleet.report import FleetReport, TargetResult, failure, fleet_report, summarize
@@ -80,12 +86,14 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     start = time.monotonic()
     credentials = _readable_docker_config(options.docker_config) if any(map(_is_registry, targets)) else None
     per_target = [_with_credentials(target, options, credentials) for target in targets]
-    order = work_order(targets, per_target)
+    layers = _layers(targets, per_target)
+    order = _ordered(layers)
+    claims = LayerClaims(order, [blobs for _, blobs in layers])
     if fleet.dask is not None:
         outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(per_target[i]), fleet.cache) for i in order],
-                            fleet.progress)
+                            claims, fleet.progress)
     else:
-        outcomes = _locally(targets, order, per_target, fleet)
+        outcomes = _locally(targets, order, per_target, fleet, claims)
     results, target_info = _gather(targets, outcomes, fleet.keep_reports)
     return fleet_report(results, target_info, time.monotonic() - start)
 
@@ -94,22 +102,68 @@ def work_order(targets: Sequence[str], options: ScanOptions | Sequence[ScanOptio
     """The targets' indices, images sharing layers next to each other (by their diff_ids, bottom first);
     a target whose layers are not known (a directory, a docker: image, one that fails to open) keeps its
     place among those, before the images. ``options``: one for all targets, or one per target."""
+    return _ordered(_layers(targets, options))
+
+
+def _ordered(layers: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[int]:
+    return sorted(range(len(layers)), key=lambda i: (layers[i][0], i))
+
+
+def _layers(targets: Sequence[str], options: ScanOptions | Sequence[ScanOptions]
+            ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each target's layers: (diff_ids, for the order; blob digests, what a layer's facts are kept under); empty
+    when they are not known."""
     each = [options] * len(targets) if isinstance(options, ScanOptions) else list(options)
 
-    def layers_of(target: str, options: ScanOptions) -> tuple[str, ...]:
+    def layers_of(target: str, options: ScanOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
         try:
             ref = parse_reference(target)
             if not ref.is_image or ref.kind in _NO_PLAN:
-                return ()
+                return (), ()
             with open_image(ref, platform=options.platform, insecure_registry=options.insecure_registry,
                             docker_config=options.docker_config) as image:
-                return tuple(layer.diff_id or layer.digest for layer in image.layers)
+                return (tuple(layer.diff_id or layer.digest for layer in image.layers),
+                        tuple(layer.digest for layer in image.layers))
         except (MuslcheckError, OSError):
-            return ()  # the scan itself says what is wrong
+            return (), ()  # the scan itself says what is wrong
 
     with ThreadPoolExecutor(min(_PLAN_THREADS, len(targets))) as pool:
-        layers = list(pool.map(layers_of, targets, each))
-    return sorted(range(len(targets)), key=lambda i: (layers[i], i))
+        return list(pool.map(layers_of, targets, each))
+
+
+class LayerClaims:
+    """Which targets may start now so that no layer blob shared by several targets is read by two scans: a target
+    waits while a running scan reads a shared layer it has; once that scan is done, the layer's facts are in the
+    store, and the targets waiting for it find them there. A target is never held back by a layer already read."""
+
+    def __init__(self, order: Sequence[int], blobs: Sequence[tuple[str, ...]]) -> None:
+        holders = Counter(blob for i in order for blob in set(blobs[i]))
+        self._shared = {i: frozenset(blob for blob in blobs[i] if holders[blob] > 1) for i in order}
+        self._waiting = list(order)
+        self._reading: dict[int, frozenset[str]] = {}  # running target -> the shared layers it reads
+        self._read: set[str] = set()
+
+    def ready(self) -> list[int]:
+        """The waiting targets that may start now, in order; each claims the shared layers it will read."""
+        started = []
+        busy = set().union(*self._reading.values())
+        for i in self._waiting:
+            unread = self._shared[i] - self._read
+            if unread & busy:
+                continue
+            started.append(i)
+            self._reading[i] = unread
+            busy |= unread
+        self._waiting = [i for i in self._waiting if i not in self._reading]
+        return started
+
+    def finished(self, index: int) -> None:
+        """``index``'s scan is done: the shared layers it read are in the store (or, if it failed, the next target
+        that has them reads them)."""
+        self._read |= self._reading.pop(index, frozenset())
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
 
 
 def _is_registry(target: str) -> bool:
@@ -157,36 +211,45 @@ def local_workers(jobs: int) -> int:
 
 
 def _locally(targets: Sequence[str], order: list[int], per_target: Sequence[ScanOptions],
-             fleet: FleetOptions) -> Iterator[Outcome]:
+             fleet: FleetOptions, claims: LayerClaims) -> Iterator[Outcome]:
     """One target per task in ``min(jobs, targets)`` worker processes, each scan with the jobs left over (a
-    fleet of 2 on 8 CPUs: 2 workers judging with 4 processes each); in this process when there is one."""
+    fleet of 2 on 8 CPUs: 2 workers judging with 4 processes each); in this process when there is one. A task
+    starts when ``claims`` lets it (in order, one at a time, every claim holds anyway)."""
     workers = min(local_workers(fleet.jobs), len(targets))
     per_scan = max(1, local_workers(fleet.jobs) // workers)
-    tasks = [Task(i, targets[i], portable(per_target[i], jobs=per_scan), fleet.cache) for i in order]
+    tasks = {i: Task(i, targets[i], portable(per_target[i], jobs=per_scan), fleet.cache) for i in order}
     fleet.progress("scanning targets", 0, len(tasks))
     if workers == 1:
-        for done, task in enumerate(tasks, 1):
-            yield run_task(task)
+        for done, i in enumerate(order, 1):
+            yield run_task(tasks[i])
             fleet.progress("scanning targets", done, len(tasks))
         return
     # forkserver: workers start from a clean process, never from a fork of a caller's threads.
     method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
-        futures = {pool.submit(run_task, task): task for task in tasks}
-        for done, future in enumerate(as_completed(futures), 1):
-            try:
-                yield future.result()
-            except BrokenProcessPool as e:  # a worker died (killed, out of memory): its targets failed
-                yield _lost(futures[future], f"a worker process died: {e}")
-            fleet.progress("scanning targets", done, len(tasks))
+        running: dict[Future[Outcome], int] = {}
+        done = 0
+        while claims or running:
+            running.update((pool.submit(run_task, tasks[i]), i) for i in claims.ready())
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = running.pop(future)
+                claims.finished(index)
+                try:
+                    yield future.result()
+                except BrokenProcessPool as e:  # a worker died (killed, out of memory): its targets failed
+                    yield _lost(tasks[index], f"a worker process died: {e}")
+                done += 1
+                fleet.progress("scanning targets", done, len(tasks))
 
 
 def _lost(task: Task, why: str) -> Outcome:
     return Outcome(task.index, None, f"internal error: {why}", "internal", "", 0.0)
 
 
-def _on_dask(address: str, tasks: list[Task], progress: Progress) -> Iterator[Outcome]:
-    """Every task on the Dask cluster at ``address``, highest priority first in the work order."""
+def _on_dask(address: str, tasks: list[Task], claims: LayerClaims, progress: Progress) -> Iterator[Outcome]:
+    """Every task on the Dask cluster at ``address``, highest priority first in the work order, each submitted when
+    ``claims`` lets it start."""
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
@@ -199,15 +262,29 @@ def _on_dask(address: str, tasks: list[Task], progress: Progress) -> Iterator[Ou
         except (OSError, TimeoutError, ValueError) as e:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {e}") from None
         run = uuid.uuid4().hex[:12]
-        futures = {client.submit(run_task, task, key=f"muslcheck-{run}-{task.index}", pure=False,
-                                 priority=len(tasks) - n): task for n, task in enumerate(tasks)}
+        by_index = {task.index: (n, task) for n, task in enumerate(tasks)}
+        futures: dict[Any, Task] = {}
+
+        def submit_ready() -> list[Any]:
+            submitted = []
+            for i in claims.ready():
+                n, task = by_index[i]
+                future = client.submit(run_task, task, key=f"muslcheck-{run}-{task.index}", pure=False,
+                                       priority=len(tasks) - n)
+                futures[future] = task
+                submitted.append(future)
+            return submitted
+
         progress("scanning targets", 0, len(tasks))
-        for done, future in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
+        completed = dask_completed(submit_ready())  # type: ignore[no-untyped-call]
+        for done, future in enumerate(completed, 1):
             task = futures[future]
+            claims.finished(task.index)
             try:
                 yield future.result()
             except Exception as e:  # the worker died (KilledWorker) or could not run the task
                 yield _lost(task, f"on the Dask cluster: {e!r}")
+            completed.update(submit_ready())  # type: ignore[no-untyped-call]
             progress("scanning targets", done, len(tasks))
 
 
@@ -234,4 +311,4 @@ def _gather(targets: Sequence[str], outcomes: Iterator[Outcome],
     return [results[i] for i in range(len(targets))], target_info
 
 
-__all__ = ["FleetOptions", "local_workers", "read_targets_file", "scan_fleet", "work_order"]
+__all__ = ["FleetOptions", "LayerClaims", "local_workers", "read_targets_file", "scan_fleet", "work_order"]

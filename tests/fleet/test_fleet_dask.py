@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,26 +39,47 @@ def cluster() -> Iterator[str]:
         yield local.scheduler_address
 
 
+@dataclass(frozen=True)
+class Served:
+    references: list[str]
+    log: Path  # the registry's access log: one line per request
+    base: str  # the base layer blob's digest
+
+    def base_fetches(self, since: int) -> int:
+        """How many times the base blob was fetched, in the log past byte ``since``."""
+        return self.log.read_bytes()[since:].count(f"/blobs/{self.base} HTTP/1.1\" 200".encode())
+
+
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """registry: references of the three services, each the base layer plus its own layer."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """registry: the three services, each the base layer plus its own layer."""
     imagebuild.require_tools("docker-registry", "skopeo")
     work = tmp_path_factory.mktemp("fleet-registry")
     with imagebuild.registry(work / "registry") as reg:
-        references = []
+        references, bases = [], set()
         for name, files in APPS.items():
             layout = work / name
-            imagebuild.write_oci_dir(layout, [layer(BASE), layer(files)], tag="1")
+            built = imagebuild.write_oci_dir(layout, [layer(BASE), layer(files)], tag="1")
+            bases.add(built.layers[0].digest)
             references.append(f"registry:{reg.push(f'oci:{layout}:1', f'{name}:1')}")
-        yield references
+        (base,) = bases
+        yield Served(references, reg.log, base)
+
+
+@pytest.fixture(scope="module")
+def pushed(served: Served) -> list[str]:
+    return served.references
 
 
 OPTIONS = ScanOptions(musl="1.2.5", insecure_registry=True)
 
 
-def test_a_dask_fleet_equals_each_image_scan(cluster: str, pushed: list[str], tmp_path: Path) -> None:
+def test_a_dask_fleet_equals_each_image_scan(cluster: str, served: Served, tmp_path: Path) -> None:
+    pushed = served.references
     cache = CacheSpec(str(tmp_path / "shared-cache"), 1 << 26)
+    since = served.log.stat().st_size
     fleet = scan_fleet(pushed, OPTIONS, FleetOptions(dask=cluster, cache=cache, keep_reports=True))
+    assert served.base_fetches(since) == 1  # two workers, three images on one base: the base is read once
     assert [t.target for t in fleet.targets] == pushed
     for target, result in zip(pushed, fleet.targets, strict=True):
         alone = scan(target, OPTIONS)
@@ -76,6 +98,19 @@ def test_a_dask_fleet_equals_each_image_scan(cluster: str, pushed: list[str], tm
     assert again == fleet
     # The same fleet in this one process: the same report.
     assert scan_fleet(pushed, OPTIONS, FleetOptions(jobs=1)) == fleet
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_local_fleet_reads_a_shared_base_once(served: Served, tmp_path: Path, jobs: int) -> None:
+    """Three worker processes, three images on one base: the first scan reads it, the others wait for its facts."""
+    cache = CacheSpec(str(tmp_path / "cache"), 1 << 26)
+    since = served.log.stat().st_size
+    fleet = scan_fleet(served.references, OPTIONS, FleetOptions(jobs=jobs, cache=cache, keep_reports=True))
+    assert served.base_fetches(since) == 1
+    assert [t.report for t in fleet.targets] == [scan(target, OPTIONS) for target in served.references]
+    since = served.log.stat().st_size
+    scan_fleet(served.references, OPTIONS, FleetOptions(jobs=jobs))  # no cache: each scan reads it
+    assert served.base_fetches(since) == 3
 
 
 def test_images_sharing_a_base_run_back_to_back(pushed: list[str], tmp_path: Path) -> None:
