@@ -437,10 +437,10 @@ class RelocationMemo:
         assert facts is not None
         me: FileKey = (dso.identity, facts.symbols_read)
         names = facts.uses.name_set
-        definers = tuple(
+        definers = tuple(  # none for a file with no names (header facts): no walk of a long chain
             (i == 0, o.path, key, o.dynamic_tls)
             for i, o in enumerate(chain.objects) if self._defines_any(key := self.exports_key(o), o, me, names)
-        )
+        ) if names else ()
         return (me, dso.path, dso.dynamic_tls, lazy, id(rules), rules.version, self.exports_key(libc),
                 definers)
 

@@ -8,7 +8,7 @@ already loaded, and another libc found by the search is replaced by musl itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from muslcheck.elf import ElfFacts, ElfType
 from muslcheck.ldso.dso import NO_DEFINITIONS, Definitions, Dso, definitions
@@ -49,6 +49,13 @@ def split_path(s: str) -> Iterable[str]:
             yield part
 
 
+def _directories(search: str, how: str) -> Iterator[tuple[str, str]]:
+    """(directory, ``how``) of each entry of ``search``, first occurrence only, made absolute as path_open's
+    open() would see it from the root."""
+    for directory in dict.fromkeys(split_path(search)):
+        yield (directory if directory.startswith("/") else "/" + directory), how
+
+
 def is_reserved(name: str, target: Target) -> bool:
     """A name musl takes for itself (DL:1072-1098): lib + c. pthread. rt. m. dl. util. xnet. ..."""
     return name.startswith("lib") and any(name[3:].startswith(r) for r in target.rules.reserved_prefixes)
@@ -72,6 +79,11 @@ class Process:
             needed_by=None, runtime_loaded=False, is_libc=True, exports=target.libc_exports,
         )
         self._sys_path: str | None = None
+        # objects[1:] by short name and by identity, the first in load order for each (the walks of DL:1110, 1172)
+        self._by_shortname: dict[str, Dso] = {}
+        self._by_identity: dict[object, Dso] = {}
+        self._position: dict[int, int] = {}  # id(dso) -> its place in objects
+        self._rpath_dirs: dict[int, tuple[tuple[str, str], ...]] = {}  # id(dso) -> _inherited(dso)
 
     # -- load_library (DL:1055) -------------------------------------------------
     def load_library(self, name: str, needed_by: Dso | None) -> Dso | NotLoadable:
@@ -82,34 +94,56 @@ class Process:
             return self.add_libc()
         if "/" in name:
             return self._open(name, name, needed_by, "path given")
-        for p in self.objects[1:]:  # already loaded under this short name (DL:1110-1115)
-            if p.shortname == name:
-                return p
+        if (loaded := self._by_shortname.get(name)) is not None:  # already loaded under this short name
+            return loaded
         if len(name) > NAME_MAX:
             return _NOT_FOUND
-        searches: list[tuple[str, str]] = []
-        if self.target.library_path:
-            searches.append((self.target.library_path, "LD_LIBRARY_PATH"))
-        requester = needed_by
-        while requester is not None:
-            rpath = self._rpath(requester)
-            if rpath is not None:
-                kind = "RUNPATH" if requester.facts and requester.facts.runpath is not None else "RPATH"
-                searches.append((rpath, f"{kind} of {requester.path}"))
-            requester = requester.needed_by
-        searches.append((self._system_path(), "system path"))
-        for dirs, how in searches:
-            for directory in split_path(dirs):
-                candidate = join(directory if directory.startswith("/") else "/" + directory, name)
-                located = self._locate(candidate)
-                if located is not None:
-                    return self._open(candidate, name, needed_by, how, located)
+        for directory, how in self._search_order(needed_by):
+            candidate = join(directory, name)
+            located = self._locate(candidate)
+            if located is not None:
+                return self._open(candidate, name, needed_by, how, located)
         return _NOT_FOUND
 
+    def _search_order(self, needed_by: Dso | None) -> Iterator[tuple[str, str]]:
+        """(directory, how it is named) in musl's order: LD_LIBRARY_PATH, the rpaths up the needed_by chain, then
+        the path file or the default path, the last only when the others did not find the name."""
+        if self.target.library_path:
+            yield from _directories(self.target.library_path, "LD_LIBRARY_PATH")
+        yield from self._inherited(needed_by)
+        yield from _directories(self._system_path(), "system path")
+
+    def _inherited(self, requester: Dso | None) -> tuple[tuple[str, str], ...]:
+        """The rpath directories of ``requester`` and of each object up its needed_by chain (DL:1119-1123), made
+        once per object. A directory already listed is left out, as it would miss again: a long chain of objects
+        without an rpath, or with the same one, costs one lookup per directory, not one per object."""
+        unknown: list[Dso] = []
+        while requester is not None and id(requester) not in self._rpath_dirs:
+            unknown.append(requester)
+            requester = requester.needed_by
+        dirs = self._rpath_dirs[id(requester)] if requester is not None else ()
+        for p in reversed(unknown):
+            rpath = self._rpath(p)
+            if rpath is not None:
+                kind = "RUNPATH" if p.facts and p.facts.runpath is not None else "RPATH"
+                own = tuple(_directories(rpath, f"{kind} of {p.path}"))
+                listed = {d for d, _ in own}
+                dirs = own + tuple(entry for entry in dirs if entry[0] not in listed)
+            self._rpath_dirs[id(p)] = dirs
+        return dirs
+
     def add_libc(self) -> Dso:
-        if self.libc not in self.objects:
-            self.objects.append(self.libc)
+        if id(self.libc) not in self._position:
+            self._admit(self.libc)
         return self.libc
+
+    def _admit(self, dso: Dso) -> None:
+        """Append ``dso`` to the load list, indexed by its short name and identity."""
+        self._position[id(dso)] = len(self.objects)
+        self.objects.append(dso)
+        if dso.shortname is not None:
+            self._by_shortname.setdefault(dso.shortname, dso)
+        self._by_identity.setdefault(dso.identity, dso)
 
     def _rpath(self, p: Dso) -> str | None:
         if p.facts is None:
@@ -168,7 +202,7 @@ class Process:
             needed_by=needed_by, runtime_loaded=self.runtime, facts=facts, exports=exports,
             shortname=name if path != name else None,
         )
-        self.objects.append(dso)
+        self._admit(dso)
         return dso
 
     def _open_provided(
@@ -184,17 +218,20 @@ class Process:
             path=path, requested_as=name, found_by=how, links=(), identity=identity, needed_by=needed_by,
             runtime_loaded=self.runtime, exports=exports, shortname=name if path != name else None,
         )
-        self.objects.append(dso)
+        self._admit(dso)
         return dso
 
     def _already_loaded(self, identity: object, path: str, name: str) -> Dso | None:
         """The same inode under another name is the same object; it gains a short name (DL:1172-1181)."""
-        for p in self.objects[1:]:
-            if p.identity == identity:
-                if p.shortname is None and path != name:
-                    p.shortname = p.path.rsplit("/", 1)[-1]
-                return p
-        return None
+        p = self._by_identity.get(identity)
+        if p is None:
+            return None
+        if p.shortname is None and path != name:
+            p.shortname = p.path.rsplit("/", 1)[-1]
+            first = self._by_shortname.get(p.shortname)
+            if first is None or self._position[id(p)] < self._position[id(first)]:
+                self._by_shortname[p.shortname] = p  # the walk finds the earlier object first
+        return p
 
     # -- load_deps (DL:1298): breadth-first over the load list --------------------
     def load_deps(self, start: Dso) -> None:
