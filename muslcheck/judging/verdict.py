@@ -31,6 +31,9 @@ from muslcheck.model.report import (
 from muslcheck.model.rules import RULES
 
 _NULL, _FATAL = Effect.NULL, Effect.FATAL  # read once: an Effect member is a slow descriptor lookup
+# Unresolved symbols listed for one load; past it they are counted in one finding (a report's size is bounded by
+# this, not by what a hostile symbol table claims: 200,000 of them took 1.5 GB to render as SARIF).
+MAX_LISTED_SYMBOLS = 4096
 
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
 TOOLCHAIN_WEAK = frozenset({
@@ -119,7 +122,16 @@ def problems(
         if obj.wrong_arch:
             wrong_arch.append(f"{obj.path} ({obj.wrong_arch})")
     relr = tuple(p for p in result.relr_unsupported if in_scope(p))
+    not_listed = 0
+    if len(symbols) > MAX_LISTED_SYMBOLS:  # the fatal ones first; the rest are counted, in one finding
+        symbols.sort(key=lambda s: (not s.fatal, symbol_order(s)))
+        not_listed = len(symbols) - MAX_LISTED_SYMBOLS
+        del symbols[MAX_LISTED_SYMBOLS:]
     found = _findings(path, glibc_interpreter, libraries, symbols, relocations, tls, relr, wrong_arch)
+    if not_listed:
+        found.append(_finding("unresolved-symbol", Verdict.BLOCKED, path, path, f"({not_listed} more)",
+                              f"{not_listed} more unresolved symbols in this load are not listed (at most "
+                              f"{MAX_LISTED_SYMBOLS} are)"))
     return Problems(
         symbols=tuple(symbols), weak_null=tuple(sorted(weak_null)), libraries=libraries,
         relocations=tuple(relocations), tls=tuple(tls), relr=relr, wrong_arch=tuple(wrong_arch),

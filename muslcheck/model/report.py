@@ -303,7 +303,7 @@ def fix_steps(f: FileReport, preload: bool) -> tuple[FixStep, ...]:
         steps.append(FixStep(StepKind.APK, f"apk add {spec}  ({why})", spec))
     if "glibc-interpreter" in subjects:
         gcompat_covers.insert(0, f"the interpreter {f.interpreter}")
-    names = sorted({*subjects.get("unresolved-symbol", ()), *subjects.get("latent-symbol", ())})
+    names = {*subjects.get("unresolved-symbol", ()), *subjects.get("latent-symbol", ())}
     has = sorted({s.name for s in f.unresolved_symbols if s.gcompat and s.name in names})
     if has:
         gcompat_covers.append(_some(has, 5))
