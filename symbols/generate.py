@@ -78,7 +78,6 @@ DEBIAN_MISSING = {("1.2.2", "riscv64"): "bullseye has no riscv64",
 DERIVED_122 = ("ppc64", "s390x")
 ZIG_FOR = {"1.2.4": "0.11.0", "1.2.5": "0.13.0"}           # libc.S version
 ALL_VERSIONS = ["1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6"]
-DEFAULT_MUSL_GIT = "/work/.mirror/bminor+musl/repo"
 
 # ---------------------------------------------------------------------------
 # Debian deviations from upstream musl.  Each entry applies to the listed
@@ -1089,16 +1088,16 @@ def main(argv=None) -> int:
     ap.add_argument("--gcompat-repo", default=GCOMPAT_DEFAULTS["repository"])
     ap.add_argument("--gcompat-tag", default=GCOMPAT_DEFAULTS["tag"])
     ap.add_argument("--gcompat-commit", default=GCOMPAT_DEFAULTS["commit"])
-    ap.add_argument("--musl-git", default=DEFAULT_MUSL_GIT,
-                    help="a git mirror of musl (for source cross-checks and "
-                         "1.2.4 loader facts)")
+    ap.add_argument("--musl-git", default=None, metavar="DIR",
+                    help="a git clone or mirror of musl (for source cross-checks "
+                         "and 1.2.4 loader facts); without it they are skipped")
     ap.add_argument("--no-probe", action="store_true",
                     help="do not run probe programs under the real loaders; "
                          "keep the committed probe results")
     args = ap.parse_args(argv)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    musl_gitdir = args.musl_git if Path(args.musl_git).exists() else None
+    musl_gitdir = args.musl_git if args.musl_git and Path(args.musl_git).exists() else None
     if not musl_gitdir:
         log("WARNING: no musl git mirror; source cross-checks skipped")
     try:
