@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,21 @@ from muslcheck import scan
 from muslcheck.cache import Store, default_salt
 from muslcheck.cache.layers import StoredLayers, decode_layer, encode_layer
 from muslcheck.targets.image import fs
-from muslcheck.targets.image.sources.interface import DigestMismatch
+from muslcheck.targets.image.sources.interface import DigestMismatch, SourceError
 from tests.images.imagebuild import (
     Entry,
     blob_path,
+    device,
+    fifo,
     file,
+    hardlink,
+    layer_member_names,
     layer_tar,
+    opaque,
+    raw,
     sample_layers,
+    symlink,
+    whiteout,
     write_docker_archive_oci,
     write_oci_archive,
     write_oci_dir,
@@ -238,9 +245,6 @@ def test_the_metadata_budget_is_charged_by_records_as_by_reads(samples_dir: Path
 def test_a_record_is_kept_only_after_its_digests_checked(samples_dir: Path, tmp_path: Path, store: Store) -> None:
     base, top1, _ = _tops(samples_dir)
     image = write_oci_dir(tmp_path / "a", [*base, top1], compression="none")
-    member = io.BytesIO(layer_tar(top1))
-    with tarfile.open(fileobj=member) as tar:
-        assert tar.getnames()
     path = blob_path(tmp_path / "a", image.layers[2].digest)
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF  # in the end blocks: the tree reads the same, the digest does not
@@ -249,3 +253,50 @@ def test_a_record_is_kept_only_after_its_digests_checked(samples_dir: Path, tmp_
     with pytest.raises(DigestMismatch):
         scan(f"oci-dir:{tmp_path / 'a'}", cache=logging)  # type: ignore[arg-type]
     assert not [k for k in logging.written if k.startswith('["scan","layer facts"')]
+
+
+def _hostile_base(samples: Path) -> list[list[Entry]]:
+    """Layers whose read rejects, removes and links: each of those must happen again when they are applied from
+    their records."""
+    hello = samples / "hello/app/bin/hello"
+    return [
+        [file("/old/bin/hello", source=hello), file("/lib/gone.so", source=hello), file("/keep/a", b"a")],
+        [raw("../escape.so", "file", hello.read_bytes()),  # out of the root: rejected
+         raw("/", "symlink", target="/elsewhere"),  # the root replaced: rejected
+         raw("app/lib/dangling.so", "hardlink", target="no/such/file"),  # a hard link to nothing: rejected
+         hardlink("/app/bin/hello-again", "/old/bin/hello"),
+         whiteout("/lib/gone.so"), opaque("/keep"), file("/keep/b", b"b"),
+         device("/dev/zero", "char", 1, 5), fifo("/app/pipe"), symlink("/app/bin/h", "hello-again")],
+    ]
+
+
+def test_a_hostile_base_applied_from_its_records_gives_the_report_of_a_read(
+        samples_dir: Path, tmp_path: Path, store: Store, layers_read: list[int]) -> None:
+    base = _hostile_base(samples_dir)
+    _, top1, top2 = _tops(samples_dir)
+    for name, top in (("a", top1), ("b", top2)):
+        write_oci_dir(tmp_path / name, [*base, top])
+    scan(f"oci-dir:{tmp_path / 'a'}", cache=store)
+    layers_read.clear()
+    cached = scan(f"oci-dir:{tmp_path / 'b'}", cache=store).to_json_bytes()
+    assert layers_read == [2]
+    uncached = scan(f"oci-dir:{tmp_path / 'b'}").to_json_bytes()
+    assert cached == uncached
+    for finding in (b"leads out of the root", b"replaces the root directory", b"which is not a file in the image"):
+        assert finding in uncached
+
+
+def test_the_entry_count_runs_across_records_as_across_reads(samples_dir: Path, tmp_path: Path, store: Store,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _hostile_base(samples_dir)
+    write_oci_dir(tmp_path / "a", base)
+    write_oci_dir(tmp_path / "b", [*base, [file(f"/many/{n}", b"x") for n in range(5)]])
+    entries = sum(len(layer_member_names(layer_tar(layer))) for layer in base)
+    monkeypatch.setattr(fs, "MAX_ENTRIES", entries + 2)
+    scan(f"oci-dir:{tmp_path / 'a'}", cache=store)
+    with pytest.raises(SourceError) as uncached:
+        scan(f"oci-dir:{tmp_path / 'b'}")
+    with pytest.raises(SourceError) as cached:
+        scan(f"oci-dir:{tmp_path / 'b'}", cache=store)
+    assert str(cached.value) == str(uncached.value)
+    assert "entries in its layers" in str(cached.value)
