@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,20 @@ def test_the_entry_count_runs_across_records_as_across_reads(samples_dir: Path, 
         scan(f"oci-dir:{tmp_path / 'b'}", cache=store)
     assert str(cached.value) == str(uncached.value)
     assert "entries in its layers" in str(cached.value)
+
+
+def test_a_record_larger_than_the_store_takes_is_not_kept(samples_dir: Path, tmp_path: Path,
+                                                          layers_read: list[int]) -> None:
+    """The smallest store takes payloads up to 4 KiB: a layer's record holding a 64 KiB package database kept whole
+    is refused, the scan is the same, and the next scan reads that layer again."""
+    base, top1, _ = _tops(samples_dir)
+    noise = random.Random(1).randbytes(64 << 10).hex().encode()  # does not compress below 4 KiB
+    status = b"Package: x\nStatus: install ok installed\nDescription: " + noise
+    write_oci_dir(tmp_path / "a", [*base, [*top1, file("/var/lib/dpkg/status", status)]])
+    target = f"oci-dir:{tmp_path / 'a'}"
+    with Store(tmp_path / "small", salt=default_salt(), max_bytes=32 << 10) as small:
+        assert scan(target, cache=small).to_json_bytes() == scan(target).to_json_bytes()
+        assert small.stats.refused >= 1
+        layers_read.clear()
+        scan(target, cache=small, gcompat=True)
+    assert layers_read == [2]
