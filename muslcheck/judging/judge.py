@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from muslcheck.apps.application import Application
 from muslcheck.elf import ElfFacts, ElfType
@@ -150,7 +150,20 @@ def judge(
     first_library = len(executables)
     by_path = {f.path: f for f, _ in candidates}
     outcomes: dict[str, _Outcome] = {}  # root path -> its outcome, judged now or reused
-    settled: dict[tuple[object, str], FileReport] = {}  # (library, root) -> its report in that root's load
+    index = {f.path: i for i, (f, _) in enumerate(candidates)}
+    # library -> its report in the first of its worst loads among the roots judged now: only that one can be chosen
+    settled: dict[object, _Dependency] = {}
+
+    def settle(identity: object, dependency: _Dependency) -> None:
+        seen = settled.get(identity)
+        if seen is None or dependency.severity > seen.severity or (
+                dependency.severity == seen.severity and index[dependency.root] < index[seen.root]):
+            settled[identity] = dependency
+
+    def settled_in(identity: object, root: str) -> FileReport | None:
+        dependency = settled.get(identity)
+        return dependency.report if dependency is not None and dependency.root == root else None
+
     with _Workers(judging, candidates, jobs if len(candidates) >= PARALLEL_MIN_FILES else 1) as workers:
         if meanwhile is not None:
             meanwhile()
@@ -167,7 +180,7 @@ def judge(
             for share in workers.map(task, todo):
                 outcomes.update(share.outcomes)
                 for identity, dependency in share.dependencies.items():
-                    settled[identity, dependency.root] = dependency.report
+                    settle(identity, dependency)
                 progress("judging", len(outcomes), len(files))
 
         run(_judge_roots, range(first_library))
@@ -177,8 +190,7 @@ def judge(
         order = [f.path for f, _ in candidates if f.path in outcomes]
         worst = _first_worst(outcomes[path] for path in order)
         # A reused root chosen for a library whose report it did not keep is judged again.
-        index = {f.path: i for i, (f, _) in enumerate(candidates)}
-        again = {index[first] for identity, (_, first, _) in worst.items() if (identity, first) not in settled
+        again = {index[first] for identity, (_, first, _) in worst.items() if settled_in(identity, first) is None
                  and outcomes[first].kept.get(identity) is None}
         run(_judge_roots, sorted(again), reusable=False)
 
@@ -197,7 +209,7 @@ def judge(
                 continue
             if (chosen := worst.get(f.identity)) is not None:
                 severity, in_load_of, count = chosen
-                report = settled.get((f.identity, in_load_of)) or outcomes[in_load_of].kept[f.identity]
+                report = settled_in(f.identity, in_load_of) or outcomes[in_load_of].kept[f.identity]
                 outcomes[in_load_of].chose(f.identity, report)
                 reports[f.path] = _Dependency(severity, report, in_load_of, count).report_naming_its_root()
             else:  # named by some DT_NEEDED, yet no root's load reaches this file
@@ -471,7 +483,6 @@ def _library_roots(libraries: Sequence[tuple[ElfFile, FileKind]], reach: Mapping
 def _judge_roots(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
     """Roots: each in its own load, and the libraries each load brings in, inside that load."""
     share = _Share()
-    worst: dict[object, _Worst] = {}
     for f, kind in files:
         judging.take()
         reached: list[tuple[object, int]] = []
@@ -481,9 +492,8 @@ def _judge_roots(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -
             run = _judge_program(judging, f, kind, share) if _as_program(kind, judging.options) else \
                 _judge_library(judging, f, kind, share)
             if run is not None and judging.graph:
-                reached = _dependencies(judging, worst, run)
+                reached = _dependencies(judging, share.dependencies, run)
         share.outcomes[f.path] = _Outcome(f.path, "root", share.files[f.path], reached, *judging.take())
-    _settle(judging, worst, share)
     return share
 
 
@@ -616,19 +626,10 @@ class _Run:
         )
 
 
-class _Worst(NamedTuple):
-    """The first of a library's worst runs so far, in one share; ``loads``: how many runs reached it."""
-
-    severity: int
-    run: _Run
-    library: ElfFile
-    scope: frozenset[str]
-    loads: int
-
-
-def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> list[tuple[object, int]]:
-    """The libraries ``run`` brings in, each judged inside it, with its severity there: ``worst`` keeps the first of
-    each one's worst runs."""
+def _dependencies(judging: _Judging, worst: dict[object, _Dependency], run: _Run) -> list[tuple[object, int]]:
+    """The libraries ``run`` brings in, each judged inside it, with its severity there: ``worst`` keeps the report of
+    the first of each one's worst runs, made as soon as a run is the worst so far, so that no load outlives its
+    root's judging (a share of thousands of roots would otherwise keep a load per library to the end)."""
     ignores = judging.options.ignores
     reached: list[tuple[object, int]] = []
     for obj in run.bare.objects[1:]:
@@ -639,20 +640,12 @@ def _dependencies(judging: _Judging, worst: dict[object, _Worst], run: _Run) -> 
         severity = 0 if run.clean(obj, scope) else run.verdict(lib, scope, ignores)[0].severity
         reached.append((obj.identity, severity))
         seen = worst.get(obj.identity)
-        if seen is None:
-            worst[obj.identity] = _Worst(severity, run, lib, scope, 1)
-        elif severity > seen.severity:
-            worst[obj.identity] = _Worst(severity, run, lib, scope, seen.loads + 1)
+        if seen is None or severity > seen.severity:
+            worst[obj.identity] = _Dependency(severity, run.report(lib, scope, ignores)[1], run.root,
+                                              1 if seen is None else seen.loads + 1)
         else:
-            worst[obj.identity] = seen._replace(loads=seen.loads + 1)
+            worst[obj.identity] = _Dependency(seen.severity, seen.report, seen.root, seen.loads + 1)
     return reached
-
-
-def _settle(judging: _Judging, worst: Mapping[object, _Worst], share: _Share) -> None:
-    """Each library's report from its worst run in this share (only reports cross back from a worker)."""
-    for identity, w in worst.items():
-        severity, report = w.run.report(w.library, w.scope, judging.options.ignores)
-        share.dependencies[identity] = _Dependency(severity, report, w.run.root, w.loads)
 
 
 def _beyond_symbols(p: Problems) -> bool:
