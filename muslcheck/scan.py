@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from muslcheck.cache import (
     CacheStore,
@@ -36,6 +36,9 @@ from muslcheck.targets.image.sources import open_image
 from muslcheck.targets.image.sources.interface import Image
 from muslcheck.targets.image.verify import verify_blobs
 from muslcheck.targets.reference import ARCHITECTURE_OF_OCI, MUSL_ARCH_OF_OCI, Reference, parse_reference
+
+if TYPE_CHECKING:
+    from muslcheck.targets import Tree
 
 
 def resolve_version(catalog: Catalog, alpine: str | None, musl: str | None) -> tuple[str, str | None]:
@@ -135,18 +138,44 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
             kept_key = _judging_key(ref.path, str(target), resolved)
             last = load_judged(cache, kept_key)
             reuse = Reuse(last, changed_paths(last.manifest, dict(manifest)) if last else frozenset())
+        image_judging = _ImageJudging(cache, str(target), resolved, tuple(layer.digest for layer in image.layers)) \
+            if cache is not None and image is not None and options.base is None else None
         surveyed = survey(stack, ref, image, chosen, catalog, source=str(target),
                           access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
                           base=options.base, include_os_packages=options.include_os_packages,
-                          progress=options.progress, jobs=options.jobs, reuse=reuse,
+                          progress=options.progress, jobs=options.jobs, reuse=reuse, reuse_for=image_judging,
                           layer_records=StoredLayers(cache) if cache is not None and image is not None else None)
         report = surveyed.report
     if cache is not None and key is not None:
         save_report(cache, key, report)
+    if image_judging is not None and image_judging.key is not None:
+        kept_key, manifest = image_judging.key, tuple(image_judging.manifest.items())
     if cache is not None and kept_key is not None and manifest is not None and surveyed.kept is not None:
         kept = surveyed.kept
         save_judged(cache, kept_key, JudgedState(dict(manifest), kept.roots, kept.reach))
     return report
+
+
+class _ImageJudging:
+    """The judging of the last scan of an image reference (a rebuilt image: its new layers changed some paths), found
+    once the tree is read: the tree's manifest names each path by the layer content that provides it."""
+
+    def __init__(self, cache: CacheStore, source: str, options: ScanOptions, layer_digests: tuple[str, ...]) -> None:
+        self.cache, self.source, self.options, self.layer_digests = cache, source, options, layer_digests
+        self.key: str | None = None
+        self.manifest: dict[str, str] = {}
+
+    def __call__(self, tree: Tree) -> Reuse:
+        from muslcheck.targets.image.fs import ImageRoot
+
+        if not isinstance(tree.root, ImageRoot):
+            return Reuse()
+        self.manifest = tree.root.manifest(self.layer_digests)
+        # What the image itself sets is an input of every load, as the options are.
+        self.key = scan_key("judging image " + self.source, {**_key_fields(self.source, self.options),
+                                                             "image": [tree.library_path, tree.arch]})
+        last = load_judged(self.cache, self.key)
+        return Reuse(last, changed_paths(last.manifest, self.manifest) if last else frozenset())
 
 
 def _key_fields(source: str, options: ScanOptions) -> dict[str, object]:

@@ -3,6 +3,7 @@ What ``scan`` runs when its cache has no report for the target."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -41,17 +42,22 @@ def survey(
     progress: Progress,
     jobs: int,
     reuse: Reuse | None = None,
+    reuse_for: Callable[[Tree], Reuse] | None = None,
     layer_records: LayerRecords | None = None,
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
-    ``reuse``, the judging to keep for the next scan too; ``layer_records``: an image's layers read before."""
+    ``reuse`` (or ``reuse_for``, which gives it once the tree is read: an image's), the judging to keep for the next
+    scan too; ``layer_records``: an image's layers read before."""
     # identify's reads of symbol tables serve the judging only when it runs in this process and judges them: a
     # scan that reuses the last one's judging, or hands files to workers, looks for the hosts' marks instead and
     # reads only the files that have them. A one-process cold scan reads them all anyway and skips the search.
     jobs = jobs or default_jobs()
-    marks = module_marks() if (reuse is not None and reuse.state is not None) or jobs > 1 else None
+    may_reuse = (reuse is not None and reuse.state is not None) or reuse_for is not None
+    marks = module_marks() if may_reuse or jobs > 1 else None
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks,
                        layer_records=layer_records)
+    if reuse_for is not None:
+        reuse = reuse_for(tree)
     _check_in_tree(tree.root, options)
     options = replace(options, arch=tree.arch or options.arch,
                       library_path=options.library_path or tree.library_path)

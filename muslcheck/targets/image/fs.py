@@ -25,8 +25,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol, cast
 
@@ -58,6 +60,7 @@ MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package d
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
 PACKAGE_DATABASES = frozenset({"/var/lib/dpkg/status", "/lib/apk/db/installed", "/var/lib/rpm/rpmdb.sqlite"})
 WHITEOUT = ".wh."
+_MODES = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "other": stat.S_IFIFO}
 OPAQUE = ".wh..wh..opq"
 
 
@@ -171,6 +174,22 @@ class ImageRoot:
 
     def list_dir(self, path: str) -> list[str]:
         return sorted(child.rpartition("/")[2] for child in self.nodes.children.get(path, ()))
+
+    def manifest(self, layer_digests: Sequence[str]) -> dict[str, str]:
+        """Every path of the tree -> its signature, as a directory's manifest has them (``cache.directory_manifest``:
+        the file type's st_mode first): what a rescan compares. A node is named by the digest of the layer that
+        made it (for a hard link, the layer and path of the file it links to) and its link target, so a path is
+        unchanged exactly when the same layer content provides it."""
+        def layer(index: object) -> str:
+            return layer_digests[index] if isinstance(index, int) and 0 <= index < len(layer_digests) else "-"
+
+        signatures = {}
+        for path, node in self.nodes.items():
+            identity = node.identity
+            source = f"{layer(identity[1])} {identity[2]}" if isinstance(identity, tuple) and len(identity) == 3 \
+                else ""
+            signatures[path] = f"{_MODES[node.kind]} {source} {node.link_target or ''}"
+        return signatures
 
     def elf_files(self, cache: FactsCache, layers_from: int = 0) -> Discovered:
         """The ELF files of the squashed tree (only those from ``layers_from`` up), and what was skipped.
