@@ -446,8 +446,11 @@ def _stdout_takes_color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _render(spec: OutputSpec[Renderer], report: Report, options: RenderOptions) -> str | bytes:
-    """Colour (which only the table uses) goes to stdout alone, never into a file."""
+def _render(spec: OutputSpec[Renderer], report: Report, options: RenderOptions) -> str | bytes | list[bytes]:
+    """Colour (which only the table uses) goes to stdout alone, never into a file. A file takes the pieces of a
+    format that has them (JSON), written one by one: the whole document is never one object."""
+    if spec.file is not None and spec.renderer.pieces is not None:
+        return spec.renderer.pieces(report, replace(options, color=False))
     return spec.renderer.render(report, options if spec.file is None else replace(options, color=False))
 
 
@@ -573,13 +576,13 @@ def versions() -> None:
         _fail(str(e), EXIT_INPUT)
 
 
-def _write_atomically(path: Path, output: str | bytes) -> None:
+def _write_atomically(path: Path, output: str | bytes | list[bytes]) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written report.
 
     Only a regular file or a new name is replaced. A symbolic link is refused (the rename would replace the link,
     not what it names); a device or FIFO gets a plain, non-blocking write (``/dev/null``), never a rename over the
     node; a directory or socket is refused."""
-    data = output if isinstance(output, bytes) else output.encode("utf-8")
+    data = output.encode("utf-8") if isinstance(output, str) else output
     try:
         mode: int | None = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -589,7 +592,7 @@ def _write_atomically(path: Path, output: str | bytes) -> None:
     if mode is not None and stat.S_ISLNK(mode):
         raise InputError(f"{path}: a symbolic link: refused as an output (name the file it points to)")
     if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
-        _write_plainly(path, data)
+        _write_plainly(path, data if isinstance(data, bytes) else b"".join(data))
         return
     if mode is not None and not stat.S_ISREG(mode):
         raise InputError(f"{path}: {'a directory' if stat.S_ISDIR(mode) else _special_kind(mode)}: refused as an "
@@ -603,7 +606,10 @@ def _write_atomically(path: Path, output: str | bytes) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                f.writelines(data)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)

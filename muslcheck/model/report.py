@@ -492,6 +492,38 @@ class Report:
         except orjson.JSONEncodeError:  # a name that is not UTF-8 (surrogate escapes): json writes it as \udcXX
             return (json.dumps(top, indent=2 if indent else None, default=_fields_of) + "\n").encode("ascii")
 
+    def json_pieces(self) -> list[bytes]:
+        """``to_json_bytes()`` (compact) in pieces that concatenate to it, about one per file: each file's part is
+        encoded as soon as it is made, so neither the whole document's values nor one object of all its bytes is
+        ever held (for 10,000 files, 45 MB of JSON and as much again of dicts)."""
+        references = _References()
+        files: list[bytes] = []  # the files' parts, joined a megabyte at a time: orjson's buffers are larger
+        group: list[bytes] = []
+        size = 0
+        try:
+            for f in self.files:
+                if group or files:
+                    group.append(b",")
+                encoded = orjson.dumps(references.file(f))
+                group.append(encoded)
+                size += len(encoded)
+                if size >= _JSON_PIECE:
+                    files.append(b"".join(group))
+                    group, size = [], 0
+            files.append(b"".join(group))
+            # The members around the files, each encoded alone (orjson's compact form does not depend on where a
+            # value sits): no copy of the large ones (objects, components) is made to cut them.
+            document = _document(self, [], references.objects)
+            keys = list(document)
+            cut = keys.index("files")
+            head = orjson.dumps({key: document[key] for key in keys[:cut]})[:-1] + b',"files":['
+            tail: list[bytes] = [b"]"]
+            for key in keys[cut + 1:]:
+                tail += (b"," + orjson.dumps(key) + b":", orjson.dumps(document[key]))
+        except orjson.JSONEncodeError:  # a name that is not UTF-8: the whole document as json writes it
+            return [self.to_json_bytes()]
+        return [head, *files, *tail, b"}\n"]
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         """The inverse of ``to_dict`` for schema 1.x to 3.x; unknown keys (from newer minor versions) are ignored,
@@ -511,6 +543,7 @@ class Report:
 
 # -- schema 3: findings by reference ---------------------------------------------------------------------------
 
+_JSON_PIECE = 1 << 20  # bytes of files' JSON per piece of ``Report.json_pieces``
 SYMBOL_RULES = {Effect.FATAL: "unresolved-symbol", Effect.LATENT: "latent-symbol"}
 # The findings that come before a file's symbol findings (verdict._findings writes them in this order).
 _BEFORE_SYMBOLS = frozenset({"glibc-interpreter", "missing-library", "needs-package"})
@@ -541,10 +574,25 @@ def _by_reference(report: Report) -> dict[str, Any]:
     file's path, ``rule_id`` (the rule's), ``ignored`` when None, a missing library's ``message`` when
     ``library_message`` says it. A component leaves out ``fix`` and ``fixes`` when they are its steps' texts, and
     ``id`` when it is ``component_id``'s."""
-    groups: dict[str, dict[_GroupKey, tuple[int, dict[str, int], list[str]]]] = {}
-    objects: dict[str, list[dict[str, Any]]] = {}
-    files = []
-    for f in report.files:
+    references = _References()
+    return _document(report, [references.file(f) for f in report.files], references.objects)
+
+
+def _document(report: Report, files: list[dict[str, Any]], objects: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    top = {**vars(report), "files": files, "objects": objects,
+           "components": [_component_by_reference(c) for c in report.components]}
+    return {**top, "summary": report.summary, "complete": report.complete, "plan": report.plan}
+
+
+class _References:
+    """The ``objects`` of a schema-3 document, filled as its files are made, each file referring to them."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[_GroupKey, tuple[int, dict[str, int], list[str]]]] = {}
+        self.objects: dict[str, list[dict[str, Any]]] = {}
+
+    def file(self, f: FileReport) -> dict[str, Any]:
+        groups, objects = self.groups, self.objects
         refs: dict[tuple[str, int, Effect, str | None], list[int]] = {}
         for s in f.unresolved_symbols:
             of_object = groups.setdefault(s.file, {})
@@ -571,10 +619,7 @@ def _by_reference(report: Report) -> dict[str, Any]:
             if indices != list(range(len(objects[obj][number]["names"]))):
                 ref["symbols"] = indices
             unresolved.append(ref)
-        files.append({**vars(f), "unresolved_symbols": unresolved, **_findings_by_reference(f)})
-    top = {**vars(report), "files": files, "objects": objects,
-           "components": [_component_by_reference(c) for c in report.components]}
-    return {**top, "summary": report.summary, "complete": report.complete, "plan": report.plan}
+        return {**vars(f), "unresolved_symbols": unresolved, **_findings_by_reference(f)}
 
 
 def _findings_by_reference(f: FileReport) -> dict[str, Any]:

@@ -28,6 +28,9 @@ class Renderer:
     # Written for a person, ending with the summary line: when it goes to stdout, the CLI does not
     # repeat the notes and the summary on stderr.
     shows_summary: bool = False
+    # The same bytes as ``render`` in pieces (bytes only), for a caller that writes them to a file one by one: a
+    # large report's document is then never one object in memory.
+    pieces: Callable[[Report, RenderOptions], list[bytes]] | None = None
 
 
 # --- names from the target, made safe for a terminal, the table, markdown and JUnit ---

@@ -11,4 +11,10 @@ def render_json(report: Report) -> bytes:
     return report.to_json_bytes()
 
 
-RENDERER = Renderer("json", lambda report, options: render_json(report))
+def json_pieces(report: Report) -> list[bytes]:
+    """``render_json`` in pieces that concatenate to it, about one per file (``Report.json_pieces``)."""
+    return report.json_pieces()
+
+
+RENDERER = Renderer("json", lambda report, options: render_json(report),
+                    pieces=lambda report, options: json_pieces(report))
