@@ -34,6 +34,9 @@ _NULL, _FATAL = Effect.NULL, Effect.FATAL  # read once: an Effect member is a sl
 # Unresolved symbols listed for one load; past it they are counted in one finding (a report's size is bounded by
 # this, not by what a hostile symbol table claims: 200,000 of them took 1.5 GB to render as SARIF).
 MAX_LISTED_SYMBOLS = 4096
+# Missing libraries listed for one load, the blocking ones first; past it they are counted in one finding (each is
+# listed about five times in a report: 1,000 files of 4,096 missing DT_NEEDED made a 2 GB JSON).
+MAX_LISTED_LIBRARIES = 256
 
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
 TOOLCHAIN_WEAK = frozenset({
@@ -85,9 +88,11 @@ def problems(
         if in_scope(m.needed_by) or m.needed_by == "dlopen"
     )
     packaged = [lib.name for lib in libraries if lib.package and lib.name not in GLIBC_LIBRARIES]
+    packaged_names = set(packaged)
     # every missing library a symbol may come from: gcompat's files are glibc's (their symbols are libc's)
-    awaited = packaged + [lib.name for lib in libraries if lib.name not in packaged
+    awaited = packaged + [lib.name for lib in libraries if lib.name not in packaged_names
                           and lib.name not in GLIBC_LIBRARIES and apk_spec(lib) != "gcompat"]
+    awaited_names = set(awaited)  # tested once per symbol: a list made that the product of symbols and libraries
     symbols: list[SymbolFinding] = []
     weak_null: set[str] = set()
     relocations: list[RelocationFinding] = []
@@ -112,7 +117,7 @@ def problems(
                 fatal=effect is _FATAL, effect=effect, file=obj.path,  # both from the one Effect
                 from_library=library,
                 gcompat=u.name in gcompat_names,
-                pending_on=pending_on if library is None else library if library in awaited else None,
+                pending_on=pending_on if library is None else library if library in awaited_names else None,
             ))
         machine = obj.facts.machine
         relocations.extend(
@@ -127,7 +132,14 @@ def problems(
         symbols.sort(key=lambda s: (not s.fatal, symbol_order(s)))
         not_listed = len(symbols) - MAX_LISTED_SYMBOLS
         del symbols[MAX_LISTED_SYMBOLS:]
+    libraries, unlisted_libraries = _listed_libraries(libraries)
     found = _findings(path, glibc_interpreter, libraries, symbols, relocations, tls, relr, wrong_arch)
+    if unlisted_libraries:
+        blocking = sum(1 for lib in unlisted_libraries if _blocks(lib))
+        rule, level = ("missing-library", Verdict.BLOCKED) if blocking else ("needs-package", Verdict.NEEDS_PACKAGES)
+        found.append(_finding(rule, level, path, path, f"({len(unlisted_libraries)} more)",
+                              f"{len(unlisted_libraries)} more missing libraries in this load ({blocking} of them "
+                              f"not in a package) are not listed (at most {MAX_LISTED_LIBRARIES} are)"))
     if not_listed:
         found.append(_finding("unresolved-symbol", Verdict.BLOCKED, path, path, f"({not_listed} more)",
                               f"{not_listed} more unresolved symbols in this load are not listed (at most "
@@ -140,6 +152,22 @@ def problems(
             f if (why := ignores.match(f.rule, f.subject, path)) is None else replace(f, ignored=why) for f in found
         ),
     )
+
+
+def _blocks(lib: LibraryFinding) -> bool:
+    """A missing library no package provides (gcompat's files count as missing): a missing-library finding."""
+    return not lib.package or lib.package == "gcompat"
+
+
+def _listed_libraries(
+    libraries: tuple[LibraryFinding, ...],
+) -> tuple[tuple[LibraryFinding, ...], tuple[LibraryFinding, ...]]:
+    """(the libraries listed, those only counted): at most MAX_LISTED_LIBRARIES, the blocking ones first, each
+    group in load order."""
+    if len(libraries) <= MAX_LISTED_LIBRARIES:
+        return libraries, ()
+    ordered = sorted(libraries, key=lambda lib: not _blocks(lib))  # stable: load order within each group
+    return tuple(ordered[:MAX_LISTED_LIBRARIES]), tuple(ordered[MAX_LISTED_LIBRARIES:])
 
 
 def _package_for(missing: MissingLibrary) -> str | None:
@@ -220,7 +248,8 @@ def _settled(f: Finding, verdict: Verdict, shown: Problems) -> Finding:
     """A finding's level and fix once the file's verdict is known."""
     level, fix = f.level, _FIX_BY_RULE.get(f.rule)
     if f.rule == "needs-package":
-        fix = f"apk add {next((lib.package for lib in shown.libraries if lib.name == f.subject), None)}"
+        package = next((lib.package for lib in shown.libraries if lib.name == f.subject), None)
+        fix = f"apk add {package}" if package else None  # None: the count of libraries not listed
     elif f.rule == "missing-library" and verdict is not Verdict.NEEDS_GCOMPAT:
         lib = next((lib for lib in shown.libraries if lib.name == f.subject), None)
         spec = apk_spec(lib) if lib is not None else None

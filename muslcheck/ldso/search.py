@@ -18,6 +18,9 @@ from muslcheck.ldso.target import Provided, Target
 from muslcheck.ldso.tree import Resolved, RootFS, join, parent
 
 NAME_MAX = 255  # a longer name is never searched (DL:1116)
+# A search order longer than this looks its names up in an index of its directories' listings, made once per order:
+# walking it per name costs the product of directories and names (10,000 rpath entries x 4,096 DT_NEEDED).
+LONG_SEARCH = 64
 _NOT_FOUND = NotLoadable(MissingReason.NOT_FOUND)
 _EXEC_FORMAT = NotLoadable(MissingReason.EXEC_FORMAT)
 
@@ -58,7 +61,7 @@ def _directories(search: str, how: str) -> Iterator[tuple[str, str]]:
 
 def is_reserved(name: str, target: Target) -> bool:
     """A name musl takes for itself (DL:1072-1098): lib + c. pthread. rt. m. dl. util. xnet. ..."""
-    return name.startswith("lib") and any(name[3:].startswith(r) for r in target.rules.reserved_prefixes)
+    return name.startswith("lib") and name.startswith(target.rules.reserved_prefixes, 3)
 
 
 class Process:
@@ -84,6 +87,12 @@ class Process:
         self._by_identity: dict[object, Dso] = {}
         self._position: dict[int, int] = {}  # id(dso) -> its place in objects
         self._rpath_dirs: dict[int, tuple[tuple[str, str], ...]] = {}  # id(dso) -> _inherited(dso)
+        self._library_dirs = tuple(_directories(target.library_path, "LD_LIBRARY_PATH")) if target.library_path \
+            else ()
+        self._with_library_dirs: dict[int, tuple[object, tuple[tuple[str, str], ...]]] = {}
+        self._system: tuple[tuple[str, str], ...] | None = None
+        self._indexes: dict[int, tuple[object, dict[str, list[int]]]] = {}  # id(order) -> (order, its index)
+        self._virtual: dict[str, list[str]] | None = None
 
     # -- load_library (DL:1055) -------------------------------------------------
     def load_library(self, name: str, needed_by: Dso | None) -> Dso | NotLoadable:
@@ -98,20 +107,69 @@ class Process:
             return loaded
         if len(name) > NAME_MAX:
             return _NOT_FOUND
-        for directory, how in self._search_order(needed_by):
-            candidate = join(directory, name)
-            located = self._locate(candidate)
-            if located is not None:
-                return self._open(candidate, name, needed_by, how, located)
+        # musl's order: LD_LIBRARY_PATH, the rpaths up the needed_by chain, then the path file or the default path,
+        # the last only when the others did not find the name.
+        for dirs in (self._early_dirs(needed_by), None):
+            if dirs is None:
+                dirs = self._system_dirs()
+            for directory, how in self._candidates(dirs, name):
+                candidate = join(directory, name)
+                located = self._locate(candidate)
+                if located is not None:
+                    return self._open(candidate, name, needed_by, how, located)
         return _NOT_FOUND
 
-    def _search_order(self, needed_by: Dso | None) -> Iterator[tuple[str, str]]:
-        """(directory, how it is named) in musl's order: LD_LIBRARY_PATH, the rpaths up the needed_by chain, then
-        the path file or the default path, the last only when the others did not find the name."""
-        if self.target.library_path:
-            yield from _directories(self.target.library_path, "LD_LIBRARY_PATH")
-        yield from self._inherited(needed_by)
-        yield from _directories(self._system_path(), "system path")
+    def _early_dirs(self, needed_by: Dso | None) -> tuple[tuple[str, str], ...]:
+        """LD_LIBRARY_PATH's directories, then the inherited rpaths: one tuple per requester's rpaths."""
+        inherited = self._inherited(needed_by)
+        if not self._library_dirs:
+            return inherited
+        memo = self._with_library_dirs.get(id(inherited))
+        if memo is None:  # the inherited tuple is kept in the memo, so its id stays its own
+            memo = self._with_library_dirs[id(inherited)] = (inherited, self._library_dirs + inherited)
+        return memo[1]
+
+    def _system_dirs(self) -> tuple[tuple[str, str], ...]:
+        if self._system is None:
+            self._system = tuple(_directories(self._system_path(), "system path"))
+        return self._system
+
+    def _candidates(self, dirs: tuple[tuple[str, str], ...], name: str) -> Iterable[tuple[str, str]]:
+        """The entries of ``dirs`` where ``name`` may be: all of them for a short order; for a long one, only those
+        whose directory lists the name (or provides it as a virtual file), in order."""
+        if len(dirs) <= LONG_SEARCH or name in (".", ".."):  # "." and ".." are never listed, yet always open
+            return dirs
+        return [dirs[i] for i in self._index(dirs).get(name, ())]
+
+    def _index(self, dirs: tuple[tuple[str, str], ...]) -> dict[str, list[int]]:
+        """name -> the places in ``dirs`` of the directories that hold it, made once per order. A directory that is
+        the one of an earlier place (a link to it) adds only its virtual files: its other names would resolve as
+        the earlier place's did. Its size is bounded by the distinct directories' listings."""
+        memo = self._indexes.get(id(dirs))
+        if memo is None:
+            index: dict[str, list[int]] = {}
+            seen: set[object] = set()
+            for i, (directory, _) in enumerate(dirs):
+                names: list[str] = []
+                found = self.root.resolve(directory)
+                if isinstance(found, Resolved) and found.is_dir and found.identity not in seen:
+                    seen.add(found.identity)
+                    names = self.root.list_dir(found.path)
+                for name in (*names, *self._virtual_names().get(directory.rstrip("/"), ())):
+                    places = index.setdefault(name, [])
+                    if not places or places[-1] != i:
+                        places.append(i)
+            memo = self._indexes[id(dirs)] = (dirs, index)  # dirs kept alive: its id stays its own
+        return memo[1]
+
+    def _virtual_names(self) -> dict[str, list[str]]:
+        """The target's virtual files by directory (as ``join`` writes it, without a final slash)."""
+        if self._virtual is None:
+            self._virtual = {}
+            for path in self.target.virtual_files:
+                directory, _, name = path.rpartition("/")
+                self._virtual.setdefault(directory, []).append(name)
+        return self._virtual
 
     def _inherited(self, requester: Dso | None) -> tuple[tuple[str, str], ...]:
         """The rpath directories of ``requester`` and of each object up its needed_by chain (DL:1119-1123), made

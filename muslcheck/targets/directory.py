@@ -55,7 +55,9 @@ class DirectoryRoot:
         """Follow every link in ``path`` inside the root (the tree does not change during a scan)."""
         found = self._resolved.get(path)
         if found is None:
-            found = self._resolved[path] = self._resolve(path)
+            found = self._resolve(path)
+            if len(self._resolved) < _MAX_ENTRIES:  # bounded: a load searches every missing name in each directory
+                self._resolved[path] = found
         return found
 
     def _resolve(self, path: str) -> Resolved | Unresolvable:

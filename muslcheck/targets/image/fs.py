@@ -58,6 +58,7 @@ from muslcheck.targets.reference import ReferenceKind
 READ_CHUNK = 1 << 20
 MAX_SMALL_FILE = 64 << 20  # files read whole: the loader's path file, package databases
 MAX_ENTRIES = 2_000_000  # entries across all layers; past this the image is refused
+MAX_RESOLVED = 1 << 17  # paths whose resolution is remembered (about 30 MB at most); past it, resolved again
 PACKAGE_DATABASES = frozenset({"/var/lib/dpkg/status", "/lib/apk/db/installed", "/var/lib/rpm/rpmdb.sqlite"})
 WHITEOUT = ".wh."
 _MODES = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "other": stat.S_IFIFO}
@@ -141,7 +142,9 @@ class ImageRoot:
     def resolve(self, path: str) -> Resolved | Unresolvable:
         found = self._resolved.get(path)
         if found is None:
-            found = self._resolved[path] = resolve_links(path, self._entry)
+            found = resolve_links(path, self._entry)
+            if len(self._resolved) < MAX_RESOLVED:  # bounded: a load searches every missing name in each directory
+                self._resolved[path] = found
         return found
 
     def _entry(self, path: str) -> Entry | str:
