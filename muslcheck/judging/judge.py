@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ from muslcheck.model.options import Context, Options, Progress, no_progress
 from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
+_RELEASE_EVERY = 256  # roots judged between two returns of free memory to the system (about 1 ms each)
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves (measured: docs/performance.md)
 MAX_DEFAULT_JOBS = 8
 _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
@@ -120,6 +121,24 @@ def judge(
     the libraries no load reaches; each root is judged in its own load. A library that roots load is judged
     inside each of those loads (their rpaths, ``$ORIGIN``, what they loaded before it), and its report is the
     first of the worst. One that no root load reaches is judged alone. A ``--context`` makes every file a root."""
+    judged = _judge_all(root, cache, files, options, catalog, progress, app, jobs, replaced, meanwhile, reuse)
+    release_freed_memory()  # the loads' memos are gone: the report's rendering need not grow past them
+    return judged
+
+
+def _judge_all(
+    root: RootFS,
+    cache: FactsCache,
+    files: Sequence[ElfFile],
+    options: Options,
+    catalog: Catalog,
+    progress: Progress,
+    app: Application | None,
+    jobs: int,
+    replaced: Mapping[str, str] | None,
+    meanwhile: Callable[[], object] | None,
+    reuse: Reuse | None,
+) -> Judged:
     replaced = replaced or {}
     judging = _Judging(root, cache, options, catalog, app, replaced, reuse)
     jobs = jobs or default_jobs()
@@ -483,7 +502,9 @@ def _library_roots(libraries: Sequence[tuple[ElfFile, FileKind]], reach: Mapping
 def _judge_roots(judging: _Judging, files: Sequence[tuple[ElfFile, FileKind]]) -> _Share:
     """Roots: each in its own load, and the libraries each load brings in, inside that load."""
     share = _Share()
-    for f, kind in files:
+    for n, (f, kind) in enumerate(files, 1):
+        if n % _RELEASE_EVERY == 0:
+            release_freed_memory()  # what the facts and loads dropped from their bounded tables left free
         judging.take()
         reached: list[tuple[object, int]] = []
         if (skip := judging.malformed(f)) is not None:
@@ -717,6 +738,26 @@ class _Workers:
                              "the scan stopped; run again, or with --jobs 1") from None
 
 
+def release_freed_memory() -> None:
+    """Hand the pages the C allocator holds free back to the system (glibc's ``malloc_trim``): freed memory
+    between live objects otherwise stays in the resident set to the end. Nothing where the C library has no such
+    call (musl, macOS)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], object] | None:
+    try:
+        import ctypes  # only here: a platform without it just keeps its pages
+
+        trim: Callable[[int], object] = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return None
+    return trim
+
+
 def _leave_interrupts_to_parent() -> None:
     """Ctrl-C reaches every process of the group: the parent stops the workers, which say nothing."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -724,6 +765,7 @@ def _leave_interrupts_to_parent() -> None:
 
 def _run_in_worker(chunk: tuple[_Task, Sequence[int]]) -> _Share:
     assert _in_worker is not None, "not in a forked worker"
+    release_freed_memory()  # what the last share's loads and reports left free, before this share's
     task, indices = chunk
     judging, candidates = _in_worker
     return task(judging, [candidates[i] for i in indices])
