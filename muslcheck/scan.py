@@ -138,7 +138,7 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
             kept_key = _judging_key(ref.path, str(target), resolved)
             last = load_judged(cache, kept_key)
             reuse = Reuse(last, changed_paths(last.manifest, dict(manifest)) if last else frozenset())
-        image_judging = _ImageJudging(cache, str(target), resolved, tuple(layer.digest for layer in image.layers)) \
+        image_judging = _ImageJudging(cache, resolved, tuple(layer.digest for layer in image.layers)) \
             if cache is not None and image is not None and options.base is None else None
         surveyed = survey(stack, ref, image, chosen, catalog, source=str(target),
                           access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
@@ -157,23 +157,24 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
 
 
 class _ImageJudging:
-    """The judging of the last scan of an image reference (a rebuilt image: its new layers changed some paths), found
-    once the tree is read: the tree's manifest names each path by the layer content that provides it."""
+    """The judging of the last scan of an image on the same bottom layer, found once the tree is read: the image
+    rebuilt with new top layers, or another image of a fleet on the same base. The tree's manifest names each path
+    by the layer content that provides it, so what the other layers changed is judged again and the rest reused."""
 
-    def __init__(self, cache: CacheStore, source: str, options: ScanOptions, layer_digests: tuple[str, ...]) -> None:
-        self.cache, self.source, self.options, self.layer_digests = cache, source, options, layer_digests
+    def __init__(self, cache: CacheStore, options: ScanOptions, layer_digests: tuple[str, ...]) -> None:
+        self.cache, self.options, self.layer_digests = cache, options, layer_digests
         self.key: str | None = None
         self.manifest: dict[str, str] = {}
 
     def __call__(self, tree: Tree) -> Reuse:
         from muslcheck.targets.image.fs import ImageRoot
 
-        if not isinstance(tree.root, ImageRoot):
+        if not isinstance(tree.root, ImageRoot) or not self.layer_digests:
             return Reuse()
         self.manifest = tree.root.manifest(self.layer_digests)
-        # What the image itself sets is an input of every load, as the options are.
-        self.key = scan_key("judging image " + self.source, {**_key_fields(self.source, self.options),
-                                                             "image": [tree.library_path, tree.arch]})
+        # What the image itself sets is an input of every load, as the options are; the reference is not.
+        self.key = scan_key("judging image on " + self.layer_digests[0], {**_key_fields("", self.options),
+                                                                          "image": [tree.library_path, tree.arch]})
         last = load_judged(self.cache, self.key)
         return Reuse(last, changed_paths(last.manifest, self.manifest) if last else frozenset())
 

@@ -93,7 +93,8 @@ def test_a_dask_fleet_equals_each_image_scan(cluster: str, served: Served, tmp_p
     assert all(subject != "no_such_fn" for subject, _ in ranked)
     # Both workers wrote to the one cache directory; a second fleet is served from it, report for report.
     entries = [p for p in (tmp_path / "shared-cache").rglob("*") if p.is_file() and len(p.name) == 62]
-    assert len(entries) == len(pushed) + 1 + len(pushed)  # the reports, and the facts of the base and each app layer
+    # the reports, the facts of the base and of each app layer, and the judging kept for images on that base
+    assert len(entries) == len(pushed) + 1 + len(pushed) + 1
     again = scan_fleet(pushed, OPTIONS, FleetOptions(dask=cluster, cache=cache))
     assert again == fleet
     # The same fleet in this one process: the same report.

@@ -89,8 +89,8 @@ def test_a_cache_hit_fails_like_a_scan_when_a_layer_blob_was_swapped(
     store = Store(tmp_path / "cache", salt=default_salt())
     first = scan(target, musl="1.2.5", cache=store)
     assert scan(target, musl="1.2.5", cache=store) == first
-    assert (store.stats.hits, store.stats.writes) == (1, 2)  # unchanged: a hit, and it verified (writes: the
-    # report and its layer's facts)
+    assert (store.stats.hits, store.stats.writes) == (1, 3)  # unchanged: a hit, and it verified (writes: the
+    # report, its layer's facts and the judging kept for images on that layer)
 
     swap()
     with pytest.raises(SourceError):

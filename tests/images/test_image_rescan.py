@@ -1,6 +1,7 @@
-"""An image rebuilt at the same reference (a CI build: the same base, a new top layer) reuses the last scan's
-judging for what its new layers did not change, as a directory rescan does (issue 17): the tree's manifest names
-each path by the layer content that provides it. The report equals an uncached scan's."""
+"""An image on the bottom layer of one scanned before (the same image rebuilt with a new top layer, or another
+image of a fleet on the same base) reuses that scan's judging for what its other layers did not change, as a
+directory rescan does (issue 17): the tree's manifest names each path by the layer content that provides it. The
+report equals an uncached scan's."""
 
 from __future__ import annotations
 
@@ -62,16 +63,26 @@ def test_a_rebuilt_image_judges_only_what_its_new_layer_changed(samples_dir: Pat
     assert first_loads > 2 * len(loads)
 
 
-def test_other_options_or_another_reference_reuse_nothing(samples_dir: Path, tmp_path: Path, store: Store,
-                                                          loads: list[str]) -> None:
+def test_another_image_on_the_same_base_judges_only_its_own_layers(samples_dir: Path, tmp_path: Path,
+                                                                    store: Store, loads: list[str]) -> None:
     base, top = _layers(samples_dir)
-    write_oci_dir(tmp_path / "a", [*base, top])
+    write_oci_dir(tmp_path / "a", [*base, [file("/srv/a/bin/hello", source=samples_dir / "hello/app/bin/hello")]])
     write_oci_dir(tmp_path / "b", [*base, top])
     scan(f"oci-dir:{tmp_path / 'a'}", cache=store)
     loads.clear()
-    gcompat = scan(f"oci-dir:{tmp_path / 'a'}", cache=store, gcompat=True)
-    assert gcompat.to_json_bytes() == scan(f"oci-dir:{tmp_path / 'a'}", gcompat=True).to_json_bytes()
-    assert loads
+    b = scan(f"oci-dir:{tmp_path / 'b'}", cache=store)
+    reused_loads = list(loads)
+    assert b.to_json_bytes() == scan(f"oci-dir:{tmp_path / 'b'}").to_json_bytes()
+    assert b.source == f"oci-dir:{tmp_path / 'b'}"
+    assert reused_loads and set(reused_loads) <= {"/app/new/bin/hello-musl"}, reused_loads
+    assert len(loads) > 3 * len(reused_loads)  # the uncached scan's loads follow
+
+
+def test_other_options_reuse_nothing(samples_dir: Path, tmp_path: Path, store: Store, loads: list[str]) -> None:
+    base, top = _layers(samples_dir)
+    write_oci_dir(tmp_path / "a", [*base, top])
+    scan(f"oci-dir:{tmp_path / 'a'}", cache=store)
     loads.clear()
-    other = scan(f"oci-dir:{tmp_path / 'b'}", cache=store, musl="1.2.3")
-    assert other.to_json_bytes() == scan(f"oci-dir:{tmp_path / 'b'}", musl="1.2.3").to_json_bytes()
+    gcompat = scan(f"oci-dir:{tmp_path / 'a'}", cache=store, gcompat=True)
+    assert loads
+    assert gcompat.to_json_bytes() == scan(f"oci-dir:{tmp_path / 'a'}", gcompat=True).to_json_bytes()
