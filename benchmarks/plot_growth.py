@@ -24,7 +24,11 @@ def main() -> None:
         series = growth["series"].get(tool)
         if not series:
             continue
-        pts = [(n, w, r) for n, w, r in zip(sizes, series["wall_s"], series["rss_mb"], strict=True) if w is not None]
+        # muslcheck's memory is that of all its processes (parent and workers) where run.py measured it
+        every = "all_rss_mb" in series and any(v is not None for v in series["all_rss_mb"])
+        rss = series["all_rss_mb"] if every else series["rss_mb"]
+        pts = [(n, w, r) for n, w, r in zip(sizes, series["wall_s"], rss, strict=True)
+               if w is not None and r is not None]
         if not pts:
             continue
         fit = series.get("fit_wall") or {}
@@ -39,7 +43,8 @@ def main() -> None:
                 color=ax_time.lines[-1].get_color(),
                 alpha=0.6,
             )
-        fit = series.get("fit_rss") or {}
+        fit = series.get("fit_all_rss" if every else "fit_rss") or {}
+        tool = f"{tool}, all processes" if every else tool
         label = f"{tool} (R² {fit['r2']:.3f})" if fit.get("r2") is not None else tool
         ax_rss.plot([p[0] for p in pts], [p[2] for p in pts], style, label=label)
     for ax, ylabel in ((ax_time, "wall time (s), median"), (ax_rss, "peak RSS (MB)")):
