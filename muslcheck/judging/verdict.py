@@ -84,7 +84,7 @@ def problems(
 
     libraries = tuple(
         LibraryFinding(m.name, m.needed_by, m.message, _package_for(m))
-        for m in result.missing
+        for m in _missing_of(result.missing, scope)
         if in_scope(m.needed_by) or m.needed_by == "dlopen"
     )
     packaged = [lib.name for lib in libraries if lib.package and lib.name not in GLIBC_LIBRARIES]
@@ -152,6 +152,31 @@ def problems(
             f if (why := ignores.match(f.rule, f.subject, path)) is None else replace(f, ignored=why) for f in found
         ),
     )
+
+
+# The missing libraries of the last large loads (a root's plain, gcompat and preloaded ones), by requester: each
+# library a root's load brings in is judged in it, and walking the whole list for each made a root of N libraries
+# that each miss N libraries cost N^3.
+_GROUPED_FROM = 64
+_GROUPED_LOADS = 4
+_grouped: dict[int, tuple[tuple[MissingLibrary, ...], dict[str, list[tuple[int, MissingLibrary]]]]] = {}
+
+
+def _missing_of(missing: tuple[MissingLibrary, ...], scope: Collection[str] | None) -> Sequence[MissingLibrary]:
+    """The entries of ``missing`` that may be in ``scope`` (requested by one of its objects, or by dlopen), in order:
+    for a large list and a small scope, from an index of the list made once."""
+    if scope is None or len(missing) < _GROUPED_FROM or len(scope) > 8:
+        return missing
+    entry = _grouped.get(id(missing))
+    if entry is None or entry[0] is not missing:  # the entry keeps its list alive: its id is not reused meanwhile
+        by_requester: dict[str, list[tuple[int, MissingLibrary]]] = {}
+        for position, m in enumerate(missing):
+            by_requester.setdefault(m.needed_by, []).append((position, m))
+        if len(_grouped) >= _GROUPED_LOADS:
+            del _grouped[next(iter(_grouped))]  # the oldest
+        entry = _grouped[id(missing)] = (missing, by_requester)
+    wanted = sorted(found for key in {*scope, "dlopen"} for found in entry[1].get(key, ()))
+    return [m for _, m in wanted]
 
 
 def _blocks(lib: LibraryFinding) -> bool:

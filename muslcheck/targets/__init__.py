@@ -134,8 +134,12 @@ def _with_archive_members(tree: Tree) -> Tree:
     members = {f.path: f.facts for f in tree.found.files if ARCHIVE_SEPARATOR in f.path}
     if not members:
         return tree
-    return Tree(MemberOverlay(tree.root, members, tree.found.archives), tree.cache, tree.found, tree.description,
-                tree.library_path, tree.arch, tree.notes, tree.config, tree.unverified)
+    overlay = MemberOverlay(tree.root, members, tree.found.archives)
+    # The cache keeps the facts of FactsCache.SIZE files: one it dropped is read again, a member through the overlay
+    # (read through the tree alone, a member of the 1,025th ELF file in archives was not found: an internal error).
+    tree.cache.root = overlay
+    return Tree(overlay, tree.cache, tree.found, tree.description, tree.library_path, tree.arch, tree.notes,
+                tree.config, tree.unverified)
 
 
 def _app_layers(stack: ExitStack, base: str, image: Image, access: ImageAccess) -> tuple[int, str]:

@@ -169,3 +169,47 @@ def test_the_paths_a_directory_resolved_are_remembered_up_to_a_bound(tmp_path: P
         assert root.resolve(f"/lib/absent{i}").reason == "no such file"  # type: ignore[union-attr]
     assert len(root._resolved) <= 100 and len(root._entries) <= 100
     assert root.resolve("/lib/real").is_file  # type: ignore[union-attr]
+
+
+def test_archive_members_past_what_the_facts_cache_keeps_are_judged(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JAR of more ELF members than the facts cache keeps (1,024): one the cache dropped was read again through
+    the tree without its archives, not found, and the scan ended in an internal error."""
+    import zipfile
+
+    from muslcheck.ldso.facts import FactsCache
+
+    monkeypatch.setattr(FactsCache, "SIZE", 4)
+    data = Lib(plt=("printf",)).build()
+    (tmp_path / "app").mkdir()
+    with zipfile.ZipFile(tmp_path / "app" / "natives.jar", "w") as jar:
+        for i in range(12):
+            jar.writestr(f"native/lib{i}.so", data)
+    report = scan(tmp_path, jobs=1)
+    assert sorted(f.path for f in report.files) == sorted(f"/app/natives.jar!/native/lib{i}.so" for i in range(12))
+    assert {f.verdict.value for f in report.files} == {"native"}
+
+
+def _fan_out_to_missing(tree: Tree, n: int) -> None:
+    """A program needing n libraries, each needing n libraries that are not there."""
+    tree.add("/app/bin/prog", Lib(needed=tuple(f"lib{i}.so" for i in range(n)), interp="/lib/ld-musl-x86_64.so.1"))
+    for i in range(n):
+        tree.add(f"/usr/lib/lib{i}.so", Lib(needed=tuple(f"libabsent{i}_{j}.so" for j in range(n))))
+
+
+def test_libraries_judged_in_a_load_with_many_missing_cost_linear_work(tmp_path: Path) -> None:
+    """Each library a root's load brings in is judged in it, and each walked every missing library of the load:
+    n libraries each missing n cost n^3 (400: 83 s). 4x n is 16x the DT_NEEDED entries; the work may grow about
+    that much, not 64x."""
+    work = []
+    for n in (16, 64):
+        tree = Tree(tmp_path / str(n))
+        _fan_out_to_missing(tree, n)
+        scan(tree.root, jobs=1)  # warm
+        work.append(_calls(lambda tree=tree: scan(tree.root, jobs=1)))
+    assert work[1] < 20 * work[0], f"4x the fan-out: {work[1] / work[0]:.1f}x the calls"
+    report = scan(tree.root, jobs=1)
+    by_path = {f.path: f for f in report.files}
+    assert {lib.name for lib in by_path["/usr/lib/lib7.so"].missing_libraries} == {f"libabsent7_{j}.so"
+                                                                                   for j in range(64)}
+    assert all(f.verdict.value == "blocked" for f in report.files)
