@@ -35,6 +35,10 @@ from muslcheck.model.report import FileKind, FileReport, Finding, Skip, Verdict
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR
 
 _RELEASE_EVERY = 256  # roots judged between two returns of free memory to the system (about 1 ms each)
+# DT_NEEDED entries the reach loads of one scan may walk (a load walks those of every object it brings in). Past it,
+# the libraries left get no reach: each is judged in the load of a root that brings it in, or alone. The reach of n
+# libraries that each need all the others is n loads of n^2 entries (400: 98 s); the benchmark trees walk 2,000-22,000.
+REACH_BUDGET = 2_000_000
 PARALLEL_MIN_FILES = 100  # below this, starting workers costs more than it saves (measured: docs/performance.md)
 MAX_DEFAULT_JOBS = 8
 _CHUNKS_PER_WORKER = 8  # small shares balance files of very different cost
@@ -451,6 +455,7 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
     memo = RelocationMemo()  # of header facts: kept apart from the judging's
     reach: dict[object, frozenset[object]] = {}
     by_path = judging.library_at
+    spent = 0  # DT_NEEDED entries walked by the loads so far
     for f, _ in libraries:
         t = judging.targets_for(f.facts.machine)
         if all(is_reserved(n, t.bare) for n in f.facts.needed):
@@ -461,6 +466,9 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
             reach[f.identity] = frozenset(by_path[p].identity for p in kept.reached)
             judging.reach_records.append(kept)
             continue
+        if spent > REACH_BUDGET:
+            reach[f.identity] = frozenset()
+            continue
         judging.take()
         try:
             result = load(judging.root, headers, t.bare, f.path, judging.context_of(f)[0], memo=memo)
@@ -468,6 +476,7 @@ def _reach(judging: _Judging, libraries: Sequence[tuple[ElfFile, FileKind]],
             reach[f.identity] = frozenset()
             judging.take()
             continue
+        spent += sum(len(o.facts.needed) for o in result.objects if o.facts is not None)
         reached = [o.identity for o in result.objects  # what the dlopen itself brought in: not the preloads
                    if o.runtime_loaded and o.identity in judging.libraries and o.identity != f.identity]
         reach[f.identity] = frozenset(reached)

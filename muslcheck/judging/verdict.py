@@ -37,6 +37,9 @@ MAX_LISTED_SYMBOLS = 4096
 # Missing libraries listed for one load, the blocking ones first; past it they are counted in one finding (each is
 # listed about five times in a report: 1,000 files of 4,096 missing DT_NEEDED made a 2 GB JSON).
 MAX_LISTED_LIBRARIES = 256
+# Objects of a load listed in the load order of each file judged in it (n libraries that all need each other: n
+# files of n steps each).
+MAX_LISTED_OBJECTS = 256
 
 # Weak references every gcc-built file carries (crtstuff, gmon); bound to NULL on glibc too.
 TOOLCHAIN_WEAK = frozenset({
@@ -317,7 +320,12 @@ def notes(shown: Problems, result: LoadResult, context: Context, scope: Collecti
 
 
 def load_steps(result: LoadResult) -> tuple[LoadStep, ...]:
-    return tuple(LoadStep(o.requested_as, o.path, o.found_by, o.links) for o in result.objects)
+    """The load order, its first MAX_LISTED_OBJECTS objects; a last step counts the rest."""
+    shown = result.objects[:MAX_LISTED_OBJECTS]
+    steps = [LoadStep(o.requested_as, o.path, o.found_by, o.links) for o in shown]
+    if len(result.objects) > MAX_LISTED_OBJECTS:
+        steps.append(LoadStep(f"({len(result.objects) - MAX_LISTED_OBJECTS} more)", "", "not listed", ()))
+    return tuple(steps)
 
 
 def file_report(

@@ -8,6 +8,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from muslcheck.ldso.dso import Definition
+from muslcheck.ldso.lru import Bounded
 from muslcheck.ldso.tables import Gcompat, LoaderRules, MuslExports
 from muslcheck.ldso.tree import join, parent
 
@@ -20,7 +21,8 @@ class Provided(StrEnum):
     STUB = "stub"  # gcompat's loader stub at glibc's PT_INTERP path
 
 
-_LIBC_EXPORTS: dict[int, tuple[MuslExports, dict[str, Definition]]] = {}
+# By id of the musl table; bounded, as each scan reads its tables anew (a fleet of 2,000 targets kept 2,000: 1.4 GB).
+_LIBC_EXPORTS: Bounded[int, tuple[MuslExports, dict[str, Definition]]] = Bounded(16)
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ class Target:
     def libc_exports(self) -> dict[str, Definition]:
         """One dict per musl table, shared by the targets built on it (so relocation results are too)."""
         entry = _LIBC_EXPORTS.get(id(self.musl))  # the entry keeps the table alive, so the id is not reused
-        if entry is None:
+        if entry is None or entry[0] is not self.musl:
             exports = {n: (d.type, d.binding, False) for n, d in self.musl.symbols.items()}
-            entry = _LIBC_EXPORTS[id(self.musl)] = (self.musl, exports)
+            entry = _LIBC_EXPORTS.put(id(self.musl), (self.musl, exports))
         return entry[1]
 
     @cached_property

@@ -213,3 +213,59 @@ def test_libraries_judged_in_a_load_with_many_missing_cost_linear_work(tmp_path:
     assert {lib.name for lib in by_path["/usr/lib/lib7.so"].missing_libraries} == {f"libabsent7_{j}.so"
                                                                                    for j in range(64)}
     assert all(f.verdict.value == "blocked" for f in report.files)
+
+
+def _clique(tree: Tree, n: int) -> None:
+    """n libraries that each need all the others (and call one function of each of a few)."""
+    for i in range(n):
+        others = tuple(f"lib{j}.so" for j in range(n) if j != i)
+        tree.add(f"/usr/lib/lib{i}.so", Lib(needed=others, defines=(f"f{i}",),
+                                            plt=tuple(f"f{j}" for j in range(n) if j != i)[:4]))
+
+
+def test_the_reach_of_a_clique_four_times_larger_costs_about_the_sixteen_times_larger_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each library's own load (its reach) walks the DT_NEEDED of every library it brings in: n loads of n^2 entries
+    for a clique (400 took 98 s as a fan-out). Past a budget of entries the libraries left get no reach and are
+    judged in the load of the root that brings them in. The budget is lowered to make the test small."""
+    from muslcheck.judging import judge
+
+    monkeypatch.setattr(judge, "REACH_BUDGET", 2000)
+    work = []
+    for n in (20, 80):
+        tree = Tree(tmp_path / str(n))
+        _clique(tree, n)
+        scan(tree.root, jobs=1)  # warm
+        work.append(_calls(lambda tree=tree: scan(tree.root, jobs=1)))
+    assert work[1] < 16 * work[0], f"4x the clique: {work[1] / work[0]:.1f}x the calls"
+    report = scan(tree.root, jobs=1)
+    assert len(report.files) == 80 and {f.verdict.value for f in report.files} == {"native"}
+    in_first = sum("judged in the load of /usr/lib/lib0.so" in " ".join(f.notes) for f in report.files)
+    assert in_first == 79  # one root; every other library judged in its load, as without the budget
+
+
+def test_a_load_order_longer_than_listed_is_cut_with_a_count(tmp_path: Path) -> None:
+    from muslcheck.judging.verdict import MAX_LISTED_OBJECTS
+
+    tree = Tree(tmp_path)
+    n = MAX_LISTED_OBJECTS + 10
+    tree.add("/usr/lib/libtop.so", Lib(needed=tuple(f"lib{i}.so" for i in range(n))))
+    for i in range(n):
+        tree.add(f"/usr/lib/lib{i}.so", Lib(defines=(f"f{i}",)))
+    by_path = {f.path: f for f in scan(tmp_path, jobs=1).files}
+    steps = by_path["/usr/lib/libtop.so"].load_order
+    assert len(steps) == MAX_LISTED_OBJECTS + 1
+    hidden = n + 3 - MAX_LISTED_OBJECTS  # the host program, libc and libtop.so come first
+    assert (steps[-1].name, steps[-1].found_by) == (f"({hidden} more)", "not listed")
+    assert [s.path for s in steps[3:6]] == ["/usr/lib/lib0.so", "/usr/lib/lib1.so", "/usr/lib/lib2.so"]
+
+
+def test_each_scan_reading_its_musl_tables_anew_keeps_a_bounded_number(tmp_path: Path) -> None:
+    """libc's exports were kept for every musl table ever read: a fleet of 2,000 targets (each scan reads its own
+    tables) grew to 1.4 GB."""
+    from muslcheck.ldso import target
+
+    Tree(tmp_path).add("/usr/lib/libx.so", Lib(plt=("printf",)))
+    for _ in range(target._LIBC_EXPORTS.size + 8):
+        scan(tmp_path, jobs=1)
+    assert len(target._LIBC_EXPORTS) <= target._LIBC_EXPORTS.size
