@@ -750,7 +750,7 @@ class _Workers:
 def release_freed_memory() -> None:
     """Hand the pages the C allocator holds free back to the system (glibc's ``malloc_trim``): freed memory
     between live objects otherwise stays in the resident set to the end. Nothing where the C library has no such
-    call (musl, macOS)."""
+    call."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -762,7 +762,7 @@ def _malloc_trim() -> Callable[[int], object] | None:
         import ctypes  # only here: a platform without it just keeps its pages
 
         trim: Callable[[int], object] = ctypes.CDLL(None).malloc_trim
-    except (ImportError, OSError, AttributeError):
+    except (ImportError, OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) (Windows)
         return None
     return trim
 
