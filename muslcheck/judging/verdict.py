@@ -272,14 +272,14 @@ _FIX_BY_RULE = {
 }
 
 
-def _settled(f: Finding, verdict: Verdict, shown: Problems) -> Finding:
-    """A finding's level and fix once the file's verdict is known."""
+def _settled(f: Finding, verdict: Verdict, libraries: dict[str, LibraryFinding]) -> Finding:
+    """A finding's level and fix once the file's verdict is known; ``libraries``: the first listed of each name."""
     level, fix = f.level, _FIX_BY_RULE.get(f.rule)
     if f.rule == "needs-package":
-        package = next((lib.package for lib in shown.libraries if lib.name == f.subject), None)
+        package = lib.package if (lib := libraries.get(f.subject)) is not None else None
         fix = f"apk add {package}" if package else None  # None: the count of libraries not listed
     elif f.rule == "missing-library" and verdict is not Verdict.NEEDS_GCOMPAT:
-        lib = next((lib for lib in shown.libraries if lib.name == f.subject), None)
+        lib = libraries.get(f.subject)
         spec = apk_spec(lib) if lib is not None else None
         fix = f"apk add {spec}" if spec else "ship a musl build of the library"
     elif verdict is Verdict.NEEDS_GCOMPAT:
@@ -341,6 +341,9 @@ def file_report(
     preload_fixes: bool,
     aliases: tuple[str, ...],
 ) -> FileReport:
+    by_name: dict[str, LibraryFinding] = {}
+    for lib in shown.libraries:
+        by_name.setdefault(lib.name, lib)
     report = FileReport(
         path=path, arch=facts.machine, kind=kind, context=context, verdict=verdict,
         interpreter=facts.interpreter, soname=facts.soname, needed=facts.needed,
@@ -348,7 +351,7 @@ def file_report(
         unresolved_symbols=tuple(sorted(shown.symbols, key=symbol_order)),
         weak_unresolved=shown.weak_null, unsupported_relocations=shown.relocations, tls_errors=shown.tls,
         notes=notes(shown, result, context, scope), fixes=(),
-        findings=tuple(_settled(f, verdict, shown) for f in shown.findings),
+        findings=tuple(_settled(f, verdict, by_name) for f in shown.findings),
         aliases=aliases, load_order=load_steps(result),
     )
     return replace(report, fixes=tuple(step.text for step in fix_steps(report, preload_fixes)))
