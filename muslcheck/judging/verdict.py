@@ -136,7 +136,19 @@ def problems(
         not_listed = len(symbols) - MAX_LISTED_SYMBOLS
         del symbols[MAX_LISTED_SYMBOLS:]
     libraries, unlisted_libraries = _listed_libraries(libraries)
+    # TLS errors (one per initial-exec relocation's symbol) and unsupported relocation types (one per type and
+    # object: r_info's type has 32 bits) grow with the relocation tables, as symbols do: listed up to the same cap.
+    unlisted_tls, unlisted_relocations = len(tls) - MAX_LISTED_SYMBOLS, len(relocations) - MAX_LISTED_SYMBOLS
+    del tls[MAX_LISTED_SYMBOLS:], relocations[MAX_LISTED_SYMBOLS:]
     found = _findings(path, glibc_interpreter, libraries, symbols, relocations, tls, relr, wrong_arch)
+    if unlisted_relocations > 0:
+        found.append(_finding("unsupported-relocation", Verdict.BLOCKED, path, path, f"({unlisted_relocations} more)",
+                              f"{unlisted_relocations} more unsupported relocation types in this load are not "
+                              f"listed (at most {MAX_LISTED_SYMBOLS} are)"))
+    if unlisted_tls > 0:
+        found.append(_finding("initial-exec-tls", Verdict.BLOCKED, path, path, f"({unlisted_tls} more)",
+                              f"{unlisted_tls} more initial-exec TLS errors in this load are not listed (at most "
+                              f"{MAX_LISTED_SYMBOLS} are)"))
     if unlisted_libraries:
         blocking = sum(1 for lib in unlisted_libraries if _blocks(lib))
         rule, level = ("missing-library", Verdict.BLOCKED) if blocking else ("needs-package", Verdict.NEEDS_PACKAGES)

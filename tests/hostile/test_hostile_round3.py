@@ -269,3 +269,30 @@ def test_each_scan_reading_its_musl_tables_anew_keeps_a_bounded_number(tmp_path:
     for _ in range(target._LIBC_EXPORTS.size + 8):
         scan(tmp_path, jobs=1)
     assert len(target._LIBC_EXPORTS) <= target._LIBC_EXPORTS.size
+
+
+def test_tls_errors_and_relocation_types_past_the_cap_are_counted(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One TLS error per initial-exec symbol and one finding per unsupported relocation type (32 bits of them) grew
+    with the relocation tables: 20,000 TLS errors made 5.7 MB of JSON. Listed up to the symbols' cap (lowered
+    here), the rest counted."""
+    from muslcheck.judging import verdict
+    from tests.elf.elfbuilder import ElfSpec, Sym
+
+    monkeypatch.setattr(verdict, "MAX_LISTED_SYMBOLS", 16)
+    tree = Tree(tmp_path)
+    names = tuple(f"t{i}" for i in range(40))
+    tree.add("/usr/lib/libt.so", Lib(tls_defines=names, tls=True))
+    tree.add("/usr/lib/libu.so", Lib(needed=("libt.so",), tpoff=names))
+    symbols = [Sym(f"s{i}", shndx=5, value=0x1000) for i in range(30)]
+    tree.write("/usr/lib/librel.so", ElfSpec(symbols=symbols, relocations=[("rela", 200 + i, i + 1)
+                                                                           for i in range(30)]).build().data)
+    by_path = {f.path: f for f in scan(tmp_path, jobs=1).files}
+    tls = by_path["/usr/lib/libu.so"]
+    assert tls.verdict.value == "blocked" and len(tls.tls_errors) == 16
+    [counted] = [x for x in tls.findings if x.subject == "(24 more)"]
+    assert counted.rule == "initial-exec-tls" and "24 more initial-exec TLS errors" in counted.message
+    rel = by_path["/usr/lib/librel.so"]
+    assert rel.verdict.value == "blocked" and len(rel.unsupported_relocations) == 16
+    [counted] = [x for x in rel.findings if x.subject == "(14 more)"]
+    assert counted.rule == "unsupported-relocation"
