@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from muslcheck.ldso.load import Context
 from muslcheck.ldso.dso import Dso
 from muslcheck.ldso.facts import FactsCache
+from muslcheck.ldso.load import Context
 from muslcheck.ldso.search import Process
 from muslcheck.targets.directory import DirectoryRoot
 from tests.ldso.synthetic import MUSL_LDSO, Lib, Tree, found, musl
