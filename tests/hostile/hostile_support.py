@@ -46,6 +46,12 @@ WRITE_EVENTS = ("os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.symlink", 
                 "shutil.copymode", "shutil.copystat", "shutil.move", "shutil.rmtree", "tempfile.mkstemp",
                 "tempfile.mkdtemp")
 
+def is_own_handle(event: dict[str, Any]) -> bool:
+    """``ctypes.CDLL(None)``: the handle of the libraries the process already has (for glibc's ``malloc_trim``,
+    judging/judge.py). It loads nothing, and nothing from the target."""
+    return event["event"] == "ctypes.dlopen" and event["args"] in (["None"], "(None,)")
+
+
 # The scan child: the audit hook first, then the CLI. Events go to a file opened before the hook.
 _HOOK = r"""
 import os, sys, json
@@ -118,7 +124,8 @@ class ScanResult:
                 or e["event"].startswith(WRITE_EVENTS)]
 
     def executed(self) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"].startswith(EXEC_EVENTS)]
+        return [e for e in self.events if e["event"].startswith(EXEC_EVENTS)
+                and not is_own_handle({"event": e["event"], "args": e.get("args")})]
 
     def measured(self) -> str:
         return f"peak RSS {self.peak_rss_mb:.0f} MB, CPU {self.cpu_s:.1f} s, rc {self.rc}"
