@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 import pytest
@@ -46,3 +48,21 @@ def debian_package(package: str, version: str, arch: str, sha256: str, suite: st
     if got != sha256:
         pytest.fail(f"{package} {version} {arch}: sha256 {got} is not the pinned {sha256}")
     return out / "root"
+
+
+def python_calls(run: Callable[[], object], within: str = "") -> int:
+    """How many Python-level calls ``run`` makes (to functions of files whose path ends with ``within``): work
+    counted, not timed, for the tests that hold an input's growth to the work's."""
+    count = 0
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal count
+        if event == "call" and frame.f_code.co_filename.endswith(within):
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return count

@@ -4,13 +4,12 @@ loads' sizes, N^2/2 objects: quadratic, where it was cubic. Counted in Python-le
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from types import FrameType
 
 from muslcheck import scan
 from muslcheck.model.report import Report
 from tests.ldso.synthetic import Lib, Tree
+from tests.support import python_calls
 
 
 def _chain_tree(root: Path, n: int) -> Path:
@@ -22,20 +21,9 @@ def _chain_tree(root: Path, n: int) -> Path:
 
 
 def _scan_counting(root: Path) -> tuple[Report, int]:
-    count = 0
-
-    def profile(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal count
-        if event == "call":
-            count += 1
-
-    sys.setprofile(profile)
-    try:
-        report = scan(root, jobs=1)
-    finally:
-        sys.setprofile(None)
-    return report, count
-
+    scanned: list[Report] = []
+    count = python_calls(lambda: scanned.append(scan(root, jobs=1)))
+    return scanned[0], count
 
 def test_a_chain_four_times_longer_costs_at_most_sixteen_times_the_work(tmp_path: Path) -> None:
     scan(_chain_tree(tmp_path / "warm", 3), jobs=1)  # what is made once per process

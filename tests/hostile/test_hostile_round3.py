@@ -13,11 +13,9 @@ Work is counted (Python-level calls), not timed, except where the cost is a scan
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -27,22 +25,7 @@ from muslcheck.ldso.load import Context
 from muslcheck.targets import directory
 from muslcheck.targets.directory import DirectoryRoot
 from tests.ldso.synthetic import Lib, Tree, found, musl
-
-
-def _calls(run: Callable[[], object]) -> int:
-    count = 0
-
-    def profile(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal count
-        if event == "call":
-            count += 1
-
-    sys.setprofile(profile)
-    try:
-        run()
-    finally:
-        sys.setprofile(None)
-    return count
+from tests.support import python_calls
 
 
 def _cpu(run: Callable[[], object]) -> float:
@@ -69,7 +52,7 @@ def test_a_search_four_times_longer_in_both_directories_and_names_costs_about_fo
         top = _long_search(tree, n, n, existing)
         result = tree.load(top, Context.DLOPEN_NOW)  # warm: what is made once per process
         assert len(result.missing) == n and all(m.needed_by == top for m in result.missing)
-        work.append(_calls(lambda tree=tree, top=top: tree.load(top, Context.DLOPEN_NOW)))
+        work.append(python_calls(lambda tree=tree, top=top: tree.load(top, Context.DLOPEN_NOW)))
     assert work[1] < 6 * work[0], f"4x the directories and names: {work[1] / work[0]:.1f}x the calls"
 
 
@@ -197,16 +180,22 @@ def _fan_out_to_missing(tree: Tree, n: int) -> None:
         tree.add(f"/usr/lib/lib{i}.so", Lib(needed=tuple(f"libabsent{i}_{j}.so" for j in range(n))))
 
 
+def _scan_work(tmp_path: Path, sizes: tuple[int, ...], build: Callable[[Tree, int], None]) -> tuple[list[int], Tree]:
+    """The calls a scan of each size's tree makes (each scanned once before, to warm), and the last tree."""
+    work = []
+    for n in sizes:
+        tree = Tree(tmp_path / str(n))
+        build(tree, n)
+        scan(tree.root, jobs=1)
+        work.append(python_calls(lambda tree=tree: scan(tree.root, jobs=1)))
+    return work, tree
+
+
 def test_libraries_judged_in_a_load_with_many_missing_cost_linear_work(tmp_path: Path) -> None:
     """Each library a root's load brings in is judged in it, and each walked every missing library of the load:
     n libraries each missing n cost n^3 (400: 83 s). 4x n is 16x the DT_NEEDED entries; the work may grow about
     that much, not 64x."""
-    work = []
-    for n in (16, 64):
-        tree = Tree(tmp_path / str(n))
-        _fan_out_to_missing(tree, n)
-        scan(tree.root, jobs=1)  # warm
-        work.append(_calls(lambda tree=tree: scan(tree.root, jobs=1)))
+    work, tree = _scan_work(tmp_path, (16, 64), _fan_out_to_missing)
     assert work[1] < 20 * work[0], f"4x the fan-out: {work[1] / work[0]:.1f}x the calls"
     report = scan(tree.root, jobs=1)
     by_path = {f.path: f for f in report.files}
@@ -231,12 +220,7 @@ def test_the_reach_of_a_clique_four_times_larger_costs_about_the_sixteen_times_l
     from muslcheck.judging import judge
 
     monkeypatch.setattr(judge, "REACH_BUDGET", 2000)
-    work = []
-    for n in (20, 80):
-        tree = Tree(tmp_path / str(n))
-        _clique(tree, n)
-        scan(tree.root, jobs=1)  # warm
-        work.append(_calls(lambda tree=tree: scan(tree.root, jobs=1)))
+    work, tree = _scan_work(tmp_path, (20, 80), _clique)
     assert work[1] < 16 * work[0], f"4x the clique: {work[1] / work[0]:.1f}x the calls"
     report = scan(tree.root, jobs=1)
     assert len(report.files) == 80 and {f.verdict.value for f in report.files} == {"native"}

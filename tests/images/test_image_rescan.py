@@ -19,8 +19,10 @@ from tests.images.imagebuild import Entry, file, sample_layers, write_oci_archiv
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "cache", salt=default_salt()) as opened:
-        yield opened
+    """One report store for the test's scans (layer records, kept judging, reports)."""
+    opened = Store(tmp_path / "cache", salt=default_salt())
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

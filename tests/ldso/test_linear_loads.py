@@ -9,10 +9,7 @@ with symbols, which judging does only for the roots (one, for a chain)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from muslcheck.ldso.dso import Dso
 from muslcheck.ldso.facts import FactsCache
@@ -20,6 +17,7 @@ from muslcheck.ldso.load import Context
 from muslcheck.ldso.search import Process
 from muslcheck.targets.directory import DirectoryRoot
 from tests.ldso.synthetic import MUSL_LDSO, Lib, Tree, found, musl
+from tests.support import python_calls
 
 
 def _chain(tree: Tree, n: int) -> str:
@@ -31,30 +29,13 @@ def _chain(tree: Tree, n: int) -> str:
     return f"/chain/lib{n}.so"
 
 
-def _calls(run: Callable[[], object], within: str = "") -> int:
-    """Python-level calls ``run`` makes (to functions of files whose path ends with ``within``)."""
-    count = 0
-
-    def profile(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal count
-        if event == "call" and frame.f_code.co_filename.endswith(within):
-            count += 1
-
-    sys.setprofile(profile)
-    try:
-        run()
-    finally:
-        sys.setprofile(None)
-    return count
-
-
 def _work(tmp_path: Path, within: str) -> tuple[int, int]:
     """Calls for a chain of 60 and of 240, each loaded cold (its own files, so no memo holds them)."""
     warm, small, large = Tree(tmp_path / "warm"), Tree(tmp_path / "small"), Tree(tmp_path / "large")
     top_small, top_large = _chain(small, 60), _chain(large, 240)
     warm.load(_chain(warm, 3), Context.DLOPEN_NOW)  # what is made once per process (tables, imports)
-    work_small = _calls(lambda: small.load(top_small, Context.DLOPEN_NOW), within)
-    work_large = _calls(lambda: large.load(top_large, Context.DLOPEN_NOW), within)
+    work_small = python_calls(lambda: small.load(top_small, Context.DLOPEN_NOW), within)
+    work_large = python_calls(lambda: large.load(top_large, Context.DLOPEN_NOW), within)
     result = large.load(top_large, Context.DLOPEN_NOW)
     assert not result.missing and all(not o.unresolved for o in result.objects)
     assert found(result, "lib0.so") == ("/chain/lib0.so", "RPATH of /chain/lib1.so")
