@@ -28,7 +28,6 @@ import mmap
 import os
 import stat
 import struct
-from sys import intern
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -889,7 +888,7 @@ def _symbol_names(strings: _Strings, kept: Sequence[int], offsets: list[int]) ->
         raise MalformedElf(f"symbol {kept[bad]} has a name offset outside the string table")
     strings.budget -= spent
     names = list(map(text.__getitem__, map(slice, offsets, ends)))
-    return list(map(intern, names if strings.ascii else map(_from_latin1, names)))
+    return list(map(sys.intern, names if strings.ascii else map(_from_latin1, names)))
 
 
 def _collect_symbols(
