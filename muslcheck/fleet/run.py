@@ -84,6 +84,7 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     resolve_version(options.catalog or Catalog(), options.alpine, options.musl)  # a bad one: one usage error
     fleet = fleet or FleetOptions()
     start = time.monotonic()
+    given, targets = targets, list(dict.fromkeys(targets))  # a target named again is scanned once
     credentials = _readable_docker_config(options.docker_config) if any(map(_is_registry, targets)) else None
     per_target = [_with_credentials(target, options, credentials) for target in targets]
     layers = _layers(targets, per_target)
@@ -95,7 +96,8 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     else:
         outcomes = _locally(targets, order, per_target, fleet, claims)
     results, target_info = _gather(targets, outcomes, fleet.keep_reports)
-    return fleet_report(results, target_info, time.monotonic() - start)
+    by_target = dict(zip(targets, results, strict=True))
+    return fleet_report([by_target[target] for target in given], target_info, time.monotonic() - start)
 
 
 def work_order(targets: Sequence[str], options: ScanOptions | Sequence[ScanOptions]) -> list[int]:

@@ -144,3 +144,26 @@ def test_a_shared_cache_directory_serves_the_second_fleet(fleet_dirs: dict[str, 
     second = scan_fleet(targets, OPTIONS, FleetOptions(jobs=2, cache=spec))
     assert second == first
     assert {p: p.stat().st_mtime_ns for p in entries} == entries  # served, not written again
+
+
+def test_a_target_named_again_is_scanned_once(fleet_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A targets file that names one target many times (100,000 lines of it) costs one scan, not one per line;
+    each line keeps its entry, as if scanned."""
+    from muslcheck.fleet import run as fleet_run
+
+    scanned: list[str] = []
+    real = fleet_run.run_task
+
+    def counting(task: fleet_run.Task) -> fleet_run.Outcome:
+        scanned.append(task.target)
+        return real(task)
+
+    alpha, delta = str(fleet_dirs["alpha"]), str(fleet_dirs["delta"])
+    targets = [alpha, delta, alpha, alpha, delta]
+    in_workers = scan_fleet(targets, OPTIONS, FleetOptions(jobs=2))
+    monkeypatch.setattr(fleet_run, "run_task", counting)
+    fleet = scan_fleet(targets, OPTIONS, FleetOptions(jobs=1))
+    assert sorted(scanned) == sorted([alpha, delta])
+    assert [t.target for t in fleet.targets] == targets
+    assert fleet == in_workers
+    assert fleet.targets[0] == fleet.targets[2] == summarize(alpha, scan(alpha, OPTIONS))
