@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from muslcheck.model.codec import fields_of
 from muslcheck.model.report import Report, TargetInfo, Verdict
 from muslcheck.model.version import __version__
 
@@ -89,7 +90,7 @@ class FleetReport:
         return {
             "schema_version": self.schema_version,
             "tool_version": self.tool_version,
-            "target": None if self.target is None else vars(self.target),
+            "target": None if self.target is None else fields_of(self.target),
             "summary": self.summary,
             "targets": [
                 {"target": t.target, "verdict": t.verdict, "error": t.error, "error_kind": t.error_kind,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 
@@ -210,3 +211,20 @@ def _build(shape: Shape) -> Callable[[Any], Any]:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass instance's fields by name, in order: ``vars`` for the slotted ones too."""
+    return dict(zip(_field_names(type(value)), _field_getter(type(value))(value), strict=True))
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    names = _field_names(cls)
+    get = attrgetter(*names)
+    return get if len(names) > 1 else lambda value: (get(value),)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from muslcheck.model.codec import builder
+from muslcheck.model.codec import builder, fields_of
 from muslcheck.model.options import Context
 from muslcheck.model.rules import RULES
 
@@ -79,7 +79,7 @@ class FileKind(StrEnum):
     OTHER = "other"  # an object file, a core dump: never mapped by the loader
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SymbolFinding:
     name: str
     version: str | None  # the version requested (never checked by musl)
@@ -106,7 +106,7 @@ def symbol_message(s: SymbolFinding) -> str:
     return f"{s.name}{version} is not defined: {s.file} loads, then crashes on the first call"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LibraryFinding:
     name: str
     needed_by: str
@@ -114,7 +114,7 @@ class LibraryFinding:
     package: str | None  # the Alpine package that provides the soname, when known
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RelocationFinding:
     type: int
     name: str
@@ -122,14 +122,14 @@ class RelocationFinding:
     file: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TlsFinding:
     symbol: str | None
     file: str
     definer: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem, flat: what SARIF, JUnit, Markdown and ignore files work with."""
 
@@ -144,7 +144,7 @@ class Finding:
     ignored: str | None = None  # the ignore entry's reason, when one matched
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadStep:
     name: str  # as requested (DT_NEEDED, preload)
     path: str  # where the model found it
@@ -152,7 +152,7 @@ class LoadStep:
     links: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileReport:
     path: str
     arch: str
@@ -187,14 +187,14 @@ class StepKind(StrEnum):
     REBUILD = "rebuild"  # rebuild (or replace) against musl
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FixStep:
     kind: StepKind
     text: str  # the line a person reads
     action: str | None = None  # what a tool runs: the command, the apk package or so:/cmd: form, the image
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Component:
     """A unit a user acts on: a Maven library, a Python distribution, an npm package, a runtime,
     an OS package, or a loose ELF file."""
@@ -430,14 +430,14 @@ def plan_of(components: tuple[Component, ...]) -> Plan:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skip:
     path: str
     reason: str
     unchecked: bool = True  # content that may hold ELF code went unchecked (False: only a dangling link)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetInfo:
     musl: str
     alpine: str | None
@@ -579,7 +579,7 @@ def _by_reference(report: Report) -> dict[str, Any]:
 
 
 def _document(report: Report, files: list[dict[str, Any]], objects: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    top = {**vars(report), "files": files, "objects": objects,
+    top = {**fields_of(report), "files": files, "objects": objects,
            "components": [_component_by_reference(c) for c in report.components]}
     return {**top, "summary": report.summary, "complete": report.complete, "plan": report.plan}
 
@@ -619,7 +619,7 @@ class _References:
             if indices != list(range(len(objects[obj][number]["names"]))):
                 ref["symbols"] = indices
             unresolved.append(ref)
-        return {**vars(f), "unresolved_symbols": unresolved, **_findings_by_reference(f)}
+        return {**fields_of(f), "unresolved_symbols": unresolved, **_findings_by_reference(f)}
 
 
 def _findings_by_reference(f: FileReport) -> dict[str, Any]:
@@ -666,7 +666,7 @@ def _component_by_reference(c: Component) -> dict[str, Any]:
     derived: dict[str, object] = {"id": component_id(c.ecosystem, c.name, c.location)}
     if c.fixes == texts and c.fix == (texts[0] if texts else None):
         derived.update(fixes=texts, fix=texts[0] if texts else None)
-    return {k: v for k, v in vars(c).items() if k not in derived or derived[k] != v}
+    return {k: v for k, v in fields_of(c).items() if k not in derived or derived[k] != v}
 
 
 def _expanded(data: dict[str, Any]) -> dict[str, Any]:
@@ -701,8 +701,8 @@ def _expanded(data: dict[str, Any]) -> dict[str, Any]:
         block = f.get("symbol_findings")
         if block is not None:
             at = next((i for i, x in enumerate(findings) if x["rule"] not in _BEFORE_SYMBOLS), len(findings))
-            findings[at:at] = [vars(x) for x in symbol_findings(file, Verdict(block["level"]), block.get("fix"))]
-        files.append({**f, "unresolved_symbols": [vars(s) for s in file.unresolved_symbols], "findings": findings})
+            findings[at:at] = [fields_of(x) for x in symbol_findings(file, Verdict(block["level"]), block.get("fix"))]
+        files.append({**f, "unresolved_symbols": [fields_of(s) for s in file.unresolved_symbols], "findings": findings})
     components = []
     for c in data.get("components", []):
         texts = [step["text"] for step in c.get("steps", [])]
@@ -715,7 +715,7 @@ def _expanded(data: dict[str, Any]) -> dict[str, Any]:
 def _fields_of(value: Any) -> Any:
     """What json cannot encode itself: a dataclass is its fields (in order), an enum its value."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return vars(value)
+        return fields_of(value)
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"{type(value).__name__} is not part of a report")
