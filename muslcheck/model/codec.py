@@ -215,16 +215,13 @@ def _same(value: Any) -> Any:
 
 def fields_of(value: Any) -> dict[str, Any]:
     """A dataclass instance's fields by name, in order: ``vars`` for the slotted ones too."""
-    return dict(zip(_field_names(type(value)), _field_getter(type(value))(value), strict=True))
+    cls = type(value)
+    getter = _FIELD_GETTERS.get(cls)
+    if getter is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        get = attrgetter(*names)
+        getter = _FIELD_GETTERS[cls] = names, (get if len(names) > 1 else lambda v: (get(v),))
+    return dict(zip(getter[0], getter[1](value), strict=True))
 
 
-@cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-@cache
-def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
-    names = _field_names(cls)
-    get = attrgetter(*names)
-    return get if len(names) > 1 else lambda value: (get(value),)
+_FIELD_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
