@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from muslcheck.cache.codec import _CorruptPayload, _decode, _encode
 from muslcheck.cache.interface import CacheStore
@@ -33,11 +35,22 @@ class StoredLayers:
     def verified(self) -> StoredVerifications:
         return self._verified
 
-    def load(self, key: str) -> LayerRecord | None:
+    def load(self, key: str, meanwhile: Callable[[], object] | None = None) -> LayerRecord | None:
+        """The record under ``key``, decoded; when there is one, ``meanwhile`` (a blob's hash: its reads and SHA-256
+        release the GIL) runs in a thread as it decodes, and its exception is raised."""
         stored = _key(key)
         payload = self.store.get(stored)
         if payload is None:
             return None
+        if meanwhile is None:
+            return self._decoded(stored, payload)
+        with ThreadPoolExecutor(1, thread_name_prefix="blob-digest") as pool:
+            checking = pool.submit(meanwhile)
+            record = self._decoded(stored, payload)
+            checking.result()
+        return record
+
+    def _decoded(self, stored: str, payload: bytes) -> LayerRecord | None:
         content = hashlib.blake2b(payload, digest_size=32).digest()
         if (record := _decoded.get(content)) is not None:
             _decoded.move_to_end(content)

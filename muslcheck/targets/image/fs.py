@@ -28,8 +28,9 @@ import os
 import stat
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import BinaryIO, Protocol, cast
 
 from muslcheck.elf import ELF_MAGIC, ElfFacts, read_elf
@@ -290,10 +291,11 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
                         after.pending.append((key, recorder.record()))  # kept once its digest is checked
                 continue
             key = layer_record_key(layer, keep, mapped=False) if after is not None else None
-            stored = after.records.load(key) if after is not None and key is not None else None
-            if stored is not None and after is not None and state.fits(stored, None, None):
-                if location is not None and image.kind != ReferenceKind.ROOTFS:
-                    verify_blob(index, layer, location, after.records.verified)  # a swapped blob fails as unread
+            # A local blob is hashed while its record decodes (a swapped blob fails as an uncached read does).
+            check = (partial(verify_blob, index, layer, location, after.records.verified)
+                     if after is not None and location is not None and image.kind != ReferenceKind.ROOTFS else None)
+            stored = after.records.load(key, check) if after is not None and key is not None else None
+            if stored is not None and state.fits(stored, None, None):
                 state.apply_record(stored, index, None, None, record)
                 continue
             recorder = _Recorder() if key is not None else None
@@ -384,7 +386,10 @@ class LayerRecords(Protocol):
     @property
     def verified(self) -> VerifiedMemo: ...
 
-    def load(self, key: str) -> LayerRecord | None: ...
+    def load(self, key: str, meanwhile: Callable[[], object] | None = None) -> LayerRecord | None:
+        """The record under ``key``; when there is one, ``meanwhile`` runs while it decodes (its exception
+        raised)."""
+        ...
 
     def save(self, key: str, record: LayerRecord) -> None: ...
 
