@@ -129,6 +129,8 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
                 # file kept the stat identity it had when a hit last hashed it).
                 verify_blobs(image, StoredVerifications(cache))
             return cached
+        from muslcheck.apps.registry import module_marks
+        from muslcheck.cache.files import StoredFiles
         from muslcheck.judging.survey import survey  # only now: a cache hit needs none of the judging
         from muslcheck.targets import ImageAccess
 
@@ -138,14 +140,22 @@ def scan(target: str | os.PathLike[str], options: ScanOptions | None = None, **o
             kept_key = _judging_key(ref.path, str(target), resolved)
             last = load_judged(cache, kept_key)
             reuse = Reuse(last, changed_paths(last.manifest, dict(manifest)) if last else frozenset())
+        # The ELF facts read by the last scans of this directory, confirmed file by file (docs/cache.md). The full
+        # reads are recorded by rescans only: recording all of a cold scan's cost more than it saves (ibid.).
+        rescan = reuse is not None and reuse.state is not None
+        known = StoredFiles(cache, ref.path, module_marks(), record_full=rescan) \
+            if cache is not None and ref.kind == "dir" and ref.path is not None else None
         image_judging = _ImageJudging(cache, resolved, tuple(layer.digest for layer in image.layers)) \
             if cache is not None and image is not None and options.base is None else None
         surveyed = survey(stack, ref, image, chosen, catalog, source=str(target),
                           access=ImageAccess(options.platform, options.insecure_registry, options.docker_config),
                           base=options.base, include_os_packages=options.include_os_packages,
                           progress=options.progress, jobs=options.jobs, reuse=reuse, reuse_for=image_judging,
-                          layer_records=StoredLayers(cache) if cache is not None and image is not None else None)
+                          layer_records=StoredLayers(cache) if cache is not None and image is not None else None,
+                          known=known)
         report = surveyed.report
+    if known is not None:
+        known.save()
     if cache is not None and key is not None:
         save_report(cache, key, report)
     if image_judging is not None and image_judging.key is not None:

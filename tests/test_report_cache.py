@@ -52,8 +52,8 @@ def store(tmp_path: Path) -> Store:
 def test_an_unchanged_tree_is_scanned_once(tree: Path, store: Store) -> None:
     first = scan(tree, musl="1.2.5", cache=store)
     again = scan(tree, musl="1.2.5", cache=store)
-    # the first scan misses the report and the judging kept for the next scan, and writes both
-    assert (store.stats.misses, store.stats.hits, store.stats.writes) == (2, 1, 2)
+    # the first scan misses the report, the judging kept for the next scan and its files' facts, and writes all three
+    assert (store.stats.misses, store.stats.hits, store.stats.writes) == (3, 1, 3)
     assert again == first
 
 
@@ -64,7 +64,9 @@ def test_a_changed_file_or_option_is_scanned_again(tree: Path, store: Store, sam
     shutil.copy(samples_dir / "fortify/app/bin/fortify", tree / "bin" / "hello")
     settle(tree)
     changed = scan(tree, musl="1.2.5", cache=store)
-    assert store.stats.hits == 1  # not the report: the judging kept by the first scan (tests/judging/test_reuse.py)
+    # not the report: the judging kept by the first scan (tests/judging/test_reuse.py), and the files' facts that
+    # the first two scans recorded (tests/cache/test_file_facts.py)
+    assert store.stats.hits == 3
     assert changed.files[0].unresolved_symbols and not first.files[0].unresolved_symbols
 
 

@@ -24,6 +24,7 @@ Choices, where the format leaves room:
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import stat
@@ -345,8 +346,13 @@ def read_elf_file(path: str | os.PathLike[str], *, symbols: bool = True, constru
 
 
 def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | None = None,
-                        marks: Collection[str] | None = None) -> ElfFacts:
+                        marks: Collection[str] | None = None,
+                        pages_read: Callable[[tuple[int, ...], bytes], None] | None = None) -> ElfFacts:
     """Read the facts of the ELF file open at ``fd`` (see ``read_elf``); the descriptor stays open.
+
+    ``pages_read``, when given, is called once the facts are read with the runs of 4 KiB pages the reader read
+    (first page, page count, ...) and a digest of their bytes: the facts are a function of the file's size and
+    those bytes alone (a file without holes), so ``pages_unchanged`` later tells whether they still hold.
 
     The file is read, never mapped: a mapped file that shrinks under the scan would kill the process with SIGBUS.
     It is read into anonymous memory, and only where the reader looks (``_LazyFile``): a sparse file costs the bytes
@@ -364,8 +370,12 @@ def read_elf_descriptor(fd: int, *, symbols: bool = True, constructors: bool | N
     try:
         with memoryview(memory) as whole:
             reader = _LazyFile(fd, whole, st)
-            return read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill,
-                            marks=marks)
+            facts = read_elf(whole, symbols=symbols, constructors=constructors, holes=reader.holes, fill=reader.fill,
+                             marks=marks)
+            if pages_read is not None:
+                runs = reader.runs()
+                pages_read(runs, reader.digest(runs))
+            return facts
     finally:
         if isinstance(memory, mmap.mmap):
             memory.close()
@@ -403,6 +413,54 @@ class _LazyFile:
                 start += n
             loaded[page:run] = b"\1" * (run - page)
             page = loaded.find(0, run, last + 1)
+
+    def runs(self) -> tuple[int, ...]:
+        """The runs of pages read so far: (first page, page count) pairs, flattened, ascending."""
+        loaded, found = self.loaded, list[int]()
+        page = loaded.find(1)
+        while page >= 0:
+            end = loaded.find(0, page)
+            end = len(loaded) if end < 0 else end
+            found += (page, end - page)
+            page = loaded.find(1, end)
+        return tuple(found)
+
+    def digest(self, runs: tuple[int, ...]) -> bytes:
+        """``_pages_digest`` of ``runs``, over the bytes read into memory (what the facts were read from)."""
+        return _pages_digest(self.size, runs, lambda start, end: self.whole[start:end])
+
+
+def pages_unchanged(fd: int, runs: tuple[int, ...], digest: bytes) -> bool:
+    """Whether the file open at ``fd`` still holds, in the pages of ``runs``, the bytes ``digest`` was made of
+    (``read_elf_descriptor``'s ``pages_read``): the pages read again (``pread``), hashed the same way. A file of
+    another size, or too short to hold them now, is False."""
+    size = os.fstat(fd).st_size
+    pages = runs[::2]
+    if len(runs) % 2 or any(n <= 0 for n in runs[1::2]) or list(pages) != sorted(set(pages)) \
+            or (runs and (runs[-2] + runs[-1] - 1) * _LazyFile._PAGE >= size):
+        return False
+    short = False
+
+    def read(start: int, end: int) -> bytes:
+        nonlocal short
+        data = os.pread(fd, end - start, start)
+        short = short or len(data) != end - start
+        return data
+    found = _pages_digest(size, runs, read)
+    return not short and found == digest
+
+
+def _pages_digest(size: int, runs: tuple[int, ...], chunk: Callable[[int, int], Buffer]) -> bytes:
+    """sha256 over the file size, the runs and the bytes of each run (``chunk(start, end)``, at most 16 MiB each)."""
+    h = hashlib.sha256(b"muslcheck pages\0%d\0" % size)
+    h.update(array("q", runs).tobytes())
+    page = _LazyFile._PAGE
+    for first, n in zip(runs[::2], runs[1::2], strict=True):
+        start, end = first * page, min((first + n) * page, size)
+        while start < end:
+            h.update(chunk(start, min(end, start + _READ_CHUNK)))
+            start += _READ_CHUNK
+    return h.digest()
 
 
 def _holes(fd: int, size: int) -> list[tuple[int, int]]:

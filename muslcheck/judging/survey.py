@@ -25,6 +25,7 @@ from muslcheck.targets.osdb import read_ownership
 from muslcheck.targets.reference import Reference
 
 if TYPE_CHECKING:
+    from muslcheck.targets.directory import KnownFacts
     from muslcheck.targets.image.fs import LayerRecords
 
 
@@ -44,10 +45,11 @@ def survey(
     reuse: Reuse | None = None,
     reuse_for: Callable[[Tree], Reuse] | None = None,
     layer_records: LayerRecords | None = None,
+    known: KnownFacts | None = None,
 ) -> Surveyed:
     """The report on ``ref`` (``image`` when it is one, opened on ``stack``), judged under ``options``; with
     ``reuse`` (or ``reuse_for``, which gives it once the tree is read: an image's), the judging to keep for the next
-    scan too; ``layer_records``: an image's layers read before."""
+    scan too; ``layer_records``: an image's layers read before; ``known``: a directory's ELF facts read before."""
     # identify's reads of symbol tables serve the judging only when it runs in this process and judges them: a
     # scan that reuses the last one's judging, or hands files to workers, looks for the hosts' marks instead and
     # reads only the files that have them. A one-process cold scan reads them all anyway and skips the search.
@@ -55,7 +57,7 @@ def survey(
     may_reuse = (reuse is not None and reuse.state is not None) or reuse_for is not None
     marks = module_marks() if may_reuse or jobs > 1 else None
     tree = open_target(stack, ref, image, access, base=base, keep=KEEP_METADATA, progress=progress, marks=marks,
-                       layer_records=layer_records)
+                       layer_records=layer_records, known=known)
     if reuse_for is not None:
         reuse = reuse_for(tree)
     _check_in_tree(tree.root, options)

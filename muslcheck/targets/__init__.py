@@ -20,7 +20,7 @@ from muslcheck.model.errors import InputError, MalformedElf, UsageError
 from muslcheck.model.options import Progress, no_progress
 from muslcheck.model.report import Skip
 from muslcheck.targets.archives import ARCHIVE_SEPARATOR, ArchiveMetadata, MemberOverlay, scan_archive
-from muslcheck.targets.directory import DirectoryRoot, Discovered, add_archive_members, discover
+from muslcheck.targets.directory import DirectoryRoot, Discovered, KnownFacts, add_archive_members, discover
 from muslcheck.targets.limits import KEEP_NOTHING, KeepWhole
 from muslcheck.targets.reference import MUSL_ARCH_OF_OCI, Reference, ReferenceKind, parse_reference
 
@@ -64,19 +64,22 @@ def open_target(
     progress: Progress = no_progress,
     marks: frozenset[str] | None = None,
     layer_records: LayerRecords | None = None,
+    known: KnownFacts | None = None,
 ) -> Tree:
     """The tree of ``ref``: a directory, a lone file, or ``image`` (already opened on ``stack``), without the
     layers it shares with ``base``. ELF files inside archives are loadable at their locations. ``layer_records``:
-    an image's layers recorded by earlier scans, and where to record them (``read_image``)."""
-    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress, marks, layer_records))
+    an image's layers recorded by earlier scans, and where to record them (``read_image``); ``known``: a
+    directory's ELF facts recorded by earlier scans of it, and where to record them."""
+    return _with_archive_members(_open(stack, ref, image, access, base, keep, progress, marks, layer_records,
+                                       known))
 
 
 def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAccess, base: str | None,
           keep: KeepWhole, progress: Progress, marks: frozenset[str] | None,
-          layer_records: LayerRecords | None) -> Tree:
+          layer_records: LayerRecords | None, known: KnownFacts | None) -> Tree:
     if ref.kind == "dir":
         assert ref.path is not None
-        root = DirectoryRoot(ref.path)
+        root = DirectoryRoot(ref.path, known=known)
         cache = FactsCache(root)
         return Tree(root, cache, discover(root, cache, progress, keep, marks), str(root.host_root), None)
     if ref.kind == "file":

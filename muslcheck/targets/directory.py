@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from muslcheck.elf import ElfFacts, is_elf, read_elf_descriptor
 from muslcheck.ldso.facts import ElfFile, FactsCache
@@ -26,6 +27,21 @@ class Discovered:
     archives: list[ArchiveMetadata]  # every archive read (nested ones too), with its metadata files
 
 
+PagesRead = Callable[[tuple[int, ...], bytes], None]  # (runs of pages read, their digest): read_elf_descriptor's hook
+ReadFacts = Callable[[PagesRead | None], ElfFacts]  # a file's facts read, the pages noted when asked to
+
+
+class KnownFacts(Protocol):
+    """ELF facts recorded by earlier scans of the same directory (``cache.files.StoredFiles``): a file whose stat
+    identity and read pages are unchanged takes them instead of being read, and a file read is recorded."""
+
+    def facts(self, fd: int, st: os.stat_result, *, symbols: bool, marks: frozenset[str] | None,
+              read: ReadFacts) -> ElfFacts:
+        """The facts of the file open at ``fd`` (``st``: its fstat): the recorded ones when its pages still hold
+        what they were read from, else ``read(...)``'s (raising what it raises)."""
+        ...
+
+
 _MAX_ENTRIES = 1 << 17  # paths whose lookup is remembered (about 30 MB at most); past it, looked up again
 
 
@@ -33,8 +49,9 @@ class DirectoryRoot:
     """A host directory as the root filesystem, or, with ``mount``, as that one directory of an otherwise empty
     tree: a lone file keeps its whole path (``/opt/app/lib/x.so``) while nothing outside its directory exists."""
 
-    def __init__(self, host_root: Path, mount: str = "/") -> None:
+    def __init__(self, host_root: Path, mount: str = "/", known: KnownFacts | None = None) -> None:
         self.host_root = host_root.resolve()
+        self.known = known  # facts recorded by earlier scans (the header reads of discovery, full reads)
         self._prefix = str(self.host_root).rstrip("/") + "/"
         self.mount = "/" + mount.strip("/") if mount.strip("/") else "/"
         self._under = len(self.mount.rstrip("/"))  # characters of an in-tree path that name the mount
@@ -94,7 +111,10 @@ class DirectoryRoot:
         """The facts without ``constructor_calls``: read only for the few files a lazy dlopen needs them of."""
         fd = self.open(resolved.path)
         try:
-            return read_elf_descriptor(fd, constructors=False)
+            if self.known is None:
+                return read_elf_descriptor(fd, constructors=False)
+            return self.known.facts(fd, os.fstat(fd), symbols=True, marks=None, read=lambda pages_read:
+                                    read_elf_descriptor(fd, constructors=False, pages_read=pages_read))
         finally:
             os.close(fd)
 
@@ -277,7 +297,7 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
                         if is_archive_name(name) and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                             add_archive_members(scan_archive(f, path, keep, kept), found, skipped, archives, cache)
                         continue
-                    facts = read_elf_descriptor(f.fileno(), symbols=False, marks=marks)
+                    facts = _read_headers(f.fileno(), root.known, marks)
             except OSError as e:
                 skipped.append(Skip(path, f"unreadable: {e.strerror}"))
                 continue
@@ -289,3 +309,10 @@ def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_pro
             progress("reading ELF files", len(found), None)
     files = sorted(found.values(), key=lambda f: f.path)
     return Discovered(files, sorted(skipped, key=lambda s: s.path), archives)
+
+
+def _read_headers(fd: int, known: KnownFacts | None, marks: frozenset[str] | None) -> ElfFacts:
+    if known is None:
+        return read_elf_descriptor(fd, symbols=False, marks=marks)
+    return known.facts(fd, os.fstat(fd), symbols=False, marks=marks, read=lambda pages_read:
+                       read_elf_descriptor(fd, symbols=False, marks=marks, pages_read=pages_read))

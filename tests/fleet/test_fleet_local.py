@@ -139,8 +139,8 @@ def test_a_shared_cache_directory_serves_the_second_fleet(fleet_dirs: dict[str, 
     targets = [str(p) for p in fleet_dirs.values()]
     first = scan_fleet(targets, OPTIONS, FleetOptions(jobs=2, cache=spec))
     entries = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file() and len(p.name) == 62}
-    # per target, written by the two workers: its report, and the judging kept for its next scan
-    assert len(entries) == 2 * len(targets)
+    # per target, written by the two workers: its report, the judging kept for its next scan, and its files' facts
+    assert len(entries) == 3 * len(targets)
     second = scan_fleet(targets, OPTIONS, FleetOptions(jobs=2, cache=spec))
     assert second == first
     assert {p: p.stat().st_mtime_ns for p in entries} == entries  # served, not written again
