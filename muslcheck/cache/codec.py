@@ -19,14 +19,18 @@ import hashlib
 import json
 import operator
 import typing
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from itertools import chain, count, filterfalse, islice, repeat
-from typing import Any
+from typing import Any, cast
 
 import orjson
+
+try:  # zlib's format at ISA-L's speed: level 1 compresses 5x faster than zlib's, inflates 1.4x
+    from isal import isal_zlib as deflate_module
+except ImportError:  # pragma: no cover - depends on the platform
+    import zlib as deflate_module  # type: ignore[no-redef]
 
 from muslcheck.cache.interface import CacheStore
 from muslcheck.model.codec import Bytes, Fixed, Items, Maybe, Member, Plain, Record, Shape, StrMapping, StrSet, shape_of
@@ -36,6 +40,7 @@ from muslcheck.model.report import Report
 CODEC_VERSION = 1  # bump when an encoding changes (it is part of default_salt, and of every payload)
 
 _MAX_JSON = 1 << 30  # the decompressed size bound: a payload is checksummed, but never trusted to be small
+_INFLATE_ERROR = cast(type[Exception], deflate_module.error)
 _FAST_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False, allow_nan=False)
 _Index = dict[str | None, int]  # string -> its position in the table being built; None -> -1
 _Encode = Callable[[Any, _Index], Any]
@@ -116,7 +121,7 @@ def _encode(cls: type, value: Any) -> bytes:
         text = orjson.dumps(document)  # a tenth of the json module's time
     except TypeError:  # a name that is not UTF-8 (surrogateescape): the json module writes it escaped
         text = _FAST_JSON.encode(document).encode("ascii")
-    return zlib.compress(text, 1)
+    return deflate_module.compress(text, 1)
 
 
 def _decode(cls: type, payload: bytes) -> Any:
@@ -126,7 +131,7 @@ def _decode(cls: type, payload: bytes) -> Any:
 
 def _decode_document(cls: type, payload: bytes) -> Any:
     try:
-        inflater = zlib.decompressobj()
+        inflater = deflate_module.decompressobj()
         text = inflater.decompress(payload, _MAX_JSON)
         _corrupt_unless(inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data,
                         "truncated, too large, or trailing data")
@@ -141,7 +146,7 @@ def _decode_document(cls: type, payload: bytes) -> Any:
         return _codec_of(cls)[1](row, [*strings, None])
     except _CorruptPayload:
         raise
-    except (zlib.error, ValueError, TypeError, RecursionError) as e:  # zlib, JSON, UTF-8, arity, enum value
+    except (_INFLATE_ERROR, ValueError, TypeError, RecursionError) as e:  # zlib, JSON, UTF-8, arity, enum value
         raise _CorruptPayload(f"not a {cls.__name__} payload: {type(e).__name__}: {e}") from None
 
 
