@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from muslcheck.cache.codec import decode_report
-from muslcheck.fleet.report import FleetReport, TargetResult, failure, fleet_report, summarize
+from muslcheck.fleet.report import FleetReport, TargetResult, failure, fleet_report
 from muslcheck.fleet.work import CacheSpec, Outcome, Task, portable, run_task, tool_identity
 from muslcheck.ldso.tables import Catalog
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
@@ -91,7 +91,8 @@ def scan_fleet(targets: Sequence[str], options: ScanOptions | None = None,
     order = _ordered(layers)
     claims = LayerClaims(order, [blobs for _, blobs in layers])
     if fleet.dask is not None:
-        outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(per_target[i]), fleet.cache) for i in order],
+        outcomes = _on_dask(fleet.dask, [Task(i, targets[i], portable(per_target[i]), fleet.cache, fleet.keep_reports)
+                                           for i in order],
                             claims, fleet.progress)
     else:
         outcomes = _locally(targets, order, per_target, fleet, claims)
@@ -219,7 +220,8 @@ def _locally(targets: Sequence[str], order: list[int], per_target: Sequence[Scan
     starts when ``claims`` lets it (in order, one at a time, every claim holds anyway)."""
     workers = min(local_workers(fleet.jobs), len(targets))
     per_scan = max(1, local_workers(fleet.jobs) // workers)
-    tasks = {i: Task(i, targets[i], portable(per_target[i], jobs=per_scan), fleet.cache) for i in order}
+    tasks = {i: Task(i, targets[i], portable(per_target[i], jobs=per_scan), fleet.cache, fleet.keep_reports)
+             for i in order}
     fleet.progress("scanning targets", 0, len(tasks))
     if workers == 1:
         for done, i in enumerate(order, 1):
@@ -300,16 +302,19 @@ def _gather(targets: Sequence[str], outcomes: Iterator[Outcome],
         if outcome.tool and outcome.tool != here:
             raise UsageError(f"a worker runs muslcheck {outcome.tool}, this process {here}: install the same "
                              "muslcheck on every worker")
-        if outcome.payload is None:
+        if outcome.summary is None:
             results[outcome.index] = failure(target, outcome.error_kind or "internal", outcome.error or "failed")
             continue
+        target_info = target_info or outcome.target
+        if not keep_reports:
+            results[outcome.index] = outcome.summary
+            continue
         try:
-            report = decode_report(outcome.payload)
+            report = decode_report(outcome.payload or b"")
         except ValueError as e:
             results[outcome.index] = failure(target, "internal", f"internal error: undecodable report: {e}")
             continue
-        target_info = target_info or report.target
-        results[outcome.index] = summarize(target, report, keep_report=keep_reports)
+        results[outcome.index] = replace(outcome.summary, report=report)
     return [results[i] for i in range(len(targets))], target_info
 
 

@@ -2,7 +2,9 @@
 
 Everything a task carries pickles plainly (the options without their callable and open parts); the cache is
 named, not shipped, and each worker process (each thread, as Store is not thread-safe) opens it once and scans
-every target it gets through it. The report comes back in the cache codec's compact columnar form.
+every target it gets through it. What comes back is the fleet report's summary of the target (``summarize``), made
+where it was scanned; the whole report too, in the cache codec's compact columnar form, only when the fleet keeps
+each target's report.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass, replace
 
 from muslcheck.cache import CacheStore, default_salt, open_store
 from muslcheck.cache.codec import encode_report
+from muslcheck.fleet.report import TargetResult, summarize
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
 from muslcheck.model.options import no_progress
+from muslcheck.model.report import TargetInfo
 from muslcheck.model.version import __version__
 from muslcheck.scan import ScanOptions, scan
 
@@ -33,16 +37,19 @@ class Task:
     target: str
     options: ScanOptions  # without progress, catalog or cache (see ``portable``)
     cache: CacheSpec | None
+    keep_report: bool = False  # send the whole report back, not only its summary
 
 
 @dataclass(frozen=True)
 class Outcome:
     index: int
-    payload: bytes | None  # the report, ``encode_report``; None on error
+    payload: bytes | None  # the report, ``encode_report``, when the task keeps it; None on error
     error: str | None
     error_kind: str | None  # "usage", "input", "internal"
     tool: str  # the worker's muslcheck version (a fleet must not mix two)
     seconds: float
+    summary: TargetResult | None = None  # what the fleet report keeps of the target; None on error
+    target: TargetInfo | None = None  # what the scan was judged against
 
 
 def tool_identity() -> str:
@@ -70,14 +77,16 @@ def _store(spec: CacheSpec) -> CacheStore:
 def run_task(task: Task) -> Outcome:
     """Scan one target; every error is part of the outcome, never raised (a worker outlives a bad target)."""
     start = time.monotonic()
+    summary, target = None, None
     try:
         cache = _store(task.cache) if task.cache is not None else None
         report = scan(task.target, replace(task.options, cache=cache))
-        payload, error, kind = encode_report(report), None, None
+        summary, target = summarize(task.target, report), report.target
+        payload, error, kind = encode_report(report) if task.keep_report else None, None, None
     except UsageError as e:
         payload, error, kind = None, str(e), "usage"
     except (InputError, MuslcheckError, OSError) as e:
         payload, error, kind = None, str(e), "input"
     except Exception as e:  # a bug on one target: one line in the report, the fleet goes on
         payload, error, kind = None, f"internal error: {e!r}", "internal"
-    return Outcome(task.index, payload, error, kind, tool_identity(), time.monotonic() - start)
+    return Outcome(task.index, payload, error, kind, tool_identity(), time.monotonic() - start, summary, target)
