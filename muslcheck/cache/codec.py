@@ -19,6 +19,7 @@ import hashlib
 import json
 import operator
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -87,16 +88,38 @@ def load_judged(store: CacheStore, key: str) -> JudgedState | None:
     payload = store.get(key)
     if payload is None:
         return None
+    digest = hashlib.blake2b(payload, digest_size=32).digest()
+    if (state := _kept_here.get(digest)) is not None:
+        _kept_here.move_to_end(digest)
+        return state
     try:
-        state: JudgedState = _decode(JudgedState, payload)
+        decoded: JudgedState = _decode(JudgedState, payload)
     except _CorruptPayload:
         store.discard(key)
         return None
-    return state
+    _keep_here(digest, decoded)
+    return decoded
 
 
 def save_judged(store: CacheStore, key: str, state: JudgedState) -> bool:
-    return store.put(key, _encode(JudgedState, state))
+    payload = _encode(JudgedState, state)
+    saved = store.put(key, payload)
+    if saved:
+        _keep_here(hashlib.blake2b(payload, digest_size=32).digest(), state)
+    return saved
+
+
+# The judging this process kept last, by its payload's hash (a state is frozen): the next image of a fleet on the
+# same base, scanned by the same worker, finds the state it saved without decoding it (0.2-0.3 s a benchmark image).
+_KEPT_HERE = 2
+_kept_here: OrderedDict[bytes, JudgedState] = OrderedDict()
+
+
+def _keep_here(digest: bytes, state: JudgedState) -> None:
+    _kept_here[digest] = state
+    _kept_here.move_to_end(digest)
+    while len(_kept_here) > _KEPT_HERE:
+        _kept_here.popitem(last=False)
 
 
 @contextmanager
