@@ -9,6 +9,8 @@
 - ``images-big/image-none-big.tar``: the same uncompressed docker-archive with ~3 GB more in its one
   layer (six 512 MiB files of non-ELF data under ``/srv/data/``), to show that peak RSS does not grow
   with the image's size; built only when the image cases ask for it;
+- ``top-layer/``: the new top layer of the rebuilt image (``files/`` and ``layer.tar.gz``): 5 MiB of non-ELF data
+  and one small library of the tree under a new path;
 - ``app.jar``: a Spring-Boot-like fat JAR, 200 nested JARs stored under ``BOOT-INF/lib``, some with
   native libraries;
 - ``growth-N/``: trees of N ELF files, copies of the tree's ELF files (real copies: muslcheck reads
@@ -415,6 +417,76 @@ def build_big_image(
     )
     _mark(stamp, {"note": note, "extra_bytes": extra})
     return archive, note
+
+
+def layer_digests(work: Path, layers: dict[str, Path]) -> tuple[str, str]:
+    """(the gzip layer blob's digest, the layer's diff_id) of ``build_images``' layer, hashed once and kept."""
+    stamp = work / "images-digests.json"
+    if stamp.exists():
+        digest, diff_id = json.loads(stamp.read_text())
+        return str(digest), str(diff_id)
+    digest, diff_id = sha256_file(layers["gzip"]), sha256_file(layers["none"])
+    stamp.write_text(json.dumps([digest, diff_id]))
+    return digest, diff_id
+
+
+# --- the rebuilt image's new top layer -----------------------------------------------------------
+
+TOP_LAYER_DATA_FILES = 5  # of 1 MiB each: random bytes do not deflate, so with the ELF file a ~5 MB gzip layer
+
+
+@dataclass(frozen=True)
+class TopLayer:
+    files: Path  # the layer's content as a directory (scanned alone: "the new layer's own time")
+    blob: Path  # the gzip layer
+    diff_id: str
+    note: str
+
+
+def non_elf_bytes(seed: str, size: int) -> bytes:
+    """``size`` pseudo-random bytes (the same for the same seed) that nothing takes for a file format."""
+    n = 0
+    while True:
+        data = random.Random(f"{seed}/{n}").randbytes(size)
+        if not data.startswith((ELF_MAGIC, b"#!")) and b"PK\x05\x06" not in data:
+            return data
+        n += 1
+
+
+def build_top_layer(work: Path, tree: Path, elf_files: list[Path], log: Log) -> TopLayer:
+    """A new top layer for the benchmark image, as a CI build adds one: ``TOP_LAYER_DATA_FILES`` MiB of non-ELF
+    data under /srv/assets/ and one small library of the tree (the smallest of at least 16 KiB) copied to
+    /opt/app/lib/; as a directory and as a gzip layer (level 6)."""
+    root = work / "top-layer"
+    stamp = work / "top-layer.done"
+    files, blob = root / "files", root / "layer.tar.gz"
+    if _done(stamp):
+        info = json.loads(stamp.read_text())
+        return TopLayer(files, blob, info["diff_id"], info["note"])
+    _fresh_dir(root)
+    log("building the rebuilt image's new top layer")
+    assets = files / "srv" / "assets"
+    assets.mkdir(parents=True)
+    for i in range(TOP_LAYER_DATA_FILES):
+        (assets / f"asset-{i}.bin").write_bytes(non_elf_bytes(f"top-layer-{i}", CHUNK))
+    libraries = [p for p in elf_files if ".so" in p.name and p.stat().st_size >= 16 << 10]
+    if not libraries:
+        raise RuntimeError(f"{tree} holds no ELF library of at least 16 KiB for the new top layer")
+    library = min(libraries, key=lambda p: (p.stat().st_size, str(p)))
+    (files / "opt" / "app" / "lib").mkdir(parents=True)
+    shutil.copyfile(library, files / "opt" / "app" / "lib" / library.name)
+    tar = root / "layer.tar"
+    write_layer_tar(files, tar)
+    diff_id = sha256_file(tar)
+    compress_file(tar, blob, "gzip")
+    tar.unlink()
+    note = (
+        f"a gzip layer of {blob.stat().st_size / 1e6:.1f} MB: {TOP_LAYER_DATA_FILES} files of 1 MiB of non-ELF "
+        f"data under /srv/assets/ and {library.relative_to(tree)} ({library.stat().st_size / 1e3:.0f} kB) "
+        f"copied to /opt/app/lib/"
+    )
+    _mark(stamp, {"diff_id": diff_id, "note": note})
+    return TopLayer(files, blob, diff_id, note)
 
 
 # --- the fat JAR ---------------------------------------------------------------------------------
