@@ -280,7 +280,8 @@ def _on_dask(address: str, tasks: list[Task], claims: LayerClaims, progress: Pro
             return submitted
 
         progress("scanning targets", 0, len(tasks))
-        completed = dask_completed(submit_ready())  # type: ignore[no-untyped-call]
+        # This client is nobody's default (a caller's own stays theirs): as_completed is given its loop.
+        completed = dask_completed(submit_ready(), loop=client.loop)  # type: ignore[no-untyped-call]
         for done, future in enumerate(completed, 1):
             task = futures[future]
             claims.finished(task.index)

@@ -34,7 +34,8 @@ APPS = {
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as local, Client(local) as client:
+                      host="127.0.0.1") as local, Client(local, set_as_default=False) as client:
+        # Not this process's default client: a fleet must find its own (as the CLI does, in a fresh process).
         client.wait_for_workers(2, timeout=60)
         yield local.scheduler_address
 
