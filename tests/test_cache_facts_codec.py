@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from muslcheck.cache.codec import _decode, _encode
-from muslcheck.cache.layers import decode_layer, encode_layer
+from muslcheck.cache.layers import decode_layer, encode_layer, full_facts
 from muslcheck.elf import ElfFacts, read_elf
 from muslcheck.model.codec import Bytes, Fixed, Maybe, Plain, StrSet, shape_of
 from muslcheck.model.errors import MalformedElf
@@ -27,6 +28,7 @@ from muslcheck.targets.image.fs import (
     RecordedFile,
     RecordedMetadata,
 )
+from muslcheck.targets.image.sources.interface import SourceError
 
 BENCH_TREE = Path("/work/bench/tree")  # benchmarks/inputs.py: 1,065 ELF files
 
@@ -95,14 +97,35 @@ def _record(samples_dir: Path) -> LayerRecord:
 
 
 def test_a_layer_record_round_trips(samples_dir: Path) -> None:
+    """A streamed layer's ELF file comes back as its headers, with its facts in full kept apart (decoded when
+    asked for); everything else comes back as it was."""
     record = _record(samples_dir)
-    assert decode_layer(encode_layer(record)) == record
+    decoded = decode_layer(encode_layer(record))
+    assert decoded.entries == record.entries
+    apart = 0
+    for kept, made in zip(decoded.files, record.files, strict=True):
+        if made.facts is not None and made.facts.symbols_read and made.member is None:
+            assert kept.facts == made.facts.headers() and not kept.facts.symbols_read
+            assert kept.symbols is not None and full_facts(kept.symbols) == made.facts
+            assert replace(kept, facts=made.facts, symbols=None) == made
+            apart += 1
+        else:
+            assert kept == made
+    assert apart == 1  # hello, read in full
+
+
+def test_damaged_symbols_kept_apart_are_one_clear_error(samples_dir: Path) -> None:
+    kept = decode_layer(encode_layer(_record(samples_dir))).files[0]
+    assert kept.symbols is not None
+    with pytest.raises(SourceError, match="damaged layer record"):
+        full_facts(kept.symbols[:-3])
 
 
 @pytest.fixture(scope="module")
 def payload(samples_dir: Path) -> tuple[LayerRecord, bytes]:
-    record = _record(samples_dir)
-    return record, encode_layer(record)
+    """The record as it comes back (the symbols apart), and its payload."""
+    encoded = encode_layer(_record(samples_dir))
+    return decode_layer(encoded), encoded
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

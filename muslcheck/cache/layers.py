@@ -11,17 +11,22 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from muslcheck.cache.codec import _CorruptPayload, _decode, _encode
 from muslcheck.cache.interface import CacheStore
 from muslcheck.cache.keys import scan_key
 from muslcheck.cache.verified import StoredVerifications
-from muslcheck.targets.image.fs import LayerRecord
+from muslcheck.elf import ElfFacts
+from muslcheck.ldso.lru import Bounded
+from muslcheck.targets.image.fs import LayerRecord, RecordedFile
+from muslcheck.targets.image.sources.interface import SourceError
 
 # Records decoded in this process, by their payload's hash: a fleet worker scanning image after image on one base
 # decodes the base's record once (0.3-0.5 s for the benchmark tree). A record is frozen; applying it makes new nodes.
 _DECODED_KEPT = 4
 _decoded: OrderedDict[bytes, LayerRecord] = OrderedDict()
+_full_facts: Bounded[bytes, ElfFacts] = Bounded(512)  # by their payload (bytes cache their hash)
 
 
 class StoredLayers:
@@ -65,12 +70,36 @@ class StoredLayers:
             _decoded.popitem(last=False)
         return record
 
+    def full_facts(self, symbols: bytes) -> ElfFacts:
+        return full_facts(symbols)
+
     def save(self, key: str, record: LayerRecord) -> None:
         self.store.put(_key(key), encode_layer(record))
 
 
 def encode_layer(record: LayerRecord) -> bytes:
-    return _encode(LayerRecord, record)
+    """The record, each streamed ELF file's facts in full encoded on their own (``RecordedFile.symbols``): a scan
+    that reuses most of its judging decodes only the symbols of the files it judges again."""
+    return _encode(LayerRecord, replace(record, files=tuple(map(_symbols_apart, record.files))))
+
+
+def full_facts(symbols: bytes) -> ElfFacts:
+    """A kept file's facts in full (``RecordedFile.symbols``), decoded once per process while they stay among the
+    last decoded (a fleet worker's images share their base's files); ``SourceError`` when they do not decode."""
+    facts = _full_facts.get(symbols)
+    if facts is None:
+        try:
+            facts = _full_facts.put(symbols, _decode(ElfFacts, symbols))
+        except _CorruptPayload as e:
+            raise SourceError(f"the report cache holds a damaged layer record ({e}): scan with --no-cache, or "
+                              "clear the cache") from None
+    return facts
+
+
+def _symbols_apart(file: RecordedFile) -> RecordedFile:
+    if file.facts is None or not file.facts.symbols_read or file.member is not None or file.symbols is not None:
+        return file
+    return replace(file, facts=file.facts.headers(), symbols=_encode(ElfFacts, file.facts))
 
 
 def decode_layer(payload: bytes) -> LayerRecord:

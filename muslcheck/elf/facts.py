@@ -12,7 +12,7 @@ tests, ``explain`` and messages; the loader and the judging read the columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any, Final, overload
 
@@ -288,3 +288,8 @@ class ElfFacts:
     # Which of the strings asked for (``read_elf(..., marks=...)``) occur anywhere in the dynamic string table (every
     # name a symbol has is there, a prefix of it too): a cheap test before the symbols are read. None: not asked.
     dynstr_marks: frozenset[str] | None = None
+
+    def headers(self) -> ElfFacts:
+        """These facts as a header-only read gives them: no relocation, use or export (``symbols_read`` False)."""
+        return replace(self, relocations=(), tls_relocations_local=0, uses=NO_USES, exports=NO_EXPORTS,
+                                   symbols_read=False)

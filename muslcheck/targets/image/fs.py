@@ -77,6 +77,7 @@ class Node:
     head: bytes | None = None  # content of a file read whole (_kept_whole)
     archive: ArchiveScan | None = None  # ELF files inside a JAR, WAR, wheel...
     content: MappedMember | None = None  # a mapped layer's ELF member: its symbols are read from it when needed
+    symbols: bytes | None = None  # a recorded file's facts in full, decoded when needed (``LayerRecords.full_facts``)
 
 
 class Nodes(dict[str, Node]):
@@ -109,7 +110,8 @@ class ImageRoot:
 
     def __init__(self, nodes: Nodes, layers: int, rejected: list[Skip],
                  unverified: list[tuple[int, Layer, BlobLocation]] | None = None,
-                 after_verifying: _AfterVerifying | None = None) -> None:
+                 after_verifying: _AfterVerifying | None = None,
+                 full_facts: Callable[[bytes], ElfFacts] | None = None) -> None:
         self.nodes = nodes
         self.layers = layers
         self.rejected = rejected  # members that never entered the tree (names escaping the root)
@@ -117,6 +119,7 @@ class ImageRoot:
         self._unverified = unverified or []  # mapped layers whose digests are still to check
         self._digests: BackgroundDigests | None = None
         self._after = after_verifying
+        self._full_facts = full_facts
 
     def start_verifying(self) -> None:
         """Hash the mapped layers on a thread of their own (start it after forking any worker)."""
@@ -160,6 +163,8 @@ class ImageRoot:
             raise MalformedElf(node.problem or "not an ELF file")
         if not node.facts.symbols_read and node.content is not None:
             return node.content.read(_symbols_only)  # the facts in full, from the mapped layer
+        if not node.facts.symbols_read and node.symbols is not None and self._full_facts is not None:
+            return self._full_facts(node.symbols)  # the facts in full, from the layer's record
         return node.facts
 
     def read_constructor_calls(self, resolved: Resolved) -> tuple[str, ...]:
@@ -320,14 +325,15 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
             if key is not None and recorder is not None:
                 after.records.save(key, recorder.record())
     progress("reading layers", len(image.layers), len(image.layers))
-    root = ImageRoot(nodes, len(image.layers), rejected, unverified, after)
+    root = ImageRoot(nodes, len(image.layers), rejected, unverified, after,
+                     records.full_facts if records is not None else None)
     if not defer_digests:
         root.start_verifying()
         root.verify()
     return root
 
 
-RECORD_VERSION = 1  # bump when what a record holds, or how it is applied, changes
+RECORD_VERSION = 2  # bump when what a record holds, or how it is applied, changes
 
 
 @dataclass(frozen=True)
@@ -359,6 +365,9 @@ class RecordedFile:
     member: tuple[int, int] | None  # a mapped layer's ELF file: (offset, size) of its bytes in the blob
     takes: tuple[tuple[int, bool], ...]  # what it asked of the image's metadata budget (bytes, granted), in order
     rejected: tuple[Skip, ...]  # what its read added to the image's rejections (over the budget)
+    # A streamed layer's ELF file as kept: ``facts`` its headers, and this its facts in full, encoded by the store
+    # (decoded only for the files a scan judges again). None: ``facts`` are what the read made.
+    symbols: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +394,10 @@ class LayerRecords(Protocol):
 
     @property
     def verified(self) -> VerifiedMemo: ...
+
+    def full_facts(self, symbols: bytes) -> ElfFacts:
+        """A kept file's facts in full, from its record's ``symbols``; ``SourceError`` if they do not decode."""
+        ...
 
     def load(self, key: str, meanwhile: Callable[[], object] | None = None) -> LayerRecord | None:
         """The record under ``key``; when there is one, ``meanwhile`` runs while it decodes (its exception
@@ -626,7 +639,7 @@ def _node_of(file: RecordedFile, layer: int, path: str, mapped: MappedLayer | No
     if file.member is not None and mapped is not None:
         content = MappedMember(mapped, *file.member)
     return Node("file", layer, ("file", layer, path), facts=file.facts, problem=file.problem, head=file.head,
-                archive=archive, content=content)
+                archive=archive, content=content, symbols=file.symbols)
 
 
 def _apply(state: _Reading, member: TarEntry, tar: TarReader | None, layer: int, mapped: MappedLayer | None,
@@ -672,7 +685,7 @@ def _apply(state: _Reading, member: TarEntry, tar: TarReader | None, layer: int,
                 del nodes[path]
             return None
         nodes[path] = Node("file", layer, source.identity, facts=source.facts, problem=source.problem,
-                           head=source.head, archive=source.archive, content=source.content)
+                           head=source.head, archive=source.archive, content=source.content, symbols=source.symbols)
     elif member.isreg():
         if prepared is not None:
             nodes[path] = replace(prepared, layer=layer)
