@@ -435,9 +435,14 @@ def pages_unchanged(fd: int, runs: tuple[int, ...], digest: bytes) -> bool:
     (``read_elf_descriptor``'s ``pages_read``): the pages read again (``pread``), hashed the same way. A file of
     another size, or too short to hold them now, is False."""
     size = os.fstat(fd).st_size
-    pages = runs[::2]
-    if len(runs) % 2 or any(n <= 0 for n in runs[1::2]) or list(pages) != sorted(set(pages)) \
-            or (runs and (runs[-2] + runs[-1] - 1) * _LazyFile._PAGE >= size):
+    if len(runs) % 2:
+        return False
+    end = 0
+    for first, n in zip(runs[::2], runs[1::2], strict=True):  # ascending, apart, each page inside the file
+        if first < end or n <= 0:
+            return False
+        end = first + n
+    if (end - 1) * _LazyFile._PAGE >= size:
         return False
     short = False
 
@@ -446,7 +451,10 @@ def pages_unchanged(fd: int, runs: tuple[int, ...], digest: bytes) -> bool:
         data = os.pread(fd, end - start, start)
         short = short or len(data) != end - start
         return data
-    found = _pages_digest(size, runs, read)
+    try:
+        found = _pages_digest(size, runs, read)
+    except OSError:  # unreadable now: the read that follows says why
+        return False
     return not short and found == digest
 
 

@@ -257,7 +257,8 @@ def _starts_with_elf_magic(fd: int) -> bool:
 def discover(root: DirectoryRoot, cache: FactsCache, progress: Progress = no_progress,
              keep: KeepWhole = KEEP_NOTHING, marks: frozenset[str] | None = None) -> Discovered:
     """Walk the root without following links; read the headers of each ELF file once per inode (noting which of
-    ``marks`` its string table holds), and the members ``keep`` asks for of each archive.
+    ``marks`` its string table holds), or take them from ``root.known`` when its pages are unchanged, and the
+    members ``keep`` asks for of each archive.
 
     The symbols are read later, by ``cache``, for the files the loader model opens."""
     found: dict[object, ElfFile] = {}

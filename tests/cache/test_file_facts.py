@@ -263,7 +263,8 @@ def test_bad_runs_are_refused(root: Path) -> None:
     try:
         assert pages_unchanged(fd, runs, digest)
         size = os.fstat(fd).st_size
-        for bad in ((*runs, 0), (0, 0), (size // 4096 + 1, 1), (1, 1, 0, 1), runs[:-1]):
+        for bad in ((*runs, 0), (0, 0), (size // 4096 + 1, 1), (1, 1, 0, 1), (0, 2, 1, 1), (-1, 2), (0, 1 << 70),
+                    runs[:-1]):
             assert not pages_unchanged(fd, bad, digest)
     finally:
         os.close(fd)
