@@ -213,6 +213,24 @@ def _same(value: Any) -> Any:
     return value
 
 
+_C = typing.TypeVar("_C", bound=type)
+
+
+def pickled_by_fields(cls: _C) -> _C:
+    """A frozen slotted dataclass pickled as a call of the class with its fields' values. The dataclass's own
+    ``__getstate__``/``__setstate__`` run Python code per field: the 40,000 findings a worker sends back for 1,000
+    files took three times as long to pickle and twice as long to unpickle."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    get = attrgetter(*names)
+    values = get if len(names) > 1 else lambda value: (get(value),)
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign, assignment]
+    return cls
+
+
 def fields_of(value: Any) -> dict[str, Any]:
     """A dataclass instance's fields by name, in order: ``vars`` for the slotted ones too."""
     cls = type(value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from muslcheck.model.codec import builder, fields_of
+from muslcheck.model.codec import builder, fields_of, pickled_by_fields
 from muslcheck.model.options import Context
 from muslcheck.model.rules import RULES
 
@@ -79,6 +79,7 @@ class FileKind(StrEnum):
     OTHER = "other"  # an object file, a core dump: never mapped by the loader
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SymbolFinding:
     name: str
@@ -106,6 +107,7 @@ def symbol_message(s: SymbolFinding) -> str:
     return f"{s.name}{version} is not defined: {s.file} loads, then crashes on the first call"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class LibraryFinding:
     name: str
@@ -114,6 +116,7 @@ class LibraryFinding:
     package: str | None  # the Alpine package that provides the soname, when known
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class RelocationFinding:
     type: int
@@ -122,6 +125,7 @@ class RelocationFinding:
     file: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class TlsFinding:
     symbol: str | None
@@ -129,6 +133,7 @@ class TlsFinding:
     definer: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem, flat: what SARIF, JUnit, Markdown and ignore files work with."""
@@ -144,6 +149,7 @@ class Finding:
     ignored: str | None = None  # the ignore entry's reason, when one matched
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class LoadStep:
     name: str  # as requested (DT_NEEDED, preload)
@@ -152,6 +158,7 @@ class LoadStep:
     links: tuple[str, ...]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FileReport:
     path: str
@@ -187,6 +194,7 @@ class StepKind(StrEnum):
     REBUILD = "rebuild"  # rebuild (or replace) against musl
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FixStep:
     kind: StepKind
@@ -194,6 +202,7 @@ class FixStep:
     action: str | None = None  # what a tool runs: the command, the apk package or so:/cmd: form, the image
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Component:
     """A unit a user acts on: a Maven library, a Python distribution, an npm package, a runtime,
@@ -430,6 +439,7 @@ def plan_of(components: tuple[Component, ...]) -> Plan:
     )
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Skip:
     path: str
@@ -437,6 +447,7 @@ class Skip:
     unchecked: bool = True  # content that may hold ELF code went unchecked (False: only a dangling link)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class TargetInfo:
     musl: str
