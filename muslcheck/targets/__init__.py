@@ -89,7 +89,7 @@ def _open(stack: ExitStack, ref: Reference, image: Image | None, access: ImageAc
     assert image is not None
     from muslcheck.targets.image.fs import read_image
 
-    tree = read_image(image, progress, keep=keep, defer_digests=True, records=layer_records)
+    tree = read_image(image, progress, keep=keep, defer_digests=True, records=layer_records, marks=marks)
     image_cache = FactsCache(tree)
     from_layer, notes = 0, [f"image {image.reference}: {image.config.platform}, {len(image.layers)} layers"
                             if image.kind != ReferenceKind.ROOTFS else

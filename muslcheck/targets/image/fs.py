@@ -248,7 +248,8 @@ def _with_links(skip: Skip, links: list[str] | tuple[()]) -> Skip:
 
 
 def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhole = KEEP_NOTHING,
-               defer_digests: bool = False, records: LayerRecords | None = None) -> ImageRoot:
+               defer_digests: bool = False, records: LayerRecords | None = None,
+               marks: frozenset[str] | None = None) -> ImageRoot:
     """Read every layer of ``image`` into one squashed tree: a layer that lies uncompressed in a local file
     by random access over a map of it, any other as a stream.
 
@@ -256,13 +257,14 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
     ``defer_digests``; then the caller calls ``start_verifying()`` and, before it trusts the tree, ``verify()``.
     A layer listed again (the same digest) is not read again: its entries, as first read, are applied again.
     With ``records``, a layer recorded by an earlier scan is applied from its record (its blob only checked), and
-    each layer read is recorded there once its digests are checked.
+    each layer read is recorded there once its digests are checked. ``marks``: looked for in each ELF file's string
+    table (``ElfFacts.dynstr_marks``).
     """
     unverified: list[tuple[int, Layer, BlobLocation]] = []
     nodes = Nodes()
     nodes["/"] = Node("dir", -1, ("dir", "/"))
     rejected: list[Skip] = []
-    state = _Reading(nodes, rejected, _Keeping(keep, Budget(MAX_KEPT_BYTES)), image.reference)
+    state = _Reading(nodes, rejected, _Keeping(keep, Budget(MAX_KEPT_BYTES), marks), image.reference)
     listed = Counter(layer.digest for layer in image.layers)
     recorded: dict[str, list[tuple[TarEntry, Node | None]]] = {}
     after = _AfterVerifying(records) if records is not None else None
@@ -279,7 +281,7 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
             if mapped is not None and location is not None and compression_of(
                 layer.media_type, bytes(mapped.view(0, 4))
             ) is None:
-                key = layer_record_key(layer, keep, mapped=True) if after is not None else None
+                key = layer_record_key(layer, keep, marks, mapped=True) if after is not None else None
                 stored = after.records.load(key) if after is not None and key is not None else None
                 if stored is not None and state.apply_record(stored, index, mapped, location.size, record):
                     assert after is not None
@@ -295,7 +297,7 @@ def read_image(image: Image, progress: Progress = no_progress, *, keep: KeepWhol
                     if key is not None and recorder is not None:
                         after.pending.append((key, recorder.record()))  # kept once its digest is checked
                 continue
-            key = layer_record_key(layer, keep, mapped=False) if after is not None else None
+            key = layer_record_key(layer, keep, marks, mapped=False) if after is not None else None
             # A local blob is hashed while its record decodes (a swapped blob fails as an uncached read does).
             check = (partial(verify_blob, index, layer, location, after.records.verified)
                      if after is not None and location is not None and image.kind != ReferenceKind.ROOTFS else None)
@@ -407,16 +409,17 @@ class LayerRecords(Protocol):
     def save(self, key: str, record: LayerRecord) -> None: ...
 
 
-def layer_record_key(layer: Layer, keep: KeepWhole, *, mapped: bool) -> str | None:
+def layer_record_key(layer: Layer, keep: KeepWhole, marks: frozenset[str] | None, *, mapped: bool) -> str | None:
     """What a layer's record depends on: the blob (its digest, and the diff_id it was checked against), how it is
-    read (a mapped layer's record points into the blob; a streamed one's has the symbols), and what is kept whole.
+    read (a mapped layer's record points into the blob; a streamed one's has the symbols), what is kept whole, and
+    the marks looked for in the string tables.
     None when ``keep`` has no stable name (``keep_key``): then the layer is not recorded."""
     kept = keep_key(keep)
     if kept is None:
         return None
     return json.dumps({"record": RECORD_VERSION, "digest": layer.digest, "diff_id": layer.diff_id,
                        "media_type": layer.media_type, "read": "mapped" if mapped else "streamed",
-                       "keep": kept}, sort_keys=True)
+                       "keep": kept, "marks": None if marks is None else sorted(marks)}, sort_keys=True)
 
 
 def keep_key(keep: KeepWhole) -> str | None:
@@ -481,6 +484,7 @@ class _Keeping:
 
     keep: KeepWhole
     budget: Budget
+    marks: frozenset[str] | None = None  # looked for in each ELF file's string table (``ElfFacts.dynstr_marks``)
 
 
 class _Reading:
@@ -502,7 +506,7 @@ class _Reading:
         shared = self.kept
         counted = _CountedBudget(shared.budget)
         if recorder is not None:
-            self.kept = _Keeping(shared.keep, counted)
+            self.kept = _Keeping(shared.keep, counted, shared.marks)
         try:
             for entry in tar:
                 self.count()
@@ -728,7 +732,7 @@ def _regular_file(path: str, member: TarEntry, tar: TarReader, layer: int, kept:
         node.archive = scan_archive(cast(BinaryIO, BufferReader(data)), path, kept.keep, kept.budget)
         return node
     try:
-        node.facts = read_elf(data)
+        node.facts = read_elf(data, marks=kept.marks)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
     return node
@@ -774,7 +778,7 @@ def _mapped_file(node: Node, path: str, member: TarEntry, mapped: MappedLayer, s
         if archive:
             node.archive = scan_archive(cast(BinaryIO, BufferReader(content)), path, kept.keep, kept.budget)
         else:
-            node.facts = read_elf(content, symbols=False)
+            node.facts = read_elf(content, symbols=False, marks=kept.marks)
             node.content = MappedMember(mapped, member.offset_data, member.size)
     except MalformedElf as e:
         node.problem = f"malformed ELF: {e}"
