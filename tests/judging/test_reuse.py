@@ -222,3 +222,37 @@ def test_workers_keep_and_reuse_the_same_judging(tmp_path: Path, monkeypatch: py
     write(root, "/app/lib/libfoo.so.1", library("libfoo.so.1", exports=("foo",)))
     again = scan(root, ScanOptions(musl="1.2.5", jobs=2, cache=store))
     assert again == scan(root, ScanOptions(musl="1.2.5", jobs=1))
+
+
+def test_a_rescan_that_reuses_nearly_everything_keeps_the_older_state(tmp_path: Path, rescan,  # type: ignore[no-untyped-def]
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """One loose library changed of 40 roots: the state it was judged against stays (writing a new one costs more
+    than judging that change again next time); the next rescan, after another change, judges both changes again and
+    still gives a fresh scan's report. Changes past the share (``_NEW_STATE_SHARE``) write a new state."""
+    root = tmp_path / "root"
+    tree(root)
+    for n in range(36):
+        write(root, f"/opt/many/lib{n}.so", library(f"lib{n}.so", uses=("memcpy",)))
+    saved: list[JudgedState] = []
+    real_save = scan_module.save_judged
+    monkeypatch.setattr(scan_module, "save_judged",
+                        lambda store, key, state: saved.append(state) or real_save(store, key, state))
+    rescan(root)
+    assert len(saved) == 1 and len(saved[0].roots) == 40
+
+    def change(n: int) -> None:
+        write(root, f"/opt/many/lib{n}.so", library(f"lib{n}.so", uses=("memcpy", f"glibc_only_{n}")))
+
+    change(0)
+    _, judged_first = rescan(root)
+    assert len(saved) == 1 and judged_first > 0  # judged lib0 again, and kept the first state
+    change(1)
+    second, judged_second = rescan(root)
+    assert len(saved) == 1 and judged_second > judged_first  # lib0 and lib1, both changed since the state kept
+    assert {f.path for f in second.files if f.verdict is Verdict.BLOCKED} >= {"/opt/many/lib0.so", "/opt/many/lib1.so"}
+    for n in range(2, 6):
+        change(n)
+    rescan(root)
+    assert len(saved) == 2  # 6 of 40 roots changed since it: a new state
+    _, judged_after = rescan(root)
+    assert judged_after == 0
