@@ -342,3 +342,17 @@ def test_no_cache_neither_reads_nor_writes_a_record(root: Path, monkeypatch: pyt
         raise AssertionError("a record made without a cache")
     monkeypatch.setattr(StoredFiles, "__init__", refuse)
     assert _scan(root, None).files
+
+
+def test_a_file_with_holes_is_read_and_not_recorded(root: Path, store: Store) -> None:
+    """A sparse file is read with its hole map (SEEK_HOLE), which the bytes of its pages do not stand for."""
+    sparse = root / "lib" / "libsparse.so"
+    shutil.copy(root / "lib" / "libfoo.so.1", sparse)
+    with open(sparse, "r+b") as f:
+        f.truncate(os.path.getsize(sparse) + (1 << 20))  # a megabyte of hole at the end
+    st = os.stat(sparse)
+    if st.st_blocks * 512 >= st.st_size:
+        pytest.skip("this filesystem allocated the hole")
+    record = StoredFiles(store, root, MARKS, record_full=True)
+    _through(record, sparse, symbols=True, expect_hit=False)
+    assert record.misses == 0 and not record.save()
