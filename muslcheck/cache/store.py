@@ -154,6 +154,18 @@ class Store(CountingStore):
             self._root = None
             self.disabled = self.disabled or "closed"
 
+    def still_at_path(self) -> bool:
+        """Whether the directory this store opened is still the one at its path: not removed, nor replaced (a
+        long-lived process, a Dask worker, opens its store again otherwise: writes into a removed directory fail,
+        and every later scan would miss)."""
+        if self._root is None:
+            return False
+        try:
+            held, there = os.fstat(self._root), os.stat(self.directory)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+
     def _readable(self) -> bool:
         return self._root is not None and self.disabled is None
 

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from muslcheck.cache import CacheStore, default_salt, open_store
+from muslcheck.cache import CacheStore, Store, default_salt, open_store
 from muslcheck.cache.codec import encode_report
 from muslcheck.fleet.report import TargetResult, summarize
 from muslcheck.model.errors import InputError, MuslcheckError, UsageError
@@ -69,9 +69,10 @@ _local = threading.local()  # this thread's open stores, by CacheSpec
 
 def _store(spec: CacheSpec) -> CacheStore:
     stores: dict[CacheSpec, CacheStore] = _local.__dict__.setdefault("stores", {})
-    if spec not in stores:
-        stores[spec] = open_store(spec.location, salt=default_salt(), max_bytes=spec.max_bytes)
-    return stores[spec]
+    store = stores.get(spec)
+    if store is None or (isinstance(store, Store) and not store.still_at_path()):  # a directory removed since
+        store = stores[spec] = open_store(spec.location, salt=default_salt(), max_bytes=spec.max_bytes)
+    return store
 
 
 def run_task(task: Task) -> Outcome:

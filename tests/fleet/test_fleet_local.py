@@ -167,3 +167,29 @@ def test_a_target_named_again_is_scanned_once(fleet_dirs: dict[str, Path], monke
     assert [t.target for t in fleet.targets] == targets
     assert fleet == in_workers
     assert fleet.targets[0] == fleet.targets[2] == summarize(alpha, scan(alpha, OPTIONS))
+
+
+def test_a_cache_directory_removed_between_fleets_is_opened_again(fleet_dirs: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """A process that outlives fleets (a Dask worker; here this one, at -j 1) keeps its open store per cache.
+    Removed and made again (rm -rf, a CI cache step), the directory is a new one: the next fleet writes into it
+    instead of into the removed one, where every write failed and every scan missed."""
+    import shutil
+
+    from muslcheck.fleet import CacheSpec
+
+    time.sleep(2.1)  # a directory changed in the last 2 s is never cached (docs/cache.md, "racily clean")
+    cache = tmp_path / "removed-cache"
+    spec = CacheSpec(str(cache), 1 << 26)
+    targets = [str(p) for p in fleet_dirs.values()]
+
+    def entries() -> int:
+        return sum(1 for p in cache.rglob("*") if p.is_file() and len(p.name) == 62)
+
+    first = scan_fleet(targets, OPTIONS, FleetOptions(jobs=1, cache=spec))
+    assert entries() == 3 * len(targets)
+    shutil.rmtree(cache)
+    cache.mkdir()
+    again = scan_fleet(targets, OPTIONS, FleetOptions(jobs=1, cache=spec))
+    assert again == first
+    assert entries() == 3 * len(targets)
