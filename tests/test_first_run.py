@@ -184,3 +184,15 @@ def test_readme_demo_command_in_a_fresh_venv(tmp_path: Path) -> None:
     assert "NEEDS-PACKAGES  /cxx/app/lib/libcxx.so" in proc.stdout
     installed = checkout / ".venv" / "lib"
     assert not [p for p in installed.rglob("muslcheck/__init__.py") if p.is_symlink()]  # a real install
+
+
+def test_readme_code_blocks_are_closed_and_hold_no_heading() -> None:
+    """Every fenced block of the README closes, and none swallows a section: a missing fence once made the
+    "Fleets" section, and the demo's output above it, one code block."""
+    inside, opened = False, 0
+    for number, line in enumerate(README.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            inside, opened = not inside, number
+        elif inside:
+            assert not line.startswith("## "), f"README.md:{number}: a heading inside the block opened at {opened}"
+    assert not inside, f"README.md: the block opened at line {opened} never closes"
